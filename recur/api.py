@@ -1,0 +1,177 @@
+"""The library API: `load` a spec, `run` it, or `check` it; the CLI is a thin layer on these.
+
+    >>> import recur
+    >>> spec = recur.load("specs/fibonacci.yaml")
+    >>> recur.run(spec, steps=5)["x"].tolist()
+    [1, 2, 3, 5, 8]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from recur.compiler import Compiled, OutputSummary, compile_spec
+from recur.diagnostics import Origin, RecurError, UsageError, did_you_mean
+from recur.engine.backend import get_backend
+from recur.engine.loop import run_plan
+from recur.lang.analyze import Context, analyze_spec, check_expression
+from recur.lang.parse import parse_expression
+from recur.spec import Spec, load_spec
+
+
+def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
+    """Load and check a spec: a file path, or YAML text (anything with a newline).
+
+    Raises:
+        RecurError: the spec is malformed; `recur.render(err)` formats it.
+    """
+    spec = load_spec(path_or_text, path=path)
+    with _sourced(spec):
+        analyze_spec(spec)
+    return spec
+
+
+@dataclass(frozen=True)
+class Result(Mapping[str, numpy.ndarray]):
+    """The kept outputs by name (declaration order), and how the run ended."""
+
+    arrays: dict[str, numpy.ndarray]
+    keeps: dict[str, str]  # "all" or "last", for each output in `arrays`
+    steps_run: int
+    stopped_by: str  # "steps" or "until"
+    params: dict[str, Any]
+
+    def __getitem__(self, name: str) -> numpy.ndarray:
+        return self.arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+
+def run(
+    spec: Spec | str | Path,
+    *,
+    steps: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    last: bool = False,
+    check: bool = False,
+) -> Result:
+    """Run a spec and return its kept outputs as NumPy arrays.
+
+    Args:
+        spec: a loaded `Spec`, or what `load` takes.
+        steps: overrides the spec's step count.
+        params: overrides of params: an expression string (as `--set`), a number or an array.
+        inputs: arrays for sequences and params (as `--input`).
+        device: "cpu", "cuda" or "auto".
+        last: keep only the final state of every output.
+        check: stop at the first non-finite value.
+
+    Raises:
+        RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
+    """
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    compiled = _compile(spec, steps, params, inputs, device, last=last, check_finite=check)
+    with _sourced(spec):
+        outcome = run_plan(compiled.plan)
+    order = [o.name for o in compiled.outputs if o.name in outcome.arrays]
+    return Result(
+        {name: outcome.arrays[name] for name in order},
+        {o.name: o.keep for o in compiled.outputs if o.name in outcome.arrays},
+        outcome.steps_run,
+        outcome.stopped_by,
+        compiled.params,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What `recur check` prints: outputs and the step count, when values are known."""
+
+    steps: int | None
+    outputs: tuple[OutputSummary, ...]
+    needs_input: tuple[str, ...]  # names that must come from --input; shapes then unknown
+
+
+def check(spec: Spec | str | Path) -> Report:
+    """Load and compile a spec without running it."""
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    needs = tuple(v.name.name for v in (*spec.params, *spec.sequences) if v.value is None)
+    if needs:
+        return Report(None, (), needs)
+    compiled = _compile(spec, None, None, None, "cpu", last=False, check_finite=False)
+    return Report(compiled.plan.steps, compiled.outputs, ())
+
+
+def _compile(
+    spec: Spec, steps: int | None, params: Mapping[str, Any] | None,
+    inputs: Mapping[str, Any] | None, device: str, *, last: bool, check_finite: bool,
+) -> Compiled:
+    if steps is not None and steps < 0:
+        raise UsageError(f"--steps must be >= 0, not {steps}")
+    overrides = _overrides(spec, params or {})
+    _check_input_names(spec, inputs or {})
+    backend = get_backend(device)
+    with _sourced(spec):
+        return compile_spec(
+            spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
+            inputs=inputs, last=last, check_finite=check_finite,
+        )
+
+
+def _overrides(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`--set` values: expression strings are parsed and checked like the spec's own."""
+    names = [p.name.name for p in spec.params]
+    overrides: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in names:
+            raise UsageError(
+                f"--set {name}: the spec has no param '{name}'",
+                notes=did_you_mean(name, names) or (f"params: {', '.join(names) or 'none'}",),
+            )
+        if isinstance(value, str):
+            source = f"{name}={value}"
+            try:
+                node = parse_expression(value, Origin("--set", 1, len(name) + 2))
+                earlier = frozenset(names[: names.index(name)])
+                check_expression(node, Context(f"--set {name}", earlier))
+            except RecurError as err:
+                err.source = source
+                raise
+            value = node
+        overrides[name] = value
+    return overrides
+
+
+def _check_input_names(spec: Spec, inputs: Mapping[str, Any]) -> None:
+    names = [v.name.name for v in (*spec.params, *spec.sequences)]
+    for name in inputs:
+        if name not in names:
+            raise UsageError(
+                f"--input {name}: the spec has no sequence or param '{name}'",
+                notes=did_you_mean(name, names),
+            )
+
+
+@contextlib.contextmanager
+def _sourced(spec: Spec) -> Iterator[None]:
+    """Attach the spec's text to errors that point into it, so they render a caret."""
+    try:
+        yield
+    except RecurError as error:
+        if error.source is None and error.span is not None and error.span.path == spec.path:
+            error.source = spec.source
+        raise

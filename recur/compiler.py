@@ -1,0 +1,342 @@
+"""Spec + values -> a runnable `Plan`: settle shapes and dtypes, then bind closures.
+
+The pipeline, each step a function below: evaluate params and sequences, count the
+steps, evaluate initials, probe one step to settle every state's shape and dtype
+(and record what each arithmetic node sees), check the memory the kept outputs
+need, then build the step closures for exactly those types, bound to histories.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+from recur.diagnostics import RunError, SpecError
+from recur.engine.frame import Fault, Frame
+from recur.engine.history import History
+from recur.engine.plan import OutputPlan, Plan
+from recur.lang import nodes as n
+from recur.lang.analyze import Analysis
+from recur.lang.build import Builder, Closure
+from recur.spec import OutputSpec, Spec
+from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequences
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSummary:
+    """What `recur check` shows of an output."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    taps: tuple[int, ...]
+    keep: str
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    plan: Plan
+    outputs: tuple[OutputSummary, ...]  # in declaration order
+    params: dict[str, Any]
+
+
+def compile_spec(
+    spec: Spec,
+    analysis: Analysis,
+    backend: Any,
+    *,
+    steps: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    last: bool = False,
+    check_finite: bool = False,
+) -> Compiled:
+    """Everything short of running: see the module docstring for the order."""
+    inputs = inputs or {}
+    params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)},
+                             backend)
+    sequences = evaluate_sequences(spec, params, inputs, backend)
+    n_steps = count_steps(spec, params, sequences, analysis.sequence_offsets, steps, backend)
+    initials = {
+        o.name.name: _initial(o, analysis.depth(o.name.name), params, backend)
+        for o in spec.outputs
+    }
+    probe = _Probe(spec, analysis, backend, params, sequences, n_steps, initials)
+    shapes, types, bounds = probe.settle()
+    keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
+    _check_memory(spec, analysis, shapes, keeps, n_steps, backend)
+
+    xp = backend.xp
+    histories = {
+        name: History(
+            xp, shapes[name], spec.output(name).dtype,
+            _broadcast_initial(initials[name], shapes[name], xp),
+            analysis.depth(name), n_steps if keeps[name] == "all" else None,
+        )
+        for name in analysis.order
+    }
+    bindings = _StepBindings(params, sequences, analysis.sequence_offsets, n_steps, histories)
+    builder = Builder(backend, bindings, types=types)
+    outputs = tuple(
+        OutputPlan(
+            name=name,
+            step=builder.build(spec.output(name).step),
+            history=histories[name],
+            dtype=spec.output(name).dtype,
+            keep=keeps[name],
+            span=spec.output(name).step.span,
+            check_range=bounds[name],
+        )
+        for name in analysis.order
+    )
+    until = builder.build(spec.until) if spec.until is not None else None
+    plan = Plan(outputs, n_steps, until, spec.until.span if spec.until else None, Frame(),
+                backend, check_finite)
+    summaries = tuple(
+        OutputSummary(o.name.name, o.dtype, shapes[o.name.name], analysis.taps[o.name.name],
+                      keeps[o.name.name])
+        for o in spec.outputs
+    )
+    return Compiled(plan, summaries, params)
+
+
+def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    names = {p.name.name for p in spec.params}
+    return {name: value for name, value in inputs.items() if name in names}
+
+
+def _initial(output: OutputSpec, depth: int, params: Mapping[str, Any], backend: Any) -> Any:
+    """The initial states as an array (depth, *state), cast to the output's dtype."""
+    if output.initial is None:
+        return None
+    name = output.name.name
+    value = backend.xp.asarray(
+        evaluate(output.initial, params, backend, f"the initial of output '{name}'")
+    )
+    span = output.initial.span
+    if not numpy.can_cast(value.dtype, output.dtype, "same_kind"):
+        raise SpecError(
+            f"the initial of output '{name}' is {value.dtype}, which cannot be stored in "
+            f"its dtype {output.dtype}", span,
+        )
+    if depth > 1 and (value.ndim == 0 or value.shape[0] != depth):
+        raise SpecError(
+            f"output '{name}' is read {depth} steps back, so its initial needs {depth} "
+            f"states, oldest first (a first axis of length {depth}); it has shape "
+            f"{tuple(value.shape)}", span,
+        )
+    _check_int_range(value, output.dtype, span, f"the initial of output '{name}'")
+    stacked = value if depth > 1 else value[None]
+    return stacked.astype(output.dtype)
+
+
+def _check_int_range(value: Any, dtype: str, span: Any, what: str) -> None:
+    bounds = _bounds(value.dtype, dtype)
+    if bounds is not None and bool(((value < bounds[0]) | (value > bounds[1])).any()):
+        raise RunError(f"integer overflow: {what} does not fit in {dtype}", span)
+
+
+def _bounds(source: Any, target: str) -> tuple[int, int] | None:
+    """Integer limits to check when `source` values are stored as `target`."""
+    source, target_dtype = numpy.dtype(source), numpy.dtype(target)
+    if target_dtype.kind != "i" or source.kind not in "iu":
+        return None
+    if source.itemsize <= target_dtype.itemsize and source.kind == "i":
+        return None
+    info = numpy.iinfo(target_dtype)
+    return int(info.min), int(info.max)
+
+
+def _broadcast_initial(initial: Any, shape: tuple[int, ...], xp: Any) -> Any:
+    if initial is None:
+        return None
+    return xp.broadcast_to(initial, (initial.shape[0], *shape))
+
+
+def _per_step_shape(initial: Any) -> tuple[int, ...]:
+    return () if initial is None else tuple(initial.shape[1:])
+
+
+class _StepBindings:
+    """Names in a step: params, sequences at `t + offset`, outputs' histories, `t`, `steps`."""
+
+    def __init__(
+        self, params: Mapping[str, Any], sequences: Mapping[str, Any],
+        offsets: Mapping[str, tuple[int, int]], steps: int,
+        histories: Mapping[str, History] | None,
+    ) -> None:
+        self.params = params
+        self.sequences = sequences
+        self.offsets = offsets
+        self.steps = steps
+        self.histories = histories
+
+    def name(self, name: str) -> Closure:
+        if name == "t":
+            return lambda frame: frame.t
+        if name == "steps":
+            steps = self.steps
+            return lambda frame: steps
+        if name in self.sequences:
+            return self.sequence(name, 0)
+        value = self.params[name]
+        return lambda frame: value
+
+    def output(self, name: str, lag: int) -> Closure:
+        if self.histories is None or name not in self.histories:
+            raise KeyError(name)
+        return self.histories[name].reader(lag)
+
+    def sequence(self, name: str, offset: int) -> Closure:
+        array = self.sequences[name]
+        shift = offset - self.offsets[name][0]
+        return lambda frame: array[frame.t + shift]
+
+
+class _ProbeBindings(_StepBindings):
+    """Step 0 with states given as plain values, tolerant of empty sequences."""
+
+    def __init__(self, base: _StepBindings, states: dict[str, Any], current: dict[str, Any],
+                 depths: Mapping[str, int]) -> None:
+        super().__init__(base.params, base.sequences, base.offsets, base.steps, None)
+        self.states = states
+        self.current = current
+        self.depths = depths
+
+    def output(self, name: str, lag: int) -> Closure:
+        if name not in self.depths:
+            raise KeyError(name)
+        if lag == 0:
+            current = self.current
+            return lambda frame: current[name]
+        rows = self.states[name]
+        row = self.depths[name] - lag
+        return lambda frame: rows[row]
+
+    def sequence(self, name: str, offset: int) -> Closure:
+        array = self.sequences[name]
+        index = offset - self.offsets[name][0]
+        if index >= len(array):  # zero steps over an empty sequence: any element will do
+            element = numpy.zeros(array.shape[1:], array.dtype)
+            return lambda frame: element
+        return lambda frame: array[index]
+
+
+class _Probe:
+    """Step 0, repeated until every state's shape stops changing (lanes spread)."""
+
+    def __init__(self, spec: Spec, analysis: Analysis, backend: Any, params: Mapping[str, Any],
+                 sequences: Mapping[str, Any], steps: int, initials: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.analysis = analysis
+        self.backend = backend
+        self.base = _StepBindings(params, sequences, analysis.sequence_offsets, steps, None)
+        self.initials = initials
+
+    def settle(self) -> tuple[dict[str, tuple[int, ...]], dict[int, str],
+                              dict[str, tuple[int, int] | None]]:
+        """State shapes, the types each node saw, and integer bounds to check on store."""
+        shapes = {name: _per_step_shape(init) for name, init in self.initials.items()}
+        for _ in range(len(self.spec.outputs) + 2):
+            record: dict[int, str] = {}
+            new_shapes, bounds = self.step(shapes, record)
+            if new_shapes == shapes:
+                return shapes, record, bounds
+            shapes = new_shapes
+        raise SpecError("the state shapes do not settle", self.spec.span)
+
+    def step(self, shapes: dict[str, tuple[int, ...]], record: dict[int, str]) -> tuple[
+        dict[str, tuple[int, ...]], dict[str, tuple[int, int] | None]
+    ]:
+        xp = self.backend.xp
+        states = {name: _broadcast_initial(init, shapes[name], xp)
+                  for name, init in self.initials.items()}
+        current: dict[str, Any] = {}
+        bindings = _ProbeBindings(self.base, states, current,
+                                  {o: self.analysis.depth(o) for o in self.analysis.order})
+        builder = Builder(self.backend, bindings, record=record)
+        frame = Frame()
+        frame.faults.append([])  # faults surface in the run, at the step where they occur
+        new_shapes = dict(shapes)
+        bounds: dict[str, tuple[int, int] | None] = {}
+        for name in self.analysis.order:
+            output = self.spec.output(name)
+            value = xp.asarray(self.evaluate(builder.build(output.step), frame, output.step,
+                                             f"the step of output '{name}'"))
+            new_shapes[name] = self.merge(name, shapes[name], tuple(value.shape), output)
+            bounds[name] = self.check_dtype(output, value.dtype)
+            current[name] = xp.broadcast_to(value.astype(output.dtype), new_shapes[name])
+        if self.spec.until is not None:
+            value = self.evaluate(builder.build(self.spec.until), frame, self.spec.until,
+                                  "'until'")
+            if getattr(value, "size", 1) != 1:
+                raise SpecError(
+                    f"'until' must give one true/false value, not shape {value.shape}",
+                    self.spec.until.span, ("reduce lanes with any(...) or all(...)",),
+                )
+        return new_shapes, bounds
+
+    def evaluate(self, closure: Closure, frame: Frame, node: n.Node, where: str) -> Any:
+        try:
+            with self.backend.errstate():
+                return closure(frame)
+        except Fault as fault:  # an unchecked path; the run reports it at its step
+            raise RunError(f"{fault.kind} in {where} at t=0", fault.node.span) from None
+        except MemoryError as exc:
+            raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
+        except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SpecError(f"cannot evaluate {where}: {reason}", node.span) from None
+
+    def merge(self, name: str, old: tuple[int, ...], new: tuple[int, ...],
+              output: OutputSpec) -> tuple[int, ...]:
+        try:
+            return tuple(numpy.broadcast_shapes(old, new))
+        except ValueError:
+            raise SpecError(
+                f"the state of output '{name}' changes shape from step to step: "
+                f"{old} before, {new} after its step", output.step.span,
+            ) from None
+
+    def check_dtype(self, output: OutputSpec, dtype: Any) -> tuple[int, int] | None:
+        if not numpy.can_cast(dtype, output.dtype, "same_kind"):
+            raise SpecError(
+                f"the step of output '{output.name.name}' gives {dtype} values, which cannot "
+                f"be stored in its dtype {output.dtype}", output.step.span,
+                (f"declare 'dtype: {dtype}' for output '{output.name.name}', or change "
+                 "the step",),
+            )
+        return _bounds(dtype, output.dtype)
+
+
+def _check_memory(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, ...]],
+                  keeps: Mapping[str, str], steps: int, backend: Any) -> None:
+    """Refuse, before allocating, a run whose kept outputs cannot fit in memory."""
+    needed = 0
+    parts = []
+    for output in spec.outputs:
+        name = output.name.name
+        rows = analysis.depth(name) + (steps if keeps[name] == "all" else 1)
+        size = rows * math.prod(shapes[name]) * numpy.dtype(output.dtype).itemsize
+        needed += size
+        parts.append(f"{name}: {_bytes(size)}")
+    available = backend.available_memory()
+    if available is not None and needed > available:
+        raise RunError(
+            f"the outputs need {_bytes(needed)} ({', '.join(parts)}), more than the "
+            f"{_bytes(available)} of memory available",
+            notes=("keep only final states with --last, or 'keep: last' on outputs "
+                   "you do not need whole; or run fewer --steps",),
+        )
+
+
+def _bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if size < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

@@ -1,0 +1,137 @@
+"""Source positions, the one error hierarchy, and the one renderer.
+
+Every layer raises a `RecurError`; only the CLI prints one, through `render`.
+Positions are 1-based and count characters (not bytes). This module imports
+nothing from recur, so any layer may use it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source: `path` as the user typed it, 1-based line and columns."""
+
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an expression's text sits in its file, to turn its positions into file spans.
+
+    `block_indent` is set for YAML `|` block scalars, whose later lines start at that
+    column; `exact` is False where YAML rewrote the text (escapes, folding), and then
+    every position maps to the scalar's start.
+    """
+
+    path: str
+    line: int
+    col: int
+    block_indent: int | None = None
+    exact: bool = True
+
+    def span(self, line: int, col: int, end_line: int, end_col: int) -> Span:
+        """The file span of expression-relative (1-based) positions."""
+        if not self.exact:
+            return Span(self.path, self.line, self.col, self.line, self.col + 1)
+        first_line, first_col = self._place(line, col)
+        last_line, last_col = self._place(end_line, end_col)
+        return Span(self.path, first_line, first_col, last_line, last_col)
+
+    def _place(self, line: int, col: int) -> tuple[int, int]:
+        if line == 1:
+            return self.line, self.col + col - 1
+        indent = self.block_indent if self.block_indent is not None else 1
+        return self.line + line - 1, indent + col - 1
+
+
+@dataclass
+class RecurError(Exception):
+    """A user-facing error: a message, where it happened, and hints.
+
+    `source` is the text the span points into; the layer that knows it fills it in
+    (the spec loader for spec files, the CLI for `--set` expressions).
+    """
+
+    message: str
+    span: Span | None = None
+    notes: tuple[str, ...] = ()
+    exit_code: int = EXIT_USAGE
+    source: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def with_note(self, note: str) -> RecurError:
+        return replace(self, notes=(*self.notes, note))
+
+
+class SpecError(RecurError):
+    """The spec file is malformed: YAML, keys, types, names."""
+
+
+class ExprError(RecurError):
+    """An expression is outside the language, or refers to something unknown."""
+
+
+class UsageError(RecurError):
+    """The command line is wrong (an option, an input file, an output path)."""
+
+
+class BackendError(RecurError):
+    """The requested device cannot be used."""
+
+
+@dataclass
+class RunError(RecurError):
+    """The evaluation failed: overflow, division by zero, non-finite values, memory."""
+
+    exit_code: int = EXIT_RUN_FAILED
+
+
+def render(error: RecurError) -> str:
+    """Format an error the way compilers do: location, message, source line, caret, notes."""
+    span = error.span
+    lines = []
+    if span is None:
+        lines.append(f"recur: error: {error.message}")
+    else:
+        lines.append(f"{span.path}:{span.line}:{span.col}: error: {error.message}")
+        lines.extend(_snippet(error.source, span))
+    lines.extend(f"note: {note}" for note in error.notes)
+    return "\n".join(lines)
+
+
+def _snippet(source: str | None, span: Span) -> list[str]:
+    if source is None:
+        return []
+    source_lines = source.splitlines()
+    if not 1 <= span.line <= len(source_lines):
+        return []
+    raw = source_lines[span.line - 1]
+    prefix = raw[: span.col - 1].expandtabs()
+    text = raw.expandtabs()
+    end_col = span.end_col if span.end_line == span.line else len(raw) + 1
+    marked = raw[span.col - 1 : max(end_col, span.col + 1) - 1].expandtabs()
+    width = max(len(marked), 1)
+    return ["    " + text.rstrip(), "    " + " " * len(prefix) + "^" + "~" * (width - 1)]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
+    """A 'did you mean' note for the closest candidate, or nothing."""
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return (f"did you mean '{close[0]}'?",) if close else ()

@@ -1,0 +1,129 @@
+"""Array backends: NumPy on the CPU, CuPy on an NVIDIA GPU.
+
+Each backend is a small class whose heavy import happens in `__init__`, so that
+importing recur never imports CuPy or SciPy; `get_backend` is the one lookup point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy
+
+from recur.diagnostics import BackendError
+
+DEVICES = ("cpu", "cuda", "auto")
+_CUDA_HINT = (
+    "install CuPy with `pip install 'recur[cuda]'` (a CUDA GPU is needed), or use --device cpu"
+)
+
+
+class Backend(Protocol):
+    name: str
+    xp: ModuleType
+
+    @property
+    def special(self) -> ModuleType: ...
+
+    def to_host(self, array: Any) -> numpy.ndarray: ...
+
+    def errstate(self) -> contextlib.AbstractContextManager[Any]: ...
+
+    def available_memory(self) -> int | None: ...
+
+
+def host_available_memory() -> int | None:
+    """Bytes of memory the OS can give us now (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class NumpyBackend:
+    name = "cpu"
+
+    def __init__(self) -> None:
+        self.xp = numpy
+        self._special: ModuleType | None = None
+
+    @property
+    def special(self) -> ModuleType:
+        """`scipy.special`, imported on first use: it costs a tenth of a second."""
+        if self._special is None:
+            from scipy import special
+
+            self._special = special
+        return self._special
+
+    def to_host(self, array: Any) -> numpy.ndarray:
+        return numpy.asarray(array)
+
+    def errstate(self) -> contextlib.AbstractContextManager[Any]:
+        # Overflow and division are checked by recur itself where they matter (integers);
+        # for floats, inf and nan are values, reported only under --check.
+        return numpy.errstate(all="ignore")
+
+    def available_memory(self) -> int | None:
+        return host_available_memory()
+
+
+class CupyBackend:
+    name = "cuda"
+
+    def __init__(self) -> None:
+        try:
+            import cupy
+        except ImportError as exc:
+            raise BackendError(
+                f"--device cuda needs CuPy, which is not installed ({exc})", notes=(_CUDA_HINT,)
+            ) from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CuPy raises its own CUDARuntimeError, or an ImportError
+            raise BackendError(
+                f"--device cuda: no usable CUDA device ({exc})", notes=(_CUDA_HINT,)
+            ) from None
+        if count == 0:
+            raise BackendError("--device cuda: no CUDA device found", notes=(_CUDA_HINT,))
+        self.xp = cupy
+
+    @property
+    def special(self) -> ModuleType:
+        from cupyx.scipy import special
+
+        return special
+
+    def to_host(self, array: Any) -> numpy.ndarray:
+        return numpy.asarray(self.xp.asnumpy(array))
+
+    def errstate(self) -> contextlib.AbstractContextManager[Any]:
+        return numpy.errstate(all="ignore")
+
+    def available_memory(self) -> int | None:
+        free, _total = self.xp.cuda.runtime.memGetInfo()
+        return int(free)
+
+
+def get_backend(device: str) -> Backend:
+    """The backend for `--device`: `cpu`, `cuda`, or `auto` (CUDA where it works)."""
+    if device == "cpu":
+        return NumpyBackend()
+    if device == "cuda":
+        return CupyBackend()
+    if device == "auto":
+        try:
+            return CupyBackend()
+        except BackendError:
+            return NumpyBackend()
+    raise BackendError(f"unknown device '{device}'; choose one of {', '.join(DEVICES)}")

@@ -1,0 +1,209 @@
+"""Writing results as CSV, .npy or .npz, to standard output or to a file.
+
+A file is written whole or not at all: the result goes to a temporary file in the
+same folder, which replaces the target only once it is complete and on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import math
+import os
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, TextIO
+
+import numpy as np
+
+from recur.diagnostics import UsageError
+
+FORMATS = ("npy", "npz", "csv")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OutputArray:
+    """One output to write; `per_step`: the leading axis is the step axis (`keep: all`)."""
+
+    name: str
+    array: np.ndarray
+    per_step: bool
+
+
+def resolve_format(path: str | None, fmt: str | None) -> str:
+    """The format to write: `--format` wins, else the suffix of `-o`, else CSV on stdout."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format {fmt!r}: use npy, npz or csv")
+        return fmt
+    if path is None or path == "-":
+        return "csv"
+    suffix = os.path.splitext(path)[1].lower()[1:]
+    if suffix not in FORMATS:
+        raise UsageError(
+            f"cannot tell the format of {path!r}: use --format or a .npy, .npz or .csv suffix"
+        )
+    return suffix
+
+
+def write_csv(stream: TextIO, outputs: Sequence[OutputArray]) -> None:
+    """RFC 4180 CSV: a header line, then one line per step (or one line for final states)."""
+    _check_csv(outputs)
+    if not outputs:
+        return
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow([title for output in outputs for title in _titles(output)])
+    columns = [column for output in outputs for column in _text_columns(output)]
+    writer.writerows(zip(*columns, strict=True))
+
+
+def _check_csv(outputs: Sequence[OutputArray]) -> None:
+    kept_all = [output.name for output in outputs if output.per_step]
+    kept_last = [output.name for output in outputs if not output.per_step]
+    if kept_all and kept_last:
+        raise UsageError(
+            f"cannot mix outputs kept 'all' ({', '.join(kept_all)}) "
+            f"and 'last' ({', '.join(kept_last)}) in one CSV",
+            notes=(
+                "write them one at a time with --output NAME, keep only the final states "
+                "with --last, or write an .npz file",
+            ),
+        )
+    assert len({output.array.shape[0] for output in outputs if output.per_step}) <= 1
+
+
+def _state_shape(output: OutputArray) -> tuple[int, ...]:
+    return output.array.shape[1:] if output.per_step else output.array.shape
+
+
+def _titles(output: OutputArray) -> list[str]:
+    """`x` for a scalar state, else `x[i,...]` for each element in C order."""
+    shape = _state_shape(output)
+    if not shape:
+        return [output.name]
+    return [f"{output.name}[{','.join(map(str, index))}]" for index in np.ndindex(shape)]
+
+
+def _text_columns(output: OutputArray) -> list[list[str]]:
+    """The output's CSV columns as text, formatted a whole column at a time."""
+    steps = output.array if output.per_step else output.array[np.newaxis]
+    table = steps.reshape(len(steps), math.prod(_state_shape(output)))
+    text = _CELL_TEXT[table.dtype.kind]
+    return [list(map(text, column)) for column in table.T.tolist()]
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# Python's own repr of a float or complex reads back to the same float64 or complex128.
+_CELL_TEXT: dict[str, Callable[[object], str]] = {
+    "b": _bool_text,
+    "i": str,
+    "u": str,
+    "f": repr,
+    "c": repr,
+}
+
+
+def write_npy(stream: BinaryIO, outputs: Sequence[OutputArray]) -> None:
+    """The single output as a .npy array."""
+    _check_npy(outputs)
+    np.lib.format.write_array(stream, np.asarray(outputs[0].array), allow_pickle=False)
+
+
+def _check_npy(outputs: Sequence[OutputArray]) -> None:
+    if len(outputs) != 1:
+        raise UsageError(".npy holds one array; choose one with --output NAME or write .npz")
+
+
+def write_npz(stream: BinaryIO, outputs: Sequence[OutputArray]) -> None:
+    """An .npz archive with one array per output, under its name (as `numpy.savez` does).
+
+    Built here rather than with `numpy.savez`, whose own keyword arguments would swallow
+    outputs named `file` or `allow_pickle`.
+    """
+    with zipfile.ZipFile(stream, "w", allowZip64=True) as archive:
+        for output in outputs:
+            with archive.open(f"{output.name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(output.array), allow_pickle=False)
+
+
+def write_outputs(
+    outputs: Sequence[OutputArray],
+    path: str | None,
+    fmt: str | None,
+    stdout: BinaryIO | None = None,
+) -> None:
+    """Write the outputs to `-o PATH` (None or `-`: standard output) in the chosen format."""
+    fmt = resolve_format(path, fmt)
+    if fmt == "csv":
+        _check_csv(outputs)
+    elif fmt == "npy":
+        _check_npy(outputs)
+    if path is None or path == "-":
+        _write_stdout(outputs, fmt, stdout if stdout is not None else sys.stdout.buffer)
+    else:
+        _write_file(outputs, fmt, path)
+
+
+def _write_stream(stream: BinaryIO, fmt: str, outputs: Sequence[OutputArray]) -> None:
+    if fmt != "csv":
+        _BINARY_WRITERS[fmt](stream, outputs)
+        return
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    try:
+        write_csv(text, outputs)
+    finally:
+        text.detach()  # flushes, and leaves `stream` open
+
+
+_BINARY_WRITERS = {"npy": write_npy, "npz": write_npz}
+
+
+def _write_stdout(outputs: Sequence[OutputArray], fmt: str, stdout: BinaryIO) -> None:
+    if fmt != "csv" and stdout.isatty():
+        raise UsageError(
+            f"refusing to write binary .{fmt} to a terminal",
+            notes=("use -o FILE, pipe it, or --format csv",),
+        )
+    _write_stream(stdout, fmt, outputs)
+    stdout.flush()
+
+
+def _write_file(outputs: Sequence[OutputArray], fmt: str, path: str) -> None:
+    """Write to a temporary file beside `path`, then rename it onto `path`."""
+    if os.path.isdir(path):
+        raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    folder, base = os.path.split(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        with open(handle, "wb") as stream:
+            _write_stream(stream, fmt, outputs)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException as exc:
+        os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from None
+        raise
+
+
+def _cannot_write(path: str, exc: OSError) -> UsageError:
+    return UsageError(f"cannot write {path!r}: {exc.strerror or exc}")
+
+
+def _umask() -> int:
+    """The process umask, which can only be read by setting it."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,374 @@
+"""Expression tree -> a Python closure over the array module, built once per run.
+
+Each node becomes a closure over its children's closures, so a step costs a handful
+of calls and no tree walking. Integer operations are checked (see `intops`).
+
+Closures are built in one of two ways. Without `types`, every arithmetic node looks
+at its operands at run time (used for one-off evaluations and for the probe step that
+settles shapes and dtypes, which records what it saw into `record`). With `types`
+from the probe, each node is built for the kind of values it will see, so float
+arithmetic runs with no check at all.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy
+
+from recur.engine.frame import Fault, Frame
+from recur.lang import intops
+from recur.lang import nodes as n
+from recur.lang.analyze import axis_value
+from recur.lang.functions import FUNCTIONS
+
+Closure = Callable[["Frame"], Any]
+
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
+
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+    "@": operator.matmul,
+}
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_SHADOW_CHECKED = frozenset({"sum", "prod", "dot"})
+
+# What a checked node saw in the probe: Python numbers, integer arrays, or anything else.
+PY, INT, OTHER = "py", "int", "other"
+
+
+class Bindings(Protocol):
+    """How names resolve where an expression is built (params only, or a whole step)."""
+
+    def name(self, name: str) -> Closure: ...
+
+    def output(self, name: str, lag: int) -> Closure: ...
+
+    def sequence(self, name: str, offset: int) -> Closure: ...
+
+
+class Builder:
+    """Builds closures for the nodes of one context; see the module docstring."""
+
+    def __init__(
+        self,
+        backend: Any,
+        bindings: Bindings,
+        types: dict[int, str] | None = None,
+        record: dict[int, str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.xp = backend.xp
+        self.bindings = bindings
+        self.types = types
+        self.record = record
+
+    def build(self, node: n.Node) -> Closure:
+        method: Callable[[Any], Closure] = getattr(self, f"_build_{type(node).__name__}")
+        return method(node)
+
+    def array(self, node: n.Node) -> Closure:
+        """Like `build`, but a list literal becomes an array (for arithmetic on it)."""
+        closure = self.build(node)
+        if isinstance(node, n.ListExpr):
+            asarray = self.xp.asarray
+            return lambda frame: asarray(closure(frame))
+        return closure
+
+    def _seen(self, node: n.Node) -> str | None:
+        return None if self.types is None else self.types.get(id(node))
+
+    def _note(self, node: n.Node, kind: str) -> None:
+        if self.record is not None:
+            self.record[id(node)] = kind
+
+    # Leaves
+
+    def _build_Number(self, node: n.Number) -> Closure:
+        value = node.value
+        return lambda frame: value
+
+    def _build_Name(self, node: n.Name) -> Closure:
+        if node.id in CONSTANTS:
+            value = CONSTANTS[node.id]
+            return lambda frame: value
+        return self.bindings.name(node.id)
+
+    def _build_TimeIndex(self, node: n.TimeIndex) -> Closure:
+        offset = node.offset
+        return lambda frame: frame.t + offset
+
+    def _build_ListExpr(self, node: n.ListExpr) -> Closure:
+        items = [self.build(item) for item in node.items]
+        return lambda frame: [item(frame) for item in items]
+
+    # Arithmetic
+
+    def _build_Binary(self, node: n.Binary) -> Closure:
+        left, right = self.array(node.left), self.array(node.right)
+        if node.op in ("and", "or"):
+            logical = self.xp.logical_and if node.op == "and" else self.xp.logical_or
+            return lambda frame: logical(left(frame), right(frame))
+        op = node.op
+        plain = _OPERATORS[op]
+        if op == "@":
+            return self._shadowed(node, lambda frame: plain(left(frame), right(frame)),
+                                  lambda values: plain(*values), (left, right))
+        seen = self._seen(node)
+        if seen == OTHER or (seen == INT and op not in intops.CHECKED_BINARY):
+            return lambda frame: plain(left(frame), right(frame))
+        if seen == INT:
+            checked = intops.checked_binary
+
+            def integer(frame: Frame) -> Any:
+                result, bad, kind = checked(op, left(frame), right(frame))
+                if bad.any():
+                    frame.fault(kind, bad, node)
+                return result
+
+            return integer
+        return self._generic_binary(node, left, right)
+
+    def _generic_binary(self, node: n.Binary, left: Closure, right: Closure) -> Closure:
+        op, plain = node.op, _OPERATORS[node.op]
+        note = self._note
+
+        def generic(frame: Frame) -> Any:
+            a, b = left(frame), right(frame)
+            if intops.is_python_number(a) and intops.is_python_number(b):
+                note(node, PY)
+                result, fault = intops.python_binary(op, a, b)
+                if fault:
+                    frame.fault(fault, None, node)
+                return result
+            if op in intops.CHECKED_BINARY and _result_kind(a, b) in "iu":
+                note(node, INT)
+                result, bad, kind = intops.checked_binary(op, a, b)
+                if bad.any():
+                    frame.fault(kind, bad, node)
+                return result
+            note(node, OTHER)
+            return plain(a, b)
+
+        return generic
+
+    def _build_Unary(self, node: n.Unary) -> Closure:
+        operand = self.array(node.operand)
+        if node.op == "+":
+            return operand
+        if node.op == "not":
+            logical_not = self.xp.logical_not
+            return lambda frame: logical_not(operand(frame))
+        return self._checked_unary(node, operand, intops.negative, operator.neg)
+
+    def _checked_unary(
+        self, node: n.Node, operand: Closure, checked: Callable[[Any], Any],
+        plain: Callable[[Any], Any],
+    ) -> Closure:
+        seen, note = self._seen(node), self._note
+        if seen == OTHER:
+            return lambda frame: plain(operand(frame))
+
+        def unary(frame: Frame) -> Any:
+            value = operand(frame)
+            if isinstance(value, int) and not isinstance(value, bool):
+                note(node, PY)
+                result = plain(value)
+                if not intops.INT64_MIN <= result <= intops.INT64_MAX:
+                    frame.fault(intops.OVERFLOW, None, node)
+                return result
+            if intops.is_int_array(value):
+                note(node, INT)
+                result, bad, kind = checked(value)
+                if bad.any():
+                    frame.fault(kind, bad, node)
+                return result
+            note(node, OTHER)
+            return plain(value)
+
+        return unary
+
+    def _build_Compare(self, node: n.Compare) -> Closure:
+        operands = [self.array(operand) for operand in node.operands]
+        tests = [_COMPARISONS[op] for op in node.ops]
+        if len(tests) == 1:
+            test, left, right = tests[0], operands[0], operands[1]
+            return lambda frame: test(left(frame), right(frame))
+        logical_and = self.xp.logical_and
+
+        def chain(frame: Frame) -> Any:
+            values = [operand(frame) for operand in operands]
+            result = tests[0](values[0], values[1])
+            for i, test in enumerate(tests[1:], start=1):
+                result = logical_and(result, test(values[i], values[i + 1]))
+            return result
+
+        return chain
+
+    def _build_Select(self, node: n.Select) -> Closure:
+        test, body, orelse = self.array(node.test), self.array(node.body), self.array(node.orelse)
+        where, xp = self.xp.where, self.xp
+
+        def select(frame: Frame) -> Any:
+            condition = test(frame)
+            frame.faults.append([])
+            try:
+                picked = body(frame)
+            finally:
+                body_faults = frame.faults.pop()
+            frame.faults.append([])
+            try:
+                other = orelse(frame)
+            finally:
+                other_faults = frame.faults.pop()
+            if body_faults or other_faults:
+                _forgive(xp, frame, condition, body_faults, other_faults)
+            if isinstance(condition, bool):
+                return picked if condition else other
+            return where(condition, picked, other)
+
+        return select
+
+    # Calls and indexing
+
+    def _build_Call(self, node: n.Call) -> Closure:
+        function = FUNCTIONS[node.func]
+        impl = function.resolve(self.backend)
+        args = [self.build(arg) for arg in node.args]
+        if node.func in ("min", "max") and len(args) > 1:
+            fold = self.xp.minimum if node.func == "min" else self.xp.maximum
+
+            def elementwise(frame: Frame) -> Any:
+                result = args[0](frame)
+                for arg in args[1:]:
+                    result = fold(result, arg(frame))
+                return result
+
+            return elementwise
+        if node.func == "abs":
+            return self._checked_unary(node, args[0], intops.absolute, impl)
+        call = _call(impl, args, axis_value(node.axis) if node.axis is not None else None)
+        if node.func in _SHADOW_CHECKED:
+            return self._shadowed(node, call, lambda values: impl(*values), args)
+        return call
+
+    def _shadowed(
+        self, node: n.Node, call: Closure, again: Callable[[list[Any]], Any],
+        args: tuple[Closure, ...] | list[Closure],
+    ) -> Closure:
+        """An integer reduction, checked against the same reduction done in float64."""
+        if self._seen(node) == OTHER:
+            return call
+        note = self._note
+
+        def shadowed(frame: Frame) -> Any:
+            result = call(frame)
+            if intops.is_int_array(result):
+                note(node, INT)
+                values = [_as_float(arg(frame)) for arg in args]
+                _check_shadow(frame, node, result, again(values))
+            else:
+                note(node, OTHER)
+            return result
+
+        return shadowed
+
+    def _build_Subscript(self, node: n.Subscript) -> Closure:
+        target = node.value
+        index = node.index[0] if len(node.index) == 1 else None
+        if isinstance(target, n.Name) and isinstance(index, n.TimeIndex):
+            read = self._time_read(target.id, index.offset)
+            if read is not None:
+                return read
+        value = self.build(target)
+        parts = [self.build(part) for part in node.index]
+        if len(parts) == 1:
+            part = parts[0]
+            return lambda frame: value(frame)[_index(part(frame))]
+        return lambda frame: value(frame)[tuple(_index(p(frame)) for p in parts)]
+
+    def _time_read(self, name: str, offset: int) -> Closure | None:
+        try:
+            return self.bindings.output(name, -offset)
+        except KeyError:
+            pass
+        try:
+            return self.bindings.sequence(name, offset)
+        except KeyError:
+            return None
+
+    def _build_Slice(self, node: n.Slice) -> Closure:
+        parts = [None if p is None else self.build(p) for p in (node.lower, node.upper, node.step)]
+        lower, upper, step = (p or (lambda frame: None) for p in parts)
+        return lambda frame: slice(lower(frame), upper(frame), step(frame))
+
+
+def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:
+    if axis is not None:
+        return lambda frame: impl(*[arg(frame) for arg in args], axis=axis)
+    if len(args) == 1:
+        only = args[0]
+        return lambda frame: impl(only(frame))
+    return lambda frame: impl(*[arg(frame) for arg in args])
+
+
+def _index(value: Any) -> Any:
+    """A list index selects elements (fancy indexing), as in NumPy."""
+    return numpy.asarray(value) if isinstance(value, list) else value
+
+
+def _result_kind(a: Any, b: Any) -> str:
+    def dtype_of(value: Any) -> Any:
+        return getattr(value, "dtype", value)
+
+    if isinstance(a, list) or isinstance(b, list):
+        return "O"
+    return str(numpy.result_type(dtype_of(a), dtype_of(b)).kind)
+
+
+def _as_float(value: Any) -> Any:
+    if isinstance(value, list):
+        return numpy.asarray(value, dtype=numpy.float64)
+    if hasattr(value, "astype") and value.dtype.kind in "iub":
+        return value.astype(numpy.float64)
+    return value
+
+
+def _check_shadow(frame: Frame, node: n.Node, result: Any, shadow: Any) -> None:
+    limit = float(2 ** (result.dtype.itemsize * 8 - 1))
+    bad = abs(shadow) >= limit
+    if bad.any():
+        frame.fault(intops.OVERFLOW, bad, node)
+
+
+def _forgive(
+    xp: Any, frame: Frame, condition: Any, body: list[Fault], orelse: list[Fault]
+) -> None:
+    """Re-raise only the faults of lanes that the select actually picks."""
+    for faults, picked in ((body, condition), (orelse, xp.logical_not(condition))):
+        for fault in faults:
+            if fault.mask is None:
+                bad = picked
+            else:
+                try:
+                    bad = xp.logical_and(fault.mask, picked)
+                except ValueError:  # shapes differ (a reduction inside the branch)
+                    bad = xp.logical_and(fault.mask.any(), xp.any(picked))
+            if xp.any(bad):
+                frame.fault(fault.kind, bad, fault.node)

@@ -1,0 +1,147 @@
+"""The one table of functions a spec may call, with their NumPy/CuPy implementations.
+
+An implementation is looked up on the backend once, when the expression is built,
+so a step calls e.g. `numpy.sin` directly. Adding a function is adding a row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MAX_ARRAY_ELEMENTS = 1_000_000_000
+
+Impl = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """A callable name: how many arguments, whether `axis=` applies, and its family.
+
+    `kind` tells later passes what the function does to lanes: `elementwise` works lane
+    by lane; `reduction` and `linalg` mix lanes; `constructor` makes a new array.
+    """
+
+    min_args: int
+    max_args: int
+    kind: str
+    resolve: Callable[[Any], Impl]  # backend -> implementation
+    axis: bool = False
+
+
+def _xp(name: str) -> Callable[[Any], Impl]:
+    return lambda backend: getattr(backend.xp, name)
+
+
+def _special(name: str) -> Callable[[Any], Impl]:
+    return lambda backend: getattr(backend.special, name)
+
+
+def _elementwise(name: str, args: int = 1, impl: str | None = None) -> Function:
+    return Function(args, args, "elementwise", _xp(impl or name))
+
+
+def _reduction(impl: str) -> Function:
+    return Function(1, 1, "reduction", _xp(impl), axis=True)
+
+
+def _round(backend: Any) -> Impl:
+    xp = backend.xp
+    return lambda a, decimals=0: xp.round(a, int(decimals))
+
+
+def _norm(backend: Any) -> Impl:
+    linalg = backend.xp.linalg
+    return lambda a, axis=None: linalg.norm(a, axis=axis)
+
+
+def _sized(make: Callable[..., Any], count: Callable[..., int]) -> Callable[..., Any]:
+    """A constructor that refuses, before allocating, arrays a spec should not ask for."""
+
+    def construct(*args: Any, **kwargs: Any) -> Any:
+        elements = count(*args)
+        if elements > MAX_ARRAY_ELEMENTS:
+            raise MemoryError(
+                f"an array of {elements:,} elements; the limit is {MAX_ARRAY_ELEMENTS:,}"
+            )
+        return make(*args, **kwargs)
+
+    return construct
+
+
+def _shape_count(shape: Any, *_: Any) -> int:
+    dims = shape if isinstance(shape, list | tuple) else [shape]
+    total = 1
+    for dim in dims:
+        total *= max(int(dim), 0)
+    return total
+
+
+def _arange_count(*args: Any) -> int:
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    if step == 0:
+        return 0
+    return max(int((float(stop) - float(start)) / float(step)) + 1, 0)
+
+
+def _linspace_count(start: Any, stop: Any, num: Any) -> int:
+    return int(num)
+
+
+def _eye_count(rows: Any, cols: Any = None) -> int:
+    return int(rows) * int(rows if cols is None else cols)
+
+
+def _constructor(name: str, min_args: int, max_args: int, count: Callable[..., int]) -> Function:
+    return Function(
+        min_args, max_args, "constructor",
+        lambda backend: _sized(getattr(backend.xp, name), count),
+    )
+
+
+def _shape_fn(name: str, min_args: int, max_args: int, axis: bool = False) -> Function:
+    return Function(min_args, max_args, "shape", _xp(name), axis=axis)
+
+
+FUNCTIONS: dict[str, Function] = {
+    **{
+        name: _elementwise(name)
+        for name in (
+            *("sign", "sqrt", "cbrt", "exp", "expm1", "log", "log1p", "log2", "log10"),
+            *("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh"),
+            *("floor", "ceil", "trunc", "isnan", "isfinite"),
+        )
+    },
+    "abs": _elementwise("abs"),
+    "arctan2": _elementwise("arctan2", 2),
+    "hypot": _elementwise("hypot", 2),
+    "minimum": _elementwise("minimum", 2),
+    "maximum": _elementwise("maximum", 2),
+    "clip": _elementwise("clip", 3),
+    "where": _elementwise("where", 3),
+    "round": Function(1, 2, "elementwise", _round),
+    "gamma": Function(1, 1, "elementwise", _special("gamma")),
+    "lgamma": Function(1, 1, "elementwise", _special("gammaln")),
+    "erf": Function(1, 1, "elementwise", _special("erf")),
+    "sum": _reduction("sum"),
+    "prod": _reduction("prod"),
+    "mean": _reduction("mean"),
+    "any": _reduction("any"),
+    "all": _reduction("all"),
+    # min/max: one argument reduces (with axis=); several are element-wise, as in Python.
+    "min": Function(1, 64, "reduction", _xp("amin"), axis=True),
+    "max": Function(1, 64, "reduction", _xp("amax"), axis=True),
+    "norm": Function(1, 1, "reduction", _norm, axis=True),
+    "dot": Function(2, 2, "linalg", _xp("dot")),
+    "arange": _constructor("arange", 1, 3, _arange_count),
+    "linspace": _constructor("linspace", 3, 3, _linspace_count),
+    "zeros": _constructor("zeros", 1, 1, _shape_count),
+    "ones": _constructor("ones", 1, 1, _shape_count),
+    "full": _constructor("full", 2, 2, _shape_count),
+    "eye": _constructor("eye", 1, 2, _eye_count),
+    "concatenate": _shape_fn("concatenate", 1, 1, axis=True),
+    "stack": _shape_fn("stack", 1, 1, axis=True),
+    "reshape": _shape_fn("reshape", 2, 2),
+    "transpose": _shape_fn("transpose", 1, 2),
+}

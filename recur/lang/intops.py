@@ -1,0 +1,168 @@
+"""Integer arithmetic that is exact or reports where it is not.
+
+NumPy wraps integer overflow silently; recur must not. Each checked operation
+returns the (possibly wrapped) result and a boolean mask of the lanes where it is
+wrong, so that `a if c else b` can forgive faults in lanes it does not pick. The
+masks are computed with integer identities on the wrapped results (no widening), so
+they work the same on NumPy and CuPy arrays.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy
+
+OVERFLOW = "integer overflow"
+ZERO_DIVISION = "integer division by zero"
+NEGATIVE_POWER = "integer to a negative integer power"
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+Checked = Callable[[Any, Any], tuple[Any, Any, str]]
+
+
+def is_int_array(value: Any) -> bool:
+    """A NumPy/CuPy integer array or scalar (Python ints are handled apart)."""
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and dtype.kind in "iu"
+
+
+def _min_of(value: Any) -> int:
+    return int(numpy.iinfo(value.dtype).min)
+
+
+def add(a: Any, b: Any) -> tuple[Any, Any, str]:
+    r = a + b
+    return r, ((a ^ r) & (b ^ r)) < 0, OVERFLOW
+
+
+def sub(a: Any, b: Any) -> tuple[Any, Any, str]:
+    r = a - b
+    return r, ((a ^ b) & (a ^ r)) < 0, OVERFLOW
+
+
+def mul(a: Any, b: Any) -> tuple[Any, Any, str]:
+    r = a * b
+    low = _min_of(r)
+    nonzero = a != 0
+    # Exact products divide back exactly; a wrapped one is off by a multiple of 2**bits.
+    back = r // (a + (~nonzero))  # a where a != 0, else 1: never a division by zero
+    bad = nonzero & ((back != b) | ((a == -1) & (b == low)))
+    return r, bad, OVERFLOW
+
+
+def floordiv(a: Any, b: Any) -> tuple[Any, Any, str]:
+    zero = b == 0
+    r = a // b
+    bad = zero | ((a == _min_of(r)) & (b == -1))
+    return r, bad, ZERO_DIVISION if zero.any() else OVERFLOW
+
+
+def mod(a: Any, b: Any) -> tuple[Any, Any, str]:
+    return a % b, b == 0, ZERO_DIVISION
+
+
+def power(a: Any, b: Any) -> tuple[Any, Any, str]:
+    """Exponentiation by squaring, each multiplication checked."""
+    negative = b < 0
+    if negative.any():
+        return a ** (b * ~negative), negative, NEGATIVE_POWER
+    result = (a * 0 + b * 0) + 1  # ones in the promoted dtype and broadcast shape
+    base = result * a
+    exponent = result * b
+    bad = result != result  # all False, right shape
+    while (exponent > 0).any():
+        odd = (exponent & 1) == 1
+        product, wrong, _ = mul(result, base)
+        result = numpy_where(odd, product, result)
+        bad = bad | (odd & wrong)
+        exponent = exponent >> 1
+        more = exponent > 0
+        squared, wrong, _ = mul(base, base)
+        base = numpy_where(more, squared, base)
+        bad = bad | (more & wrong)
+    return result, bad, OVERFLOW
+
+
+def numpy_where(cond: Any, a: Any, b: Any) -> Any:
+    """`where` for the array module that `cond` belongs to."""
+    module = type(cond).__module__
+    if module.startswith("cupy"):
+        import cupy
+
+        return cupy.where(cond, a, b)
+    return numpy.where(cond, a, b)
+
+
+def negative(a: Any) -> tuple[Any, Any, str]:
+    return -a, a == _min_of(a), OVERFLOW
+
+
+def absolute(a: Any) -> tuple[Any, Any, str]:
+    return abs(a), a == _min_of(a), OVERFLOW
+
+
+def checked_binary(op: str, a: Any, b: Any) -> tuple[Any, Any, str]:
+    """`a op b` where the result is an integer array; a Python int operand takes its dtype."""
+    if isinstance(a, int):
+        a = numpy.result_type(a, b.dtype).type(a)
+    elif isinstance(b, int):
+        b = numpy.result_type(a.dtype, b).type(b)
+    return CHECKED_BINARY[op](a, b)
+
+
+CHECKED_BINARY: dict[str, Checked] = {
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "//": floordiv,
+    "%": mod,
+    "**": power,
+}
+
+PYTHON_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+}
+
+
+def python_binary(op: str, a: Any, b: Any) -> tuple[Any, str | None]:
+    """An operation on two Python numbers, following NumPy where Python would raise.
+
+    Ints must stay within int64 (as they will meet int64 arrays); `2 ** 10**10` is
+    refused before Python tries to build it.
+    """
+    if op == "**" and _is_pyint(a) and _is_pyint(b) and abs(a) > 1 and b > 64:
+        return 0, OVERFLOW
+    try:
+        result = PYTHON_BINARY[op](a, b)
+    except ZeroDivisionError:
+        if _is_pyint(a) and _is_pyint(b):
+            return 0, ZERO_DIVISION
+        return _numpy_fallback(op, a, b), None
+    except OverflowError:
+        return _numpy_fallback(op, a, b), None
+    if _is_pyint(result) and not INT64_MIN <= result <= INT64_MAX:
+        return 0, OVERFLOW
+    return result, None
+
+
+def _numpy_fallback(op: str, a: Any, b: Any) -> Any:
+    with numpy.errstate(all="ignore"):
+        return PYTHON_BINARY[op](numpy.float64(a), numpy.float64(b)).item()
+
+
+def _is_pyint(value: Any) -> bool:
+    return isinstance(value, int)
+
+
+def is_python_number(value: Any) -> bool:
+    return isinstance(value, int | float | complex)

@@ -1,0 +1,245 @@
+"""Expression text -> recur's node tree, through a whitelist over Python's `ast`.
+
+Python's parser does the lexing and precedence; this module then walks the `ast`
+once and admits only the node types in `_BUILDERS`. Anything else (attribute
+access, lambdas, comprehensions, strings, ...) is an `ExprError` at its column, so
+no spec text can ever reach `eval`, an attribute or an import.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+from recur.diagnostics import ExprError, Origin, Span
+from recur.lang import nodes as n
+
+MAX_EXPRESSION_LENGTH = 10_000
+MAX_DEPTH = 100
+INT64_MAX = 2**63 - 1
+
+_BINARY_OPS: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.MatMult: "@",
+}
+_UNARY_OPS: dict[type[ast.unaryop], str] = {ast.USub: "-", ast.UAdd: "+", ast.Not: "not"}
+_COMPARE_OPS: dict[type[ast.cmpop], str] = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+_REFUSED_HINTS: dict[type[ast.AST], str] = {
+    ast.Attribute: "attribute access is not part of the recur language",
+    ast.Lambda: "lambdas are not part of the recur language",
+    ast.ListComp: "comprehensions are not part of the recur language",
+    ast.SetComp: "comprehensions are not part of the recur language",
+    ast.DictComp: "comprehensions are not part of the recur language",
+    ast.GeneratorExp: "comprehensions are not part of the recur language",
+    ast.JoinedStr: "strings are not part of the recur language",
+    ast.NamedExpr: "assignment expressions are not part of the recur language",
+    ast.Starred: "unpacking with '*' is not part of the recur language",
+    ast.Dict: "dictionaries are not part of the recur language",
+    ast.Set: "sets are not part of the recur language",
+}
+_BITWISE_HINT = "bitwise operators are not part of the recur language; use 'and', 'or', 'not'"
+
+
+def parse_expression(text: str, origin: Origin) -> n.Node:
+    """Parse one expression; every node's span is placed in the file through `origin`."""
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExprError(
+            f"expression is {len(text)} characters long; the limit is {MAX_EXPRESSION_LENGTH}",
+            origin.span(1, 1, 1, 2),
+        )
+    if not text.strip():
+        raise ExprError("empty expression", origin.span(1, 1, 1, 2))
+    # Parentheses let a `|` block scalar spread an expression over several lines.
+    try:
+        tree = ast.parse(f"({text}\n)", mode="eval")
+    except SyntaxError as exc:
+        raise _syntax_error(exc, text, origin) from None
+    except (RecursionError, MemoryError):
+        raise ExprError(
+            "expression is nested too deeply", origin.span(1, 1, 1, 2)
+        ) from None
+    return _Converter(text, origin).convert(tree.body, 0)
+
+
+def _syntax_error(exc: SyntaxError, text: str, origin: Origin) -> ExprError:
+    line = exc.lineno or 1
+    col = exc.offset or 1
+    if line == 1:
+        col = max(col - 1, 1)  # the added opening parenthesis
+    line_count = text.count("\n") + 1
+    if line > line_count:  # the error is at our closing parenthesis: the text ended early
+        line = line_count
+        col = len(text.splitlines()[-1] if text.splitlines() else "") + 1
+    message = (exc.msg or "invalid syntax").removesuffix(" (<unknown>, line 1)")
+    return ExprError(f"syntax error: {message}", origin.span(line, col, line, col + 1))
+
+
+class _Converter:
+    """One pass over the `ast`: each admitted node type has a `_convert_<Type>` method."""
+
+    def __init__(self, text: str, origin: Origin) -> None:
+        self._lines = ("(" + text).splitlines() or [""]
+        self._origin = origin
+
+    def convert(self, node: ast.AST, depth: int) -> n.Node:
+        if depth > MAX_DEPTH:
+            raise ExprError(
+                f"expression is nested more than {MAX_DEPTH} levels deep", self.span(node)
+            )
+        builder: Callable[[ast.AST, int], n.Node] | None = getattr(
+            self, f"_convert_{type(node).__name__}", None
+        )
+        if builder is None:
+            raise ExprError(self._refusal(node), self.span(node))
+        return builder(node, depth + 1)
+
+    def span(self, node: ast.AST) -> Span:
+        line = getattr(node, "lineno", 1)
+        end_line = getattr(node, "end_lineno", None) or line
+        col = self._char_col(line, getattr(node, "col_offset", 0))
+        end_col = self._char_col(end_line, getattr(node, "end_col_offset", None) or 0)
+        if line == 1:
+            col -= 1
+        if end_line == 1:
+            end_col -= 1
+        return self._origin.span(line, col + 1, end_line, max(end_col + 1, col + 2))
+
+    def _char_col(self, line: int, byte_offset: int) -> int:
+        source = self._lines[line - 1] if line <= len(self._lines) else ""
+        return len(source.encode("utf-8")[:byte_offset].decode("utf-8", errors="replace"))
+
+    @staticmethod
+    def _refusal(node: ast.AST) -> str:
+        for kind, hint in _REFUSED_HINTS.items():
+            if isinstance(node, kind):
+                return hint
+        if isinstance(node, ast.Constant):
+            return f"{type(node.value).__name__} values are not part of the recur language"
+        return f"'{type(node).__name__}' is not part of the recur language"
+
+    def _convert_Constant(self, node: ast.Constant, depth: int) -> n.Node:
+        value = node.value
+        if isinstance(value, bool | int | float | complex):
+            if isinstance(value, int) and not isinstance(value, bool) and value > INT64_MAX:
+                raise ExprError(
+                    f"integer literal {value} does not fit in int64", self.span(node)
+                )
+            return n.Number(self.span(node), value)
+        raise ExprError(self._refusal(node), self.span(node))
+
+    def _convert_Name(self, node: ast.Name, depth: int) -> n.Node:
+        return n.Name(self.span(node), node.id)
+
+    def _convert_UnaryOp(self, node: ast.UnaryOp, depth: int) -> n.Node:
+        op = _UNARY_OPS.get(type(node.op))
+        if op is None:
+            raise ExprError(_BITWISE_HINT, self.span(node))
+        return n.Unary(self.span(node), op, self.convert(node.operand, depth))
+
+    def _convert_BinOp(self, node: ast.BinOp, depth: int) -> n.Node:
+        op = _BINARY_OPS.get(type(node.op))
+        if op is None:
+            raise ExprError(_BITWISE_HINT, self.span(node))
+        left = self.convert(node.left, depth)
+        return n.Binary(self.span(node), op, left, self.convert(node.right, depth))
+
+    def _convert_BoolOp(self, node: ast.BoolOp, depth: int) -> n.Node:
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        result = self.convert(node.values[0], depth)
+        for value in node.values[1:]:
+            right = self.convert(value, depth)
+            span = Span(result.span.path, result.span.line, result.span.col,
+                        right.span.end_line, right.span.end_col)
+            result = n.Binary(span, op, result, right)
+        return result
+
+    def _convert_Compare(self, node: ast.Compare, depth: int) -> n.Node:
+        ops = []
+        for op in node.ops:
+            name = _COMPARE_OPS.get(type(op))
+            if name is None:
+                raise ExprError(
+                    "'in' and 'is' are not part of the recur language; use '==' or '!='",
+                    self.span(node),
+                )
+            ops.append(name)
+        operands = tuple(self.convert(v, depth) for v in (node.left, *node.comparators))
+        return n.Compare(self.span(node), tuple(ops), operands)
+
+    def _convert_IfExp(self, node: ast.IfExp, depth: int) -> n.Node:
+        return n.Select(
+            self.span(node),
+            self.convert(node.test, depth),
+            self.convert(node.body, depth),
+            self.convert(node.orelse, depth),
+        )
+
+    def _convert_Call(self, node: ast.Call, depth: int) -> n.Node:
+        if not isinstance(node.func, ast.Name):
+            raise ExprError("only the functions of the recur language can be called",
+                            self.span(node.func))
+        axis = None
+        for keyword in node.keywords:
+            if keyword.arg != "axis":
+                where = self.span(keyword) if keyword.arg is not None else self.span(node)
+                raise ExprError(
+                    f"unknown keyword argument '{keyword.arg}'; only 'axis=' is allowed"
+                    if keyword.arg is not None
+                    else "unpacking with '**' is not part of the recur language",
+                    where,
+                )
+            axis = self.convert(keyword.value, depth)
+        args = tuple(self.convert(arg, depth) for arg in node.args)
+        return n.Call(self.span(node), node.func.id, self.span(node.func), args, axis)
+
+    def _convert_Subscript(self, node: ast.Subscript, depth: int) -> n.Node:
+        value = self.convert(node.value, depth)
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        index = tuple(self._index_part(part, depth) for part in parts)
+        return n.Subscript(self.span(node), value, index)
+
+    def _index_part(self, part: ast.AST, depth: int) -> n.Node:
+        offset = _time_offset(part)
+        if offset is not None:
+            return n.TimeIndex(self.span(part), offset)
+        return self.convert(part, depth)
+
+    def _convert_Slice(self, node: ast.Slice, depth: int) -> n.Node:
+        def part(value: ast.AST | None) -> n.Node | None:
+            return None if value is None else self.convert(value, depth)
+
+        return n.Slice(self.span(node), part(node.lower), part(node.upper), part(node.step))
+
+    def _convert_List(self, node: ast.List, depth: int) -> n.Node:
+        return n.ListExpr(self.span(node), tuple(self.convert(e, depth) for e in node.elts))
+
+    _convert_Tuple = _convert_List
+
+
+def _time_offset(node: ast.AST) -> int | None:
+    """`t` -> 0, `t + 2` -> 2, `t - 1` -> -1; None for anything else."""
+    if isinstance(node, ast.Name) and node.id == "t":
+        return 0
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Add | ast.Sub)
+        and isinstance(node.left, ast.Name)
+        and node.left.id == "t"
+        and isinstance(node.right, ast.Constant)
+        and type(node.right.value) is int
+    ):
+        return node.right.value if isinstance(node.op, ast.Add) else -node.right.value
+    return None

@@ -1,0 +1,368 @@
+"""YAML text -> a checked `Spec`, every part of it tied to its place in the file.
+
+The YAML is composed into PyYAML's node tree (which keeps marks) rather than loaded
+into dicts (which would lose them). Values become expression trees here: a number is
+a `Number` node, a nested list a `ListExpr`, a string is parsed as an expression.
+Only structure is checked here; names and taps are the analyzer's job.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from recur.diagnostics import Origin, RecurError, Span, SpecError, did_you_mean
+from recur.lang import nodes as n
+from recur.lang.functions import FUNCTIONS
+from recur.lang.parse import parse_expression
+
+MAX_SPEC_BYTES = 1_000_000
+DTYPES = ("float64", "float32", "int32", "int64", "bool", "complex128")
+KEEPS = ("all", "last", "none")
+CONSTANTS = ("pi", "e", "inf", "nan")
+RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS})
+TOP_KEYS = (
+    "description", "params", "sequences", "outputs", "steps", "dtype", "reverse", "until",
+)
+OUTPUT_KEYS = ("step", "initial", "taps", "dtype", "keep")
+INPUT = "input"
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A name declared in the spec, and where."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSpec:
+    """A param or a sequence: an expression (numbers and lists included), or `input`."""
+
+    name: Declared
+    value: n.Node | None  # None: the array must come from --input
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    name: Declared
+    step: n.Node
+    initial: n.Node | None
+    taps: tuple[int, ...] | None
+    taps_span: Span | None
+    dtype: str
+    dtype_span: Span | None
+    keep: str
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A spec file, checked for structure; `source` is kept for error messages."""
+
+    path: str
+    source: str
+    description: str
+    params: tuple[ValueSpec, ...]
+    sequences: tuple[ValueSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    steps: n.Node | None
+    dtype: str
+    reverse: bool
+    until: n.Node | None
+    span: Span
+
+    def output(self, name: str) -> OutputSpec:
+        return next(o for o in self.outputs if o.name.name == name)
+
+
+def load_spec(path_or_text: str | Path, *, path: str | None = None) -> Spec:
+    """Read a spec from a file path, or from YAML text when `path_or_text` holds a newline.
+
+    Args:
+        path_or_text: a file path, or the YAML text itself.
+        path: the name to show in messages for text (default `<spec>`).
+
+    Raises:
+        SpecError: for unreadable files, YAML errors and structure errors.
+    """
+    text, shown = _read(path_or_text, path)
+    try:
+        return _Loader(text, shown).load()
+    except RecurError as err:
+        if err.source is None:
+            err.source = text
+        raise
+
+
+def _read(path_or_text: str | Path, path: str | None) -> tuple[str, str]:
+    if isinstance(path_or_text, str) and "\n" in path_or_text:
+        return path_or_text, path or "<spec>"
+    file = Path(path_or_text)
+    shown = path or str(path_or_text)
+    try:
+        size = file.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"{shown}: spec is {size} bytes; the limit is {MAX_SPEC_BYTES}")
+        return file.read_text(encoding="utf-8"), shown
+    except OSError as exc:
+        raise SpecError(f"cannot read spec '{shown}': {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"cannot read spec '{shown}': it is not UTF-8 text") from None
+
+
+class _Loader:
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self._seen: set[int] = set()
+
+    def span(self, node: yaml.Node) -> Span:
+        start, end = node.start_mark, node.end_mark
+        if end.line != start.line or end.column <= start.column:
+            line_length = len(self.text.splitlines()[start.line]) if self.text else 0
+            return Span(self.path, start.line + 1, start.column + 1, start.line + 1,
+                        max(line_length + 1, start.column + 2))
+        return Span(self.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+    def error(self, message: str, node: yaml.Node, *notes: str) -> SpecError:
+        return SpecError(message, self.span(node), tuple(notes), source=self.text)
+
+    def load(self) -> Spec:
+        root = self._compose()
+        if not isinstance(root, yaml.MappingNode):
+            raise self.error("a spec must be a YAML mapping with at least 'outputs'", root)
+        entries = self.mapping(root, TOP_KEYS, "top-level key")
+        if "outputs" not in entries:
+            raise self.error("the spec has no 'outputs'; it needs at least one", root)
+        dtype = self.choice(entries["dtype"][1], DTYPES, "dtype") if "dtype" in entries else (
+            "float64"
+        )
+        params = self.values(entries.get("params"), "params")
+        sequences = self.values(entries.get("sequences"), "sequences")
+        outputs = self.outputs(entries["outputs"][1], dtype)
+        self.check_unique([v.name for v in (*params, *sequences)] + [o.name for o in outputs])
+        return Spec(
+            path=self.path,
+            source=self.text,
+            description=self.text_value(entries.get("description")),
+            params=params,
+            sequences=sequences,
+            outputs=outputs,
+            steps=self.expression(entries["steps"][1]) if "steps" in entries else None,
+            dtype=dtype,
+            reverse=self.flag(entries.get("reverse")),
+            until=self.expression(entries["until"][1]) if "until" in entries else None,
+            span=self.span(root),
+        )
+
+    def _compose(self) -> yaml.Node:
+        try:
+            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            span = None
+            if mark is not None:
+                span = Span(self.path, mark.line + 1, mark.column + 1, mark.line + 1,
+                            mark.column + 2)
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise SpecError(f"invalid YAML: {problem}", span, source=self.text) from None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"invalid YAML: {exc}", source=self.text) from None
+        if root is None:
+            raise SpecError(f"{self.path}: the spec is empty; it needs at least 'outputs'")
+        return root
+
+    def mapping(
+        self, node: yaml.Node, valid: tuple[str, ...] | None, what: str
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """A mapping's entries by key; unknown or repeated keys are errors."""
+        self.visit(node)
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(f"expected a mapping for {what}s", node)
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in node.value:
+            self.visit(key)
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:null":
+                raise self.error(f"expected a name as {what}", key)
+            name = str(key.value)
+            if valid is not None and name not in valid:
+                raise self.error(
+                    f"unknown {what} '{name}'", key,
+                    *did_you_mean(name, valid), f"valid keys: {', '.join(valid)}",
+                )
+            if name in entries:
+                raise self.error(f"duplicate {what} '{name}'", key)
+            entries[name] = (key, value)
+        return entries
+
+    def visit(self, node: yaml.Node) -> None:
+        """Refuse YAML aliases: a shared node is how 'billion laughs' bombs are built."""
+        if id(node) in self._seen:
+            raise self.error("YAML aliases (*name) are not supported in a spec", node)
+        self._seen.add(id(node))
+
+    def values(self, entry: tuple[yaml.Node, yaml.Node] | None, what: str) -> tuple[
+        ValueSpec, ...
+    ]:
+        if entry is None or _is_null(entry[1]):
+            return ()
+        result = []
+        for name, (key, value) in self.mapping(entry[1], None, what[:-1] + " name").items():
+            declared = self.declare(name, key, what[:-1])
+            if isinstance(value, yaml.ScalarNode) and value.value == INPUT and value.style is None:
+                result.append(ValueSpec(declared, None, self.span(value)))
+            else:
+                result.append(ValueSpec(declared, self.expression(value), self.span(value)))
+        return tuple(result)
+
+    def outputs(self, node: yaml.Node, default_dtype: str) -> tuple[OutputSpec, ...]:
+        entries = self.mapping(node, None, "output name")
+        if not entries:
+            raise self.error("'outputs' is empty; it needs at least one output", node)
+        return tuple(
+            self.output(self.declare(name, key, "output"), value, default_dtype)
+            for name, (key, value) in entries.items()
+        )
+
+    def output(self, name: Declared, node: yaml.Node, default_dtype: str) -> OutputSpec:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(
+                f"output '{name.name}' must be a mapping with at least 'step'", node,
+                f"for example:  {name.name}: {{step: {name.name}[t-1] + 1, initial: 0}}",
+            )
+        entries = self.mapping(node, OUTPUT_KEYS, "output key")
+        if "step" not in entries:
+            raise self.error(f"output '{name.name}' has no 'step'", node)
+        dtype_node = entries["dtype"][1] if "dtype" in entries else None
+        taps_node = entries["taps"][1] if "taps" in entries else None
+        return OutputSpec(
+            name=name,
+            step=self.expression(entries["step"][1]),
+            initial=self.expression(entries["initial"][1]) if "initial" in entries else None,
+            taps=self.taps(taps_node) if taps_node is not None else None,
+            taps_span=self.span(taps_node) if taps_node is not None else None,
+            dtype=self.choice(dtype_node, DTYPES, "dtype") if dtype_node else default_dtype,
+            dtype_span=self.span(dtype_node) if dtype_node is not None else None,
+            keep=self.choice(entries["keep"][1], KEEPS, "keep") if "keep" in entries else "all",
+        )
+
+    def taps(self, node: yaml.Node) -> tuple[int, ...]:
+        self.visit(node)
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if not items or any(
+            not isinstance(i, yaml.ScalarNode) or i.tag != "tag:yaml.org,2002:int"
+            for i in items
+        ):
+            raise self.error("'taps' must be a list of negative integers, like [-2, -1]", node)
+        taps = tuple(int(self.construct(i)) for i in items)
+        for item, tap in zip(items, taps, strict=True):
+            if tap >= 0:
+                raise self.error(f"tap {tap} is not negative; taps look back, like -1", item)
+        return taps
+
+    def declare(self, name: str, key: yaml.Node, what: str) -> Declared:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise self.error(f"'{name}' is not a valid {what} name", key,
+                             "a name is letters, digits and '_', not starting with a digit")
+        if name in RESERVED:
+            kind = "a function" if name in FUNCTIONS else "reserved"
+            raise self.error(f"{what} name '{name}' is {kind}; choose another name", key)
+        return Declared(name, self.span(key))
+
+    def check_unique(self, names: list[Declared]) -> None:
+        seen: dict[str, Declared] = {}
+        for declared in names:
+            if declared.name in seen:
+                first = seen[declared.name].span
+                raise SpecError(
+                    f"'{declared.name}' is declared twice", declared.span,
+                    (f"{first.path}:{first.line}:{first.col}: first declared here",),
+                    source=self.text,
+                )
+            seen[declared.name] = declared
+
+    def choice(self, node: yaml.Node, valid: tuple[str, ...], what: str) -> str:
+        self.visit(node)
+        value = str(node.value) if isinstance(node, yaml.ScalarNode) else None
+        if value not in valid:
+            shown = value if value is not None else "a collection"
+            raise self.error(f"unknown {what} '{shown}'", node, *did_you_mean(shown, valid),
+                             f"valid values: {', '.join(valid)}")
+        return value
+
+    def flag(self, entry: tuple[yaml.Node, yaml.Node] | None) -> bool:
+        if entry is None:
+            return False
+        node = entry[1]
+        self.visit(node)
+        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
+            raise self.error("expected true or false", node)
+        return bool(self.construct(node))
+
+    def text_value(self, entry: tuple[yaml.Node, yaml.Node] | None) -> str:
+        if entry is None:
+            return ""
+        self.visit(entry[1])
+        if not isinstance(entry[1], yaml.ScalarNode):
+            raise self.error("'description' must be text", entry[1])
+        return str(entry[1].value).strip()
+
+    def construct(self, node: yaml.ScalarNode) -> object:
+        return yaml.SafeLoader("").construct_object(node)
+
+    def expression(self, node: yaml.Node) -> n.Node:
+        """A value node: number, nested list of values, or expression text."""
+        self.visit(node)
+        span = self.span(node)
+        if isinstance(node, yaml.SequenceNode):
+            return n.ListExpr(span, tuple(self.expression(item) for item in node.value))
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error("expected a number, an expression or a list", node)
+        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                        "tag:yaml.org,2002:bool"):
+            return n.Number(span, self.construct(node))  # type: ignore[arg-type]
+        if _is_null(node):
+            raise self.error("missing value: expected a number, an expression or a list", node)
+        return parse_expression(str(node.value), self.origin(node))
+
+    def origin(self, node: yaml.ScalarNode) -> Origin:
+        """Where the expression text of a scalar starts, per YAML scalar style."""
+        start, end = node.start_mark, node.end_mark
+        line, col = start.line + 1, start.column + 1
+        if node.style is None:
+            exact = self.text[start.index:end.index] == node.value
+            return Origin(self.path, line, col, exact=exact)
+        if node.style in ("'", '"'):
+            exact = self.text[start.index + 1:end.index - 1] == node.value
+            return Origin(self.path, line, col + 1, exact=exact)
+        if node.style == "|":
+            return self.block_origin(node)
+        return Origin(self.path, line, col, exact=False)
+
+    def block_origin(self, node: yaml.ScalarNode) -> Origin:
+        source_lines = self.text.splitlines()
+        first = node.start_mark.line + 1  # 0-based index of the first content line
+        value_lines = node.value.splitlines()
+        while first < len(source_lines) and not source_lines[first].strip():
+            first += 1
+            value_lines = value_lines[1:]
+        if first >= len(source_lines) or not value_lines:
+            return Origin(self.path, node.start_mark.line + 1, node.start_mark.column + 1,
+                          exact=False)
+        content = source_lines[first]
+        indent = len(content) - len(content.lstrip(" "))
+        exact = all(
+            source_lines[first + i][indent:] == text
+            for i, text in enumerate(value_lines)
+            if first + i < len(source_lines)
+        )
+        return Origin(self.path, first + 1, indent + 1, block_indent=indent + 1, exact=exact)
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"

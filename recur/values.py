@@ -1,0 +1,161 @@
+"""One-off evaluations before the loop: params, sequences, the step count, initials.
+
+Each is an expression over params, evaluated once with the run-time-checked closures
+of `lang.build`; integer faults and NumPy's complaints become errors at the
+expression's place in the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy
+
+from recur.diagnostics import ExprError, RunError, Span, SpecError
+from recur.engine.frame import Fault, Frame
+from recur.lang import nodes as n
+from recur.lang.build import Builder, Closure
+from recur.spec import Spec
+
+
+class ParamBindings:
+    """Names in params, sequences, `steps` and initials: the params evaluated so far."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+
+    def name(self, name: str) -> Closure:
+        value = self.values[name]
+        return lambda frame: value
+
+    def output(self, name: str, lag: int) -> Closure:
+        raise KeyError(name)
+
+    def sequence(self, name: str, offset: int) -> Closure:
+        raise KeyError(name)
+
+
+def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) -> Any:
+    """The value of a params-only expression; lists become arrays, 0-d arrays numbers.
+
+    A 0-d result becomes a Python number, so that a scalar param is "weak" in NumPy 2's
+    promotion, like a number literal: a float32 state times a param stays float32.
+    """
+    closure = Builder(backend, ParamBindings(values)).build(node)
+    try:
+        with backend.errstate():
+            value = closure(Frame())
+            return as_value(value, backend.xp)
+    except Fault as fault:
+        raise RunError(f"{fault.kind} in {where}", fault.node.span) from None
+    except MemoryError as exc:
+        raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
+    except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
+        raise ExprError(f"cannot evaluate {where}: {_reason(exc)}", node.span) from None
+
+
+def as_value(value: Any, xp: Any) -> Any:
+    if isinstance(value, list):
+        value = xp.asarray(value)
+    if getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if "inhomogeneous" in text:
+        return "the nested lists are not rectangular"
+    return text.splitlines()[0]
+
+
+def evaluate_params(
+    spec: Spec, overrides: Mapping[str, Any], backend: Any
+) -> dict[str, Any]:
+    """Params in order; an override (a node from `--set`, or an array) replaces one."""
+    values: dict[str, Any] = {}
+    for param in spec.params:
+        name = param.name.name
+        where = f"param '{name}'"
+        override = overrides.get(name)
+        if isinstance(override, n.Node):
+            values[name] = evaluate(override, values, backend, f"--set {name}")
+        elif override is not None:
+            values[name] = as_value(backend.xp.asarray(override), backend.xp)
+        elif param.value is None:
+            raise _missing_input(name, "param", param.span)
+        else:
+            values[name] = evaluate(param.value, values, backend, where)
+    return values
+
+
+def evaluate_sequences(
+    spec: Spec, params: Mapping[str, Any], inputs: Mapping[str, Any], backend: Any
+) -> dict[str, Any]:
+    """Sequences as arrays with time first, reversed under `reverse: true`."""
+    sequences: dict[str, Any] = {}
+    xp = backend.xp
+    for sequence in spec.sequences:
+        name = sequence.name.name
+        if name in inputs:
+            value = xp.asarray(inputs[name])
+        elif sequence.value is None:
+            raise _missing_input(name, "sequence", sequence.span)
+        else:
+            value = xp.asarray(evaluate(sequence.value, params, backend, f"sequence '{name}'"))
+        if value.ndim == 0:
+            raise SpecError(
+                f"sequence '{name}' is a single number; a sequence needs a time axis",
+                sequence.span, ("make it a param if it does not change with t",),
+            )
+        sequences[name] = value[::-1] if spec.reverse else value
+    return sequences
+
+
+def _missing_input(name: str, what: str, span: Span) -> SpecError:
+    return SpecError(
+        f"{what} '{name}' is 'input', but no --input {name}=PATH was given", span,
+        (f"run with --input {name}=file.npy (or .npz, .csv, or - for standard input)",),
+    )
+
+
+def count_steps(
+    spec: Spec, params: Mapping[str, Any], sequences: Mapping[str, Any],
+    offsets: Mapping[str, tuple[int, int]], requested: int | None, backend: Any,
+) -> int:
+    """The number of steps: `--steps`, else `steps:`, else what the sequences allow."""
+    allowed = {
+        name: (len(array) - (offsets[name][1] - offsets[name][0]), len(array))
+        for name, array in sequences.items()
+    }
+    if requested is None and spec.steps is not None:
+        requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'"),
+                                   spec.steps.span)
+    if requested is None:
+        if not allowed:
+            raise SpecError(
+                "the number of steps is not given: the spec has no 'steps' and no sequences",
+                spec.span, ("add 'steps: N' to the spec, or run with --steps N",),
+            )
+        return max(min(count for count, _ in allowed.values()), 0)
+    for name, (count, length) in allowed.items():
+        if requested > count:
+            low, high = offsets[name]
+            span = spec.sequences[[s.name.name for s in spec.sequences].index(name)].span
+            raise SpecError(
+                f"{requested} steps asked for, but sequence '{name}' allows {max(count, 0)} "
+                f"({length} elements, offsets {low}..{high})", span,
+            )
+    return requested
+
+
+def _integer_steps(value: Any, span: Span) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | numpy.integer):
+        hint = ()
+        if isinstance(value, float):
+            hint = ("YAML reads 1e3 as text, which evaluates to a float; write 1000",)
+        raise SpecError(f"'steps' must be an integer, not {value!r}", span, hint)
+    if value < 0:
+        raise SpecError(f"'steps' must be >= 0, not {value}", span)
+    return int(value)

@@ -1,0 +1,438 @@
+"""Writing results: formats, exact CSV text, round trips, stdout, atomic files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from recur.diagnostics import UsageError
+from recur.io.inputs import read_input
+from recur.io.outputs import (
+    OutputArray,
+    resolve_format,
+    write_csv,
+    write_npy,
+    write_npz,
+    write_outputs,
+)
+
+
+def _csv_text(*outputs: OutputArray) -> str:
+    stream = io.StringIO()
+    write_csv(stream, outputs)
+    return stream.getvalue()
+
+
+def _stdout_bytes(outputs: list[OutputArray], fmt: str | None = None) -> bytes:
+    stdout = io.BytesIO()
+    write_outputs(outputs, None, fmt, stdout)
+    assert not stdout.closed
+    return stdout.getvalue()
+
+
+def _usage_error(call, *args) -> UsageError:
+    with pytest.raises(UsageError) as info:
+        call(*args)
+    return info.value
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+# resolve_format
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "expected"),
+    [
+        ("out.csv", "npy", "npy"),
+        ("out.txt", "npz", "npz"),
+        (None, "npz", "npz"),
+        ("out.npy", None, "npy"),
+        ("dir.d/OUT.NPZ", None, "npz"),
+        ("out.csv", None, "csv"),
+        (None, None, "csv"),
+        ("-", None, "csv"),
+    ],
+)
+def test_resolve_format(path: str | None, fmt: str | None, expected: str) -> None:
+    assert resolve_format(path, fmt) == expected
+
+
+@pytest.mark.parametrize("path", ["out.txt", "out"])
+def test_resolve_format_needs_a_known_suffix(path: str) -> None:
+    error = _usage_error(resolve_format, path, None)
+    assert str(error) == (
+        f"cannot tell the format of '{path}': use --format or a .npy, .npz or .csv suffix"
+    )
+
+
+def test_resolve_format_rejects_unknown_formats() -> None:
+    assert "unknown format 'txt'" in str(_usage_error(resolve_format, None, "txt"))
+
+
+# CSV text
+
+
+def test_csv_scalar_per_step() -> None:
+    values = [0.0, 1.0, 3.0, 6.0]
+    text = _csv_text(OutputArray("sum", np.array(values), per_step=True))
+    assert text == "sum\n" + "".join(f"{v!r}\n" for v in values)
+
+
+def test_csv_headers_are_quoted_when_they_hold_a_comma() -> None:
+    array = np.arange(12, dtype=np.int64).reshape(2, 2, 3)
+    text = _csv_text(
+        OutputArray("v", np.array([[1, 2], [3, 4]]), per_step=True),
+        OutputArray("x", array, per_step=True),
+    )
+    header, first, second = text.splitlines()
+    assert header == 'v[0],v[1],"x[0,0]","x[0,1]","x[0,2]","x[1,0]","x[1,1]","x[1,2]"'
+    assert first == "1,2," + ",".join(map(str, range(6)))
+    assert second == "3,4," + ",".join(map(str, range(6, 12)))
+
+
+def test_csv_reads_back_with_the_csv_module() -> None:
+    array = np.arange(6).reshape(1, 2, 3)
+    rows = list(csv.reader(io.StringIO(_csv_text(OutputArray("x", array, per_step=True)))))
+    assert rows[0] == [f"x[{i},{j}]" for i in range(2) for j in range(3)]
+    assert rows[1] == [str(v) for v in range(6)]
+
+
+def test_csv_float_text() -> None:
+    values = [0.1, 15.0, 1e16, float("nan"), float("inf"), float("-inf"), -0.0, 1 / 3]
+    text = _csv_text(OutputArray("x", np.array(values), per_step=True))
+    assert text.splitlines()[1:] == [
+        "0.1",
+        "15.0",
+        "1e+16",
+        "nan",
+        "inf",
+        "-inf",
+        "-0.0",
+        repr(1 / 3),
+    ]
+
+
+def test_csv_float32_is_written_as_the_float64_it_widens_to() -> None:
+    array = np.array([0.1, 1 / 3], dtype=np.float32)
+    text = _csv_text(OutputArray("x", array, per_step=True))
+    assert text.splitlines()[1:] == [repr(float(np.float64(v))) for v in array]
+    assert text.splitlines()[1] != "0.1"
+
+
+def test_csv_ints_bools_and_complex() -> None:
+    text = _csv_text(
+        OutputArray("n", np.array([-(2**63), 7], dtype=np.int64), per_step=True),
+        OutputArray("k", np.array([3, 4], dtype=np.int32), per_step=True),
+        OutputArray("b", np.array([True, False]), per_step=True),
+        OutputArray("c", np.array([1.5 + 2j, complex(0, -1)]), per_step=True),
+    )
+    assert text == f"n,k,b,c\n{-(2**63)},3,true,(1.5+2j)\n7,4,false,-1j\n"
+
+
+def test_csv_final_states_are_one_line() -> None:
+    text = _csv_text(
+        OutputArray("s", np.array(55), per_step=False),
+        OutputArray("v", np.array([1.5, 2.5]), per_step=False),
+    )
+    assert text == "s,v[0],v[1]\n55,1.5,2.5\n"
+
+
+def test_csv_zero_steps_is_a_header_only() -> None:
+    text = _csv_text(OutputArray("x", np.zeros((0, 2)), per_step=True))
+    assert text == "x[0],x[1]\n"
+
+
+def test_csv_cannot_mix_all_and_last() -> None:
+    error = _usage_error(
+        _csv_text,
+        OutputArray("x", np.arange(3), per_step=True),
+        OutputArray("y", np.array(1), per_step=False),
+        OutputArray("z", np.arange(3), per_step=True),
+    )
+    assert str(error) == "cannot mix outputs kept 'all' (x, z) and 'last' (y) in one CSV"
+    (note,) = error.notes
+    assert "--output NAME" in note
+    assert "--last" in note
+    assert ".npz" in note
+
+
+# .npy and .npz
+
+
+def test_npy_holds_one_output() -> None:
+    outputs = [OutputArray(name, np.arange(3), per_step=True) for name in "xy"]
+    error = _usage_error(write_npy, io.BytesIO(), outputs)
+    assert str(error) == ".npy holds one array; choose one with --output NAME or write .npz"
+
+
+def test_npy_stream() -> None:
+    stream = io.BytesIO()
+    array = np.arange(6, dtype=np.int32).reshape(3, 2)
+    write_npy(stream, [OutputArray("x", array, per_step=True)])
+    stream.seek(0)
+    loaded = np.load(stream, allow_pickle=False)
+    assert loaded.dtype == np.int32
+    np.testing.assert_array_equal(loaded, array)
+
+
+def test_npz_stores_each_output_under_its_name() -> None:
+    arrays = {"file": np.arange(3), "allow_pickle": np.array(2.5), "x": np.ones((2, 2), bool)}
+    stream = io.BytesIO()
+    write_npz(stream, [OutputArray(name, a, per_step=True) for name, a in arrays.items()])
+    stream.seek(0)
+    with np.load(stream, allow_pickle=False) as loaded:
+        assert list(loaded.keys()) == list(arrays)
+        for name, array in arrays.items():
+            assert loaded[name].dtype == array.dtype
+            np.testing.assert_array_equal(loaded[name], array)
+
+
+# Round trips through write_outputs and read_input
+
+ROUND_TRIP_ARRAYS = {
+    "int64": np.array([[0, -5], [2**62, 7]], dtype=np.int64),
+    "float64": np.array([[0.1, np.nan], [np.inf, -np.inf], [1e16, -0.0]]),
+    "float32": np.array([[0.1, 1 / 3]], dtype=np.float32),
+    "bool": np.array([[True, False, True]]),
+    "complex": np.array([[1.5 + 2j, -1j], [np.nan + 1j, 0j]]),
+}
+
+
+def _per_step(state_shape: tuple[int, ...], dtype_name: str) -> np.ndarray:
+    """A (3, *state_shape) array made from the sample values of one dtype."""
+    sample = ROUND_TRIP_ARRAYS[dtype_name].ravel()
+    size = 3 * int(np.prod(state_shape))
+    return np.resize(sample, size).reshape(3, *state_shape)
+
+
+def _assert_same(loaded: np.ndarray, expected: np.ndarray) -> None:
+    assert loaded.dtype == expected.dtype
+    assert loaded.shape == expected.shape
+    np.testing.assert_array_equal(loaded, expected)
+    if expected.dtype.kind == "f":  # -0.0 stays -0.0; a NaN's sign is not kept
+        numbers = ~np.isnan(expected)
+        np.testing.assert_array_equal(np.signbit(loaded[numbers]), np.signbit(expected[numbers]))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "csv"])
+@pytest.mark.parametrize("dtype_name", list(ROUND_TRIP_ARRAYS))
+@pytest.mark.parametrize("state_shape", [(), (2,), (2, 3)], ids=str)
+def test_round_trip(
+    tmp_path: Path, fmt: str, dtype_name: str, state_shape: tuple[int, ...]
+) -> None:
+    array = _per_step(state_shape, dtype_name)
+    path = str(tmp_path / f"out.{fmt}")
+    write_outputs([OutputArray("x", array, per_step=True)], path, None)
+    expected = array.astype(np.float64) if fmt == "csv" and dtype_name == "float32" else array
+    _assert_same(read_input("x", path), expected)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "csv"])
+def test_round_trip_of_a_final_state_through_stdout(fmt: str) -> None:
+    array = np.array([[0.5, 2.0, -1.0], [3.0, np.nan, 1e300]])
+    data = _stdout_bytes([OutputArray("x", array, per_step=False)], fmt)
+    loaded = read_input("x", "-", io.BytesIO(data))
+    # CSV has no place for a state without a step axis: it comes back as one row.
+    _assert_same(loaded, array[np.newaxis] if fmt == "csv" else array)
+
+
+def test_round_trip_of_several_outputs_through_npz(tmp_path: Path) -> None:
+    outputs = [
+        OutputArray("x", np.arange(4.0), per_step=True),
+        OutputArray("y", np.array([[1, 2]]), per_step=True),
+    ]
+    path = str(tmp_path / "out.npz")
+    write_outputs(outputs, path, None)
+    for output in outputs:
+        _assert_same(read_input(output.name, path), output.array)
+
+
+def test_csv_of_one_spec_feeds_another_under_another_name() -> None:
+    array = np.array([[1.0, 2.0], [3.0, 4.5]])
+    data = _stdout_bytes([OutputArray("x", array, per_step=True)])
+    _assert_same(read_input("s", "-", io.BytesIO(data)), array)
+
+
+_SHAPES = st.one_of(st.tuples(st.integers(1, 20)), st.tuples(st.integers(1, 20), st.just(2)))
+
+
+@given(array=hnp.arrays(st.sampled_from([np.float64, np.int64]), _SHAPES))
+def test_csv_round_trip_property(array: np.ndarray) -> None:
+    data = _stdout_bytes([OutputArray("x", array, per_step=True)], "csv")
+    _assert_same(read_input("x", "-", io.BytesIO(data)), array)
+
+
+# Standard output
+
+
+def test_csv_to_stdout_leaves_it_open_and_flushed() -> None:
+    data = _stdout_bytes([OutputArray("x", np.array([1, 2]), per_step=True)])
+    assert data == b"x\n1\n2\n"
+
+
+def test_stdout_defaults_to_sys_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    write_outputs([OutputArray("x", np.array([1.5]), per_step=True)], "-", None)
+    assert capsysbinary.readouterr().out == b"x\n1.5\n"
+
+
+class _Terminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz"])
+def test_binary_to_a_terminal_is_refused(fmt: str) -> None:
+    terminal = _Terminal()
+    error = _usage_error(
+        write_outputs, [OutputArray("x", np.arange(3), per_step=True)], None, fmt, terminal
+    )
+    assert str(error) == f"refusing to write binary .{fmt} to a terminal"
+    assert error.notes == ("use -o FILE, pipe it, or --format csv",)
+    assert terminal.getvalue() == b""
+
+
+def test_csv_to_a_terminal_is_fine() -> None:
+    terminal = _Terminal()
+    write_outputs([OutputArray("x", np.arange(2), per_step=True)], None, None, terminal)
+    assert terminal.getvalue() == b"x\n0\n1\n"
+
+
+# Files
+
+
+def test_invalid_writes_create_nothing(tmp_path: Path) -> None:
+    two = [OutputArray(name, np.arange(3), per_step=True) for name in "xy"]
+    mixed = [two[0], OutputArray("y", np.array(1), per_step=False)]
+    with pytest.raises(UsageError, match="holds one array"):
+        write_outputs(two, str(tmp_path / "out.npy"), None)
+    with pytest.raises(UsageError, match="cannot mix"):
+        write_outputs(mixed, str(tmp_path / "out.csv"), None)
+    with pytest.raises(UsageError, match="cannot tell the format"):
+        write_outputs(two, str(tmp_path / "out.txt"), None)
+    assert _listing(tmp_path) == []
+
+
+def test_file_mode_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        write_outputs(
+            [OutputArray("x", np.arange(3), per_step=True)], str(tmp_path / "a.csv"), None
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.csv").st_mode) == 0o640
+
+
+def test_relative_path_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_outputs([OutputArray("x", np.arange(2), per_step=True)], "out.csv", None)
+    assert (tmp_path / "out.csv").read_text() == "x\n0\n1\n"
+
+
+def _failing_midway(exception: BaseException):
+    def write_array(stream, array, **kwargs) -> None:
+        stream.write(b"\x93NUMPY partial")
+        raise exception
+
+    return write_array
+
+
+@pytest.mark.parametrize("exception", [RuntimeError("boom"), KeyboardInterrupt()])
+@pytest.mark.parametrize("fmt", ["npy", "npz"])
+def test_failed_binary_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, exception: BaseException
+) -> None:
+    monkeypatch.setattr(np.lib.format, "write_array", _failing_midway(exception))
+    with pytest.raises(type(exception)):
+        write_outputs(
+            [OutputArray("x", np.arange(3), per_step=True)], str(tmp_path / f"o.{fmt}"), None
+        )
+    assert _listing(tmp_path) == []
+
+
+def test_failed_csv_write_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+
+    class HalfWriter:
+        def __init__(self, stream, **kwargs) -> None:
+            self.stream = stream
+
+        def writerow(self, row) -> None:
+            self.stream.write(",".join(row) + "\n")
+
+        def writerows(self, rows) -> None:
+            self.stream.write("1\n" * 10_000)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(csv, "writer", HalfWriter)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs([OutputArray("x", np.arange(3), per_step=True)], str(target), None)
+    assert target.read_text() == "old\n"
+    assert _listing(tmp_path) == ["out.csv"]
+
+
+def test_existing_file_is_replaced_whole(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old content that is longer than the new one\n" * 10)
+    write_outputs([OutputArray("x", np.array([1]), per_step=True)], str(target), None)
+    assert target.read_text() == "x\n1\n"
+    assert _listing(tmp_path) == ["out.csv"]
+
+
+def test_disk_full_is_reported_and_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(28, os.strerror(28))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    path = str(tmp_path / "out.npy")
+    error = _usage_error(write_outputs, [OutputArray("x", np.arange(3), True)], path, None)
+    assert str(error) == f"cannot write {path!r}: {os.strerror(28)}"
+    assert _listing(tmp_path) == []
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    path = str(tmp_path / "out" / "x.npy")
+    error = _usage_error(write_outputs, [OutputArray("x", np.arange(3), True)], path, None)
+    assert str(error) == f"cannot write {path!r}: No such file or directory"
+
+
+def test_path_is_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "out.csv").mkdir()
+    path = str(tmp_path / "out.csv")
+    error = _usage_error(write_outputs, [OutputArray("x", np.arange(3), True)], path, None)
+    assert str(error) == f"cannot write {path!r}: Is a directory"
+    assert _listing(tmp_path) == ["out.csv"]
+
+
+def test_read_only_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("permissions do not apply to this user")
+        path = str(folder / "x.csv")
+        error = _usage_error(write_outputs, [OutputArray("x", np.arange(3), True)], path, None)
+        assert str(error) == f"cannot write {path!r}: Permission denied"
+        assert _listing(folder) == []
+    finally:
+        folder.chmod(0o755)
