@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,7 @@ def _compile(
     if steps is not None and steps < 0:
         raise UsageError(f"--steps must be >= 0, not {steps}")
     overrides = _overrides(spec, params or {})
-    _check_input_names(spec, inputs or {})
+    check_input_names(spec, inputs or {})
     backend = get_backend(device)
     with _sourced(spec):
         return compile_spec(
@@ -156,7 +156,8 @@ def _overrides(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-def _check_input_names(spec: Spec, inputs: Mapping[str, Any]) -> None:
+def check_input_names(spec: Spec, inputs: Iterable[str]) -> None:
+    """Every `--input` name must be a sequence or a param of the spec."""
     names = [v.name.name for v in (*spec.params, *spec.sequences)]
     for name in inputs:
         if name not in names:

@@ -24,6 +24,7 @@ class _RecurGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
+        kwargs.setdefault("prog_name", "recur")
         try:
             code = super().main(*args, **kwargs)
         except RecurError as error:
@@ -85,9 +86,11 @@ def run(spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, 
     loaded = api.load(spec)
     resolve_format(out, fmt)  # a bad suffix is an error before a long run, not after
     names = _selected_outputs(loaded, selected)
+    input_paths = _input_pairs(inputs)
+    api.check_input_names(loaded, [name for name, _ in input_paths])
     result = api.run(
         loaded, steps=steps, params=dict(_pairs(sets, "--set")),
-        inputs={name: read_input(name, path) for name, path in _input_pairs(inputs)},
+        inputs={name: read_input(name, path) for name, path in input_paths},
         device=device, last=last, check=check_finite,
     )
     columns = [OutputArray(name, result[name], result.keeps[name] == "all") for name in names

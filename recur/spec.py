@@ -29,6 +29,9 @@ TOP_KEYS = (
 )
 OUTPUT_KEYS = ("step", "initial", "taps", "dtype", "keep")
 INPUT = "input"
+_APPROXIMATE = (
+    "the position is the start of the value: YAML rewrote its text (escapes or folding)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +331,13 @@ class _Loader:
             return n.Number(span, self.construct(node))  # type: ignore[arg-type]
         if _is_null(node):
             raise self.error("missing value: expected a number, an expression or a list", node)
-        return parse_expression(str(node.value), self.origin(node))
+        origin = self.origin(node)
+        try:
+            return parse_expression(str(node.value), origin)
+        except RecurError as err:
+            if not origin.exact:
+                err.notes = (*err.notes, _APPROXIMATE)
+            raise
 
     def origin(self, node: yaml.ScalarNode) -> Origin:
         """Where the expression text of a scalar starts, per YAML scalar style."""
@@ -339,7 +348,7 @@ class _Loader:
             return Origin(self.path, line, col, exact=exact)
         if node.style in ("'", '"'):
             exact = self.text[start.index + 1:end.index - 1] == node.value
-            return Origin(self.path, line, col + 1, exact=exact)
+            return Origin(self.path, line, col + 1 if exact else col, exact=exact)
         if node.style == "|":
             return self.block_origin(node)
         return Origin(self.path, line, col, exact=False)

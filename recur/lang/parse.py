@@ -189,6 +189,7 @@ class _Converter:
 
     def _convert_Call(self, node: ast.Call, depth: int) -> n.Node:
         if not isinstance(node.func, ast.Name):
+            self.convert(node.func, depth)  # a refused construct says what it is
             raise ExprError("only the functions of the recur language can be called",
                             self.span(node.func))
         axis = None

@@ -1,0 +1,165 @@
+"""The CLI through click's runner: help, options, exit codes, output selection."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy
+import pytest
+from click.testing import CliRunner
+
+from recur.cli import cli
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+FIB = str(SPECS / "fibonacci.yaml")
+
+
+def invoke(*args: str, stdin: bytes | None = None) -> object:
+    return CliRunner().invoke(cli, list(args), input=stdin)
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["check"]])
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_every_command_has_help_with_an_example(command: list[str], flag: str) -> None:
+    result = invoke(*command, flag)
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and "recur" in result.stdout
+
+
+def test_run_prints_csv_to_stdout() -> None:
+    result = invoke("run", FIB, "--steps", "5")
+    assert result.exit_code == 0
+    assert result.stdout == "x\n1\n2\n3\n5\n8\n"
+    assert result.stderr == ""
+
+
+def test_short_options_match_long_ones(tmp_path: Path) -> None:
+    short = invoke("run", FIB, "-s", "4", "-f", "npy", "-o", str(tmp_path / "a.bin"))
+    long = invoke("run", FIB, "--steps", "4", "--format", "npy", "--out", str(tmp_path / "b"))
+    assert short.exit_code == long.exit_code == 0
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b").read_bytes()
+    assert numpy.load(tmp_path / "a.bin").tolist() == [1, 2, 3, 5]
+
+
+def test_npy_to_stdout_is_the_array() -> None:
+    result = invoke("run", FIB, "-s", "3", "-f", "npy")
+    assert result.exit_code == 0
+    array = numpy.load(io.BytesIO(result.stdout_bytes))
+    assert array.dtype == numpy.int64 and array.tolist() == [1, 2, 3]
+
+
+def test_last_keeps_final_states() -> None:
+    result = invoke("run", FIB, "--last")
+    assert result.stdout == "x\n89\n"
+
+
+def test_set_and_input_feed_params_and_sequences(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("params:\n  k: 2\nsequences:\n  s: input\noutputs:\n"
+                    "  y: {step: 's * k', dtype: int64}\n")
+    data = tmp_path / "s.csv"
+    data.write_text("s\n1\n2\n3\n")
+    result = invoke("run", str(spec), "--input", f"s={data}", "--set", "k=k * 5")
+    assert result.exit_code == 2  # --set sees only params declared before k
+    assert "unknown name 'k'" in result.stderr
+    result = invoke("run", str(spec), "--input", f"s={data}", "--set", "k=10")
+    assert result.exit_code == 0 and result.stdout == "y\n10\n20\n30\n"
+
+
+def test_set_error_shows_the_expression_with_a_caret(tmp_path: Path) -> None:
+    result = invoke("run", str(SPECS / "taylor_exp.yaml"), "--set", "x=1 + q")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:3] == [
+        "--set:1:7: error: unknown name 'q' in --set x",
+        "    x=1 + q",
+        "          ^",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--set", "nope=1"], "has no param 'nope'"),
+        (["--set", "novalue"], "expects NAME=VALUE"),
+        (["--input", "zz=f.npy"], "has no sequence or param 'zz'"),
+        (["--output", "y"], "has no output 'y'"),
+        (["-o", "out.txt"], "cannot tell the format"),
+        (["--steps", "-1"], "--steps must be >= 0"),
+        (["--bogus"], "recur: error: No such option '--bogus'"),
+        (["--device", "tpu"], "recur: error: Invalid value for '--device'"),
+    ],
+)
+def test_command_line_errors_exit_2_with_one_message(args: list[str], fragment: str) -> None:
+    result = invoke("run", FIB, *args)
+    assert result.exit_code == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_spec_file() -> None:
+    result = invoke("run", "nowhere.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("recur: error: cannot read spec 'nowhere.yaml'")
+
+
+def test_keep_none_output_cannot_be_selected() -> None:
+    result = invoke("run", str(SPECS / "taylor_exp.yaml"), "--output", "power")
+    assert result.exit_code == 2 and "keep: none" in result.stderr
+
+
+def test_device_cuda_without_cupy_says_how_to_install() -> None:
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        result = invoke("run", FIB, "--device", "cuda")
+        assert result.exit_code == 2
+        assert "pip install 'recur[cuda]'" in result.stderr
+        assert "--device cpu" in result.stderr
+    else:  # pragma: no cover - a machine with CuPy runs the GPU tests instead
+        pytest.skip("CuPy is installed")
+
+
+def test_device_auto_falls_back_to_cpu_without_cupy() -> None:
+    result = invoke("run", FIB, "--device", "auto", "-s", "3")
+    assert result.exit_code == 0 and result.stdout == "x\n1\n2\n3\n"
+
+
+def test_check_reports_outputs_and_steps() -> None:
+    result = invoke("check", FIB, str(SPECS / "pi.yaml"))
+    assert result.exit_code == 0
+    assert "steps: 10" in result.stdout
+    assert "x: int64, state (), taps [-2, -1], keep all" in result.stdout
+    assert "steps: 99998" in result.stdout
+
+
+def test_check_stops_at_the_first_broken_spec(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("outputs:\n  x: {step: 'x[t-1]'}\n")
+    result = invoke("check", str(broken), FIB)
+    assert result.exit_code == 2
+    assert "has no 'initial'" in result.stderr
+    assert FIB not in result.stdout
+
+
+def test_check_of_a_spec_needing_input_names_the_inputs(tmp_path: Path) -> None:
+    spec = tmp_path / "in.yaml"
+    spec.write_text("sequences:\n  s: input\noutputs:\n  y: {step: s}\n")
+    result = invoke("check", str(spec))
+    assert result.exit_code == 0 and "needs --input for: s" in result.stdout
+
+
+def test_mixing_all_and_last_in_csv_suggests_alternatives(tmp_path: Path) -> None:
+    spec = tmp_path / "mix.yaml"
+    spec.write_text("steps: 2\noutputs:\n  a: {step: t}\n  b: {step: t, keep: last}\n")
+    result = invoke("run", str(spec))
+    assert result.exit_code == 2
+    assert "--last" in result.stderr and ".npz" in result.stderr
+    assert invoke("run", str(spec), "--last").stdout == "a,b\n1.0,1.0\n"

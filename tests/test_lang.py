@@ -1,0 +1,110 @@
+"""The expression language: what it admits, what it refuses on purpose, and where."""
+
+from __future__ import annotations
+
+import pytest
+
+from recur.diagnostics import ExprError, Origin
+from recur.lang import nodes as n
+from recur.lang.parse import MAX_DEPTH, parse_expression
+
+ORIGIN = Origin("spec.yaml", 3, 11)
+
+
+def parse(text: str) -> n.Node:
+    return parse_expression(text, ORIGIN)
+
+
+def test_tap_reads_become_time_indices() -> None:
+    node = parse("x[t-2] + s[t+1] + s[t]")
+    indices = [node for node in n.walk(node) if isinstance(node, n.TimeIndex)]
+    assert [index.offset for index in indices] == [-2, 1, 0]
+
+
+def test_spans_are_file_positions_in_characters() -> None:
+    node = parse("α + foo(x)")
+    assert isinstance(node, n.Binary)
+    call = node.right
+    assert isinstance(call, n.Call)
+    # 'foo' starts at character 5 of the expression, which starts at column 11.
+    assert (call.span.line, call.span.col, call.span.end_col) == (3, 15, 21)
+    assert (node.left.span.col, node.left.span.end_col) == (11, 12)
+
+
+def test_block_scalar_lines_map_to_their_file_lines() -> None:
+    origin = Origin("spec.yaml", 5, 7, block_indent=7)
+    node = parse_expression("x[t-1]\n  + bad", origin)
+    assert isinstance(node, n.Binary)
+    assert (node.right.span.line, node.right.span.col) == (6, 11)
+
+
+def test_inexact_origin_points_at_the_scalar_start() -> None:
+    node = parse_expression("a + b", Origin("spec.yaml", 2, 5, exact=False))
+    assert isinstance(node, n.Binary)
+    assert (node.right.span.line, node.right.span.col) == (2, 5)
+
+
+def test_chained_comparison_and_select() -> None:
+    node = parse("1 if 0 < x[t-1] <= 2 else 0")
+    assert isinstance(node, n.Select)
+    assert isinstance(node.test, n.Compare)
+    assert node.test.ops == ("<", "<=")
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "column"),
+    [
+        ("x.real", "attribute access", 11),
+        ("(lambda: 1)()", "lambdas", 12),
+        ("[i for i in s]", "comprehensions", 11),
+        ("'abc'", "str values", 11),
+        ("f'{x}'", "strings", 11),
+        ("{1: 2}", "dictionaries", 11),
+        ("{1, 2}", "sets", 11),
+        ("(y := 2)", "assignment expressions", 12),
+        ("a & b", "bitwise", 11),
+        ("~a", "bitwise", 11),
+        ("a in b", "'in' and 'is'", 11),
+        ("f(*a)", "unpacking", 13),
+        ("f(**a)", "'**'", 11),
+        ("sum(a, dtype=1)", "unknown keyword argument 'dtype'", 18),
+        ("x.__class__", "attribute access", 11),
+        ("__import__('os')", "str values", 22),
+        ("a[1](2)", "only the functions", 11),
+        ("None", "NoneType values", 11),
+        ("...", "ellipsis values", 11),
+        ("2 ** 99999999999999999999", "does not fit in int64", 16),
+    ],
+)
+def test_refused_on_purpose(text: str, message: str, column: int) -> None:
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert message in caught.value.message
+    assert caught.value.span is not None
+    assert caught.value.span.col == column
+
+
+def test_syntax_error_points_into_the_expression() -> None:
+    with pytest.raises(ExprError) as caught:
+        parse("x[t-1] +* 2")
+    assert caught.value.message.startswith("syntax error")
+    assert caught.value.span is not None and caught.value.span.line == 3
+
+
+def test_unclosed_bracket_is_a_syntax_error_not_a_crash() -> None:
+    with pytest.raises(ExprError, match="syntax error"):
+        parse("sin(x[t-1]")
+
+
+def test_nesting_is_limited() -> None:
+    with pytest.raises(ExprError, match="nested"):
+        parse("-" * (MAX_DEPTH + 5) + "1")
+    with pytest.raises(ExprError, match="nested"):
+        parse("(" * 300 + "1" + ")" * 300)
+
+
+def test_empty_and_overlong_expressions() -> None:
+    with pytest.raises(ExprError, match="empty"):
+        parse("   ")
+    with pytest.raises(ExprError, match="characters long"):
+        parse("1+" * 6000 + "1")
