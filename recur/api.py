@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy
 
+from recur.analysis import Context, analyze_spec, check_expression
 from recur.compiler import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import Origin, RecurError, UsageError, did_you_mean
 from recur.engine.backend import get_backend
 from recur.engine.loop import run_plan
-from recur.lang.analyze import Context, analyze_spec, check_expression
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy
 
+from recur.analysis import Analysis
 from recur.diagnostics import RunError, SpecError
 from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
 from recur.engine.plan import OutputPlan, Plan
 from recur.lang import nodes as n
-from recur.lang.analyze import Analysis
 from recur.lang.build import Builder, Closure
 from recur.spec import OutputSpec, Spec
 from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequences

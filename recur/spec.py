@@ -16,13 +16,12 @@ import yaml
 
 from recur.diagnostics import Origin, RecurError, Span, SpecError, did_you_mean
 from recur.lang import nodes as n
-from recur.lang.functions import FUNCTIONS
+from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.lang.parse import parse_expression
 
 MAX_SPEC_BYTES = 1_000_000
 DTYPES = ("float64", "float32", "int32", "int64", "bool", "complex128")
 KEEPS = ("all", "last", "none")
-CONSTANTS = ("pi", "e", "inf", "nan")
 RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS})
 TOP_KEYS = (
     "description", "params", "sequences", "outputs", "steps", "dtype", "reverse", "until",

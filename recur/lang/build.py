@@ -12,7 +12,6 @@ arithmetic runs with no check at all.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -22,12 +21,9 @@ import numpy
 from recur.engine.frame import Fault, Frame
 from recur.lang import intops
 from recur.lang import nodes as n
-from recur.lang.analyze import axis_value
-from recur.lang.functions import FUNCTIONS
+from recur.lang.functions import CONSTANTS, FUNCTIONS
 
 Closure = Callable[["Frame"], Any]
-
-CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
@@ -263,7 +259,7 @@ class Builder:
             return elementwise
         if node.func == "abs":
             return self._checked_unary(node, args[0], intops.absolute, impl)
-        call = _call(impl, args, axis_value(node.axis) if node.axis is not None else None)
+        call = _call(impl, args, n.constant_axis(node.axis) if node.axis is not None else None)
         if node.func in _SHADOW_CHECKED:
             return self._shadowed(node, call, lambda values: impl(*values), args)
         return call

@@ -6,11 +6,13 @@ so a step calls e.g. `numpy.sin` directly. Adding a function is adding a row her
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 MAX_ARRAY_ELEMENTS = 1_000_000_000
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 
 Impl = Callable[..., Any]
 

@@ -122,3 +122,17 @@ def walk(node: Node) -> Iterator[Node]:
     yield node
     for child in children(node):
         yield from walk(child)
+
+
+def constant_axis(node: Node) -> int | tuple[int, ...] | None:
+    """The constant value of an `axis=` argument, or None if it is not a constant."""
+    if isinstance(node, Number) and type(node.value) is int:
+        return node.value
+    if isinstance(node, Unary) and node.op == "-":
+        inner = constant_axis(node.operand)
+        return -inner if isinstance(inner, int) else None
+    if isinstance(node, ListExpr):
+        items = [constant_axis(item) for item in node.items]
+        if all(isinstance(item, int) for item in items):
+            return tuple(items)  # type: ignore[arg-type]
+    return None

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from recur.diagnostics import ExprError, Span, SpecError, did_you_mean
 from recur.lang import nodes as n
-from recur.lang.functions import FUNCTIONS
-from recur.spec import CONSTANTS, OutputSpec, Spec
+from recur.lang.functions import CONSTANTS, FUNCTIONS
+from recur.lang.nodes import constant_axis
+from recur.spec import OutputSpec, Spec
 
 MAX_TAP_DEPTH = 10_000
 MAX_SEQUENCE_OFFSET = 1_000_000
@@ -220,25 +221,11 @@ class _Checker:
         if node.axis is not None and (not function.axis or count > 1):
             raise self.error(f"{node.func}() with these arguments takes no 'axis='",
                              node.axis.span)
-        if node.axis is not None and axis_value(node.axis) is None:
+        if node.axis is not None and constant_axis(node.axis) is None:
             raise self.error("'axis=' must be an integer or a tuple of integers",
                              node.axis.span)
         for arg in node.args:
             self.visit(arg)
-
-
-def axis_value(node: n.Node) -> int | tuple[int, ...] | None:
-    """The constant value of an `axis=` argument, or None if it is not a constant."""
-    if isinstance(node, n.Number) and type(node.value) is int:
-        return node.value
-    if isinstance(node, n.Unary) and node.op == "-":
-        inner = axis_value(node.operand)
-        return -inner if isinstance(inner, int) else None
-    if isinstance(node, n.ListExpr):
-        items = [axis_value(item) for item in node.items]
-        if all(isinstance(item, int) for item in items):
-            return tuple(items)  # type: ignore[arg-type]
-    return None
 
 
 def _arity(low: int, high: int) -> str:
