@@ -129,6 +129,13 @@ def count_steps(
         name: (len(array) - (offsets[name][1] - offsets[name][0]), len(array))
         for name, array in sequences.items()
     }
+    for name, (count, length) in allowed.items():
+        if count < 0:
+            low, high = offsets[name]
+            raise SpecError(
+                f"sequence '{name}' has {length} element{'' if length == 1 else 's'}, fewer than its offsets "
+                f"{low}..{high} need ({high - low + 1})", _sequence_span(spec, name),
+            )
     if requested is None and spec.steps is not None:
         requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'"),
                                    spec.steps.span)
@@ -138,16 +145,19 @@ def count_steps(
                 "the number of steps is not given: the spec has no 'steps' and no sequences",
                 spec.span, ("add 'steps: N' to the spec, or run with --steps N",),
             )
-        return max(min(count for count, _ in allowed.values()), 0)
+        return min(count for count, _ in allowed.values())
     for name, (count, length) in allowed.items():
         if requested > count:
             low, high = offsets[name]
-            span = spec.sequences[[s.name.name for s in spec.sequences].index(name)].span
             raise SpecError(
-                f"{requested} steps asked for, but sequence '{name}' allows {max(count, 0)} "
-                f"({length} elements, offsets {low}..{high})", span,
+                f"{requested} steps asked for, but sequence '{name}' allows {count} "
+                f"({length} elements, offsets {low}..{high})", _sequence_span(spec, name),
             )
     return requested
+
+
+def _sequence_span(spec: Spec, name: str) -> Span:
+    return next(s.span for s in spec.sequences if s.name.name == name)
 
 
 def _integer_steps(value: Any, span: Span) -> int:
