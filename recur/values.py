@@ -133,8 +133,9 @@ def count_steps(
         if count < 0:
             low, high = offsets[name]
             raise SpecError(
-                f"sequence '{name}' has {length} element{'' if length == 1 else 's'}, fewer than its offsets "
-                f"{low}..{high} need ({high - low + 1})", _sequence_span(spec, name),
+                f"sequence '{name}' has {length} element{'' if length == 1 else 's'}, "
+                f"fewer than its offsets {low}..{high} need ({high - low + 1})",
+                _sequence_span(spec, name),
             )
     if requested is None and spec.steps is not None:
         requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'"),
