@@ -1,0 +1,22 @@
+"""Shared pytest configuration: the `--update-golden` option (see the README, Development)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="Rewrite tests/golden/*/expected/ where it differs or is missing, and fail "
+        "those cases so that a second run must pass. Review `git diff tests/golden`.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Regeneration writes into the source tree: never from parallel workers (mypy does
+    # the same for --update-data).
+    if config.getoption("--update-golden") and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--update-golden runs serially: drop -n/--numprocesses")
