@@ -279,7 +279,7 @@ def _order(spec: Spec, same_step: dict[str, dict[str, Span]]) -> tuple[str, ...]
             raise SpecError(
                 "outputs read each other's value of the same step in a cycle: "
                 + " -> ".join(cycle), span,
-                ("one of these reads must look back: write x[t-1] instead of x[t]",),
+                (f"one of these reads must look back: write {name}[t-1] instead of {name}[t]",),
             )
         state[name] = "visiting"
         for dependency in same_step[name]:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, replace
 
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+APPROXIMATE_NOTE = (
+    "the position is the start of the value: YAML rewrote its text (escapes or folding)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,7 @@ class Span:
     col: int
     end_line: int
     end_col: int
+    approximate: bool = False  # YAML rewrote the text: this is the value's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,7 @@ class Origin:
     def span(self, line: int, col: int, end_line: int, end_col: int) -> Span:
         """The file span of expression-relative (1-based) positions."""
         if not self.exact:
-            return Span(self.path, self.line, self.col, self.line, self.col + 1)
+            return Span(self.path, self.line, self.col, self.line, self.col + 1, approximate=True)
         first_line, first_col = self._place(line, col)
         last_line, last_col = self._place(end_line, end_col)
         return Span(self.path, first_line, first_col, last_line, last_col)
@@ -113,6 +117,8 @@ def render(error: RecurError) -> str:
         lines.append(f"{span.path}:{span.line}:{span.col}: error: {error.message}")
         lines.extend(_snippet(error.source, span))
     lines.extend(f"note: {note}" for note in error.notes)
+    if span is not None and span.approximate:
+        lines.append(f"note: {APPROXIMATE_NOTE}")
     return "\n".join(lines)
 
 
@@ -123,12 +129,12 @@ def _snippet(source: str | None, span: Span) -> list[str]:
     if not 1 <= span.line <= len(source_lines):
         return []
     raw = source_lines[span.line - 1]
-    prefix = raw[: span.col - 1].expandtabs()
-    text = raw.expandtabs()
     end_col = span.end_col if span.end_line == span.line else len(raw) + 1
-    marked = raw[span.col - 1 : max(end_col, span.col + 1) - 1].expandtabs()
-    width = max(len(marked), 1)
-    return ["    " + text.rstrip(), "    " + " " * len(prefix) + "^" + "~" * (width - 1)]
+    # Widths are measured after tab expansion of everything before, so a tab's width
+    # depends on where it starts.
+    start = len(raw[: span.col - 1].expandtabs())
+    width = max(len(raw[: max(end_col, span.col + 1) - 1].expandtabs()) - start, 1)
+    return ["    " + raw.expandtabs().rstrip(), "    " + " " * start + "^" + "~" * (width - 1)]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:

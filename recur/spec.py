@@ -28,9 +28,6 @@ TOP_KEYS = (
 )
 OUTPUT_KEYS = ("step", "initial", "taps", "dtype", "keep")
 INPUT = "input"
-_APPROXIMATE = (
-    "the position is the start of the value: YAML rewrote its text (escapes or folding)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,18 +163,34 @@ class _Loader:
         try:
             root = yaml.compose(self.text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            span = None
-            if mark is not None:
-                span = Span(self.path, mark.line + 1, mark.column + 1, mark.line + 1,
-                            mark.column + 2)
-            problem = exc.problem or exc.context or "invalid YAML"
-            raise SpecError(f"invalid YAML: {problem}", span, source=self.text) from None
+            raise self.yaml_error(exc) from None
         except yaml.YAMLError as exc:
             raise SpecError(f"invalid YAML: {exc}", source=self.text) from None
         if root is None:
             raise SpecError(f"{self.path}: the spec is empty; it needs at least 'outputs'")
         return root
+
+    def yaml_error(self, exc: yaml.MarkedYAMLError) -> SpecError:
+        """PyYAML's problem at its mark, with its context ("while scanning ...") as a note."""
+        line_count = len(self.text.splitlines())
+        mark = exc.problem_mark
+        if mark is None or mark.line >= line_count:  # past the end: blame where it started
+            mark = exc.context_mark or mark
+        notes = []
+        context = exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and context is not None and context is mark:
+            problem = f"{problem} {exc.context}"
+        elif exc.context and context is not None:
+            notes.append(f"{self.path}:{context.line + 1}:{context.column + 1}: "
+                         f"{exc.context} that starts here")
+        if "\\t" in problem or "\t" in problem:
+            notes.append("YAML does not allow a tab here: use spaces, or quote the expression")
+        span = None
+        if mark is not None:
+            line = min(mark.line, max(line_count - 1, 0))
+            span = Span(self.path, line + 1, mark.column + 1, line + 1, mark.column + 2)
+        return SpecError(f"invalid YAML: {problem}", span, tuple(notes), source=self.text)
 
     def mapping(
         self, node: yaml.Node, valid: tuple[str, ...] | None, what: str
@@ -330,13 +343,7 @@ class _Loader:
             return n.Number(span, self.construct(node))  # type: ignore[arg-type]
         if _is_null(node):
             raise self.error("missing value: expected a number, an expression or a list", node)
-        origin = self.origin(node)
-        try:
-            return parse_expression(str(node.value), origin)
-        except RecurError as err:
-            if not origin.exact:
-                err.notes = (*err.notes, _APPROXIMATE)
-            raise
+        return parse_expression(str(node.value), self.origin(node))
 
     def origin(self, node: yaml.ScalarNode) -> Origin:
         """Where the expression text of a scalar starts, per YAML scalar style."""

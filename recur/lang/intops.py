@@ -17,6 +17,7 @@ import numpy
 
 OVERFLOW = "integer overflow"
 ZERO_DIVISION = "integer division by zero"
+ZERO_MODULO = "integer modulo by zero"
 NEGATIVE_POWER = "integer to a negative integer power"
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -62,7 +63,7 @@ def floordiv(a: Any, b: Any) -> tuple[Any, Any, str]:
 
 
 def mod(a: Any, b: Any) -> tuple[Any, Any, str]:
-    return a % b, b == 0, ZERO_DIVISION
+    return a % b, b == 0, ZERO_MODULO
 
 
 def power(a: Any, b: Any) -> tuple[Any, Any, str]:
@@ -146,7 +147,7 @@ def python_binary(op: str, a: Any, b: Any) -> tuple[Any, str | None]:
         result = PYTHON_BINARY[op](a, b)
     except ZeroDivisionError:
         if _is_pyint(a) and _is_pyint(b):
-            return 0, ZERO_DIVISION
+            return 0, ZERO_MODULO if op == "%" else ZERO_DIVISION
         return _numpy_fallback(op, a, b), None
     except OverflowError:
         return _numpy_fallback(op, a, b), None

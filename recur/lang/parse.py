@@ -50,6 +50,12 @@ _REFUSED_HINTS: dict[type[ast.AST], str] = {
     ast.Dict: "dictionaries are not part of the recur language",
     ast.Set: "sets are not part of the recur language",
 }
+_CONSTANT_KINDS: dict[type, str] = {
+    str: "string literals",
+    bytes: "bytes literals",
+    type(None): "None and missing values",
+    type(...): "'...' (Ellipsis)",
+}
 _BITWISE_HINT = "bitwise operators are not part of the recur language; use 'and', 'or', 'not'"
 
 
@@ -127,7 +133,8 @@ class _Converter:
             if isinstance(node, kind):
                 return hint
         if isinstance(node, ast.Constant):
-            return f"{type(node.value).__name__} values are not part of the recur language"
+            kind = _CONSTANT_KINDS.get(type(node.value), f"{type(node.value).__name__} values")
+            return f"{kind} are not part of the recur language"
         return f"'{type(node).__name__}' is not part of the recur language"
 
     def _convert_Constant(self, node: ast.Constant, depth: int) -> n.Node:
