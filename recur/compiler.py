@@ -152,9 +152,13 @@ def _bounds(source: Any, target: str) -> tuple[int, int] | None:
 
 
 def _broadcast_initial(initial: Any, shape: tuple[int, ...], xp: Any) -> Any:
+    """(depth, *per_step) -> (depth, *shape): per-step shapes align right, depth stays first."""
     if initial is None:
         return None
-    return xp.broadcast_to(initial, (initial.shape[0], *shape))
+    per_step = initial.shape[1:]
+    padded = initial.reshape((initial.shape[0],) + (1,) * (len(shape) - len(per_step))
+                             + tuple(per_step))
+    return xp.broadcast_to(padded, (initial.shape[0], *shape))
 
 
 def _per_step_shape(initial: Any) -> tuple[int, ...]:

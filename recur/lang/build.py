@@ -171,11 +171,11 @@ class Builder:
         if node.op == "not":
             logical_not = self.xp.logical_not
             return lambda frame: logical_not(operand(frame))
-        return self._checked_unary(node, operand, intops.negative, operator.neg)
+        return self._checked_unary(node, operand, intops.negative, operator.neg, operator.neg)
 
     def _checked_unary(
         self, node: n.Node, operand: Closure, checked: Callable[[Any], Any],
-        plain: Callable[[Any], Any],
+        plain: Callable[[Any], Any], python: Callable[[int], int],
     ) -> Closure:
         seen, note = self._seen(node), self._note
         if seen == OTHER:
@@ -185,7 +185,7 @@ class Builder:
             value = operand(frame)
             if isinstance(value, int) and not isinstance(value, bool):
                 note(node, PY)
-                result = plain(value)
+                result = python(value)
                 if not intops.INT64_MIN <= result <= intops.INT64_MAX:
                     frame.fault(intops.OVERFLOW, None, node)
                 return result
@@ -258,7 +258,7 @@ class Builder:
 
             return elementwise
         if node.func == "abs":
-            return self._checked_unary(node, args[0], intops.absolute, impl)
+            return self._checked_unary(node, args[0], intops.absolute, impl, abs)
         call = _call(impl, args, n.constant_axis(node.axis) if node.axis is not None else None)
         if node.func in _SHADOW_CHECKED:
             return self._shadowed(node, call, lambda values: impl(*values), args)
@@ -277,8 +277,8 @@ class Builder:
             result = call(frame)
             if intops.is_int_array(result):
                 note(node, INT)
-                values = [_as_float(arg(frame)) for arg in args]
-                _check_shadow(frame, node, result, again(values))
+                values = [arg(frame) for arg in args]
+                _check_reduction(frame, node, result, values, again)
             else:
                 note(node, OTHER)
             return result
@@ -346,9 +346,19 @@ def _as_float(value: Any) -> Any:
     return value
 
 
-def _check_shadow(frame: Frame, node: n.Node, result: Any, shadow: Any) -> None:
-    limit = float(2 ** (result.dtype.itemsize * 8 - 1))
-    bad = abs(shadow) >= limit
+def _as_exact(value: Any) -> Any:
+    """Python integers in an object array (on the host), for exact integer sums."""
+    host = value.get() if hasattr(value, "get") else value
+    return numpy.asarray(host).astype(object)
+
+
+def _check_reduction(frame: Frame, node: n.Node, result: Any, values: list[Any],
+                     again: Callable[[list[Any]], Any]) -> None:
+    terms = max(int(getattr(v, "size", 1)) for v in values)
+    bad = intops.check_reduction(
+        result, again([_as_float(v) for v in values]), terms,
+        lambda: again([_as_exact(v) for v in values]),
+    )
     if bad.any():
         frame.fault(intops.OVERFLOW, bad, node)
 

@@ -98,6 +98,22 @@ def numpy_where(cond: Any, a: Any, b: Any) -> Any:
     return numpy.where(cond, a, b)
 
 
+def check_reduction(result: Any, shadow: Any, terms: int, exact: Callable[[], Any]) -> Any:
+    """The lanes where an integer reduction's true result is outside its dtype.
+
+    `shadow` is the same reduction in float64, whose error is at most about
+    `terms` units in the last place; only where it is that close to the limit is the
+    exact result (Python integers) worked out.
+    """
+    info = numpy.iinfo(result.dtype)
+    limit = float(info.max) + 1.0
+    near = abs(shadow) >= limit * (1.0 - 4.0 * terms * 2.0**-53)
+    if not bool(near.any()):
+        return near
+    true = numpy.asarray(exact(), dtype=object)
+    return numpy.asarray((true < int(info.min)) | (true > int(info.max)), dtype=bool)
+
+
 def negative(a: Any) -> tuple[Any, Any, str]:
     return -a, a == _min_of(a), OVERFLOW
 
@@ -108,10 +124,14 @@ def absolute(a: Any) -> tuple[Any, Any, str]:
 
 def checked_binary(op: str, a: Any, b: Any) -> tuple[Any, Any, str]:
     """`a op b` where the result is an integer array; a Python int operand takes its dtype."""
-    if isinstance(a, int):
-        a = numpy.result_type(a, b.dtype).type(a)
-    elif isinstance(b, int):
-        b = numpy.result_type(a.dtype, b).type(b)
+    try:
+        if isinstance(a, int):
+            a = numpy.result_type(a, b.dtype).type(a)
+        elif isinstance(b, int):
+            b = numpy.result_type(a.dtype, b).type(b)
+    except OverflowError:  # a Python int that the array's dtype cannot hold
+        array = b if isinstance(a, int) else a
+        return array, array == array, OVERFLOW
     return CHECKED_BINARY[op](a, b)
 
 
