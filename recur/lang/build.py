@@ -26,13 +26,7 @@ from recur.lang.functions import CONSTANTS, FUNCTIONS
 Closure = Callable[["Frame"], Any]
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "//": operator.floordiv,
-    "%": operator.mod,
-    "**": operator.pow,
+    **intops.PYTHON_BINARY,
     "@": operator.matmul,
 }
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
