@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from recur import api
-from recur.diagnostics import EXIT_USAGE, RecurError, UsageError, did_you_mean, render
-from recur.engine.backend import DEVICES
-from recur.io import OutputArray, read_input, resolve_format, write_outputs
+from recur.diagnostics import EXIT_USAGE, RecurError, render
+from recur.io import OutputArray, resolve_format, write_outputs
+from recur.runopts import run_from_options, run_options
 
 EXIT_INTERRUPTED = 130
 
@@ -56,25 +56,11 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("-s", "--steps", type=int, help="Number of steps (overrides the spec).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=EXPR",
-              help="Override a param with an expression over earlier params.")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=PATH",
-              help="A sequence or param from .npy/.npz/.csv, or - for standard input.")
+@run_options
 @click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["npy", "npz", "csv"]),
               help="Output format (default: from the suffix, else csv).")
-@click.option("--output", "selected", multiple=True, metavar="NAME",
-              help="Write only these outputs, in this order.")
-@click.option("--last", is_flag=True, help="Keep only the final state of every output.")
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
-              help="Where to run: NumPy (cpu) or CuPy (cuda).")
-@click.option("--check", "check_finite", is_flag=True,
-              help="Stop at the first non-finite value (exit 1).")
-def run(spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
-        out: str | None, fmt: str | None, selected: tuple[str, ...], last: bool, device: str,
-        check_finite: bool) -> None:
+def run(out: str | None, fmt: str | None, **options: Any) -> None:
     """Run a spec and write its outputs.
 
     \b
@@ -83,18 +69,10 @@ def run(spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, 
       recur run specs/logistic_sweep.yaml -o sweep.npy
       recur run a.yaml -o - -f npy | recur run b.yaml --input s=-
     """
-    loaded = api.load(spec)
-    resolve_format(out, fmt)  # a bad suffix is an error before a long run, not after
-    names = _selected_outputs(loaded, selected)
-    input_paths = _input_pairs(inputs)
-    api.check_input_names(loaded, [name for name, _ in input_paths])
-    result = api.run(
-        loaded, steps=steps, params=dict(_pairs(sets, "--set")),
-        inputs={name: read_input(name, path) for name, path in input_paths},
-        device=device, last=last, check=check_finite,
-    )
-    columns = [OutputArray(name, result[name], result.keeps[name] == "all") for name in names
-               if name in result]
+    # A bad suffix is an error before a long run, not after it.
+    ran = run_from_options(**options, before_run=lambda spec: resolve_format(out, fmt))
+    columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
+               for name in ran.names]
     write_outputs(columns, out, fmt)
 
 
@@ -120,37 +98,6 @@ def check(specs: tuple[str, ...]) -> None:
             taps = f"taps {list(output.taps)}" if output.taps else "no taps"
             click.echo(f"  {output.name}: {output.dtype}, state {output.shape}, {taps}, "
                        f"keep {output.keep}")
-
-
-def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
-    pairs = []
-    for value in values:
-        name, sep, rest = value.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"{option} expects NAME=VALUE, got '{value}'")
-        pairs.append((name.strip(), rest))
-    return pairs
-
-
-def _input_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    pairs = _pairs(values, "--input")
-    if sum(path == "-" for _, path in pairs) > 1:
-        raise UsageError("standard input (-) can feed only one --input")
-    return pairs
-
-
-def _selected_outputs(spec: api.Spec, selected: tuple[str, ...]) -> list[str]:
-    keeps = {o.name.name: o.keep for o in spec.outputs}
-    if not selected:
-        return [name for name, keep in keeps.items() if keep != "none"]
-    for name in selected:
-        if name not in keeps:
-            raise UsageError(f"--output {name}: the spec has no output '{name}'",
-                             notes=did_you_mean(name, keeps))
-        if keeps[name] == "none":
-            raise UsageError(f"--output {name}: output '{name}' is 'keep: none', so it is "
-                             "not kept", notes=("set 'keep: all' or 'keep: last' on it",))
-    return list(selected)
 
 
 def main() -> None:

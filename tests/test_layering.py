@@ -22,7 +22,9 @@ ALLOWED: dict[str, set[str]] = {
                        "recur.engine", "recur.diagnostics"},
     "recur.api": {"recur.analysis", "recur.compiler", "recur.spec", "recur.lang", "recur.engine",
                   "recur.diagnostics"},
-    "recur.cli": {"recur", "recur.api", "recur.io", "recur.engine", "recur.diagnostics"},
+    "recur.runopts": {"recur.api", "recur.io", "recur.engine", "recur.diagnostics"},
+    "recur.cli": {"recur.api", "recur.io", "recur.engine", "recur.diagnostics",
+                  "recur.runopts"},
     "recur": {"recur.api", "recur.diagnostics", "recur.spec"},
     "recur.__main__": {"recur.cli"},
 }
@@ -43,7 +45,9 @@ def _layer(module: str) -> str:
 def _imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.module == "recur":
+            found.update(f"recur.{alias.name}" for alias in node.names)  # submodules
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -1,0 +1,106 @@
+"""The options every command that runs a spec shares (`run`, `plot`), and running them.
+
+A command decorates itself with `@run_options` and passes the options it received to
+`run_from_options`, which checks them, reads the inputs and runs the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from recur import api
+from recur.diagnostics import UsageError, did_you_mean
+from recur.engine.backend import DEVICES
+from recur.io import read_input
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS = [
+    click.argument("spec", type=click.Path(dir_okay=False)),
+    click.option("-s", "--steps", type=int, help="Number of steps (overrides the spec)."),
+    click.option("--set", "sets", multiple=True, metavar="NAME=EXPR",
+                 help="Override a param with an expression over earlier params."),
+    click.option("--input", "inputs", multiple=True, metavar="NAME=PATH",
+                 help="A sequence or param from .npy/.npz/.csv, or - for standard input."),
+    click.option("--output", "selected", multiple=True, metavar="NAME",
+                 help="Only these outputs, in this order."),
+    click.option("--last", is_flag=True, help="Keep only the final state of every output."),
+    click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
+                 help="Where to run: NumPy (cpu) or CuPy (cuda)."),
+    click.option("--check", "check_finite", is_flag=True,
+                 help="Stop at the first non-finite value (exit 1)."),
+]
+
+
+def run_options(command: F) -> F:
+    """Add the shared run options to a click command."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """A finished run: the spec, its result, and the outputs to show, in order."""
+
+    spec: api.Spec
+    result: api.Result
+    names: tuple[str, ...]
+
+
+def run_from_options(
+    spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
+    selected: tuple[str, ...], last: bool, device: str, check_finite: bool,
+    before_run: Callable[[api.Spec], None] | None = None,
+) -> Ran:
+    """Load the spec, check the options against it, read the inputs, and run.
+
+    `before_run` checks what a command must check before a long run (an output path).
+    """
+    loaded = api.load(spec)
+    names = _selected_outputs(loaded, selected)
+    input_paths = _input_pairs(inputs)
+    api.check_input_names(loaded, [name for name, _ in input_paths])
+    if before_run is not None:
+        before_run(loaded)
+    result = api.run(
+        loaded, steps=steps, params=dict(_pairs(sets, "--set")),
+        inputs={name: read_input(name, path) for name, path in input_paths},
+        device=device, last=last, check=check_finite,
+    )
+    return Ran(loaded, result, tuple(name for name in names if name in result))
+
+
+def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"{option} expects NAME=VALUE, got '{value}'")
+        pairs.append((name.strip(), rest))
+    return pairs
+
+
+def _input_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    pairs = _pairs(values, "--input")
+    if sum(path == "-" for _, path in pairs) > 1:
+        raise UsageError("standard input (-) can feed only one --input")
+    return pairs
+
+
+def _selected_outputs(spec: api.Spec, selected: tuple[str, ...]) -> list[str]:
+    keeps = {o.name.name: o.keep for o in spec.outputs}
+    if not selected:
+        return [name for name, keep in keeps.items() if keep != "none"]
+    for name in selected:
+        if name not in keeps:
+            raise UsageError(f"--output {name}: the spec has no output '{name}'",
+                             notes=did_you_mean(name, keeps))
+        if keeps[name] == "none":
+            raise UsageError(f"--output {name}: output '{name}' is 'keep: none', so it is "
+                             "not kept", notes=("set 'keep: all' or 'keep: last' on it",))
+    return list(selected)
