@@ -83,7 +83,8 @@ def run(
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
-    compiled = _compile(spec, steps, params, inputs, device, last=last, check_finite=check)
+    compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
+                       last=last, check=check)
     with _sourced(spec):
         outcome = run_plan(compiled.plan)
     order = [o.name for o in compiled.outputs if o.name in outcome.arrays]
@@ -112,14 +113,24 @@ def check(spec: Spec | str | Path) -> Report:
     needs = tuple(v.name.name for v in (*spec.params, *spec.sequences) if v.value is None)
     if needs:
         return Report(None, (), needs)
-    compiled = _compile(spec, None, None, None, "cpu", last=False, check_finite=False)
+    compiled = prepare(spec)
     return Report(compiled.plan.steps, compiled.outputs, ())
 
 
-def _compile(
-    spec: Spec, steps: int | None, params: Mapping[str, Any] | None,
-    inputs: Mapping[str, Any] | None, device: str, *, last: bool, check_finite: bool,
+def prepare(
+    spec: Spec,
+    *,
+    steps: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    last: bool = False,
+    check: bool = False,
 ) -> Compiled:
+    """Everything `run` does short of the loop: the plan, shapes, dtypes, step count.
+
+    Takes the arguments of `run`; `recur explain` prints what it returns.
+    """
     if steps is not None and steps < 0:
         raise UsageError(f"--steps must be >= 0, not {steps}")
     overrides = _overrides(spec, params or {})
@@ -128,7 +139,7 @@ def _compile(
     with _sourced(spec):
         return compile_spec(
             spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
-            inputs=inputs, last=last, check_finite=check_finite,
+            inputs=inputs, last=last, check_finite=check,
         )
 
 

@@ -13,8 +13,9 @@ import click
 
 from recur import api
 from recur.diagnostics import EXIT_USAGE, RecurError, render
+from recur.explain import explain
 from recur.io import OutputArray, resolve_format, write_outputs
-from recur.runopts import run_from_options, run_options
+from recur.runopts import request_from_options, run_from_options, run_options
 
 EXIT_INTERRUPTED = 130
 
@@ -98,6 +99,21 @@ def check(specs: tuple[str, ...]) -> None:
             taps = f"taps {list(output.taps)}" if output.taps else "no taps"
             click.echo(f"  {output.name}: {output.dtype}, state {output.shape}, {taps}, "
                        f"keep {output.keep}")
+
+
+@cli.command(name="explain")
+@run_options
+def explain_command(**options: Any) -> None:
+    """Show what a run would do: order, taps, shapes, dtypes, steps, memory, engine.
+
+    Takes the options of `run`, and compiles without running.
+
+    \b
+    Example:
+      recur explain specs/taylor_exp.yaml --set x=2
+    """
+    request = request_from_options(**options)
+    click.echo(explain(request.spec, api.prepare(request.spec, **request.arguments)))
 
 
 def main() -> None:

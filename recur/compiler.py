@@ -28,20 +28,28 @@ from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequen
 
 @dataclass(frozen=True, slots=True)
 class OutputSummary:
-    """What `recur check` shows of an output."""
+    """What `recur check` and `recur explain` show of an output."""
 
     name: str
     dtype: str
     shape: tuple[int, ...]
     taps: tuple[int, ...]
     keep: str
+    initial_shape: tuple[int, ...] | None  # (depth, *state) as given, None without one
+    kept_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
+    """A plan ready to run, and what was learned making it (for `check` and `explain`)."""
+
     plan: Plan
     outputs: tuple[OutputSummary, ...]  # in declaration order
     params: dict[str, Any]
+    sequences: dict[str, Any]  # as walked (reversed under `reverse`)
+    steps_reason: str
+    hoisted: tuple[n.Node, ...]  # sub-expressions computed once, before the loop
+    analysis: Analysis
 
 
 def compile_spec(
@@ -60,7 +68,8 @@ def compile_spec(
     params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)},
                              backend)
     sequences = evaluate_sequences(spec, params, inputs, backend)
-    n_steps = count_steps(spec, params, sequences, analysis.sequence_offsets, steps, backend)
+    n_steps, steps_reason = count_steps(spec, params, sequences, analysis.sequence_offsets,
+                                        steps, backend)
     initials = {
         o.name.name: _initial(o, analysis.depth(o.name.name), params, backend)
         for o in spec.outputs
@@ -68,7 +77,8 @@ def compile_spec(
     probe = _Probe(spec, analysis, backend, params, sequences, n_steps, initials)
     shapes, types, bounds = probe.settle()
     keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
-    _check_memory(spec, analysis, shapes, keeps, n_steps, backend)
+    sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
+    _check_memory(sizes, backend)
 
     xp = backend.xp
     histories = {
@@ -80,7 +90,7 @@ def compile_spec(
         for name in analysis.order
     }
     bindings = _StepBindings(params, sequences, analysis.sequence_offsets, n_steps, histories)
-    builder = Builder(backend, bindings, types=types)
+    builder = Builder(backend, bindings, types=types, hoist=True)
     outputs = tuple(
         OutputPlan(
             name=name,
@@ -97,11 +107,16 @@ def compile_spec(
     plan = Plan(outputs, n_steps, until, spec.until.span if spec.until else None, Frame(),
                 backend, check_finite)
     summaries = tuple(
-        OutputSummary(o.name.name, o.dtype, shapes[o.name.name], analysis.taps[o.name.name],
-                      keeps[o.name.name])
+        OutputSummary(
+            o.name.name, o.dtype, shapes[o.name.name], analysis.taps[o.name.name],
+            keeps[o.name.name],
+            None if initials[o.name.name] is None else tuple(initials[o.name.name].shape),
+            sizes[o.name.name],
+        )
         for o in spec.outputs
     )
-    return Compiled(plan, summaries, params)
+    return Compiled(plan, summaries, params, dict(sequences), steps_reason,
+                    tuple(builder.hoisted), analysis)
 
 
 def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,6 +214,9 @@ class _StepBindings:
         array = self.sequences[name]
         shift = offset - self.offsets[name][0]
         return lambda frame: array[frame.t + shift]
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.params or name == "steps"
 
 
 class _ProbeBindings(_StepBindings):
@@ -317,28 +335,32 @@ class _Probe:
         return _bounds(dtype, output.dtype)
 
 
-def _check_memory(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, ...]],
-                  keeps: Mapping[str, str], steps: int, backend: Any) -> None:
-    """Refuse, before allocating, a run whose kept outputs cannot fit in memory."""
-    needed = 0
-    parts = []
+def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, ...]],
+                keeps: Mapping[str, str], steps: int) -> dict[str, int]:
+    """The bytes each output's history takes: every step, or a ring of its taps."""
+    sizes = {}
     for output in spec.outputs:
         name = output.name.name
         rows = analysis.depth(name) + (steps if keeps[name] == "all" else 1)
-        size = rows * math.prod(shapes[name]) * numpy.dtype(output.dtype).itemsize
-        needed += size
-        parts.append(f"{name}: {_bytes(size)}")
+        sizes[name] = rows * math.prod(shapes[name]) * numpy.dtype(output.dtype).itemsize
+    return sizes
+
+
+def _check_memory(sizes: Mapping[str, int], backend: Any) -> None:
+    """Refuse, before allocating, a run whose outputs cannot fit in memory."""
+    needed = sum(sizes.values())
+    parts = [f"{name}: {format_bytes(size)}" for name, size in sizes.items()]
     available = backend.available_memory()
     if available is not None and needed > available:
         raise RunError(
-            f"the outputs need {_bytes(needed)} ({', '.join(parts)}), more than the "
-            f"{_bytes(available)} of memory available",
+            f"the outputs need {format_bytes(needed)} ({', '.join(parts)}), more than the "
+            f"{format_bytes(available)} of memory available",
             notes=("keep only final states with --last, or 'keep: last' on outputs "
                    "you do not need whole; or run fewer --steps",),
         )
 
 
-def _bytes(size: float) -> str:
+def format_bytes(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if size < 1000 or unit == "PB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -52,27 +52,42 @@ class Ran:
     names: tuple[str, ...]
 
 
-def run_from_options(
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The options, checked against the spec, as arguments of `api.run`/`api.prepare`."""
+
+    spec: api.Spec
+    names: tuple[str, ...]  # the outputs to show, in order
+    arguments: dict[str, Any]
+
+
+def request_from_options(
     spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
     selected: tuple[str, ...], last: bool, device: str, check_finite: bool,
-    before_run: Callable[[api.Spec], None] | None = None,
-) -> Ran:
-    """Load the spec, check the options against it, read the inputs, and run.
-
-    `before_run` checks what a command must check before a long run (an output path).
-    """
+) -> Request:
+    """Load the spec, check the options against it, and read the inputs."""
     loaded = api.load(spec)
     names = _selected_outputs(loaded, selected)
     input_paths = _input_pairs(inputs)
     api.check_input_names(loaded, [name for name, _ in input_paths])
+    arguments = {
+        "steps": steps, "params": dict(_pairs(sets, "--set")),
+        "inputs": {name: read_input(name, path) for name, path in input_paths},
+        "device": device, "last": last, "check": check_finite,
+    }
+    return Request(loaded, tuple(names), arguments)
+
+
+def run_from_options(
+    before_run: Callable[[api.Spec], None] | None = None, **options: Any
+) -> Ran:
+    """Run with the shared options; `before_run` checks what must be right before a long
+    run (an output path)."""
+    request = request_from_options(**options)
     if before_run is not None:
-        before_run(loaded)
-    result = api.run(
-        loaded, steps=steps, params=dict(_pairs(sets, "--set")),
-        inputs={name: read_input(name, path) for name, path in input_paths},
-        device=device, last=last, check=check_finite,
-    )
-    return Ran(loaded, result, tuple(name for name in names if name in result))
+        before_run(request.spec)
+    result = api.run(request.spec, **request.arguments)
+    return Ran(request.spec, result, tuple(name for name in request.names if name in result))
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:

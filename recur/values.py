@@ -35,6 +35,9 @@ class ParamBindings:
     def sequence(self, name: str, offset: int) -> Closure:
         raise KeyError(name)
 
+    def is_constant(self, name: str) -> bool:
+        return True
+
 
 def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) -> Any:
     """The value of a params-only expression; lists become arrays, 0-d arrays numbers.
@@ -123,8 +126,9 @@ def _missing_input(name: str, what: str, span: Span) -> SpecError:
 def count_steps(
     spec: Spec, params: Mapping[str, Any], sequences: Mapping[str, Any],
     offsets: Mapping[str, tuple[int, int]], requested: int | None, backend: Any,
-) -> int:
-    """The number of steps: `--steps`, else `steps:`, else what the sequences allow."""
+) -> tuple[int, str]:
+    """The number of steps and where it came from: `--steps`, `steps:`, or the sequences."""
+    reason = "from --steps"
     allowed = {
         name: (len(array) - (offsets[name][1] - offsets[name][0]), len(array))
         for name, array in sequences.items()
@@ -140,13 +144,18 @@ def count_steps(
     if requested is None and spec.steps is not None:
         requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'"),
                                    spec.steps.span)
+        reason = "from 'steps:'"
     if requested is None:
         if not allowed:
             raise SpecError(
                 "the number of steps is not given: the spec has no 'steps' and no sequences",
                 spec.span, ("add 'steps: N' to the spec, or run with --steps N",),
             )
-        return min(count for count, _ in allowed.values())
+        name = min(allowed, key=lambda name: allowed[name][0])
+        count, length = allowed[name]
+        low, high = offsets[name]
+        return count, (f"as many as sequence '{name}' allows: {length} elements, "
+                       f"offsets {low}..{high}")
     for name, (count, length) in allowed.items():
         if requested > count:
             low, high = offsets[name]
@@ -154,7 +163,7 @@ def count_steps(
                 f"{requested} steps asked for, but sequence '{name}' allows {count} "
                 f"({length} elements, offsets {low}..{high})", _sequence_span(spec, name),
             )
-    return requested
+    return requested, reason
 
 
 def _sequence_span(spec: Spec, name: str) -> Span:

@@ -22,9 +22,10 @@ ALLOWED: dict[str, set[str]] = {
                        "recur.engine", "recur.diagnostics"},
     "recur.api": {"recur.analysis", "recur.compiler", "recur.spec", "recur.lang", "recur.engine",
                   "recur.diagnostics"},
+    "recur.explain": {"recur.compiler", "recur.spec", "recur.diagnostics"},
     "recur.runopts": {"recur.api", "recur.io", "recur.engine", "recur.diagnostics"},
     "recur.cli": {"recur.api", "recur.io", "recur.engine", "recur.diagnostics",
-                  "recur.runopts"},
+                  "recur.runopts", "recur.explain"},
     "recur": {"recur.api", "recur.diagnostics", "recur.spec"},
     "recur.__main__": {"recur.cli"},
 }

@@ -52,6 +52,10 @@ class Bindings(Protocol):
 
     def sequence(self, name: str, offset: int) -> Closure: ...
 
+    def is_constant(self, name: str) -> bool:
+        """Whether the name has the same value at every step (params, `steps`)."""
+        ...
+
 
 class Builder:
     """Builds closures for the nodes of one context; see the module docstring."""
@@ -62,16 +66,40 @@ class Builder:
         bindings: Bindings,
         types: dict[int, str] | None = None,
         record: dict[int, str] | None = None,
+        hoist: bool = False,
     ) -> None:
         self.backend = backend
         self.xp = backend.xp
         self.bindings = bindings
         self.types = types
         self.record = record
+        self.hoist = hoist
+        self.hoisted: list[n.Node] = []  # sub-expressions computed once, before the loop
 
     def build(self, node: n.Node) -> Closure:
         method: Callable[[Any], Closure] = getattr(self, f"_build_{type(node).__name__}")
-        return method(node)
+        closure = method(node)
+        if self.hoist and not isinstance(node, n.Number | n.Name) and self._invariant(node):
+            return self._hoisted(node, closure)
+        return closure
+
+    def _invariant(self, node: n.Node) -> bool:
+        """The same value at every step: built from literals, constants and params only."""
+        if isinstance(node, n.TimeIndex):
+            return False
+        if isinstance(node, n.Name):
+            return node.id in CONSTANTS or self.bindings.is_constant(node.id)
+        return all(self._invariant(child) for child in n.children(node))
+
+    def _hoisted(self, node: n.Node, closure: Closure) -> Closure:
+        """Evaluate once; a sub-expression that fails stays in the loop, to fail at its step."""
+        try:
+            with self.backend.errstate():
+                value = closure(Frame())
+        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+            return closure
+        self.hoisted.append(node)
+        return lambda frame: value
 
     def array(self, node: n.Node) -> Closure:
         """Like `build`, but a list literal becomes an array (for arithmetic on it)."""

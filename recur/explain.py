@@ -1,0 +1,85 @@
+"""`recur explain`: the compiled plan in words, for people deciding what a spec will do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from recur.compiler import Compiled, format_bytes
+from recur.diagnostics import Span
+from recur.spec import Spec
+
+MAX_SHOWN_VALUES = 6
+
+
+def explain(spec: Spec, compiled: Compiled) -> str:
+    """A multi-line description of what running `compiled` will do."""
+    plan, analysis = compiled.plan, compiled.analysis
+    lines = [f"{spec.path}" + (f": {spec.description.splitlines()[0]}" if spec.description
+                               else "")]
+    lines.append(f"device: {plan.backend.name} ({_device_words(plan.backend.name)})")
+    lines.append("engine: interpreter (a Python loop over NumPy/CuPy calls, one per "
+                 "operation and step; the reference every engine must match)")
+    until = f", or fewer: 'until' may stop it ({_text(spec, spec.until.span)})" \
+        if spec.until is not None else ""
+    lines.append(f"steps: {plan.steps} ({compiled.steps_reason}){until}")
+    if compiled.params:
+        lines.append("params:")
+        lines.extend(f"  {name} = {_value(value)}" for name, value in compiled.params.items())
+    if compiled.sequences:
+        lines.append("sequences" + (" (reversed: walked from the end)" if spec.reverse else "")
+                     + ":")
+        for name, array in compiled.sequences.items():
+            low, high = analysis.sequence_offsets[name]
+            lines.append(f"  {name}: {array.dtype}, {len(array)} elements of shape "
+                         f"{tuple(array.shape[1:])}, read at offsets {low}..{high}")
+    lines.append("outputs, in evaluation order:")
+    summaries = {summary.name: summary for summary in compiled.outputs}
+    for number, name in enumerate(analysis.order, start=1):
+        lines.extend(_output(number, spec, summaries[name]))
+    lines.append("moved out of the loop (computed once):")
+    lines.extend(f"  {_text(spec, node.span)}" for node in compiled.hoisted)
+    if not compiled.hoisted:
+        lines.append("  nothing")
+    total = sum(summary.kept_bytes for summary in compiled.outputs)
+    lines.append(f"memory for the outputs: {format_bytes(total)}")
+    return "\n".join(lines)
+
+
+def _output(number: int, spec: Spec, summary: Any) -> list[str]:
+    output = spec.output(summary.name)
+    taps = f"taps {list(summary.taps)}" if summary.taps else "no taps"
+    if summary.initial_shape is None:
+        initial = "no initial"
+    else:
+        depth, *state = summary.initial_shape
+        initial = f"initial: {depth} state{'s' if depth > 1 else ''} of shape {tuple(state)}"
+    return [
+        f"  {number}. {summary.name}: {summary.dtype}, state {summary.shape}, {taps}, "
+        f"{initial}, keep {summary.keep} ({format_bytes(summary.kept_bytes)})",
+        f"     step: {_text(spec, output.step.span)}",
+    ]
+
+
+def _device_words(name: str) -> str:
+    return "CuPy on a CUDA GPU" if name == "cuda" else "NumPy on the CPU"
+
+
+def _value(value: Any) -> str:
+    if not hasattr(value, "shape"):
+        return repr(value)
+    flat = numpy.asarray(value.get() if hasattr(value, "get") else value).ravel()
+    shown = ", ".join(repr(v) for v in flat[:MAX_SHOWN_VALUES].tolist())
+    more = ", ..." if flat.size > MAX_SHOWN_VALUES else ""
+    return f"array of shape {tuple(value.shape)}, {value.dtype}: [{shown}{more}]"
+
+
+def _text(spec: Spec, span: Span) -> str:
+    """The source text under a span (its first line), or a placeholder where YAML rewrote it."""
+    lines = spec.source.splitlines()
+    if span.approximate or not 1 <= span.line <= len(lines):
+        return "(see the spec)"
+    line = lines[span.line - 1]
+    end = span.end_col if span.end_line == span.line else len(line) + 1
+    return line[span.col - 1:end - 1].strip()
