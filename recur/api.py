@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ class Result(Mapping[str, numpy.ndarray]):
     steps_run: int
     stopped_by: str  # "steps" or "until"
     params: dict[str, Any]
+    steps: int  # the most steps the run could take
+    device: str  # where it ran: "cpu" or "cuda"
+    engine: str  # which engine ran it
 
     def __getitem__(self, name: str) -> numpy.ndarray:
         return self.arrays[name]
@@ -66,6 +69,7 @@ def run(
     device: str = "cpu",
     last: bool = False,
     check: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -77,6 +81,7 @@ def run(
         device: "cpu", "cuda" or "auto".
         last: keep only the final state of every output.
         check: stop at the first non-finite value.
+        progress: called as `progress(steps_done, steps)` every few thousand steps.
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
@@ -86,7 +91,7 @@ def run(
     compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                        last=last, check=check)
     with _sourced(spec):
-        outcome = run_plan(compiled.plan)
+        outcome = run_plan(compiled.plan, progress)
     order = [o.name for o in compiled.outputs if o.name in outcome.arrays]
     return Result(
         {name: outcome.arrays[name] for name in order},
@@ -94,6 +99,9 @@ def run(
         outcome.steps_run,
         outcome.stopped_by,
         compiled.params,
+        compiled.plan.steps,
+        compiled.plan.backend.name,
+        "interpreter",
     )
 
 

@@ -15,6 +15,7 @@ from recur import api
 from recur.diagnostics import EXIT_USAGE, RecurError, render
 from recur.explain import explain
 from recur.io import OutputArray, resolve_format, write_outputs
+from recur.meta import write_meta
 from recur.runopts import request_from_options, run_from_options, run_options
 
 EXIT_INTERRUPTED = 130
@@ -61,7 +62,9 @@ def cli() -> None:
 @click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["npy", "npz", "csv"]),
               help="Output format (default: from the suffix, else csv).")
-def run(out: str | None, fmt: str | None, **options: Any) -> None:
+@click.option("--meta", "meta", metavar="PATH",
+              help="Also write a JSON sidecar: version, spec hash, params, steps, timing.")
+def run(out: str | None, fmt: str | None, meta: str | None, **options: Any) -> None:
     """Run a spec and write its outputs.
 
     \b
@@ -69,12 +72,15 @@ def run(out: str | None, fmt: str | None, **options: Any) -> None:
       recur run specs/fibonacci.yaml --steps 10
       recur run specs/logistic_sweep.yaml -o sweep.npy
       recur run a.yaml -o - -f npy | recur run b.yaml --input s=-
+      recur run specs/newton_sqrt.yaml --meta run.json
     """
     # A bad suffix is an error before a long run, not after it.
     ran = run_from_options(**options, before_run=lambda spec: resolve_format(out, fmt))
     columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
                for name in ran.names]
     write_outputs(columns, out, fmt)
+    if meta is not None:
+        write_meta(meta, ran)
 
 
 @cli.command()

@@ -6,6 +6,8 @@ A command decorates itself with `@run_options` and passes the options it receive
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,6 +18,7 @@ from recur import api
 from recur.diagnostics import UsageError, did_you_mean
 from recur.engine.backend import DEVICES
 from recur.io import read_input
+from recur.progress import ProgressBar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +36,8 @@ _OPTIONS = [
                  help="Where to run: NumPy (cpu) or CuPy (cuda)."),
     click.option("--check", "check_finite", is_flag=True,
                  help="Stop at the first non-finite value (exit 1)."),
+    click.option("-q", "--quiet", is_flag=True,
+                 help="No progress bar (it shows only on a terminal, for runs over a second)."),
 ]
 
 
@@ -45,11 +50,13 @@ def run_options(command: F) -> F:
 
 @dataclass(frozen=True, slots=True)
 class Ran:
-    """A finished run: the spec, its result, and the outputs to show, in order."""
+    """A finished run: the spec, its result, the outputs to show, and what it took."""
 
     spec: api.Spec
     result: api.Result
     names: tuple[str, ...]
+    request: Request
+    elapsed: float  # seconds, compiling and running
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +66,13 @@ class Request:
     spec: api.Spec
     names: tuple[str, ...]  # the outputs to show, in order
     arguments: dict[str, Any]
+    options: dict[str, Any]  # as given on the command line
+    quiet: bool
 
 
 def request_from_options(
     spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
-    selected: tuple[str, ...], last: bool, device: str, check_finite: bool,
+    selected: tuple[str, ...], last: bool, device: str, check_finite: bool, quiet: bool,
 ) -> Request:
     """Load the spec, check the options against it, and read the inputs."""
     loaded = api.load(spec)
@@ -75,7 +84,9 @@ def request_from_options(
         "inputs": {name: read_input(name, path) for name, path in input_paths},
         "device": device, "last": last, "check": check_finite,
     }
-    return Request(loaded, tuple(names), arguments)
+    options = {"sets": list(sets), "inputs": list(inputs), "steps": steps, "last": last,
+               "device": device, "check": check_finite}
+    return Request(loaded, tuple(names), arguments, options, quiet)
 
 
 def run_from_options(
@@ -86,8 +97,15 @@ def run_from_options(
     request = request_from_options(**options)
     if before_run is not None:
         before_run(request.spec)
-    result = api.run(request.spec, **request.arguments)
-    return Ran(request.spec, result, tuple(name for name in request.names if name in result))
+    bar = None if request.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
+    started = time.monotonic()
+    try:
+        result = api.run(request.spec, progress=bar, **request.arguments)
+    finally:
+        if bar is not None:
+            bar.close()
+    names = tuple(name for name in request.names if name in result)
+    return Ran(request.spec, result, names, request, time.monotonic() - started)
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:

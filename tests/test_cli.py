@@ -163,3 +163,37 @@ def test_mixing_all_and_last_in_csv_suggests_alternatives(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "--last" in result.stderr and ".npz" in result.stderr
     assert invoke("run", str(spec), "--last").stdout == "a,b\n1.0,1.0\n"
+
+
+def test_meta_sidecar_says_how_the_result_was_made(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    spec = SPECS / "newton_sqrt.yaml"
+    meta = tmp_path / "run.json"
+    result = invoke("run", str(spec), "--set", "a=9", "-o", str(tmp_path / "x.npy"),
+                    "--meta", str(meta))
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(meta.read_text())
+    assert data["spec_sha256"] == hashlib.sha256(spec.read_bytes()).hexdigest()
+    assert data["params"]["a"] == 9
+    steps_run = len(numpy.load(tmp_path / "x.npy"))
+    assert data["steps_run"] == steps_run
+    assert data["stopped"] == {"by": "until", "at_t": steps_run - 1}
+    assert data["options"]["sets"] == ["a=9"]
+    assert data["device"] == "cpu" and data["engine"] == "interpreter"
+    assert data["outputs"]["x"] == {"dtype": "float64", "shape": [steps_run], "keep": "all"}
+    assert data["elapsed_seconds"] >= 0
+
+
+def test_meta_lists_small_array_params_and_describes_large_ones(tmp_path: Path) -> None:
+    import json
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("params:\n  small: [1, 2]\n  big: zeros(5000)\nsteps: 2\n"
+                    "outputs:\n  y: {step: 'sum(small) + sum(big) + t'}\n")
+    meta = tmp_path / "m.json"
+    assert invoke("run", str(spec), "--meta", str(meta)).exit_code == 0
+    params = json.loads(meta.read_text())["params"]
+    assert params["small"] == {"dtype": "int64", "shape": [2], "values": [1, 2]}
+    assert params["big"] == {"dtype": "float64", "shape": [5000]}

@@ -12,6 +12,7 @@ Results are copied to the host once, at the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,11 @@ class Outcome:
     stopped_by: str  # "steps" or "until"
 
 
-def run_plan(plan: Plan) -> Outcome:
-    """Run every step of `plan`.
+PROGRESS_EVERY = 4096  # steps between progress reports: rare enough to cost nothing
+
+
+def run_plan(plan: Plan, progress: Callable[[int, int], None] | None = None) -> Outcome:
+    """Run every step of `plan`; `progress(done, total)` is called every few thousand steps.
 
     Raises:
         RunError: an integer fault, a non-finite value under `--check`, a state whose
@@ -43,16 +47,22 @@ def run_plan(plan: Plan) -> Outcome:
     stores = [(output, _store(plan, output)) for output in plan.outputs]
     until = plan.until
     output: OutputPlan | None = None
+    chunk = PROGRESS_EVERY if progress is not None else max(plan.steps, 1)
     with plan.backend.errstate():
         try:
-            for t in range(plan.steps):
-                frame.t = t
-                for output, store in stores:
-                    store(t, output.step(frame))
-                output = None
-                if until is not None and until(frame):
-                    steps_run, stopped_by = t + 1, "until"
+            for start in range(0, plan.steps, chunk):
+                for t in range(start, min(start + chunk, plan.steps)):
+                    frame.t = t
+                    for output, store in stores:
+                        store(t, output.step(frame))
+                    output = None
+                    if until is not None and until(frame):
+                        steps_run, stopped_by = t + 1, "until"
+                        break
+                if stopped_by == "until":
                     break
+                if progress is not None:
+                    progress(min(start + chunk, plan.steps), plan.steps)
         except Fault as fault:
             raise _fault_error(fault, output, frame.t) from None
         except RunError:

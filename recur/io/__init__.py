@@ -5,6 +5,7 @@ from __future__ import annotations
 from recur.io.inputs import read_input
 from recur.io.outputs import (
     OutputArray,
+    atomic_write,
     resolve_format,
     write_csv,
     write_npy,
@@ -14,6 +15,7 @@ from recur.io.outputs import (
 
 __all__ = [
     "OutputArray",
+    "atomic_write",
     "read_input",
     "resolve_format",
     "write_csv",

@@ -176,7 +176,15 @@ def _write_stdout(outputs: Sequence[OutputArray], fmt: str, stdout: BinaryIO) ->
 
 
 def _write_file(outputs: Sequence[OutputArray], fmt: str, path: str) -> None:
-    """Write to a temporary file beside `path`, then rename it onto `path`."""
+    atomic_write(path, lambda stream: _write_stream(stream, fmt, outputs))
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Write to a temporary file beside `path`, then rename it onto `path`.
+
+    Whatever fails (an error, a full disk, Ctrl-C), `path` keeps its old content and
+    no temporary file is left behind.
+    """
     if os.path.isdir(path):
         raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     folder, base = os.path.split(path)
@@ -186,7 +194,7 @@ def _write_file(outputs: Sequence[OutputArray], fmt: str, path: str) -> None:
         raise _cannot_write(path, exc) from None
     try:
         with open(handle, "wb") as stream:
-            _write_stream(stream, fmt, outputs)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())

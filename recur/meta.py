@@ -1,0 +1,59 @@
+"""`--meta PATH`: a JSON sidecar that says how a result was made, to reproduce it later."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from typing import Any
+
+import numpy
+
+from recur.io import atomic_write
+from recur.runopts import Ran
+
+MAX_LISTED_VALUES = 1000  # larger arrays are described, not listed
+
+
+def describe_run(ran: Ran) -> dict[str, Any]:
+    """The sidecar's content: versions, the spec's hash, params as used, how it ended."""
+    result = ran.result
+    stopped = ({"by": "until", "at_t": result.steps_run - 1} if result.stopped_by == "until"
+               else {"by": "steps"})
+    return {
+        "recur_version": metadata.version("recur"),
+        "spec": ran.spec.path,
+        "spec_sha256": hashlib.sha256(ran.spec.source.encode("utf-8")).hexdigest(),
+        "options": ran.request.options,
+        "params": {name: _jsonable(value) for name, value in result.params.items()},
+        "steps": result.steps,
+        "steps_run": result.steps_run,
+        "stopped": stopped,
+        "engine": result.engine,
+        "device": result.device,
+        "elapsed_seconds": round(ran.elapsed, 6),
+        "outputs": {
+            name: {"dtype": str(result[name].dtype), "shape": list(result[name].shape),
+                   "keep": result.keeps[name]}
+            for name in ran.names
+        },
+    }
+
+
+def write_meta(path: str, ran: Ran) -> None:
+    text = json.dumps(describe_run(ran), indent=2) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, complex):
+        return {"real": value.real, "imag": value.imag}
+    if isinstance(value, float) and not numpy.isfinite(value):
+        return repr(value)  # JSON has no inf or nan
+    if not hasattr(value, "shape"):
+        return value
+    array = numpy.asarray(value.get() if hasattr(value, "get") else value)
+    described: dict[str, Any] = {"dtype": str(array.dtype), "shape": list(array.shape)}
+    if array.size <= MAX_LISTED_VALUES and array.dtype.kind in "biuf":
+        described["values"] = [_jsonable(v) for v in array.ravel().tolist()]
+    return described

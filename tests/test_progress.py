@@ -1,0 +1,94 @@
+"""The progress bar: on a terminal after a second, never in a pipe, never with --quiet."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recur.progress import SHOW_AFTER, ProgressBar, render_line
+
+LONG_SPEC = 'steps: 1000000\noutputs:\n  x: {initial: 0.5, step: "sin(x[t-1]) + cos(x[t-1])"}\n'
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_nothing_is_drawn_in_the_first_second() -> None:
+    stream, clock = io.StringIO(), FakeClock()
+    bar = ProgressBar(stream, clock)
+    clock.now = SHOW_AFTER / 2
+    bar(10, 100)
+    bar.close()
+    assert stream.getvalue() == ""
+
+
+def test_the_bar_shows_steps_rate_and_time_left_then_erases_itself() -> None:
+    stream, clock = io.StringIO(), FakeClock()
+    bar = ProgressBar(stream, clock)
+    clock.now = 2.0
+    bar(500_000, 1_000_000)
+    drawn = stream.getvalue()
+    assert drawn.startswith("\r 50% |############            | 500,000/1,000,000 steps")
+    assert "250.0k steps/s" in drawn and "0:00:02 left" in drawn
+    bar.close()
+    assert stream.getvalue().endswith("\r" + " " * (len(drawn) - 1) + "\r")
+
+
+def test_render_line_at_the_edges() -> None:
+    assert render_line(0, 10, 0.0).startswith("  0% |")
+    assert "3.0M steps/s" in render_line(3_000_000, 6_000_000, 1.0)
+
+
+def _run_on_a_terminal(args: list[str], tmp_path: Path) -> tuple[int, str]:
+    """Run recur with stderr on a pseudo-terminal; return its exit status and what it drew."""
+    spec = tmp_path / "long.yaml"
+    spec.write_text(LONG_SPEC)
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "recur", "run", str(spec), "--last",
+                             *args], stdout=subprocess.PIPE, stderr=terminal)
+    os.close(terminal)
+    drawn = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(controller)
+    return proc.wait(timeout=60), drawn.decode(errors="replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_a_long_run_on_a_terminal_shows_progress(tmp_path: Path) -> None:
+    status, drawn = _run_on_a_terminal([], tmp_path)
+    assert status == 0
+    assert "steps/s" in drawn and "/1,000,000 steps" in drawn
+    quiet_status, quiet = _run_on_a_terminal(["--quiet"], tmp_path)
+    assert quiet_status == 0 and quiet == ""
+
+
+def test_a_pipe_gets_no_progress(tmp_path: Path) -> None:
+    spec = tmp_path / "long.yaml"
+    spec.write_text(LONG_SPEC)
+    result = subprocess.run([sys.executable, "-m", "recur", "run", str(spec), "--last"],
+                            capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0
+    assert result.stderr == b""
+    assert result.stdout.startswith(b"x\n")
