@@ -88,3 +88,16 @@ def test_importing_the_cli_does_not_import_cupy_or_scipy() -> None:
     result = subprocess.run([sys.executable, "-c", code, str(SPECS / "fibonacci.yaml")],
                             capture_output=True, timeout=60, check=False)
     assert result.stdout == b"False False\n", result.stderr
+
+
+def test_shell_completion_completes_commands_and_options() -> None:
+    script = Path(sys.executable).with_name("recur")
+
+    def complete(words: str, index: int) -> str:
+        env = {"PATH": str(script.parent), "COMP_WORDS": words, "COMP_CWORD": str(index),
+               "_RECUR_COMPLETE": "bash_complete"}
+        return subprocess.run([str(script)], env=env, capture_output=True, timeout=60,
+                              check=False).stdout.decode()
+
+    assert "plain,run" in complete("recur ru", 1).splitlines()
+    assert "plain,--device" in complete("recur run spec.yaml --dev", 3).splitlines()
