@@ -21,7 +21,7 @@ from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
 from recur.engine.plan import OutputPlan, Plan
 from recur.lang import nodes as n
-from recur.lang.build import Builder, Closure
+from recur.lang.build import Builder, Closure, Observation
 from recur.spec import OutputSpec, Spec
 from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequences
 
@@ -49,6 +49,7 @@ class Compiled:
     sequences: dict[str, Any]  # as walked (reversed under `reverse`)
     steps_reason: str
     hoisted: tuple[n.Node, ...]  # sub-expressions computed once, before the loop
+    swept: tuple[n.Node, ...]  # sub-expressions computed for all steps, before the loop
     analysis: Analysis
 
 
@@ -75,7 +76,7 @@ def compile_spec(
         for o in spec.outputs
     }
     probe = _Probe(spec, analysis, backend, params, sequences, n_steps, initials)
-    shapes, types, bounds = probe.settle()
+    shapes, types, bounds, observations = probe.settle()
     keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
     sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
     _check_memory(sizes, backend)
@@ -90,7 +91,9 @@ def compile_spec(
         for name in analysis.order
     }
     bindings = _StepBindings(params, sequences, analysis.sequence_offsets, n_steps, histories)
-    builder = Builder(backend, bindings, types=types, hoist=True)
+    sweep = _SweepBindings(params, sequences, analysis.sequence_offsets, n_steps, None)
+    builder = Builder(backend, bindings, types=types, hoist=True,
+                      sweep=(sweep, n_steps, observations))
     outputs = tuple(
         OutputPlan(
             name=name,
@@ -116,7 +119,7 @@ def compile_spec(
         for o in spec.outputs
     )
     return Compiled(plan, summaries, params, dict(sequences), steps_reason,
-                    tuple(builder.hoisted), analysis)
+                    tuple(builder.hoisted), tuple(builder.swept), analysis)
 
 
 def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,6 +221,42 @@ class _StepBindings:
     def is_constant(self, name: str) -> bool:
         return name in self.params or name == "steps"
 
+    def is_sequence(self, name: str) -> bool:
+        return name in self.sequences
+
+
+class _SweepBindings(_StepBindings):
+    """Every step at once: `t` and sequence reads as arrays with time first.
+
+    Leaves are padded to `rank` dimensions (time, then each value's own shape aligned
+    right), so that element-wise operations broadcast as they do step by step.
+    """
+
+    rank = 1
+
+    def name(self, name: str) -> Closure:
+        if name == "t":
+            return self._constant(self._pad(numpy.arange(self.steps), 0))
+        if name in self.sequences:
+            return self.sequence(name, 0)
+        value = self.params[name] if name != "steps" else self.steps
+        if hasattr(value, "ndim"):
+            value = value.reshape((1,) * (self.rank - value.ndim) + tuple(value.shape))
+        return self._constant(value)
+
+    def sequence(self, name: str, offset: int) -> Closure:
+        shift = offset - self.offsets[name][0]
+        rows = self.sequences[name][shift:shift + self.steps]
+        return self._constant(self._pad(rows, rows.ndim - 1))
+
+    def _pad(self, rows: Any, element_rank: int) -> Any:
+        ones = (1,) * (self.rank - 1 - element_rank)
+        return rows.reshape((rows.shape[0], *ones, *rows.shape[1:]))
+
+    @staticmethod
+    def _constant(value: Any) -> Closure:
+        return lambda frame: value
+
 
 class _ProbeBindings(_StepBindings):
     """Step 0 with states given as plain values, tolerant of empty sequences."""
@@ -260,18 +299,21 @@ class _Probe:
         self.initials = initials
 
     def settle(self) -> tuple[dict[str, tuple[int, ...]], dict[int, str],
-                              dict[str, tuple[int, int] | None]]:
-        """State shapes, the types each node saw, and integer bounds to check on store."""
+                              dict[str, tuple[int, int] | None], dict[int, Observation]]:
+        """State shapes, the types each node saw, integer bounds to check on store, and
+        what each node gave."""
         shapes = {name: _per_step_shape(init) for name, init in self.initials.items()}
         for _ in range(len(self.spec.outputs) + 2):
             record: dict[int, str] = {}
-            new_shapes, bounds = self.step(shapes, record)
+            observations: dict[int, Observation] = {}
+            new_shapes, bounds = self.step(shapes, record, observations)
             if new_shapes == shapes:
-                return shapes, record, bounds
+                return shapes, record, bounds, observations
             shapes = new_shapes
         raise SpecError("the state shapes do not settle", self.spec.span)
 
-    def step(self, shapes: dict[str, tuple[int, ...]], record: dict[int, str]) -> tuple[
+    def step(self, shapes: dict[str, tuple[int, ...]], record: dict[int, str],
+             observations: dict[int, Observation]) -> tuple[
         dict[str, tuple[int, ...]], dict[str, tuple[int, int] | None]
     ]:
         xp = self.backend.xp
@@ -280,7 +322,7 @@ class _Probe:
         current: dict[str, Any] = {}
         bindings = _ProbeBindings(self.base, states, current,
                                   {o: self.analysis.depth(o) for o in self.analysis.order})
-        builder = Builder(self.backend, bindings, record=record)
+        builder = Builder(self.backend, bindings, record=record, observe=observations)
         frame = Frame()
         frame.faults.append([])  # faults surface in the run, at the step where they occur
         new_shapes = dict(shapes)

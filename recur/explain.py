@@ -38,9 +38,11 @@ def explain(spec: Spec, compiled: Compiled) -> str:
     summaries = {summary.name: summary for summary in compiled.outputs}
     for number, name in enumerate(analysis.order, start=1):
         lines.extend(_output(number, spec, summaries[name]))
-    lines.append("moved out of the loop (computed once):")
-    lines.extend(f"  {_text(spec, node.span)}" for node in compiled.hoisted)
-    if not compiled.hoisted:
+    lines.append("moved out of the loop:")
+    lines.extend(f"  {_text(spec, node.span)}  (computed once)" for node in compiled.hoisted)
+    lines.extend(f"  {_text(spec, node.span)}  (computed for all steps at once)"
+                 for node in compiled.swept)
+    if not compiled.hoisted and not compiled.swept:
         lines.append("  nothing")
     total = sum(summary.kept_bytes for summary in compiled.outputs)
     lines.append(f"memory for the outputs: {format_bytes(total)}")

@@ -38,6 +38,9 @@ class ParamBindings:
     def is_constant(self, name: str) -> bool:
         return True
 
+    def is_sequence(self, name: str) -> bool:
+        return False
+
 
 def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) -> Any:
     """The value of a params-only expression; lists become arrays, 0-d arrays numbers.

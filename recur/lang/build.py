@@ -12,8 +12,10 @@ arithmetic runs with no check at all.
 
 from __future__ import annotations
 
+import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy
@@ -56,6 +58,24 @@ class Bindings(Protocol):
         """Whether the name has the same value at every step (params, `steps`)."""
         ...
 
+    def is_sequence(self, name: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a node gave in the probe step: a Python number or an array, its shape, dtype."""
+
+    python: bool
+    shape: tuple[int, ...]
+    dtype: str
+
+
+# Sub-expressions free of state are computed for all steps at once, but only up to this
+# many bytes, and only with operations that work lane by lane.
+SWEEP_BUDGET = 64 * 2**20
+_SWEEPABLE = (n.Number, n.Name, n.Unary, n.Binary, n.Compare, n.Select, n.Call, n.Subscript)
+_WIDE_DTYPES = frozenset({"float64", "int64", "complex128", "bool"})
+
 
 class Builder:
     """Builds closures for the nodes of one context; see the module docstring."""
@@ -67,21 +87,56 @@ class Builder:
         types: dict[int, str] | None = None,
         record: dict[int, str] | None = None,
         hoist: bool = False,
+        observe: dict[int, Observation] | None = None,
+        sweep: tuple[Any, int, dict[int, Observation]] | None = None,
     ) -> None:
+        """`observe` collects what each node gives (the probe). `hoist` computes constant
+        sub-expressions once; `sweep` = (bindings over whole sequences, steps, the probe's
+        observations) computes state-free ones for all steps at once."""
         self.backend = backend
         self.xp = backend.xp
         self.bindings = bindings
         self.types = types
         self.record = record
         self.hoist = hoist
-        self.hoisted: list[n.Node] = []  # sub-expressions computed once, before the loop
+        self.observe = observe
+        self.sweep = sweep
+        self.hoisted: list[n.Node] = []  # computed once, before the loop
+        self.swept: list[n.Node] = []  # computed for all steps at once, before the loop
 
     def build(self, node: n.Node) -> Closure:
+        if self.hoist and not isinstance(node, n.Number | n.Name | n.TimeIndex):
+            if self._invariant(node):
+                return self._hoisted(node)
+            if self.sweep is not None and self._sweepable(node):
+                return self._swept(node)
         method: Callable[[Any], Closure] = getattr(self, f"_build_{type(node).__name__}")
         closure = method(node)
-        if self.hoist and not isinstance(node, n.Number | n.Name) and self._invariant(node):
-            return self._hoisted(node, closure)
+        if self.observe is not None:
+            return self._observed(node, closure)
         return closure
+
+    def _observed(self, node: n.Node, closure: Closure) -> Closure:
+        observe, asarray = self.observe, self.xp.asarray
+        assert observe is not None
+
+        def observed(frame: Frame) -> Any:
+            value = closure(frame)
+            if not isinstance(value, list):
+                array = asarray(value)
+                observe[id(node)] = Observation(
+                    intops.is_python_number(value), tuple(array.shape), str(array.dtype))
+            return value
+
+        return observed
+
+    def _unhoisted(self, node: n.Node) -> Closure:
+        """The subtree built plainly: no hoisting or sweeping inside it."""
+        hoist, self.hoist = self.hoist, False
+        try:
+            return self.build(node)
+        finally:
+            self.hoist = hoist
 
     def _invariant(self, node: n.Node) -> bool:
         """The same value at every step: built from literals, constants and params only."""
@@ -91,8 +146,9 @@ class Builder:
             return node.id in CONSTANTS or self.bindings.is_constant(node.id)
         return all(self._invariant(child) for child in n.children(node))
 
-    def _hoisted(self, node: n.Node, closure: Closure) -> Closure:
+    def _hoisted(self, node: n.Node) -> Closure:
         """Evaluate once; a sub-expression that fails stays in the loop, to fail at its step."""
+        closure = self._unhoisted(node)
         try:
             with self.backend.errstate():
                 value = closure(Frame())
@@ -100,6 +156,62 @@ class Builder:
             return closure
         self.hoisted.append(node)
         return lambda frame: value
+
+    def _sweepable(self, node: n.Node) -> bool:
+        """State-free, lane-by-lane, worth it, and giving the loop's exact values."""
+        assert self.sweep is not None
+        _, steps, observations = self.sweep
+        if steps == 0 or isinstance(node, n.Subscript):  # a bare read costs nothing
+            return False
+        subtree = list(_parts(node))
+        if not all(self._lane_wise(part) for part in subtree):
+            return False
+        seen = [observations.get(id(part)) for part in subtree]
+        if any(observation is None for observation in seen):
+            return False
+        largest = max(math.prod(o.shape) for o in seen if o is not None)
+        if steps * largest * 16 > SWEEP_BUDGET:
+            return False
+        # A Python number in the loop is "weak"; swept, it becomes a strong array. That
+        # changes results only next to narrower dtypes, so those are left in the loop.
+        weak = any(o.python for part, o in zip(subtree, seen, strict=True)
+                   if o is not None and not self._invariant(part))
+        return not weak or all(o.dtype in _WIDE_DTYPES for o in seen if o is not None)
+
+    def _lane_wise(self, node: n.Node) -> bool:
+        if isinstance(node, n.Subscript):  # only `s[t+k]`, a sequence read
+            target = node.value
+            return (isinstance(target, n.Name) and self.bindings.is_sequence(target.id)
+                    and len(node.index) == 1 and isinstance(node.index[0], n.TimeIndex))
+        if isinstance(node, n.TimeIndex):
+            return True
+        if isinstance(node, n.Call):
+            return FUNCTIONS[node.func].kind == "elementwise" or (
+                node.func in ("min", "max") and len(node.args) > 1)
+        if isinstance(node, n.Binary):
+            return node.op != "@"
+        return isinstance(node, _SWEEPABLE)
+
+    def _swept(self, node: n.Node) -> Closure:
+        """All steps' values at once, as rows indexed by `t`; the loop's closure if that fails."""
+        assert self.sweep is not None
+        bindings, steps, observations = self.sweep
+        seen = observations[id(node)]
+        bindings.rank = 1 + max(len(observations[id(part)].shape) for part in _parts(node))
+        try:
+            with self.backend.errstate():
+                value = self.xp.asarray(Builder(self.backend, bindings).build(node)(Frame()))
+                rows = self.xp.broadcast_to(value, (steps, *value.shape[1:])).reshape(
+                    (steps, *seen.shape))
+        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+            return self._unhoisted(node)
+        if str(rows.dtype) != seen.dtype:
+            return self._unhoisted(node)
+        self.swept.append(node)
+        if seen.python:
+            values = rows.tolist()
+            return lambda frame: values[frame.t]
+        return lambda frame: rows[frame.t]
 
     def array(self, node: n.Node) -> Closure:
         """Like `build`, but a list literal becomes an array (for arithmetic on it)."""
@@ -335,6 +447,14 @@ class Builder:
         parts = [None if p is None else self.build(p) for p in (node.lower, node.upper, node.step)]
         lower, upper, step = (p or (lambda frame: None) for p in parts)
         return lambda frame: slice(lower(frame), upper(frame), step(frame))
+
+
+def _parts(node: n.Node) -> Iterator[n.Node]:
+    """The nodes of a subtree as evaluated: a read `s[t+k]` counts as one node."""
+    yield node
+    if not isinstance(node, n.Subscript):
+        for child in n.children(node):
+            yield from _parts(child)
 
 
 def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:
