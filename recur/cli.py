@@ -16,6 +16,7 @@ from recur.diagnostics import EXIT_USAGE, RecurError, render
 from recur.explain import explain
 from recur.io import OutputArray, resolve_format, write_outputs
 from recur.meta import write_meta
+from recur.plot import plot
 from recur.runopts import request_from_options, run_from_options, run_options
 
 EXIT_INTERRUPTED = 130
@@ -120,6 +121,9 @@ def explain_command(**options: Any) -> None:
     """
     request = request_from_options(**options)
     click.echo(explain(request.spec, api.prepare(request.spec, **request.arguments)))
+
+
+cli.add_command(plot)
 
 
 def main() -> None:

@@ -1,0 +1,444 @@
+"""`recur plot`: run a spec and draw its outputs to a .png, .pdf or .svg file.
+
+matplotlib is optional (`pip install 'recur[plot]'`) and is imported only when a figure
+is drawn, never when this module is imported. Figures are built without pyplot (no
+global state, no GUI): a `Figure` on an Agg canvas, saved with `atomic_write` (a
+temporary file beside the target that replaces it only once complete).
+
+What each kept output becomes, one axes per output, stacked:
+
+- a scalar state: a line over t;
+- lanes (a 1-D state) swept by a param, that is a strictly monotonic 1-D param with
+  one value per lane (`r: linspace(2.5, 4, 400)`): the values of the last half of the
+  steps against the param, as points (the logistic sweep's bifurcation diagram);
+- other lanes: one line per lane over t up to `MAX_LINES` lanes, else an image
+  (t across, lane up) with a colorbar; states of three or more axes are flattened
+  into lanes;
+- a 2-D state (a matrix per step): an image of the last state;
+- `keep: last`: a marker at the last step for a scalar, the lanes against the sweep
+  param or as bars (a line past `MAX_BARS` lanes), or an image for a matrix.
+
+`--phase X,Y` instead draws output Y against output X, one curve per lane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import textwrap
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import click
+import numpy as np
+
+from recur.diagnostics import UsageError, did_you_mean
+from recur.io import atomic_write
+from recur.runopts import Ran, run_from_options, run_options
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from recur.api import Spec
+
+FORMATS = ("png", "pdf", "svg")
+DPI = 100
+WIDTH = 8.0  # inches
+MAX_LINES = 8  # lanes drawn as separate lines; more become an image
+MAX_BARS = 64  # final-state lanes drawn as bars; more become a line
+INSTALL_NOTE = "pip install 'recur[plot]'"
+
+
+@click.command()
+@run_options
+@click.option("-o", "--out", "out", required=True, metavar="PATH",
+              help="The figure to write: .png, .pdf or .svg.")
+@click.option("--phase", metavar="X,Y",
+              help="Plot output Y against output X (a phase portrait); both kept 'all', "
+                   "scalar or with the same lanes.")
+@click.option("--title", metavar="TEXT",
+              help="The figure's title (default: the first line of the spec's description).")
+def plot(out: str, phase: str | None, title: str | None, **options: Any) -> None:
+    """Run a spec and plot its outputs to a .png, .pdf or .svg file.
+
+    Each kept output gets its own axes, stacked and sharing t. Lanes swept by a 1-D
+    param (r in the logistic sweep) are drawn against that param over the last half
+    of the steps: a bifurcation diagram. Other lanes are lines, or an image (t vs
+    lane) when there are many; a final state (--last, keep: last) is a marker, bars
+    or an image. Needs matplotlib: pip install 'recur[plot]'.
+
+    \b
+    Example:
+      recur plot specs/logistic_sweep.yaml -o bifurcation.png
+      recur plot specs/lotka_volterra.yaml --phase prey,pred -o orbit.svg
+      recur plot specs/fibonacci.yaml --steps 30 -o fib.pdf --title Fibonacci
+    """
+    _require_matplotlib()
+    fmt = figure_format(out)
+    pair = parse_phase(phase) if phase is not None else None
+
+    def before_run(spec: Spec) -> None:  # everything that can fail before a long run
+        _check_writable(out)
+        if pair is not None:
+            check_phase(spec, pair, last=options["last"])
+
+    ran = run_from_options(**options, before_run=before_run)
+    figure = make_figure(ran, phase=pair, title=title)
+    write_figure(figure, out, fmt)
+
+
+# -- checks ---------------------------------------------------------------------------
+
+
+def _require_matplotlib() -> tuple[type[Figure], type[FigureCanvasAgg]]:
+    """matplotlib's `Figure` and Agg canvas, or a usage error saying how to install it."""
+    try:
+        import matplotlib  # noqa: F401  (first: a missing or blocked package fails here)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("recur plot needs matplotlib", notes=(INSTALL_NOTE,)) from None
+    return Figure, FigureCanvasAgg
+
+
+def figure_format(path: str) -> str:
+    """The format of `-o PATH`, from its suffix."""
+    suffix = os.path.splitext(path)[1].lower()[1:]
+    if suffix not in FORMATS:
+        raise UsageError(f"cannot tell the figure format of {path!r}",
+                         notes=("use a .png, .pdf or .svg suffix",))
+    return suffix
+
+
+def _check_writable(path: str) -> None:
+    if os.path.isdir(path):
+        raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise _cannot_write(path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+
+
+def parse_phase(text: str) -> tuple[str, str]:
+    """`--phase X,Y` as the pair (X, Y)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise UsageError(f"--phase expects two outputs X,Y, got {text!r}",
+                         notes=("e.g. --phase prey,pred",))
+    return parts[0], parts[1]
+
+
+def check_phase(spec: Spec, pair: tuple[str, str], *, last: bool = False) -> None:
+    """Both outputs of `--phase` exist and keep every step."""
+    keeps = {o.name.name: o.keep for o in spec.outputs}
+    for name in pair:
+        if name not in keeps:
+            raise UsageError(
+                f"--phase {','.join(pair)}: the spec has no output '{name}'",
+                notes=did_you_mean(name, keeps) or (f"outputs: {', '.join(keeps)}",),
+            )
+        if keeps[name] != "all":
+            raise UsageError(
+                f"--phase {','.join(pair)}: output '{name}' is 'keep: {keeps[name]}', but a "
+                "phase portrait needs every step", notes=(f"set 'keep: all' on '{name}'",))
+    if last:
+        raise UsageError("--phase needs every step, --last keeps only the final state",
+                         notes=("drop --last",))
+
+
+# -- the figure -----------------------------------------------------------------------
+
+
+def make_figure(ran: Ran, phase: tuple[str, str] | str | None = None,
+                title: str | None = None) -> Figure:
+    """Draw a finished run: each shown output against t (or a sweep param), or a phase
+    portrait of `phase` = (X, Y) or "X,Y". `title` defaults to the description's first
+    line. Returns a matplotlib `Figure` on an Agg canvas (no pyplot involved)."""
+    new_figure, canvas = _require_matplotlib()
+
+    if title is None:
+        lines = ran.spec.description.strip().splitlines()
+        title = lines[0] if lines else ""
+    if isinstance(phase, str):
+        phase = parse_phase(phase)
+    if phase is not None:
+        check_phase(ran.spec, phase,
+                    last=any(ran.result.keeps.get(name) != "all" for name in phase))
+        figure = new_figure(figsize=(6.5, 6.0), dpi=DPI, layout="constrained")
+        with _quiet():
+            _draw_phase(figure.add_subplot(), ran, *phase)
+    else:
+        if not ran.names:
+            raise UsageError("nothing to plot: no output is kept",
+                             notes=("set 'keep: all' or 'keep: last' on an output",))
+        count = len(ran.names)
+        height = 5.0 if count == 1 else 1.0 + 2.5 * count
+        figure = new_figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+        with _quiet():
+            _draw_outputs(figure, ran)
+    canvas(figure)
+    if title:
+        figure.suptitle(textwrap.fill(title, 90))
+    return figure
+
+
+def _draw_outputs(figure: Figure, ran: Ran) -> None:
+    count = len(ran.names)
+    shared: Axes | None = None  # the first axes over t; later ones share its x axis
+    over_t: list[bool] = []
+    axes_list: list[Axes] = []
+    for index, name in enumerate(ran.names):
+        kind = _kind(ran, name)
+        is_t = kind in ("line", "lines", "image_t", "marker")
+        ax = figure.add_subplot(count, 1, index + 1, sharex=shared if is_t else None)
+        if is_t and shared is None:
+            shared = ax
+        _DRAW[kind](ax, ran, name)
+        over_t.append(is_t)
+        axes_list.append(ax)
+    # Stacked axes over t show the t ticks and label once, on the lowest of a run of them.
+    for index, ax in enumerate(axes_list[:-1]):
+        if over_t[index] and over_t[index + 1]:
+            ax.tick_params(labelbottom=False)
+            ax.set_xlabel("")
+
+
+def _kind(ran: Ran, name: str) -> str:
+    array = ran.result[name]
+    per_step = ran.result.keeps[name] == "all"
+    state = array.shape[1:] if per_step else array.shape
+    if len(state) == 0:
+        return "line" if per_step else "marker"
+    if len(state) == 2:
+        return "image_last" if per_step else "image_state"
+    lanes = int(np.prod(state))
+    if _sweep_param(ran, lanes if len(state) == 1 else -1) is not None:
+        return "sweep" if per_step else "sweep_last"
+    if per_step:
+        return "lines" if lanes <= MAX_LINES else "image_t"
+    return "bars"
+
+
+def _sweep_param(ran: Ran, lanes: int) -> tuple[str, np.ndarray] | None:
+    """The first param with one value per lane, strictly monotonic: what the lanes sweep."""
+    if lanes < 2:
+        return None
+    for declared in ran.spec.params:
+        name = declared.name.name
+        if name not in ran.result.params:
+            continue
+        value = _host(ran.result.params[name])
+        if (value.ndim == 1 and len(value) == lanes and value.dtype.kind in "iuf"
+                and np.all(np.isfinite(value))):
+            steps = np.diff(value.astype(np.float64))
+            if np.all(steps > 0) or np.all(steps < 0):
+                return name, value
+    return None
+
+
+def _draw_line(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    t = np.arange(len(values))
+    ax.plot(t, values, marker="o" if len(values) <= 60 else None, markersize=3, linewidth=1.2)
+    _label(ax, "t", label)
+    _no_steps(ax, len(values))
+
+
+def _draw_lines(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    values = _as_lanes(values)
+    t = np.arange(len(values))
+    for lane in range(values.shape[1]):
+        ax.plot(t, values[:, lane], linewidth=1.2, label=_lane_name(label, ran.result[name], lane),
+                marker="o" if len(values) <= 60 else None, markersize=3)
+    if values.shape[1] > 1:
+        ax.legend(fontsize="small", loc="best")
+    _label(ax, "t", label)
+    _no_steps(ax, len(values))
+
+
+def _draw_image_t(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    values = _as_lanes(values)
+    steps, lanes = values.shape
+    if steps == 0:
+        _label(ax, "t", f"{label} lane")
+        _no_steps(ax, 0)
+        return
+    image = ax.imshow(values.T, aspect="auto", origin="lower", interpolation="nearest",
+                      extent=(-0.5, steps - 0.5, -0.5, lanes - 0.5))
+    ax.figure.colorbar(image, ax=ax, label=label)
+    _label(ax, "t", f"{label} lane")
+    _integer_ticks(ax.yaxis)
+
+
+def _draw_sweep(ax: Axes, ran: Ran, name: str) -> None:
+    """The last half of the steps against the swept param: a bifurcation diagram."""
+    label, values = _plottable(name, ran.result[name])
+    param, swept = _sweep_param(ran, values.shape[1])  # type: ignore[misc]
+    tail = values[len(values) // 2:]
+    x = np.broadcast_to(swept, tail.shape).ravel()
+    many = len(swept) >= 100  # dense sweeps need fine points; a few lanes, visible ones
+    ax.scatter(x, tail.ravel(), s=1.0 if many else 6.0, marker="." if many else "o", linewidths=0,
+               color="black", alpha=0.8 if many else 1.0, rasterized=True)
+    ax.margins(x=0.01 if many else 0.05)
+    _label(ax, param, f"{label}, last {len(tail)} of {len(values)} steps")
+    _no_steps(ax, len(values))
+
+
+def _draw_sweep_last(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    param, swept = _sweep_param(ran, values.shape[0])  # type: ignore[misc]
+    ax.plot(swept, values, marker=".", linestyle="none", markersize=3 if len(values) >= 100 else 6,
+            color="black")
+    ax.margins(x=0.01 if len(values) >= 100 else 0.05)
+    _label(ax, param, f"{label} (final state)")
+
+
+def _draw_image_last(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    if len(values) == 0:
+        _label(ax, "", label)
+        _no_steps(ax, 0)
+        return
+    _matrix(ax, values[-1], f"{label} at t = {len(values) - 1}")
+
+
+def _draw_image_state(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    _matrix(ax, values, f"{label} (final state)")
+
+
+def _matrix(ax: Axes, values: np.ndarray, label: str) -> None:
+    image = ax.imshow(values, aspect="auto", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax)
+    ax.set_title(label, fontsize="medium")
+    _label(ax, "column", "row")
+    _integer_ticks(ax.xaxis, ax.yaxis)
+
+
+def _draw_marker(ax: Axes, ran: Ran, name: str) -> None:
+    """A final scalar: one marker at the last step taken (t = -1: the initial state)."""
+    label, value = _plottable(name, ran.result[name])
+    t = ran.result.steps_run - 1
+    ax.plot([t], [value], marker="o", linestyle="none", markersize=7)
+    ax.annotate(f"{value.item():.6g}", (t, value.item()), textcoords="offset points",
+                xytext=(8, 6))
+    _label(ax, "t", f"{label} (final state)")
+
+
+def _draw_bars(ax: Axes, ran: Ran, name: str) -> None:
+    label, values = _plottable(name, ran.result[name])
+    values = values.ravel()
+    lanes = np.arange(len(values))
+    if len(values) <= MAX_BARS:
+        ax.bar(lanes, values)
+    else:
+        ax.plot(lanes, values, linewidth=1.0)
+    _label(ax, f"{name} lane", f"{label} (final state)")
+    _integer_ticks(ax.xaxis)
+
+
+_DRAW = {
+    "line": _draw_line, "lines": _draw_lines, "image_t": _draw_image_t,
+    "sweep": _draw_sweep, "sweep_last": _draw_sweep_last, "image_last": _draw_image_last,
+    "image_state": _draw_image_state, "marker": _draw_marker, "bars": _draw_bars,
+}
+
+
+def _draw_phase(ax: Axes, ran: Ran, x_name: str, y_name: str) -> None:
+    x_label, x = _plottable(x_name, ran.result[x_name])
+    y_label, y = _plottable(y_name, ran.result[y_name])
+    if x.shape != y.shape:
+        raise UsageError(
+            f"--phase {x_name},{y_name}: the states differ in shape, {x.shape[1:]} and "
+            f"{y.shape[1:]}", notes=("a phase portrait needs two scalar outputs, or two with "
+                                     "the same lanes",))
+    x, y = _as_lanes(x), _as_lanes(y)
+    lanes = x.shape[1]
+    width = 1.2 if lanes <= MAX_LINES else 0.5
+    ax.plot(x, y, linewidth=width, alpha=1.0 if lanes <= MAX_LINES else 0.5)
+    if len(x):
+        ax.scatter(x[0], y[0], s=18, color="black", zorder=3, label="t = 0")
+        ax.legend(fontsize="small", loc="best")
+    _label(ax, x_label, y_label)
+    _no_steps(ax, len(x))
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _plottable(name: str, array: Any) -> tuple[str, np.ndarray]:
+    """A float64 host array to draw, and its label: |x| for complex, inf as a gap."""
+    values = _host(array)
+    label = name
+    if values.dtype.kind == "c":
+        values, label = np.abs(values), f"|{name}|"
+    values = values.astype(np.float64)
+    return label, np.where(np.isfinite(values), values, np.nan)
+
+
+def _as_lanes(values: np.ndarray) -> np.ndarray:
+    """Steps by lanes: (steps, *state) flattened to (steps, number of lanes)."""
+    return values.reshape(len(values), int(np.prod(values.shape[1:])))
+
+
+def _host(value: Any) -> np.ndarray:
+    """A NumPy array of a value that may live on a GPU (CuPy arrays have `.get()`)."""
+    if not isinstance(value, np.ndarray) and hasattr(value, "__cuda_array_interface__"):
+        value = value.get()
+    return np.asarray(value)
+
+
+def _lane_name(label: str, array: np.ndarray, lane: int) -> str:
+    index = np.unravel_index(lane, array.shape[1:])
+    return f"{label}[{','.join(str(int(i)) for i in index)}]"
+
+
+def _label(ax: Axes, xlabel: str, ylabel: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
+def _integer_ticks(*axes: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _no_steps(ax: Axes, steps: int) -> None:
+    if steps == 0:
+        ax.text(0.5, 0.5, "no steps", transform=ax.transAxes, ha="center", va="center",
+                color="gray")
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+def write_figure(figure: Figure, path: str, fmt: str | None = None) -> None:
+    """Save to a temporary file beside `path`, then rename it onto `path`: whole or not
+    at all (`recur.io.atomic_write`)."""
+    fmt = fmt or figure_format(path)
+    _check_writable(path)
+
+    def save(stream: BinaryIO) -> None:
+        with _quiet():
+            figure.savefig(stream, format=fmt, dpi=DPI)
+
+    atomic_write(path, save)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings about all-NaN data or empty axes on stderr: the figure shows them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _cannot_write(path: str, exc: OSError) -> UsageError:
+    return UsageError(f"cannot write {path!r}: {exc.strerror or exc}")
