@@ -119,7 +119,8 @@ def compile_spec(
         for o in spec.outputs
     )
     return Compiled(plan, summaries, params, dict(sequences), steps_reason,
-                    tuple(builder.hoisted), tuple(builder.swept), analysis)
+                    tuple(node for node, _ in builder.hoisted.values()),
+                    tuple(node for node, _ in builder.swept.values()), analysis)
 
 
 def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:

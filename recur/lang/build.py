@@ -101,8 +101,10 @@ class Builder:
         self.hoist = hoist
         self.observe = observe
         self.sweep = sweep
-        self.hoisted: list[n.Node] = []  # computed once, before the loop
-        self.swept: list[n.Node] = []  # computed for all steps at once, before the loop
+        # Sub-expressions moved out of the loop, with their values (for explain, and for
+        # compiled engines, which take them as arguments).
+        self.hoisted: dict[int, tuple[n.Node, Any]] = {}  # id -> (node, value)
+        self.swept: dict[int, tuple[n.Node, Any]] = {}  # id -> (node, rows by step)
 
     def build(self, node: n.Node) -> Closure:
         if self.hoist and not isinstance(node, n.Number | n.Name | n.TimeIndex):
@@ -154,7 +156,7 @@ class Builder:
                 value = closure(Frame())
         except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
             return closure
-        self.hoisted.append(node)
+        self.hoisted[id(node)] = (node, value)
         return lambda frame: value
 
     def _sweepable(self, node: n.Node) -> bool:
@@ -207,7 +209,7 @@ class Builder:
             return self._unhoisted(node)
         if str(rows.dtype) != seen.dtype:
             return self._unhoisted(node)
-        self.swept.append(node)
+        self.swept[id(node)] = (node, rows)
         if seen.python:
             values = rows.tolist()
             return lambda frame: values[frame.t]
