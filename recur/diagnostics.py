@@ -8,6 +8,7 @@ nothing from recur, so any layer may use it.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -122,13 +123,27 @@ def render(error: RecurError) -> str:
     return "\n".join(lines)
 
 
+# The line breaks YAML counts (and Python's `\n`, `\r\n`, `\r` among them), so that line
+# numbers from PyYAML's marks and from Python's parser find their line. `str.splitlines`
+# also breaks at `\v`, `\f` and `\x1c`-`\x1e`, which neither counts.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def source_lines(source: str) -> list[str]:
+    """The lines of a source as positions count them (no line after a final break)."""
+    lines = _LINE_BREAK.split(source)
+    if lines and lines[-1] == "" and len(lines) > 1:
+        lines.pop()
+    return lines if source else []
+
+
 def _snippet(source: str | None, span: Span) -> list[str]:
     if source is None:
         return []
-    source_lines = source.splitlines()
-    if not 1 <= span.line <= len(source_lines):
+    lines = source_lines(source)
+    if not 1 <= span.line <= len(lines):
         return []
-    raw = source_lines[span.line - 1]
+    raw = lines[span.line - 1]
     end_col = span.end_col if span.end_line == span.line else len(raw) + 1
     # Widths are measured after tab expansion of everything before, so a tab's width
     # depends on where it starts.

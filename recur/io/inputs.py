@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 import sys
@@ -22,6 +23,10 @@ import numpy as np
 from recur.diagnostics import UsageError
 
 _INT64_MAX = np.iinfo(np.int64).max
+# The largest array an input may hold, as for arrays a spec makes (`zeros`, `arange`, ...):
+# a file's header is checked against it before anything is allocated.
+MAX_INPUT_ELEMENTS = 1_000_000_000
+EXIT_NO_MEMORY = 1  # as a run that does not fit in memory
 
 # (kind, itemsize) -> the dtype recur uses for it; anything else is refused.
 _TARGET_DTYPES = {
@@ -48,6 +53,10 @@ _COLUMN_TITLE = re.compile(r"(?P<base>[A-Za-z_]\w*)(?:\[(?P<index>\s*\d+\s*(?:,\
 class _Problem(Exception):
     """What is wrong with the input; `read_input` prefixes it with the option."""
 
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 def read_input(name: str, path: str, stdin: BinaryIO | None = None) -> np.ndarray:
     """Load the array for `--input NAME=PATH`; PATH `-` is standard input, format sniffed."""
@@ -57,8 +66,129 @@ def read_input(name: str, path: str, stdin: BinaryIO | None = None) -> np.ndarra
         else:
             array = _read_file(name, path)
         return _normalise(array)
+    except MemoryError:
+        problem = _Problem("the array does not fit in the memory available", EXIT_NO_MEMORY)
+    except _Problem as raised:
+        problem = raised
+    error = UsageError(f"--input {name}={path}: {problem}")
+    if problem.exit_code is not None:
+        error.exit_code = problem.exit_code
+    raise error
+
+
+def read_all(path: str, stdin: BinaryIO | None = None) -> tuple[str, dict[str, np.ndarray]]:
+    """Every array of a .npy, .npz or CSV file, by name, and the format it was read as.
+
+    PATH `-` is standard input, its format sniffed as for `--input NAME=-`. CSV columns
+    are grouped by name as `read_input` groups them (`x`, `x[0]`, `"x[0,1]"`), each
+    group typed on its own; an .npz gives each member under its name; an .npy's one
+    array has no name and comes back under ''. Arrays are widened to recur's dtypes as
+    `read_input` does, and every problem is a `UsageError` that begins with PATH.
+    """
+    try:
+        if path == "-":
+            data = _read_all_stdin(stdin if stdin is not None else sys.stdin.buffer)
+            fmt = _sniff(data)
+            arrays = _ALL_LOADERS[fmt](io.BytesIO(data))
+        else:
+            fmt = _format_of(path)
+            try:
+                with open(path, "rb") as stream:
+                    arrays = _ALL_LOADERS[fmt](stream)
+            except OSError as exc:
+                raise _Problem(f"cannot read: {exc.strerror or exc}") from None
+        return fmt, {name: _normalise_named(name, array, fmt) for name, array in arrays.items()}
+    except MemoryError:
+        problem = _Problem("the arrays do not fit in the memory available", EXIT_NO_MEMORY)
+    except _Problem as raised:
+        problem = raised
+    where = "standard input" if path == "-" else path
+    error = UsageError(f"{where}: {problem}")
+    if problem.exit_code is not None:
+        error.exit_code = problem.exit_code
+    raise error
+
+
+def _read_all_stdin(stdin: BinaryIO) -> bytes:
+    try:
+        return stdin.read()
+    except OSError as exc:
+        raise _Problem(f"cannot read: {exc.strerror or exc}") from None
+
+
+def _format_of(path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix[1:] not in _LOADERS:
+        described = f"suffix {suffix!r}" if suffix else "no suffix"
+        raise _Problem(f"cannot tell the format from {described}: use .npy, .npz or .csv")
+    return suffix[1:]
+
+
+def _normalise_named(name: str, array: np.ndarray, fmt: str) -> np.ndarray:
+    try:
+        return _normalise(array)
     except _Problem as problem:
-        raise UsageError(f"--input {name}={path}: {problem}") from None
+        if fmt == "npy":
+            raise
+        raise _Problem(f"array {name!r}: {problem}", problem.exit_code) from None
+
+
+def _load_npy_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+    return {"": _load_npy(stream, "")}
+
+
+def _load_npz_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+    """Every member of an .npz archive, in the archive's order; none is fine."""
+    arrays = {}
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            for member in archive.namelist():
+                if member.endswith("/"):
+                    continue
+                name = member.removesuffix(".npy")
+                size = archive.getinfo(member).file_size
+                with archive.open(member) as array_stream:
+                    try:
+                        arrays[name] = _load_npy(array_stream, name, size)
+                    except _Problem as problem:
+                        raise _Problem(f"array {name!r}: {problem}", problem.exit_code) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise _Problem(f"not a valid .npz file, truncated or corrupt ({exc})") from None
+    return arrays
+
+
+def _load_csv_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+    """Every column group of a CSV file, in header order, each as (rows, *shape)."""
+    try:
+        text = stream.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _Problem("not a .npy or .npz file, and not UTF-8 text for CSV") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [title.strip() for title in next(reader, [])]
+        if not header:
+            raise _Problem("the CSV file has no header line")
+        if "" in header:
+            raise _Problem(f"column {header.index('') + 1} of the header has no title")
+        bases = dict.fromkeys(_parse_title(title)[0] for title in header)
+        groups = {base: _select_columns(header, base) for base in bases}
+        numbered = ((reader.line_num, row) for row in reader)
+        columns, lines = _read_rows(numbered, len(header), list(range(len(header))))
+    except csv.Error as exc:
+        raise _Problem(f"line {reader.line_num}: malformed CSV ({exc})") from None
+    arrays = {}
+    for base, (positions, shape) in groups.items():
+        chosen = [columns[position] for position in positions]
+        titles = [header[position] for position in positions]
+        arrays[base] = _convert(chosen, titles, lines).T.reshape(len(lines), *shape)
+    return arrays
+
+
+_ALL_LOADERS: dict[str, Callable[[BinaryIO], dict[str, np.ndarray]]] = {
+    "npy": _load_npy_all,
+    "npz": _load_npz_all,
+    "csv": _load_csv_all,
+}
 
 
 def _read_stdin(name: str, stdin: BinaryIO) -> np.ndarray:
@@ -90,23 +220,81 @@ def _read_file(name: str, path: str) -> np.ndarray:
         raise _Problem(f"cannot read: {exc.strerror or exc}") from None
 
 
-def _load_npy(stream: BinaryIO, _name: str) -> np.ndarray:
-    """The one unnamed array of a .npy file; never unpickles, and says why it refuses to."""
+def _load_npy(stream: BinaryIO, _name: str, size: int | None = None) -> np.ndarray:
+    """The one unnamed array of a .npy file; never unpickles, and says why it refuses to.
+
+    The header is checked before any data is read: an array over `MAX_INPUT_ELEMENTS`, or
+    more data than the file holds (`size` bytes, else found by seeking), is refused
+    before NumPy allocates it.
+    """
     try:
-        if _npy_dtype(stream).hasobject:
+        start = stream.tell()
+        shape, dtype = _npy_header(stream)
+        if dtype.hasobject:
             raise _Problem("the .npy file holds Python objects (dtype object): not loaded")
-        stream.seek(0)
+        _check_declared_size(stream, shape, dtype, None if size is None else start + size)
+        stream.seek(start)
         return np.lib.format.read_array(stream, allow_pickle=False)
-    except (ValueError, EOFError) as exc:
+    except (ValueError, EOFError, OverflowError) as exc:
         reason = str(exc).rstrip(".")
         raise _Problem(f"not a valid .npy file, truncated or corrupt ({reason})") from None
 
 
-def _npy_dtype(stream: BinaryIO) -> np.dtype:
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)[2]
-    return np.lib.format.read_array_header_2_0(stream)[2]
+def _npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy header declares.
+
+    NumPy parses the header's text with Python's tokenizer and `literal_eval`, which
+    fail on damaged bytes in more ways than ValueError (TokenError, SyntaxError, ...):
+    any of them means the file is not a valid .npy file.
+    """
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    except (ValueError, EOFError, OverflowError):
+        raise
+    except Exception as exc:  # the header's text is damaged
+        reason = f"{type(exc).__name__}: {exc}".rstrip(".")
+        raise ValueError(f"cannot read its header ({reason})") from None
+    return tuple(shape), dtype
+
+
+def _check_declared_size(
+    stream: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, end: int | None
+) -> None:
+    """Refuse a header that declares too many elements, or more bytes than follow it."""
+    if any(not isinstance(dim, int) or dim < 0 for dim in shape):
+        raise _Problem(f"not a valid .npy file: its header declares the shape {shape}")
+    count = math.prod(shape)
+    if count > MAX_INPUT_ELEMENTS:
+        raise _Problem(
+            f"the .npy header declares an array of shape {shape}, {count:,} elements; "
+            f"the limit is {MAX_INPUT_ELEMENTS:,}"
+        )
+    data_start = stream.tell()
+    if end is None:
+        end = _stream_end(stream)
+    needed = count * dtype.itemsize
+    if end is not None and end - data_start < needed:
+        raise _Problem(
+            f"not a valid .npy file, truncated or corrupt (its header declares "
+            f"{needed:,} bytes of data, it holds {max(end - data_start, 0):,})"
+        )
+
+
+def _stream_end(stream: BinaryIO) -> int | None:
+    """The stream's length, if it can seek; its position is left where it was."""
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except (OSError, ValueError):
+        return None
+    return end
 
 
 def _load_npz(stream: BinaryIO, name: str) -> np.ndarray:
@@ -119,8 +307,9 @@ def _load_npz(stream: BinaryIO, name: str) -> np.ndarray:
                 if not member.endswith("/")
             }
             member = _npz_member(members, name)
+            size = archive.getinfo(member).file_size
             with archive.open(member) as array_stream:
-                return _load_npy(array_stream, name)
+                return _load_npy(array_stream, name, size)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise _Problem(f"not a valid .npz file, truncated or corrupt ({exc})") from None
 
@@ -185,19 +374,41 @@ def _parse_title(title: str) -> tuple[str, tuple[int, ...]]:
 
 
 def _grid_shape(base: str, indices: list[tuple[int, ...]]) -> tuple[int, ...]:
-    """The state shape that the indices cover, which they must cover exactly."""
+    """The state shape that the indices cover, which they must cover exactly.
+
+    The indices are distinct, so they fill the grid exactly when there are as many as
+    it has cells; otherwise the first missing cell (in C order) is among the first
+    `len(indices) + 1` cells, however large the indices in the header.
+    """
     if len({len(index) for index in indices}) > 1:
         raise _Problem(f"the columns of {base!r} have different numbers of indices")
     rank = len(indices[0])
     shape = tuple(max(index[axis] for index in indices) + 1 for axis in range(rank))
-    for index in np.ndindex(shape):
-        if index not in indices:
-            cell = ",".join(map(str, index))
-            raise _Problem(
-                f"the columns of {base!r} do not fill a grid of shape {shape}: "
-                f"{base}[{cell}] is missing"
-            )
-    return shape
+    if math.prod(shape) == len(indices):
+        return shape
+    present = set(indices)
+    missing = next(index for index in _c_order(shape) if index not in present)
+    cell = ",".join(map(str, missing))
+    raise _Problem(
+        f"the columns of {base!r} do not fill a grid of shape {shape}: "
+        f"{base}[{cell}] is missing"
+    )
+
+
+def _c_order(shape: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
+    """The indices of a grid in C order, lazily (np.ndindex refuses huge shapes)."""
+    index = [0] * len(shape)
+    while True:
+        yield tuple(index)
+        axis = len(shape) - 1
+        while axis >= 0:
+            index[axis] += 1
+            if index[axis] < shape[axis]:
+                break
+            index[axis] = 0
+            axis -= 1
+        if axis < 0:
+            return
 
 
 def _read_rows(
@@ -224,10 +435,23 @@ def _parse_bool(cell: str) -> bool:
     return word == "true"
 
 
+_INTEGER_TEXT = re.compile(r"\s*[+-]?\d+(?:_\d+)*\s*")
+
+
+def _parse_int(cell: str) -> int:
+    """`int(cell)`; an integer too long for `int` (over 4300 digits) is far out of int64."""
+    try:
+        return int(cell)
+    except ValueError:
+        if _INTEGER_TEXT.fullmatch(cell):
+            return _INT64_MAX + 1
+        raise
+
+
 # The narrowest kind that parses every cell wins: bool, then int64, float64, complex128.
 _CELL_KINDS: tuple[tuple[np.dtype, Callable[[str], object]], ...] = (
     (np.dtype(np.bool_), _parse_bool),
-    (np.dtype(np.int64), int),
+    (np.dtype(np.int64), _parse_int),
     (np.dtype(np.float64), float),
     (np.dtype(np.complex128), complex),
 )
@@ -262,9 +486,11 @@ def _too_big(columns: list[list[str]], titles: list[str], lines: list[int]) -> _
     where, cell = next(
         (where, cell)
         for where, cell in _cells(columns, titles, lines)
-        if not -_INT64_MAX - 1 <= int(cell) <= _INT64_MAX
+        if not -_INT64_MAX - 1 <= _parse_int(cell) <= _INT64_MAX
     )
-    return _Problem(f"{where}: {cell.strip()} does not fit in int64")
+    text = cell.strip()
+    shown = text if len(text) <= 40 else f"an integer of {len(text)} characters"
+    return _Problem(f"{where}: {shown} does not fit in int64")
 
 
 def _bad_cell(columns: list[list[str]], titles: list[str], lines: list[int]) -> _Problem:

@@ -11,6 +11,7 @@ import errno
 import io
 import math
 import os
+import stat
 import sys
 import tempfile
 import zipfile
@@ -113,7 +114,23 @@ _CELL_TEXT: dict[str, Callable[[object], str]] = {
 def write_npy(stream: BinaryIO, outputs: Sequence[OutputArray]) -> None:
     """The single output as a .npy array."""
     _check_npy(outputs)
-    np.lib.format.write_array(stream, np.asarray(outputs[0].array), allow_pickle=False)
+    np.lib.format.write_array(_Chunked(stream), np.asarray(outputs[0].array),
+                              allow_pickle=False)
+
+
+class _Chunked:
+    """A stream that NumPy does not take for a file, so that it writes through `write`.
+
+    For a real file NumPy uses `ndarray.tofile`, whose failures (a full disk, a closed
+    pipe) are OSErrors without an errno ("1000 requested and 24 written"); through
+    `write`, in chunks, they keep it, and say what went wrong.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data)
 
 
 def _check_npy(outputs: Sequence[OutputArray]) -> None:
@@ -146,6 +163,9 @@ def write_outputs(
     elif fmt == "npy":
         _check_npy(outputs)
     if path is None or path == "-":
+        if stdout is None and sys.stdout is None:  # started with standard output closed
+            raise UsageError("cannot write to standard output: it is closed",
+                             notes=("write to a file with -o PATH",))
         _write_stdout(outputs, fmt, stdout if stdout is not None else sys.stdout.buffer)
     else:
         _write_file(outputs, fmt, path)
@@ -171,8 +191,33 @@ def _write_stdout(outputs: Sequence[OutputArray], fmt: str, stdout: BinaryIO) ->
             f"refusing to write binary .{fmt} to a terminal",
             notes=("use -o FILE, pipe it, or --format csv",),
         )
-    _write_stream(stdout, fmt, outputs)
-    stdout.flush()
+    try:
+        _write_stream(stdout, fmt, outputs)
+        stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader is gone (`| head -1`): the CLI ends quietly
+    except OSError as exc:
+        _discard(stdout)
+        raise UsageError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def _discard(stdout: BinaryIO) -> None:
+    """Point a failed standard output at /dev/null, so that the bytes still buffered do
+    not fail again, with a traceback, when the interpreter flushes it at exit."""
+    try:
+        fd = stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
 
 
 def _write_file(outputs: Sequence[OutputArray], fmt: str, path: str) -> None:
@@ -183,11 +228,18 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Write to a temporary file beside `path`, then rename it onto `path`.
 
     Whatever fails (an error, a full disk, Ctrl-C), `path` keeps its old content and
-    no temporary file is left behind.
+    no temporary file is left behind. A symbolic link is followed: the file it points
+    to is replaced, not the link. A path that is not a regular file (`/dev/null`, a
+    named pipe, `/dev/stdout`) is written to directly: renaming over it would replace
+    the device or the pipe with a file.
     """
     if os.path.isdir(path):
         raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
-    folder, base = os.path.split(path)
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if _is_special(target):
+        _write_through(path, target, write)
+        return
+    folder, base = os.path.split(target)
     try:
         handle, temporary = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
     except OSError as exc:
@@ -198,12 +250,29 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException as exc:
         os.unlink(temporary)
         if isinstance(exc, OSError):
             raise _cannot_write(path, exc) from None
         raise
+
+
+def _is_special(path: str) -> bool:
+    """Whether `path` exists and is something other than a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode)
+
+
+def _write_through(path: str, target: str, write: Callable[[BinaryIO], None]) -> None:
+    try:
+        with open(target, "wb") as stream:
+            write(stream)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
 
 
 def _cannot_write(path: str, exc: OSError) -> UsageError:
