@@ -13,6 +13,7 @@ import click
 
 from recur import api
 from recur.diagnostics import EXIT_USAGE, RecurError, render
+from recur.diff import diff
 from recur.explain import explain
 from recur.io import OutputArray, resolve_format, write_outputs
 from recur.meta import write_meta
@@ -124,6 +125,7 @@ def explain_command(**options: Any) -> None:
 
 
 cli.add_command(plot)
+cli.add_command(diff)
 
 
 def main() -> None:
