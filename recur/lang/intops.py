@@ -35,13 +35,21 @@ def _min_of(value: Any) -> int:
     return int(numpy.iinfo(value.dtype).min)
 
 
+def _unsigned(value: Any) -> bool:
+    return bool(value.dtype.kind == "u")
+
+
 def add(a: Any, b: Any) -> tuple[Any, Any, str]:
     r = a + b
+    if _unsigned(r):  # a wrapped sum is smaller than either term
+        return r, r < a, OVERFLOW
     return r, ((a ^ r) & (b ^ r)) < 0, OVERFLOW
 
 
 def sub(a: Any, b: Any) -> tuple[Any, Any, str]:
     r = a - b
+    if _unsigned(r):
+        return r, a < b, OVERFLOW
     return r, ((a ^ b) & (a ^ r)) < 0, OVERFLOW
 
 
@@ -115,10 +123,14 @@ def check_reduction(result: Any, shadow: Any, terms: int, exact: Callable[[], An
 
 
 def negative(a: Any) -> tuple[Any, Any, str]:
+    if _unsigned(a):  # only zero has an unsigned negation
+        return -a, a != 0, OVERFLOW
     return -a, a == _min_of(a), OVERFLOW
 
 
 def absolute(a: Any) -> tuple[Any, Any, str]:
+    if _unsigned(a):
+        return a, a != a, OVERFLOW
     return abs(a), a == _min_of(a), OVERFLOW
 
 
