@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ import numpy
 
 from recur.analysis import Context, analyze_spec, check_expression
 from recur.compiler import Compiled, OutputSummary, compile_spec
-from recur.diagnostics import Origin, RecurError, UsageError, did_you_mean
+from recur.diagnostics import BackendError, Origin, RecurError, UsageError, did_you_mean
+from recur.dispatch import choose, execute
 from recur.engine.backend import get_backend
 from recur.engine.loop import run_plan
+from recur.engine.native import CompileError, KernelFault
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 
@@ -70,6 +73,7 @@ def run(
     last: bool = False,
     check: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "auto",
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -82,16 +86,31 @@ def run(
         last: keep only the final state of every output.
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
+        engine: "auto", "interp" or "compiled" (see `recur.dispatch`).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
-    compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
-                       last=last, check=check)
+    arguments = {"steps": steps, "params": params, "inputs": inputs, "device": device,
+                 "last": last, "check": check}
+    compiled = prepare(spec, **arguments)
     with _sourced(spec):
-        outcome = run_plan(compiled.plan, progress)
+        choice = choose(compiled, spec, engine)
+        try:
+            outcome = execute(choice, compiled, progress)
+        except CompileError as error:
+            if engine == "compiled":
+                raise BackendError(f"--engine compiled: {error}",
+                                   notes=("use --engine interp",)) from None
+            choice = choose(compiled, spec, "interp")
+            outcome = run_plan(compiled.plan, progress)
+        except KernelFault:
+            # The interpreter replays the run from the start and reports the fault.
+            compiled = prepare(spec, **arguments)
+            choice = choose(compiled, spec, "interp")
+            outcome = run_plan(compiled.plan, progress)
     order = [o.name for o in compiled.outputs if o.name in outcome.arrays]
     return Result(
         {name: outcome.arrays[name] for name in order},
@@ -101,7 +120,7 @@ def run(
         compiled.params,
         compiled.plan.steps,
         compiled.plan.backend.name,
-        "interpreter",
+        choice.engine,
     )
 
 
@@ -144,7 +163,7 @@ def prepare(
     overrides = _overrides(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
-    with _sourced(spec):
+    with _sourced(spec), _set_sourced(params or {}):
         return compile_spec(
             spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
@@ -184,6 +203,23 @@ def check_input_names(spec: Spec, inputs: Iterable[str]) -> None:
                 f"--input {name}: the spec has no sequence or param '{name}'",
                 notes=did_you_mean(name, names),
             )
+
+
+@contextlib.contextmanager
+def _set_sourced(params: Mapping[str, Any]) -> Iterator[None]:
+    """Attach its `NAME=EXPR` text to an error in evaluating a `--set` expression (the
+    error names the param: `cannot evaluate --set NAME: ...`)."""
+    try:
+        yield
+    except RecurError as error:
+        if error.source is None and error.span is not None and error.span.path == "--set":
+            texts = {name: f"{name}={value}" for name, value in params.items()
+                     if isinstance(value, str)}
+            named = [name for name in texts
+                     if re.search(rf"--set {re.escape(name)}\b", error.message)]
+            if len(named or texts) == 1:
+                error.source = texts[(named or list(texts))[0]]
+        raise
 
 
 @contextlib.contextmanager

@@ -23,8 +23,18 @@ from recur.runopts import request_from_options, run_from_options, run_options
 EXIT_INTERRUPTED = 130
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, carried past click's `main`, which prints an empty line for KeyboardInterrupt."""
+
+
 class _RecurGroup(click.Group):
     """A group whose errors all look like recur's: one message, the right exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -42,7 +52,7 @@ class _RecurGroup(click.Group):
             if isinstance(error, click.UsageError) and error.ctx is not None:
                 click.echo(f"note: see '{error.ctx.command_path} --help'", err=True)
             sys.exit(error.exit_code)
-        except (KeyboardInterrupt, click.Abort):
+        except (KeyboardInterrupt, click.Abort, _Interrupted):
             click.echo("recur: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
@@ -121,7 +131,8 @@ def explain_command(**options: Any) -> None:
       recur explain specs/taylor_exp.yaml --set x=2
     """
     request = request_from_options(**options)
-    click.echo(explain(request.spec, api.prepare(request.spec, **request.arguments)))
+    compiled = api.prepare(request.spec, **request.arguments)
+    click.echo(explain(request.spec, compiled, request.engine))
 
 
 cli.add_command(plot)

@@ -25,6 +25,8 @@ from recur.lang.build import Builder, Closure, Observation
 from recur.spec import OutputSpec, Spec
 from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequences
 
+MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
+
 
 @dataclass(frozen=True, slots=True)
 class OutputSummary:
@@ -51,6 +53,11 @@ class Compiled:
     hoisted: tuple[n.Node, ...]  # sub-expressions computed once, before the loop
     swept: tuple[n.Node, ...]  # sub-expressions computed for all steps, before the loop
     analysis: Analysis
+    # For compiled engines: what each node gave in the probe, and the values of the
+    # hoisted (one per run) and swept (rows by step) sub-expressions, by node id.
+    observations: dict[int, Observation]
+    hoisted_values: dict[int, Any]
+    swept_values: dict[int, Any]
 
 
 def compile_spec(
@@ -120,7 +127,9 @@ def compile_spec(
     )
     return Compiled(plan, summaries, params, dict(sequences), steps_reason,
                     tuple(node for node, _ in builder.hoisted.values()),
-                    tuple(node for node, _ in builder.swept.values()), analysis)
+                    tuple(node for node, _ in builder.swept.values()), analysis, observations,
+                    {key: value for key, (_, value) in builder.hoisted.items()},
+                    {key: value for key, (_, value) in builder.swept.items()})
 
 
 def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,9 +157,16 @@ def _initial(output: OutputSpec, depth: int, params: Mapping[str, Any], backend:
             f"states, oldest first (a first axis of length {depth}); it has shape "
             f"{tuple(value.shape)}", span,
         )
+    _check_dimensions(value.ndim - (depth > 1), span, f"the initial of output '{name}'")
     _check_int_range(value, output.dtype, span, f"the initial of output '{name}'")
     stacked = value if depth > 1 else value[None]
     return stacked.astype(output.dtype)
+
+
+def _check_dimensions(ndim: int, span: Any, what: str) -> None:
+    if ndim > MAX_STATE_DIMENSIONS:
+        raise SpecError(f"{what} gives a state of {ndim} dimensions; the limit is "
+                        f"{MAX_STATE_DIMENSIONS}", span)
 
 
 def _check_int_range(value: Any, dtype: str, span: Any, what: str) -> None:
@@ -330,8 +346,11 @@ class _Probe:
         bounds: dict[str, tuple[int, int] | None] = {}
         for name in self.analysis.order:
             output = self.spec.output(name)
-            value = xp.asarray(self.evaluate(builder.build(output.step), frame, output.step,
-                                             f"the step of output '{name}'"))
+            closure = builder.build(output.step)
+            where = f"the step of output '{name}'"
+            value = self.evaluate(lambda frame, closure=closure: xp.asarray(closure(frame)),
+                                  frame, output.step, where)
+            _check_dimensions(value.ndim, output.step.span, where)
             new_shapes[name] = self.merge(name, shapes[name], tuple(value.shape), output)
             bounds[name] = self.check_dtype(output, value.dtype)
             current[name] = xp.broadcast_to(value.astype(output.dtype), new_shapes[name])
@@ -355,6 +374,8 @@ class _Probe:
             raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
         except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "inhomogeneous" in reason:
+                reason = "the nested lists are not rectangular"
             raise SpecError(f"cannot evaluate {where}: {reason}", node.span) from None
 
     def merge(self, name: str, old: tuple[int, ...], new: tuple[int, ...],

@@ -8,19 +8,28 @@ import numpy
 
 from recur.compiler import Compiled, format_bytes
 from recur.diagnostics import Span
+from recur.dispatch import choose
 from recur.spec import Spec
 
 MAX_SHOWN_VALUES = 6
 
 
-def explain(spec: Spec, compiled: Compiled) -> str:
-    """A multi-line description of what running `compiled` will do."""
+ENGINE_WORDS = {
+    "interpreter": "a Python loop over NumPy/CuPy calls, one per operation and step; the "
+                   "reference every engine must match",
+    "compiled": "a C kernel with the time loop inside, built once and cached on disk",
+}
+
+
+def explain(spec: Spec, compiled: Compiled, engine: str = "auto") -> str:
+    """A multi-line description of what running `compiled` with `engine` will do."""
     plan, analysis = compiled.plan, compiled.analysis
     lines = [f"{spec.path}" + (f": {spec.description.splitlines()[0]}" if spec.description
                                else "")]
     lines.append(f"device: {plan.backend.name} ({_device_words(plan.backend.name)})")
-    lines.append("engine: interpreter (a Python loop over NumPy/CuPy calls, one per "
-                 "operation and step; the reference every engine must match)")
+    choice = choose(compiled, spec, engine)
+    lines.append(f"engine: {choice.engine} ({ENGINE_WORDS[choice.engine]})")
+    lines.append(f"  because: {choice.reason}")
     until = f", or fewer: 'until' may stop it ({_text(spec, spec.until.span)})" \
         if spec.until is not None else ""
     lines.append(f"steps: {plan.steps} ({compiled.steps_reason}){until}")

@@ -16,11 +16,16 @@ import click
 
 from recur import api
 from recur.diagnostics import UsageError, did_you_mean
+from recur.dispatch import ENGINES
 from recur.engine.backend import DEVICES
 from recur.io import read_input
 from recur.progress import ProgressBar
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# More steps than any run can take (about 30 years at a million steps a second): a count
+# beyond it is a mistake, refused before the run rather than left to run until stopped.
+MAX_STEPS = 10**15
 
 _OPTIONS = [
     click.argument("spec", type=click.Path(dir_okay=False)),
@@ -34,6 +39,8 @@ _OPTIONS = [
     click.option("--last", is_flag=True, help="Keep only the final state of every output."),
     click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                  help="Where to run: NumPy (cpu) or CuPy (cuda)."),
+    click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+                 help="The interpreter, the compiled (C) loop, or the faster for this run."),
     click.option("--check", "check_finite", is_flag=True,
                  help="Stop at the first non-finite value (exit 1)."),
     click.option("-q", "--quiet", is_flag=True,
@@ -68,13 +75,18 @@ class Request:
     arguments: dict[str, Any]
     options: dict[str, Any]  # as given on the command line
     quiet: bool
+    engine: str  # as `api.run` takes it
 
 
 def request_from_options(
     spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
     selected: tuple[str, ...], last: bool, device: str, check_finite: bool, quiet: bool,
+    engine: str = "auto",
 ) -> Request:
     """Load the spec, check the options against it, and read the inputs."""
+    if steps is not None and steps > MAX_STEPS:
+        raise UsageError(f"--steps {steps} is more than any run can take; the limit is "
+                         f"{MAX_STEPS:,} (10**15)")
     loaded = api.load(spec)
     names = _selected_outputs(loaded, selected)
     input_paths = _input_pairs(inputs)
@@ -85,8 +97,8 @@ def request_from_options(
         "device": device, "last": last, "check": check_finite,
     }
     options = {"sets": list(sets), "inputs": list(inputs), "steps": steps, "last": last,
-               "device": device, "check": check_finite}
-    return Request(loaded, tuple(names), arguments, options, quiet)
+               "device": device, "check": check_finite, "engine": engine}
+    return Request(loaded, tuple(names), arguments, options, quiet, engine)
 
 
 def run_from_options(
@@ -100,7 +112,8 @@ def run_from_options(
     bar = None if request.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
     started = time.monotonic()
     try:
-        result = api.run(request.spec, progress=bar, **request.arguments)
+        result = api.run(request.spec, progress=bar, engine=request.engine,
+                         **request.arguments)
     finally:
         if bar is not None:
             bar.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -20,3 +22,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # the same for --update-data).
     if config.getoption("--update-golden") and getattr(config.option, "numprocesses", None):
         raise pytest.UsageError("--update-golden runs serially: drop -n/--numprocesses")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled kernels go to a folder of this test session, never the user's cache."""
+    os.environ["RECUR_CACHE_DIR"] = str(tmp_path_factory.mktemp("kernels"))

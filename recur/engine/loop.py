@@ -71,7 +71,7 @@ def run_plan(plan: Plan, progress: Callable[[int, int], None] | None = None) -> 
             where = f"the step of output '{output.name}'" if output else "'until'"
             span = output.span if output else plan.until_span
             raise RunError(f"evaluating {where} failed at t={frame.t}: {exc}", span) from None
-    return Outcome(_collect(plan, steps_run), steps_run, stopped_by)
+    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
 
 
 def _store(plan: Plan, output: OutputPlan) -> Any:
@@ -132,7 +132,8 @@ def _fault_error(fault: Fault, output: OutputPlan | None, t: int) -> RunError:
     return RunError(f"{fault.kind} in {where} at t={t}{lane}", fault.node.span)
 
 
-def _collect(plan: Plan, steps: int) -> dict[str, numpy.ndarray]:
+def collect(plan: Plan, steps: int) -> dict[str, numpy.ndarray]:
+    """The kept outputs after `steps` steps, copied to the host (any engine's last act)."""
     to_host = plan.backend.to_host
     arrays: dict[str, numpy.ndarray] = {}
     for output in plan.outputs:

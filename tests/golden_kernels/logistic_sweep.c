@@ -1,0 +1,12 @@
+int64_t kernel(int64_t t0, int64_t t1, int64_t *status, int64_t steps,
+               void **args, const int64_t *dims) {
+    (void)steps; (void)dims;
+    double *restrict a0 = (double *)args[0];
+    double *restrict a1 = (double *)args[1];
+    for (int64_t t = t0; t < t1; t++) {
+        for (int64_t i = 0; i < dims[3]; i++) {
+            a1[(t + 1) * dims[3] + i] = ((a0[i] * a1[(t + 0) * dims[3] + i]) * (((double)(INT64_C(1))) - a1[(t + 0) * dims[3] + i]));
+        }
+    }
+    return t1;
+}
