@@ -202,6 +202,8 @@ class _Generator:
         self.target: tuple[int, ...] = ()  # the lanes of the value being built
         self.checked = False  # whether the expression being built can fault
         self.wheres = 0  # names the temporaries of `where` calls
+        self.before: list[str] = []  # statements before the lane loop (matrix products)
+        self.lane = "i"  # the loop variable that walks the lanes being built
 
     def kernel(self) -> Kernel:
         body = []
@@ -241,6 +243,7 @@ class _Generator:
             raise Unsupported(f"output '{output.name}' is {output.dtype}")
         self.target = output.history.shape
         self.checked = False
+        self.before = []
         step = self.spec.output(output.name).step
         value = self._expr(step)
         if output.check_range is not None:  # before the cast, which would wrap
@@ -250,7 +253,8 @@ class _Generator:
         value = self._cast(value, self._seen(step).dtype, output.dtype)
         rows = self._history(output.name)
         cell = f"a{rows}[({self._row(output.name, 0)}) * dims[{2 * rows + 1}] + i]"
-        lines = [f"        for (int64_t i = 0; i < dims[{2 * rows + 1}]; i++) {{",
+        lines = [*self.before,
+                 f"        for (int64_t i = 0; i < dims[{2 * rows + 1}]; i++) {{",
                  f"            {cell} = {value};"]
         if self.checked:
             lines.append(f"            {_RETURN_ON_FAULT}")
@@ -281,13 +285,13 @@ class _Generator:
         if size == 1:
             return "0"
         if shape == self.target:
-            return "i"
+            return self.lane
         try:
             lanes = numpy.broadcast_to(numpy.arange(size).reshape(shape), self.target)
         except ValueError:
             raise Unsupported(f"a value of shape {shape} is read by lanes {self.target}") from None
         mapping = numpy.ascontiguousarray(lanes, dtype=numpy.int64).reshape(1, -1)
-        return f"a{self.args.add(('lanes', shape, self.target), mapping)}[i]"
+        return f"a{self.args.add(('lanes', shape, self.target), mapping)}[{self.lane}]"
 
     def _constant(self, key: Any, value: Any) -> str:
         """A value that is the same at every step, as a one-row array."""
@@ -383,7 +387,7 @@ class _Generator:
             op = "&" if node.op == "and" else "|"
             return f"((bool)({self._expr(node.left)}) {op} (bool)({self._expr(node.right)}))"
         if node.op == "@":
-            raise Unsupported("matrix products (@)")
+            return self._matrix_vector(node)
         dtype = self._seen(node).dtype
         _no_bool_arithmetic(dtype)
         if dtype in _INT_DTYPES:
@@ -400,6 +404,64 @@ class _Generator:
         if node.op == "**":
             return f"{'pow' if dtype == 'float64' else 'powf'}({left}, {right})"
         return f"({left} {node.op} {right})"
+
+    def _matrix_vector(self, node: n.Binary) -> str:
+        """`M @ v` or `v @ M`, M fixed, v a state or sequence read: computed for all lanes
+        before the lane loop, each lane's sum in order of the shared index.
+
+        NumPy hands these to BLAS, whose order of summation is its own: results agree to
+        a few ulp of the sum of the terms' sizes, not bit for bit (docs/performance.md).
+        """
+        dtype = self._seen(node).dtype
+        if dtype not in _FLOAT_DTYPES:
+            raise Unsupported(f"matrix products of {dtype}")
+        left, right = self._seen(node.left), self._seen(node.right)
+        if len(left.shape) == 2 and len(right.shape) == 1:
+            matrix_node, vector_node, layout = node.left, node.right, "transpose"
+        elif len(left.shape) == 1 and len(right.shape) == 2:
+            matrix_node, vector_node, layout = node.right, node.left, "as is"
+        else:
+            raise Unsupported("matrix products other than matrix @ vector")
+        matrix = self._fixed(matrix_node)
+        if matrix is None or not self._is_read(vector_node):
+            raise Unsupported("matrix products other than a fixed matrix and a state")
+        lanes = matrix.shape[0] if layout == "transpose" else matrix.shape[1]
+        if (lanes,) != self.target:
+            raise Unsupported("a matrix product whose lanes are not its output's")
+        # Stored as [shared index][lane], so that the inner loop runs along lanes.
+        by_index = numpy.ascontiguousarray(matrix.T if layout == "transpose" else matrix,
+                                           dtype=dtype)
+        m = self.args.add(("matrix", id(matrix_node)), by_index)
+        total = self.args.add(("product", id(node)), numpy.zeros((1, lanes), dtype=dtype))
+        saved = self.target, self.lane
+        self.target, self.lane = self._seen(vector_node).shape, "j"
+        vector = self._typed(vector_node, dtype)
+        self.target, self.lane = saved
+        c_type, size = C_TYPES[dtype], f"dims[{2 * total + 1}]"
+        self.before += [
+            f"        for (int64_t i = 0; i < {size}; i++) a{total}[i] = 0;",
+            f"        for (int64_t j = 0; j < dims[{2 * m}]; j++) {{",
+            f"            const {c_type} vj = {vector};",
+            f"            const {c_type} *restrict row = a{m} + j * {size};",
+            f"            for (int64_t i = 0; i < {size}; i++) a{total}[i] += row[i] * vj;",
+            "        }",
+        ]
+        return f"a{total}[i]"
+
+    def _is_read(self, node: n.Node) -> bool:
+        """`x[t-k]`, `s[t+k]` or `s`: one element per lane, nothing computed."""
+        if isinstance(node, n.Name):
+            return node.id in self.compiled.sequences
+        return (isinstance(node, n.Subscript) and len(node.index) == 1
+                and isinstance(node.index[0], n.TimeIndex))
+
+    def _fixed(self, node: n.Node) -> numpy.ndarray | None:
+        """The value of a sub-expression that is the same at every step, if it is one."""
+        if id(node) in self.compiled.hoisted_values:
+            return numpy.asarray(self.compiled.hoisted_values[id(node)])
+        if isinstance(node, n.Name) and node.id in self.compiled.params:
+            return numpy.asarray(self.compiled.params[node.id])
+        return None
 
     def _int_result(self, code: str, dtype: str) -> str:
         """A checked int64 computation, range-checked when its dtype is narrower."""

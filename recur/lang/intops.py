@@ -198,4 +198,5 @@ def _is_pyint(value: Any) -> bool:
 
 
 def is_python_number(value: Any) -> bool:
-    return isinstance(value, int | float | complex)
+    """A Python number, weak in NumPy's promotion (a NumPy float64 is a float, but strong)."""
+    return isinstance(value, int | float | complex) and not isinstance(value, numpy.generic)
