@@ -89,9 +89,6 @@ def wrong_with(error: RecurError) -> str | None:
 # test in tests/test_hostile.py (named here) and is reported; fuzzing tolerates them so
 # that it goes on finding others. Delete an entry when its bug is fixed.
 KNOWN_BUGS: dict[str, Any] = {
-    # test_hostile.py::test_step_giving_a_ragged_list_is_an_error
-    "ragged-step-list": lambda exc, wrong: isinstance(exc, ValueError)
-    and "inhomogeneous" in str(exc),
     # test_hostile.py::test_syntax_error_in_a_block_scalar_points_into_it
     "syntax-error-position-at-the-end": lambda exc, wrong: isinstance(exc, ExprError)
     and wrong is not None and wrong.startswith(("line-out", "column-out"))
@@ -111,10 +108,6 @@ KNOWN_BUGS: dict[str, Any] = {
     "position-before-the-expression": lambda exc, wrong: isinstance(exc, ExprError)
     and wrong is not None and wrong.startswith("column-out-of-range")
     and exc.span is not None and exc.span.col < 1,
-    # test_hostile.py::test_set_evaluation_error_shows_the_expression
-    "set-error-without-source": lambda exc, wrong: isinstance(exc, RecurError)
-    and wrong is not None and wrong.startswith("no-source")
-    and exc.span is not None and exc.span.path == "--set",
 }
 
 

@@ -89,10 +89,6 @@ def test_ctrl_c_keeps_an_existing_result(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["out.npy", "spec.yaml"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Ctrl-C prints an empty line before 'recur: "
-                   "interrupted' (click's main echoes a newline to stderr on KeyboardInterrupt "
-                   "before re-raising it as Abort; recur/cli.py _RecurGroup.main then prints its "
-                   "line), so stderr has two lines, not one")
 def test_ctrl_c_prints_exactly_one_line(tmp_path: Path) -> None:
     process = _start(tmp_path, FOREVER)
     _wait_until_running(process)
