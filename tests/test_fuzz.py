@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -42,10 +41,6 @@ from recur.diagnostics import (
 from recur.io.inputs import read_input
 from recur.lang.functions import FUNCTIONS
 from recur.lang.parse import parse_expression
-
-# Python's parser warns about text like `1if t else 2` on stderr: a bug reported with a
-# strict xfail in tests/test_hostile.py; here it is only noise.
-pytestmark = pytest.mark.filterwarnings("ignore::SyntaxWarning")
 
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -89,10 +84,6 @@ def wrong_with(error: RecurError) -> str | None:
 # test in tests/test_hostile.py (named here) and is reported; fuzzing tolerates them so
 # that it goes on finding others. Delete an entry when its bug is fixed.
 KNOWN_BUGS: dict[str, Any] = {
-    # test_hostile.py::test_syntax_error_in_a_block_scalar_points_into_it
-    "syntax-error-position-at-the-end": lambda exc, wrong: isinstance(exc, ExprError)
-    and wrong is not None and wrong.startswith(("line-out", "column-out"))
-    and exc.message.startswith("syntax error"),
     # test_hostile.py::test_a_document_marker_alone_is_an_empty_spec
     "document-marker-alone": lambda exc, wrong: isinstance(exc, IndexError)
     and any(frame.name == "span" for frame in traceback.extract_tb(exc.__traceback__)),
@@ -104,10 +95,6 @@ KNOWN_BUGS: dict[str, Any] = {
     "block-scalar-leading-blank-line": lambda exc, wrong: isinstance(exc, RecurError)
     and wrong is not None and wrong.startswith("line-out-of-range")
     and not exc.message.startswith("syntax error"),
-    # test_hostile.py::test_error_positions_never_fall_before_the_expression
-    "position-before-the-expression": lambda exc, wrong: isinstance(exc, ExprError)
-    and wrong is not None and wrong.startswith("column-out-of-range")
-    and exc.span is not None and exc.span.col < 1,
 }
 
 

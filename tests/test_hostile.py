@@ -457,10 +457,6 @@ def test_step_giving_a_ragged_list_is_an_error(step: str) -> None:
     fails(one_step(step, "  a: 2\n  b: [1.0, 2.0, 3.0]\n"))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a syntax error found at the end of an expression "
-                   "is placed on a line after it when the text ends with a line break (a | "
-                   "block scalar) or breaks lines with \\r (recur/lang/parse.py _syntax_error "
-                   "counts lines with text.count('\\n') + 1)")
 def test_syntax_error_in_a_block_scalar_points_into_it() -> None:
     text = "steps: 1\noutputs:\n  x:\n    step: |\n      (1))\n    initial: 0\n"
     error = fails(text)
@@ -480,10 +476,6 @@ def test_block_scalar_with_a_leading_blank_line_points_at_the_right_line(after: 
     assert (error.span.line, error.span.col) == (6, 11), render(error)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the parenthesis the parser adds around an "
-                   "expression leaks into positions: ')(' parses as '()()', and the error "
-                   "about calling '()' is placed at column 0 of the expression, one column "
-                   "before the value in the file (recur/lang/parse.py)")
 def test_error_positions_never_fall_before_the_expression() -> None:
     with pytest.raises(ExprError) as info:
         parse_expression(")(", Origin("s.yaml", 1, 1))
@@ -492,11 +484,6 @@ def test_error_positions_never_fall_before_the_expression() -> None:
     assert error.span is not None and error.span.col >= 12, render(error)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a syntax error after a bare \\r line break in a "
-                   "--set expression is placed on its first line, past its end, so the caret "
-                   "points at nothing (recur/lang/parse.py: Python counts lines differently "
-                   "in SyntaxError and in the tree; normalising \\r\\n and \\r to \\n "
-                   "first would do)")
 def test_syntax_error_after_a_carriage_return_points_into_its_line() -> None:
     spec = recur.load(one_step("a", "  a: 2\n"), path="s.yaml")
     with pytest.raises(ExprError) as info:
@@ -506,9 +493,6 @@ def test_syntax_error_after_a_carriage_return_points_into_its_line() -> None:
     assert span.line == 3 and span.col == 6
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an integer literal of more than 4300 digits is "
-                   "a 'syntax error' with Python's advice to call sys.set_int_max_str_digits(), "
-                   "not 'does not fit in int64' (recur/lang/parse.py)")
 def test_integer_literal_of_thousands_of_digits_does_not_fit() -> None:
     error = fails(one_step("'1" + "0" * 5000 + " + 0'"))
     assert "does not fit in int64" in error.message
@@ -541,10 +525,6 @@ def test_a_document_marker_alone_is_an_empty_spec(text: str) -> None:
         recur.load(text + ("" if text.endswith("\n") else "\n"), path="hostile.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Python's parser prints SyntaxWarnings "
-                   "('invalid decimal literal' for 1if t else 2) on stderr, a line that is "
-                   "not recur's (recur/lang/parse.py should parse under "
-                   "warnings.catch_warnings)")
 @pytest.mark.parametrize("text", ["1if t else 2", "0x1for", "1_000if t else 2"])
 def test_parser_warnings_do_not_reach_stderr(text: str) -> None:
     with warnings.catch_warnings(record=True) as caught:

@@ -9,6 +9,11 @@ no spec text can ever reach `eval`, an attribute or an import.
 from __future__ import annotations
 
 import ast
+import io
+import re
+import sys
+import tokenize
+import warnings
 from collections.abc import Callable
 
 from recur.diagnostics import ExprError, Origin, Span
@@ -57,6 +62,10 @@ _CONSTANT_KINDS: dict[type, str] = {
     type(...): "'...' (Ellipsis)",
 }
 _BITWISE_HINT = "bitwise operators are not part of the recur language; use 'and', 'or', 'not'"
+# The line breaks positions count (as `recur.diagnostics.source_lines` does), all made `\n`
+# before parsing, so that Python's line numbers are the same.
+_LINE_BREAK = re.compile("\r\n|[\r\x85\u2028\u2029]")
+_DECIMAL = re.compile(r"(?<![\w.])[0-9][0-9_]*")
 
 
 def parse_expression(text: str, origin: Origin) -> n.Node:
@@ -68,36 +77,92 @@ def parse_expression(text: str, origin: Origin) -> n.Node:
         )
     if not text.strip():
         raise ExprError("empty expression", origin.span(1, 1, 1, 2))
+    text = _LINE_BREAK.sub("\n", text)
     # Parentheses let a `|` block scalar spread an expression over several lines.
+    wrapped = f"({text}\n)"
     try:
-        tree = ast.parse(f"({text}\n)", mode="eval")
+        # Python warns about some valid text (`1if t else 2`) on stderr: not recur's output.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(wrapped, mode="eval")
     except SyntaxError as exc:
         raise _syntax_error(exc, text, origin) from None
     except (RecursionError, MemoryError):
         raise ExprError(
             "expression is nested too deeply", origin.span(1, 1, 1, 2)
         ) from None
-    return _Converter(text, origin).convert(tree.body, 0)
+    body = tree.body
+    if (body.lineno, body.col_offset) == (1, 0):  # it may have taken our '(' (`)(` -> `()()`)
+        unmatched = _unmatched_parenthesis(wrapped)
+        if unmatched is not None:
+            line, col = unmatched
+            raise ExprError("syntax error: unmatched ')'", origin.span(line, col, line, col + 1))
+    return _Converter(text, origin).convert(body, 0)
+
+
+def _unmatched_parenthesis(wrapped: str) -> tuple[int, int] | None:
+    """Where the text closes the parenthesis added around it, if it does (1-based, in the
+    text); None when that parenthesis is closed by its own, the last one."""
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(wrapped).readline):
+            if token.type != tokenize.OP:
+                continue
+            if token.string in "([{":
+                depth += 1
+            elif token.string in ")]}":
+                depth -= 1
+                if depth == 0:
+                    line, col = token.start
+                    if line == wrapped.count("\n") + 1:  # the added one, on its own line
+                        return None
+                    return line, col if line == 1 else col + 1
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        pass
+    return None
 
 
 def _syntax_error(exc: SyntaxError, text: str, origin: Origin) -> ExprError:
+    message = (exc.msg or "invalid syntax").removesuffix(" (<unknown>, line 1)")
+    if "integer string conversion" in message:  # Python refuses > 4300 digits
+        return _huge_literal(text, origin) or ExprError(
+            "integer literal does not fit in int64", origin.span(1, 1, 1, 2)
+        )
     line = exc.lineno or 1
     col = exc.offset or 1
     if line == 1:
         col = max(col - 1, 1)  # the added opening parenthesis
-    line_count = text.count("\n") + 1
-    if line > line_count:  # the error is at our closing parenthesis: the text ended early
-        line = line_count
-        col = len(text.splitlines()[-1] if text.splitlines() else "") + 1
-    message = (exc.msg or "invalid syntax").removesuffix(" (<unknown>, line 1)")
+    lines = text.split("\n")
+    if line > len(lines):  # the error is at our closing parenthesis: the text ended early
+        unmatched = (_unmatched_parenthesis(f"({text}\n)")
+                     if message.startswith("unmatched") else None)
+        if unmatched is not None:
+            line, col = unmatched
+        else:  # at the end of the text's last line that is not blank
+            line = max((i for i, part in enumerate(lines, 1) if part.strip()), default=1)
+            col = len(lines[line - 1]) + 1
     return ExprError(f"syntax error: {message}", origin.span(line, col, line, col + 1))
+
+
+def _huge_literal(text: str, origin: Origin) -> ExprError | None:
+    """The decimal literal too long for Python to convert, as one that does not fit."""
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+    for match in _DECIMAL.finditer(text):
+        digits = len(match.group().replace("_", ""))
+        if limit and digits > limit:
+            line = text.count("\n", 0, match.start()) + 1
+            col = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+            end = col + len(match.group())
+            return ExprError(f"integer literal of {digits} digits does not fit in int64",
+                             origin.span(line, col, line, end))
+    return None
 
 
 class _Converter:
     """One pass over the `ast`: each admitted node type has a `_convert_<Type>` method."""
 
     def __init__(self, text: str, origin: Origin) -> None:
-        self._lines = ("(" + text).splitlines() or [""]
+        self._lines = ("(" + text).split("\n")
         self._origin = origin
 
     def convert(self, node: ast.AST, depth: int) -> n.Node:
@@ -121,6 +186,12 @@ class _Converter:
             col -= 1
         if end_line == 1:
             end_col -= 1
+        # A tuple or a generator may own the parentheses added around the text: keep its
+        # span within the text.
+        col = max(col, 0)
+        if end_line > len(self._lines):
+            end_line = len(self._lines)
+            end_col = len(self._lines[-1]) - (1 if end_line == 1 else 0)
         return self._origin.span(line, col + 1, end_line, max(end_col + 1, col + 2))
 
     def _char_col(self, line: int, byte_offset: int) -> int:
