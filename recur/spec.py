@@ -9,17 +9,20 @@ Only structure is checked here; names and taps are the analyzer's job.
 from __future__ import annotations
 
 import keyword
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from recur.diagnostics import Origin, RecurError, Span, SpecError, did_you_mean
+from recur.diagnostics import Origin, RecurError, Span, SpecError, did_you_mean, source_lines
 from recur.lang import nodes as n
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.lang.parse import parse_expression
 
 MAX_SPEC_BYTES = 1_000_000
+MAX_YAML_DEPTH = 100  # collections in collections; a 64-dimensional initial takes 67
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DTYPES = ("float64", "float32", "int32", "int64", "bool", "complex128")
 KEEPS = ("all", "last", "none")
 RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS})
@@ -104,14 +107,44 @@ def _read(path_or_text: str | Path, path: str | None) -> tuple[str, str]:
     file = Path(path_or_text)
     shown = path or str(path_or_text)
     try:
-        size = file.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"{shown}: spec is {size} bytes; the limit is {MAX_SPEC_BYTES}")
-        return file.read_text(encoding="utf-8"), shown
+        with file.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > MAX_SPEC_BYTES:  # a regular file: refused unread
+                raise _too_big(shown, f"{size} bytes")
+            # A pipe or a device has no size to check: read one byte past the limit.
+            data = stream.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise _too_big(shown, f"more than {MAX_SPEC_BYTES} bytes")
+        text = data.decode("utf-8")
     except OSError as exc:
-        raise SpecError(f"cannot read spec '{shown}': {exc.strerror}") from None
+        raise SpecError(f"cannot read spec '{shown}': {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"cannot read spec '{shown}': it is not UTF-8 text") from None
+    # Universal newlines, as text mode reads them.
+    return text.replace("\r\n", "\n").replace("\r", "\n"), shown
+
+
+def _too_big(shown: str, size: str) -> SpecError:
+    return SpecError(f"{shown}: spec is {size}; the limit is {MAX_SPEC_BYTES}")
+
+
+class _DepthLimit(yaml.MarkedYAMLError):
+    """A collection nested deeper than `MAX_YAML_DEPTH`, at its start."""
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing deep nesting before its composer recurses too far."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _DepthLimit(problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _Loader:
@@ -122,8 +155,12 @@ class _Loader:
 
     def span(self, node: yaml.Node) -> Span:
         start, end = node.start_mark, node.end_mark
+        lines = source_lines(self.text) or [""]
+        if start.line >= len(lines):  # an empty value at the end: after the last line
+            line = len(lines)
+            return Span(self.path, line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
         if end.line != start.line or end.column <= start.column:
-            line_length = len(self.text.splitlines()[start.line]) if self.text else 0
+            line_length = len(lines[start.line])
             return Span(self.path, start.line + 1, start.column + 1, start.line + 1,
                         max(line_length + 1, start.column + 2))
         return Span(self.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
@@ -161,14 +198,35 @@ class _Loader:
 
     def _compose(self) -> yaml.Node:
         try:
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            root = yaml.compose(self.text, Loader=_SafeLoader)
+        except _DepthLimit as exc:
+            mark = exc.problem_mark
+            raise SpecError(
+                f"a YAML value nested more than {MAX_YAML_DEPTH} levels deep",
+                Span(self.path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2),
+                source=self.text,
+            ) from None
         except yaml.MarkedYAMLError as exc:
             raise self.yaml_error(exc) from None
+        except yaml.reader.ReaderError as exc:
+            raise self.reader_error(exc) from None
         except yaml.YAMLError as exc:
             raise SpecError(f"invalid YAML: {exc}", source=self.text) from None
-        if root is None:
+        if root is None or (_is_null(root) and not root.value):  # nothing, or only '---'
             raise SpecError(f"{self.path}: the spec is empty; it needs at least 'outputs'")
         return root
+
+    def reader_error(self, exc: yaml.reader.ReaderError) -> SpecError:
+        """A character YAML does not allow, at its place (PyYAML gives only its index)."""
+        before = self.text[:exc.position]
+        lines = source_lines(before + "x")  # the character's line is the last one
+        line, col = len(lines), len(lines[-1])
+        character = exc.character
+        code = f"#x{character:04x}" if isinstance(character, int) else repr(character)
+        return SpecError(
+            f"invalid YAML: unacceptable character {code}: {exc.reason}",
+            Span(self.path, line, col, line, col + 1), source=self.text,
+        )
 
     def yaml_error(self, exc: yaml.MarkedYAMLError) -> SpecError:
         """PyYAML's problem at its mark, with its context ("while scanning ...") as a note."""
@@ -328,7 +386,12 @@ class _Loader:
         return str(entry[1].value).strip()
 
     def construct(self, node: yaml.ScalarNode) -> object:
-        return yaml.SafeLoader("").construct_object(node)
+        try:
+            return yaml.SafeLoader("").construct_object(node)
+        except ValueError:  # an integer of more digits than Python converts (4300)
+            digits = sum(c.isdigit() for c in str(node.value))
+            raise self.error(f"integer literal of {digits} digits does not fit in int64",
+                             node) from None
 
     def expression(self, node: yaml.Node) -> n.Node:
         """A value node: number, nested list of values, or expression text."""
@@ -338,8 +401,14 @@ class _Loader:
             return n.ListExpr(span, tuple(self.expression(item) for item in node.value))
         if not isinstance(node, yaml.ScalarNode):
             raise self.error("expected a number, an expression or a list", node)
-        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
-                        "tag:yaml.org,2002:bool"):
+        if node.tag == "tag:yaml.org,2002:int":
+            value = self.construct(node)
+            if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+                shown = node.value if len(node.value) <= 40 else (
+                    f"of {sum(c.isdigit() for c in node.value)} digits")
+                raise self.error(f"integer literal {shown} does not fit in int64", node)
+            return n.Number(span, value)  # type: ignore[arg-type]
+        if node.tag in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"):
             return n.Number(span, self.construct(node))  # type: ignore[arg-type]
         if _is_null(node):
             raise self.error("missing value: expected a number, an expression or a list", node)
@@ -360,23 +429,26 @@ class _Loader:
         return Origin(self.path, line, col, exact=False)
 
     def block_origin(self, node: yaml.ScalarNode) -> Origin:
-        source_lines = self.text.splitlines()
-        first = node.start_mark.line + 1  # 0-based index of the first content line
-        value_lines = node.value.splitlines()
-        while first < len(source_lines) and not source_lines[first].strip():
+        lines = source_lines(self.text)
+        top = node.start_mark.line + 1  # 0-based index of the value's first line
+        value_lines = node.value.split("\n")
+        if node.value.endswith("\n"):
+            value_lines.pop()  # the break that ends the last line
+        # Leading blank lines are lines of the value too: only the indent is found below.
+        first = top
+        while first < len(lines) and not lines[first].strip():
             first += 1
-            value_lines = value_lines[1:]
-        if first >= len(source_lines) or not value_lines:
+        if first >= len(lines) or not node.value.strip():
             return Origin(self.path, node.start_mark.line + 1, node.start_mark.column + 1,
                           exact=False)
-        content = source_lines[first]
+        content = lines[first]
         indent = len(content) - len(content.lstrip(" "))
         exact = all(
-            source_lines[first + i][indent:] == text
+            lines[top + i][indent:] == text
             for i, text in enumerate(value_lines)
-            if first + i < len(source_lines)
+            if top + i < len(lines) and (text or lines[top + i].strip())
         )
-        return Origin(self.path, first + 1, indent + 1, block_indent=indent + 1, exact=exact)
+        return Origin(self.path, top + 1, indent + 1, block_indent=indent + 1, exact=exact)
 
 
 def _is_null(node: yaml.Node) -> bool:

@@ -84,17 +84,6 @@ def wrong_with(error: RecurError) -> str | None:
 # test in tests/test_hostile.py (named here) and is reported; fuzzing tolerates them so
 # that it goes on finding others. Delete an entry when its bug is fixed.
 KNOWN_BUGS: dict[str, Any] = {
-    # test_hostile.py::test_a_document_marker_alone_is_an_empty_spec
-    "document-marker-alone": lambda exc, wrong: isinstance(exc, IndexError)
-    and any(frame.name == "span" for frame in traceback.extract_tb(exc.__traceback__)),
-    # test_hostile.py::test_control_character_in_yaml_is_an_error_at_its_place
-    "yaml-reader-error-without-position": lambda exc, wrong: isinstance(exc, SpecError)
-    and wrong is not None and wrong.startswith("no-position")
-    and "unacceptable character" in exc.message,
-    # test_hostile.py::test_block_scalar_with_a_leading_blank_line_points_at_the_right_line
-    "block-scalar-leading-blank-line": lambda exc, wrong: isinstance(exc, RecurError)
-    and wrong is not None and wrong.startswith("line-out-of-range")
-    and not exc.message.startswith("syntax error"),
 }
 
 
