@@ -83,8 +83,7 @@ def wrong_with(error: RecurError) -> str | None:
 # Bugs found by fuzzing, outside the code this suite may change: each has a strict xfail
 # test in tests/test_hostile.py (named here) and is reported; fuzzing tolerates them so
 # that it goes on finding others. Delete an entry when its bug is fixed.
-KNOWN_BUGS: dict[str, Any] = {
-}
+KNOWN_BUGS: dict[str, Any] = {}
 
 
 def known_bug(exc: BaseException, wrong: str | None = None) -> str | None:

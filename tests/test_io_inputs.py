@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recur.diagnostics import UsageError
-from recur.io.inputs import read_input
+from recur.io.inputs import read_all, read_input
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -115,6 +115,15 @@ def test_empty_npz(tmp_path: Path) -> None:
     path = tmp_path / "a.npz"
     path.write_bytes(_npz_bytes())
     assert "holds no arrays" in _error("x", str(path))
+
+
+def test_empty_npz_on_stdin_is_sniffed_as_npz() -> None:
+    """An archive with no member starts with its end record (`PK\\x05\\x06`), not with a
+    member's (`PK\\x03\\x04`): it is still an .npz, not a CSV file."""
+    data = _npz_bytes()
+    assert data.startswith(b"PK\x05\x06")
+    assert "holds no arrays" in _error("x", "-", data)
+    assert read_all("-", io.BytesIO(data)) == ("npz", {})
 
 
 def test_corrupt_npz(tmp_path: Path) -> None:

@@ -203,7 +203,7 @@ def _sniff(data: bytes) -> str:
     """The format of standard input, from its first bytes."""
     if data.startswith(b"\x93NUMPY"):
         return "npy"
-    if data.startswith(b"PK\x03\x04"):
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):  # a member first, or empty
         return "npz"
     return "csv"
 
