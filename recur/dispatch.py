@@ -94,6 +94,8 @@ def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]
         return codegen.generate(compiled, spec), ""
     except codegen.Unsupported as unsupported:
         return None, str(unsupported)
+    except ValueError as error:  # a shape the generator did not foresee: interpret it
+        return None, f"an unforeseen shape ({error})"
 
 
 def _operations(compiled: Compiled, spec: Spec) -> int:
