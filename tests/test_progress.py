@@ -14,7 +14,9 @@ import pytest
 
 from recur.progress import SHOW_AFTER, ProgressBar, render_line
 
-LONG_SPEC = 'steps: 1000000\noutputs:\n  x: {initial: 0.5, step: "sin(x[t-1]) + cos(x[t-1])"}\n'
+# Several seconds in the interpreter on any machine we know, so that the bar is due.
+LONG_SPEC = ('steps: 1000000\noutputs:\n  x: {initial: 0.5, step: '
+             '"sin(x[t-1]) + cos(x[t-1]) * tanh(x[t-1] * 0.5) - sin(x[t-1] * 0.25) / 7"}\n')
 
 
 class FakeClock:
