@@ -24,7 +24,6 @@ import sysconfig
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy
 
@@ -156,8 +155,3 @@ def _first_error(stderr: str) -> str:
         if "error" in line:
             return line.strip()
     return stderr.strip().splitlines()[0] if stderr.strip() else "no message"
-
-
-def describe(arrays: tuple[Any, ...]) -> str:
-    """The kernel's arguments in words, for debugging."""
-    return ", ".join(f"a{k}: {a.dtype}{list(a.shape)}" for k, a in enumerate(arrays))

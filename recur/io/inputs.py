@@ -16,7 +16,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -157,17 +157,27 @@ def _load_npz_all(stream: BinaryIO) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _load_csv_all(stream: BinaryIO) -> dict[str, np.ndarray]:
-    """Every column group of a CSV file, in header order, each as (rows, *shape)."""
+def _csv_reader(stream: BinaryIO) -> Any:
     try:
         text = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _Problem("not a .npy or .npz file, and not UTF-8 text for CSV") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    return csv.reader(io.StringIO(text, newline=""), strict=True)
+
+
+def _csv_header(reader: Any) -> list[str]:
+    """The titles of the header line (a csv.Error here is caught by the caller)."""
+    header = [title.strip() for title in next(reader, [])]
+    if not header:
+        raise _Problem("the CSV file has no header line")
+    return header
+
+
+def _load_csv_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+    """Every column group of a CSV file, in header order, each as (rows, *shape)."""
+    reader = _csv_reader(stream)
     try:
-        header = [title.strip() for title in next(reader, [])]
-        if not header:
-            raise _Problem("the CSV file has no header line")
+        header = _csv_header(reader)
         if "" in header:
             raise _Problem(f"column {header.index('') + 1} of the header has no title")
         bases = dict.fromkeys(_parse_title(title)[0] for title in header)
@@ -326,15 +336,9 @@ def _npz_member(members: dict[str, str], name: str) -> str:
 
 def _load_csv(stream: BinaryIO, name: str) -> np.ndarray:
     """Columns NAME or NAME[i,...] of a CSV file with a header line, as (rows, *shape)."""
+    reader = _csv_reader(stream)
     try:
-        text = stream.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise _Problem("not a .npy or .npz file, and not UTF-8 text for CSV") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = [title.strip() for title in next(reader, [])]
-        if not header:
-            raise _Problem("the CSV file has no header line")
+        header = _csv_header(reader)
         positions, shape = _select_columns(header, name)
         numbered = ((reader.line_num, row) for row in reader)
         columns, lines = _read_rows(numbered, len(header), positions)
