@@ -22,8 +22,9 @@ from recur.compiler import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import BackendError, Origin, RecurError, UsageError, did_you_mean
 from recur.dispatch import choose, execute
 from recur.engine.backend import get_backend
+from recur.engine.frame import KernelFault
 from recur.engine.loop import run_plan
-from recur.engine.native import CompileError, KernelFault
+from recur.engine.native import CompileError
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 

@@ -291,12 +291,13 @@ class _Generator:
             rows, history.rows), "written in place"
         return self.args.add(("history", name), rows)
 
-    def _row(self, name: str, lag: int) -> str:
+    def _row(self, name: str, lag: int, t: str = "t") -> str:
+        """The history row that holds `name[t - lag]`."""
         history = self.histories[name]
         if history.full:
-            return f"t + {history.depth - lag}"
+            return f"{t} + {history.depth - lag}"
         size = f"dims[{2 * self._history(name)}]"
-        return f"(t - {lag}) % {size}" if lag == 0 else f"(t - {lag} + {size}) % {size}"
+        return f"({t} - {lag}) % {size}" if lag == 0 else f"({t} - {lag} + {size}) % {size}"
 
     def _column(self, shape: tuple[int, ...]) -> str:
         """Which element of a value of `shape` lane `i` of the current output reads."""

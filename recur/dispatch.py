@@ -1,10 +1,12 @@
 """Which engine runs a compiled plan, and why; and running it there.
 
-`interp` (the interpreter in `recur.engine.loop`) runs everything and is the reference.
-`compiled` (a C kernel from `recur.codegen`) runs element-wise specs on the CPU with
-the time loop in machine code. `auto` picks the compiled kernel only where the time it
-saves repays compiling it (once: kernels are cached): a short run, or one whose steps
-are a few large array operations, stays in the interpreter.
+`interp` (the interpreter in `recur.engine.loop`) runs everything, on NumPy or CuPy, and
+is the reference. On the CPU, `compiled` is a C kernel (`recur.codegen`) with the time
+loop in machine code; `auto` picks it only where the time it saves repays compiling it
+(once: kernels are cached). On CUDA, `compiled` is one fused kernel (`recur.cudagen`)
+running the whole loop, a thread per lane; `scan` is a parallel scan for steps affine in
+the state (`recur.linear`). `auto` takes the scan for long runs of few lanes, else the
+fused kernel, else the interpreter, which launches each step's operations.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from recur import codegen
+from recur import codegen, cudagen, linear
 from recur.compiler import Compiled
 from recur.diagnostics import UsageError
-from recur.engine import native
+from recur.engine import cuda, native, scan
 from recur.engine.loop import Outcome, run_plan
 from recur.lang import nodes as n
 from recur.spec import Spec
 
-ENGINES = ("auto", "interp", "compiled")
+ENGINES = ("auto", "interp", "compiled", "scan")
 
 # The cost model of `auto`, measured on a 2-core x86-64 laptop-class CPU
 # (benchmarks/cpu.py): the interpreter pays a fixed cost per operation and step plus a
@@ -31,15 +34,24 @@ INTERP_PER_ELEMENT = 1.0e-9  # seconds per operation, step and lane
 KERNEL_PER_ELEMENT = 1.0e-9
 KERNEL_LOAD = 0.002  # loading a cached kernel
 KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet
+# On CUDA a scan pays a few launches and passes over memory, a fused kernel one thread's
+# walk through every step: the scan wins once a lane's walk is long and lanes are few.
+SCAN_MIN_STEPS = 65_536
+SCAN_MAX_LANES = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """The engine a run uses ("interpreter" or "compiled") and the reason, in words."""
+    """The engine a run uses and the reason, in words.
+
+    `engine` is "interpreter", "compiled" (a C kernel), "fused" (a CUDA kernel) or "scan";
+    `kernel` is what that engine runs: a `codegen.Kernel`, `cudagen.CudaKernel` or
+    `linear.Affine`.
+    """
 
     engine: str
     reason: str
-    kernel: codegen.Kernel | None = None
+    kernel: Any = None
 
 
 def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
@@ -52,6 +64,11 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
         raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {requested!r}")
     if requested == "interp":
         return Choice("interpreter", "asked for with --engine interp")
+    if compiled.plan.backend.name == "cuda":
+        return _choose_cuda(compiled, spec, requested)
+    if requested == "scan":
+        raise UsageError("--engine scan runs on --device cuda only",
+                         notes=("use --engine compiled or auto",))
     kernel, why_not = _kernel(compiled, spec)
     if requested == "compiled":
         if kernel is None:
@@ -76,13 +93,48 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
     return Choice("interpreter", estimate)
 
 
+def _choose_cuda(compiled: Compiled, spec: Spec, requested: str) -> Choice:
+    affine, not_affine = _attempt(linear.affine, compiled, spec)
+    if requested == "scan":
+        if affine is None:
+            raise UsageError(f"--engine scan cannot run this spec: {not_affine}",
+                             notes=("use --engine compiled, interp or auto",))
+        return Choice("scan", "asked for with --engine scan", affine)
+    kernel, why_not = _attempt(cudagen.generate, compiled, spec)
+    if requested == "compiled":
+        if kernel is None:
+            raise UsageError(f"--engine compiled cannot run this spec on CUDA: {why_not}",
+                             notes=("use --engine interp or auto",))
+        return Choice("fused", "asked for with --engine compiled", kernel)
+    steps = compiled.plan.steps
+    if steps == 0:
+        return Choice("interpreter", "there are no steps to run")
+    lanes = max((math.prod(o.history.shape) for o in compiled.plan.outputs), default=1)
+    if affine is not None and steps >= SCAN_MIN_STEPS and lanes <= SCAN_MAX_LANES:
+        return Choice("scan", f"the step is affine in the state and each of {lanes} lane(s) "
+                      f"runs {steps} steps: a parallel scan takes a few passes over memory "
+                      "instead of one step after another", affine)
+    if kernel is not None:
+        return Choice("fused", f"one CUDA kernel runs all {steps} steps, a thread per lane; "
+                      f"the interpreter would launch about {_operations(compiled, spec)} "
+                      "kernels per step", kernel)
+    return Choice("interpreter", f"no fused CUDA kernel: {why_not}; CuPy runs each "
+                  "step's array operations")
+
+
 def execute(choice: Choice, compiled: Compiled,
             progress: Callable[[int, int], None] | None = None) -> Outcome:
-    """Run the plan on the chosen engine; `native.KernelFault` means: replay interpreted."""
-    if choice.kernel is None:
-        return run_plan(compiled.plan, progress)
+    """Run the plan on the chosen engine; `KernelFault` means: replay interpreted."""
+    plan = compiled.plan
+    if choice.engine == "interpreter":
+        return run_plan(plan, progress)
+    if choice.engine == "fused":
+        return cuda.run_fused(plan, choice.kernel, plan.backend.launcher, progress)
+    if choice.engine == "scan":
+        return scan.run_scan(plan, choice.kernel.coefficient, choice.kernel.offset,
+                             plan.backend.launcher)
     kernel = native.load(choice.kernel.source)
-    return native.run_kernel(compiled.plan, kernel, choice.kernel.arrays, progress)
+    return native.run_kernel(plan, kernel, choice.kernel.arrays, progress)
 
 
 def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]:
@@ -90,8 +142,14 @@ def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]
         return None, f"it runs on the CPU only, not on {compiled.plan.backend.name}"
     if not native.available():
         return None, "no C compiler was found (set CC, or install gcc or clang)"
+    return _attempt(codegen.generate, compiled, spec)
+
+
+def _attempt(make: Callable[[Compiled, Spec], Any], compiled: Compiled,
+             spec: Spec) -> tuple[Any, str]:
+    """What `make` builds for this plan, or None and the reason it cannot."""
     try:
-        return codegen.generate(compiled, spec), ""
+        return make(compiled, spec), ""
     except codegen.Unsupported as unsupported:
         return None, str(unsupported)
     except ValueError as error:  # a shape the generator did not foresee: interpret it

@@ -97,6 +97,16 @@ class CupyBackend:
         if count == 0:
             raise BackendError("--device cuda: no CUDA device found", notes=(_CUDA_HINT,))
         self.xp = cupy
+        self._launcher: Any = None
+
+    @property
+    def launcher(self) -> Any:
+        """Compiles and launches recur's generated kernels (`recur.engine.cuda`)."""
+        if self._launcher is None:
+            from recur.engine.cuda import CupyLauncher
+
+            self._launcher = CupyLauncher(self.xp)
+        return self._launcher
 
     @property
     def special(self) -> ModuleType:

@@ -19,6 +19,15 @@ class Fault(Exception):
         self.node = node
 
 
+class KernelFault(Exception):
+    """A compiled kernel stopped at a fault at step `t`; the interpreter must replay the
+    run to report it (it knows the output, the lane and the words for it)."""
+
+    def __init__(self, t: int) -> None:
+        super().__init__(t)
+        self.t = t
+
+
 class Frame:
     """The per-step state closures read: the step number and pending select faults."""
 

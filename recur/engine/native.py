@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy
 
+from recur.engine.frame import KernelFault
 from recur.engine.loop import Outcome, collect
 from recur.engine.plan import Plan
 
@@ -36,14 +37,6 @@ CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of wo
 FLAGS = ("-O2", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno")
 
 _loaded: dict[str, Callable[..., int]] = {}
-
-
-class KernelFault(Exception):
-    """The kernel stopped at a fault at step `t`; the interpreter must replay the run."""
-
-    def __init__(self, t: int) -> None:
-        super().__init__(t)
-        self.t = t
 
 
 class CompileError(Exception):

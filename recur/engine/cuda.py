@@ -1,0 +1,80 @@
+"""Running generated CUDA kernels: compiling them through CuPy, launching, reading status.
+
+A `Launcher` turns CUDA source into launchable functions. `CupyLauncher` compiles with
+NVRTC through `cupy.RawModule` (CuPy caches the binaries on disk, so a spec's second
+run does not compile) with `--fmad=false`, so that `a * b + c` is two roundings, as in
+NumPy. Every kernel recur generates walks its threads with a grid-stride loop, so it is
+correct for any grid; the tests run the same sources on the CPU through an emulating
+launcher.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy
+
+from recur.engine.frame import KernelFault
+from recur.engine.loop import Outcome, collect
+from recur.engine.plan import Plan
+
+BLOCK = 256  # threads per block
+MAX_BLOCKS = 65535 * 16  # grid-stride loops cover the rest
+OPTIONS = ("--fmad=false",)  # IEEE + - * / and sqrt as NumPy; no contraction
+CHUNK_LANE_STEPS = 1 << 34  # lane-steps per launch when progress is reported
+NO_STEP = 2**63 - 1  # a result word no fault or `until` has set (as cudagen writes it)
+
+Launch = Callable[[int, tuple[Any, ...]], None]  # (threads, arguments)
+
+
+class Launcher(Protocol):
+    def function(self, source: str, name: str) -> Launch: ...
+
+
+class CupyLauncher:
+    """Kernels compiled by NVRTC through CuPy, one module per source."""
+
+    def __init__(self, cupy: Any) -> None:
+        self.cupy = cupy
+        self._modules: dict[str, Any] = {}
+
+    def function(self, source: str, name: str) -> Launch:
+        module = self._modules.get(source)
+        if module is None:
+            module = self.cupy.RawModule(code=source, options=OPTIONS)
+            self._modules[source] = module
+        kernel = module.get_function(name)
+
+        def launch(threads: int, arguments: tuple[Any, ...]) -> None:
+            blocks = max(1, min(math.ceil(threads / BLOCK), MAX_BLOCKS))
+            kernel((blocks,), (BLOCK,), tuple(
+                numpy.int64(a) if isinstance(a, int) else a for a in arguments))
+
+        return launch
+
+
+def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
+              progress: Callable[[int, int], None] | None = None) -> Outcome:
+    """Every step through the fused kernel of `recur.cudagen`; `KernelFault` on a fault."""
+    xp = plan.backend.xp
+    result = xp.full(2, NO_STEP, dtype=xp.int64)
+    dims = xp.asarray(numpy.array([size for a in kernel.arrays for size in a.shape] or [0],
+                                  dtype=numpy.int64))
+    launch = launcher.function(kernel.source, "recur_kernel")
+    chunk = plan.steps if progress is None else max(1, CHUNK_LANE_STEPS // kernel.lanes)
+    steps_run, stopped_by = plan.steps, "steps"
+    for start in range(0, plan.steps, max(chunk, 1)):
+        stop = min(start + chunk, plan.steps)
+        launch(kernel.lanes, (start, stop, plan.steps, kernel.lanes, result, dims,
+                              *kernel.arrays))
+        fault, until = (int(word) for word in plan.backend.to_host(result))
+        if fault != NO_STEP:
+            raise KernelFault(fault)
+        if until != NO_STEP:
+            steps_run, stopped_by = until + 1, "until"
+            break
+        if progress is not None:
+            progress(stop, plan.steps)
+    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
