@@ -118,7 +118,7 @@ class _CudaGenerator(_Generator):
             PRELUDE,
             f'extern "C" __global__ void {KERNEL_NAME}(',
             "    long long t0, long long t1, long long steps, long long lanes,",
-            "    long long *result, const long long *dims" + (",\n" + parameters
+            "    long long *result, const long long *__restrict__ dims" + (",\n" + parameters
                                                            if parameters else "") + ") {",
             "    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; "
             "i < lanes;",

@@ -18,6 +18,10 @@ ENGINE_WORDS = {
     "interpreter": "a Python loop over NumPy/CuPy calls, one per operation and step; the "
                    "reference every engine must match",
     "compiled": "a C kernel with the time loop inside, built once and cached on disk",
+    "fused": "one CUDA kernel with the time loop inside, a thread per lane, taps in "
+             "registers; compiled once by NVRTC and cached by CuPy",
+    "scan": "a chunked parallel scan of the affine step on the GPU; agrees with the loop "
+            "within the tolerance docs/performance.md states",
 }
 
 

@@ -40,7 +40,8 @@ _OPTIONS = [
     click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                  help="Where to run: NumPy (cpu) or CuPy (cuda)."),
     click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
-                 help="The interpreter, the compiled (C) loop, or the faster for this run."),
+                 help="The interpreter, the compiled loop (C, or one CUDA kernel), a "
+                      "parallel scan (CUDA, affine steps), or the faster for this run."),
     click.option("--check", "check_finite", is_flag=True,
                  help="Stop at the first non-finite value (exit 1)."),
     click.option("-q", "--quiet", is_flag=True,

@@ -57,12 +57,7 @@ def _compiled_case(case: Case) -> None:
         dispatch.choose(prepared, spec, "compiled")
     except recur.RecurError as error:
         assume("--engine compiled cannot run" not in error.message)
-    original = recur.run
-    recur.run = lambda spec, **kwargs: original(spec, engine="compiled", **kwargs)
-    try:
-        _check_case(case)
-    finally:
-        recur.run = original
+    _check_case(case, engine="compiled")
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -291,20 +291,21 @@ def cases(draw: Any, ints: bool = False) -> Case:
     return Case(yaml, kwargs, outputs, declared, keeps, reference)
 
 
-def _check_case(case: Case) -> None:
+def _check_case(case: Case, **run_options: Any) -> None:
+    """`case` run by recur (with `run_options` added, say an engine) against the reference."""
     note(case.yaml)
     note(repr(case.kwargs))
     try:
         expected = run_reference(case.outputs, **case.reference)
     except RefFault as fault:
         with pytest.raises(recur.RecurError) as info:
-            recur.run(recur.load(case.yaml), **case.kwargs)
+            recur.run(recur.load(case.yaml), **case.kwargs, **run_options)
         message = info.value.message
         assert info.value.exit_code == 1, message
         assert any(f"'{name}'" in message for name in fault.names), message
         assert f"t={fault.t}" in message
         return
-    result = recur.run(recur.load(case.yaml), **case.kwargs)
+    result = recur.run(recur.load(case.yaml), **case.kwargs, **run_options)
 
     assert result.steps_run == expected.steps_run
     assert result.stopped_by == expected.stopped_by

@@ -1,0 +1,372 @@
+"""The CUDA engines (fused kernel, parallel scan, interpreter on CuPy) agree with the CPU.
+
+Every test runs twice: `emulated` builds the generated CUDA source with the host's C++
+compiler and runs it with NumPy standing in for CuPy (tests/cuda_emulator.py), so CI
+checks the code generation, the launches and the dispatch without a GPU; `gpu` runs the
+same test on CuPy and a CUDA device (marked `gpu`, skipped without them). Integers must
+agree exactly; floats bit for bit where only `+ - * /`, `sqrt` and comparisons are
+involved (the kernels are built with `--fmad=false`), else within `GPU_RTOL`; the scan
+within `SCAN_RTOL` of the largest state.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy
+import pytest
+from click.testing import CliRunner
+from cuda_emulator import EmulatedCuda, compiler
+from hypothesis import HealthCheck, assume, given, settings
+from numpy.testing import assert_allclose, assert_array_equal
+from test_engine import OVERFLOWS, Case, _check_case, cases
+
+import recur
+from recur import api, cudagen, dispatch
+from recur.cli import cli
+from recur.engine import scan
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNELS = Path(__file__).resolve().parent / "golden_kernels"
+SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml"))
+FUSED_SPECS = ["accumulate", "collatz", "fibonacci", "linear_filter", "logistic_sweep",
+               "lotka_volterra", "moving_average", "newton_sqrt", "square_sum", "taylor_exp"]
+GPU_RTOL = {"float64": 1e-12, "float32": 1e-5}  # CUDA's libm and cuBLAS vs NumPy's
+SCAN_RTOL = {"float64": 1e-12, "float32": 1e-5}  # of the largest |state|, measured below
+
+
+def _gpu_available() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy
+
+        return bool(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # no driver, no device: CuPy raises its own errors
+        return False
+
+
+@pytest.fixture(params=["emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+def where(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+          tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`--device cuda` runs emulated on the host, or on a real GPU."""
+    if request.param == "gpu":
+        if not _gpu_available():
+            pytest.skip("needs CuPy and a CUDA device")
+        return "gpu"
+    if compiler() is None:
+        pytest.skip("needs a C++ compiler to emulate CUDA kernels")
+    backend = EmulatedCuda(tmp_path_factory.mktemp("emulated"))
+    real = api.get_backend
+    monkeypatch.setattr(api, "get_backend",
+                        lambda device: backend if device == "cuda" else real(device))
+    return "emulated"
+
+
+def agree(cpu: recur.Result, cuda: recur.Result, exact: bool) -> None:
+    assert list(cpu) == list(cuda)
+    assert (cpu.steps_run, cpu.stopped_by) == (cuda.steps_run, cuda.stopped_by)
+    for name in cpu:
+        assert cuda[name].dtype == cpu[name].dtype, name
+        if exact or cpu[name].dtype.kind not in "fc":
+            assert_array_equal(cuda[name], cpu[name], err_msg=name, strict=True)
+        else:
+            assert_allclose(cuda[name], cpu[name], rtol=GPU_RTOL[cpu[name].dtype.name],
+                            atol=0, err_msg=name)
+
+
+def both(text: str, where: str, exact: bool = True, **kwargs: Any) -> recur.Result:
+    spec = recur.load(text)
+    cuda = recur.run(spec, device="cuda", **kwargs)
+    agree(recur.run(spec, engine="interp", **kwargs), cuda, exact or where == "emulated")
+    return cuda
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_every_example_spec_runs_on_cuda_as_on_the_cpu(name: str, where: str) -> None:
+    spec = recur.load(ROOT / "specs" / f"{name}.yaml")
+    cuda = recur.run(spec, device="cuda")
+    assert cuda.device == "cuda"
+    cpu = recur.run(spec, engine="interp")
+    if cuda.engine == "scan":
+        for output in cpu:
+            scale = float(numpy.abs(cpu[output]).max())
+            assert_allclose(cuda[output], cpu[output], rtol=0,
+                            atol=SCAN_RTOL[cpu[output].dtype.name] * scale)
+        return
+    expected = "fused" if name in FUSED_SPECS else "interpreter"
+    assert cuda.engine == expected, dispatch.choose(api.prepare(spec, device="cuda"), spec).reason
+    agree(cpu, cuda, exact=where == "emulated")
+
+
+def _cuda_case(case: Case, where: str, engine: str) -> None:
+    spec = recur.load(case.yaml)
+    try:
+        prepared = api.prepare(spec, device="cuda", **{k: v for k, v in case.kwargs.items()
+                                                      if k != "device"})
+        dispatch.choose(prepared, spec, engine)
+    except recur.RecurError as error:
+        assume("cannot run this spec" not in error.message)
+    _check_case(case, device="cuda", engine=engine)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(cases())
+def test_random_float_specs_agree_on_the_fused_kernel(where: str, case: Case) -> None:
+    _cuda_case(case, where, "compiled")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(cases(ints=True))
+def test_random_integer_specs_agree_on_the_fused_kernel(where: str, case: Case) -> None:
+    _cuda_case(case, where, "compiled")
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(cases())
+def test_random_specs_agree_on_the_cuda_interpreter(where: str, case: Case) -> None:
+    _cuda_case(case, where, "interp")
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
+@pytest.mark.parametrize("op", list(OVERFLOWS))
+def test_integer_faults_are_reported_as_on_the_cpu(op: str, dtype: str, where: str) -> None:
+    body, _ = OVERFLOWS[op](dtype)
+    spec = recur.load(f"steps: 60\ndtype: {dtype}\noutputs:\n{body}")
+    messages = []
+    for device in ("cpu", "cuda"):
+        with pytest.raises(recur.RecurError) as error:
+            recur.run(spec, device=device, engine="interp" if device == "cpu" else "compiled")
+        assert error.value.exit_code == 1
+        messages.append(error.value.message)
+    assert messages[0] == messages[1]
+
+
+def test_check_stops_at_the_same_first_non_finite_value(where: str) -> None:
+    spec = recur.load("steps: 30\noutputs:\n  x:\n    initial: [1.0, 2.0]\n"
+                      "    step: x[t-1] * 1e40\n")
+    messages = []
+    for device in ("cpu", "cuda"):
+        with pytest.raises(recur.RecurError) as error:
+            recur.run(spec, device=device, check=True)
+        messages.append(error.value.message)
+    assert messages[0] == messages[1] and "t=7" in messages[0]
+
+
+def test_until_on_the_first_step_and_later(where: str) -> None:
+    first = both("steps: 10\noutputs:\n  x:\n    initial: 5\n    step: x[t-1] * 2\n"
+                 "until: x[t] > 0\n", where)
+    assert first.steps_run == 1 and first.engine == "fused"
+    later = both("steps: 100\nparams:\n  r: linspace(1, 2, 5)\noutputs:\n  n:\n    initial: 0\n"
+                 "    step: n[t-1] + 1\n    keep: all\n  x:\n    initial: 0.5\n"
+                 "    step: r * x[t-1] * (1 - x[t-1])\nuntil: n[t] >= 17\n", where)
+    assert later.steps_run == 17 and later.stopped_by == "until" and later.engine == "fused"
+
+
+def test_deep_gapped_taps_over_lanes_reversed_and_kept_last(where: str) -> None:
+    text = """\
+reverse: true
+params:
+  r: linspace(0.5, 1.5, 4)
+sequences:
+  s: arange(20) * 0.25
+outputs:
+  x:
+    initial: [[1.0], [2.0], [3.0]]
+    step: r * x[t-1] - 0.5 * x[t-3] + s[t] + s[t+1]
+    keep: last
+  y:
+    step: x[t] * x[t-2] if s[t] > 2 else y[t-1] - 1
+    initial: 0.0
+"""
+    assert both(text, where).engine == "fused"
+
+
+def test_launches_in_chunks_give_the_same_states(where: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress splits the loop into launches; taps and rings carry across them."""
+    from recur.engine import cuda
+
+    monkeypatch.setattr(cuda, "CHUNK_LANE_STEPS", 12)  # 3 lanes: 4 steps a launch
+    text = ("steps: 23\nparams:\n  r: linspace(2.5, 4.0, 3)\noutputs:\n  x:\n"
+            "    initial: [0.2, 0.3]\n    step: r * x[t-1] * (1 - x[t-2])\n    keep: last\n"
+            "  n:\n    initial: 1\n    step: n[t-1] * 2 + 1\n")
+    seen = []
+    spec = recur.load(text)
+    cuda_result = recur.run(spec, device="cuda", progress=lambda done, total: seen.append(done))
+    agree(recur.run(spec, engine="interp"), cuda_result, exact=True)
+    assert seen == [4, 8, 12, 16, 20, 23]
+
+
+def test_zero_steps_run_nothing(where: str) -> None:
+    result = both("outputs:\n  x:\n    initial: 1.5\n    step: x[t-1] + 1\n", where, steps=0)
+    assert result.engine == "interpreter"
+
+
+def test_a_matrix_product_runs_on_the_cuda_interpreter(where: str) -> None:
+    spec = recur.load(ROOT / "specs" / "rnn.yaml")
+    with pytest.raises(recur.RecurError) as error:
+        recur.run(spec, device="cuda", engine="compiled")
+    assert error.value.exit_code == 2 and "matrix products" in error.value.message
+    prepared = api.prepare(spec, device="cuda")
+    choice = dispatch.choose(prepared, spec)
+    assert choice.engine == "interpreter" and "matrix products" in choice.reason
+
+
+# The parallel scan
+
+
+AFFINE_FORMS = ["a * y[t-1] + b", "b + y[t-1] * a", "y[t-1] - b", "b - a * y[t-1]",
+                "a * y[t-1]", "y[t-1] + b"]
+
+
+def _affine_spec(form: str, dtype: str, lanes: int, keep: str) -> str:
+    # a per lane in float64; a weak Python float otherwise, which float32 keeps
+    a = f"linspace(0.9, 0.9999, {lanes})" if lanes > 1 and dtype == "float64" else "0.999"
+    initial = f"zeros({lanes})" if lanes > 1 else "1.0"
+    return (f"params:\n  a: {a}\nsequences:\n  b: input\noutputs:\n  y:\n    dtype: {dtype}\n"
+            f"    initial: {initial}\n    step: {form}\n    keep: {keep}\n")
+
+
+@pytest.mark.parametrize("form", AFFINE_FORMS)
+@pytest.mark.parametrize(("dtype", "lanes", "keep"), [
+    ("float64", 1, "all"), ("float32", 1, "all"), ("float64", 3, "last"),
+    ("float32", 5, "all")])
+def test_the_scan_agrees_with_the_loop(form: str, dtype: str, lanes: int, keep: str,
+                                       where: str) -> None:
+    steps = 150_000 if lanes == 1 else 20_000  # several levels of chunks
+    shape = (steps + 1,) if lanes == 1 else (steps + 1, lanes)
+    b = numpy.random.default_rng(lanes).standard_normal(shape).astype(dtype)
+    spec = recur.load(_affine_spec(form, dtype, lanes, keep))
+    loop = recur.run(spec, engine="interp", inputs={"b": b})
+    scanned = recur.run(spec, device="cuda", engine="scan", inputs={"b": b})
+    assert scanned.engine == "scan" and scanned.steps_run == loop.steps_run
+    got, want = scanned["y"], loop["y"]
+    assert got.dtype == want.dtype and got.shape == want.shape
+    scale = float(numpy.abs(want).max())
+    assert_allclose(got, want, rtol=0, atol=SCAN_RTOL[dtype] * scale)
+
+
+def test_auto_takes_the_scan_for_long_runs_of_few_lanes(where: str) -> None:
+    text = _affine_spec("a * y[t-1] + b", "float64", 1, "all")
+    spec = recur.load(text)
+    long_run = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(dispatch.SCAN_MIN_STEPS)})
+    choice = dispatch.choose(long_run, spec)
+    assert choice.engine == "scan" and "affine" in choice.reason
+    short = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(100)})
+    assert dispatch.choose(short, spec).engine == "fused"
+
+
+@pytest.mark.parametrize(("step", "why"), [
+    ("y[t-1] * y[t-1] + b", "not a * y[t-1] + b"),
+    ("a * y[t-2] + b", "one tap"),
+    ("sin(y[t-1]) + b", "not a * y[t-1] + b"),
+])
+def test_the_scan_refuses_steps_that_are_not_affine(step: str, why: str, where: str) -> None:
+    text = ("params:\n  a: 0.5\nsequences:\n  b: input\noutputs:\n  y:\n"
+            f"    initial: [1.0, 2.0]\n    step: {step}\n")
+    with pytest.raises(recur.RecurError) as error:
+        recur.run(recur.load(text), device="cuda", engine="scan", inputs={"b": numpy.ones(9)})
+    assert error.value.exit_code == 2 and why in error.value.message
+
+
+def test_scan_is_for_cuda_only() -> None:
+    spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", 1, "all"))
+    with pytest.raises(recur.RecurError) as error:
+        recur.run(spec, engine="scan", inputs={"b": numpy.ones(5)})
+    assert error.value.exit_code == 2 and "--device cuda" in error.value.message
+
+
+def test_scan_under_check_reports_the_first_non_finite_value(where: str) -> None:
+    spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", 1, "all"))
+    b = numpy.ones(5000)
+    b[3000] = numpy.inf
+    messages = []
+    for device, engine in (("cpu", "interp"), ("cuda", "scan")):
+        with pytest.raises(recur.RecurError) as error:
+            recur.run(spec, device=device, engine=engine, check=True, inputs={"b": b})
+        messages.append(error.value.message)
+    assert messages[0] == messages[1] and "t=3000" in messages[0]
+
+
+# The command line and the sources
+
+
+def test_explain_names_the_cuda_engine_and_why(where: str) -> None:
+    result = CliRunner().invoke(cli, ["explain", str(ROOT / "specs/logistic_sweep.yaml"),
+                                      "--device", "cuda"])
+    assert result.exit_code == 0, result.output
+    assert "engine: fused (one CUDA kernel" in result.output
+    assert "because: one CUDA kernel runs all" in result.output
+
+
+def test_cli_device_cuda_gives_the_cpu_bytes(where: str) -> None:
+    outputs = [CliRunner().invoke(cli, ["run", str(ROOT / "specs/collatz.yaml"), "--device",
+                                        device, "-o", "-", "-f", "csv"]).stdout
+               for device in ("cpu", "cuda")]
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") > 10
+
+
+@pytest.mark.parametrize("name", FUSED_SPECS)
+def test_fused_kernel_source_is_golden(name: str, request: pytest.FixtureRequest,
+                                       where: str) -> None:
+    if where == "gpu":
+        pytest.skip("the source does not depend on the device")
+    spec = recur.load(ROOT / "specs" / f"{name}.yaml")
+    source = cudagen.generate(api.prepare(spec, device="cuda"), spec).source
+    body = source[source.index('extern "C"'):]  # the prelude is the same for all
+    golden = KERNELS / f"{name}.cu"
+    if request.config.getoption("--update-golden") and (
+            not golden.exists() or golden.read_text() != body):
+        golden.write_text(body)
+        pytest.fail(f"regenerated {golden.name}; review git diff tests/golden_kernels")
+    assert body == golden.read_text()
+
+
+def _nvrtc() -> Any:
+    """NVIDIA's run-time compiler, where it is installed (it needs no GPU)."""
+    found = ctypes.util.find_library("nvrtc")
+    candidates = [found] if found else []
+    spec = importlib.util.find_spec("nvidia")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidates += sorted(str(p) for p in Path(folder).glob("*/lib/libnvrtc.so*"))
+    for candidate in candidates:
+        try:
+            for builtins in Path(candidate).parent.glob("libnvrtc-builtins.so*"):
+                ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)  # NVRTC opens it by name
+            return ctypes.CDLL(candidate)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize("name", [*FUSED_SPECS, "scan_float32", "scan_float64"])
+def test_nvrtc_compiles_the_generated_source(name: str, where: str) -> None:
+    """What CuPy will hand NVRTC compiles, with the options it is given (no GPU needed)."""
+    nvrtc = _nvrtc()
+    if nvrtc is None or where == "gpu":
+        pytest.skip("needs NVRTC (pip install nvidia-cuda-nvrtc); the GPU run compiles anyway")
+    if name.startswith("scan_"):
+        source = scan.source(name.removeprefix("scan_"))
+    else:
+        spec = recur.load(ROOT / "specs" / f"{name}.yaml")
+        source = cudagen.generate(api.prepare(spec, device="cuda"), spec).source
+    program = ctypes.c_void_p()
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"recur.cu",
+                                    0, None, None) == 0
+    options = [b"--fmad=false", b"--gpu-architecture=compute_90"]
+    array = (ctypes.c_char_p * len(options))(*options)
+    status = nvrtc.nvrtcCompileProgram(program, len(options), array)
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    nvrtc.nvrtcGetProgramLog(program, log)
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+    assert status == 0, log.value.decode()
