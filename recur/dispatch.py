@@ -20,7 +20,7 @@ from recur import codegen, cudagen, linear
 from recur.compiler import Compiled
 from recur.diagnostics import UsageError
 from recur.engine import cuda, native, scan
-from recur.engine.loop import Outcome, run_plan
+from recur.engine.loop import Outcome, collect, run_steps
 from recur.lang import nodes as n
 from recur.spec import Spec
 
@@ -125,16 +125,23 @@ def _choose_cuda(compiled: Compiled, spec: Spec, requested: str) -> Choice:
 def execute(choice: Choice, compiled: Compiled,
             progress: Callable[[int, int], None] | None = None) -> Outcome:
     """Run the plan on the chosen engine; `KernelFault` means: replay interpreted."""
+    steps_run, stopped_by = launch(choice, compiled, progress)
+    return Outcome(collect(compiled.plan, steps_run), steps_run, stopped_by)
+
+
+def launch(choice: Choice, compiled: Compiled,
+           progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
+    """`execute` short of copying the results to the host (benchmarks time this)."""
     plan = compiled.plan
     if choice.engine == "interpreter":
-        return run_plan(plan, progress)
+        return run_steps(plan, progress)
     if choice.engine == "fused":
         return cuda.run_fused(plan, choice.kernel, plan.backend.launcher, progress)
     if choice.engine == "scan":
         return scan.run_scan(plan, choice.kernel.coefficient, choice.kernel.offset,
                              plan.backend.launcher)
-    kernel = native.load(choice.kernel.source)
-    return native.run_kernel(plan, kernel, choice.kernel.arrays, progress)
+    return native.run_kernel(plan, native.load(choice.kernel.source), choice.kernel.arrays,
+                             progress)
 
 
 def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]:

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import numpy
 
 from recur.engine.frame import KernelFault
-from recur.engine.loop import Outcome, collect
 from recur.engine.plan import Plan
 
 BLOCK = 256  # threads per block
@@ -56,8 +55,9 @@ class CupyLauncher:
 
 
 def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
-              progress: Callable[[int, int], None] | None = None) -> Outcome:
-    """Every step through the fused kernel of `recur.cudagen`; `KernelFault` on a fault."""
+              progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
+    """Every step through the fused kernel of `recur.cudagen`, results left on the device:
+    the steps run and what stopped them. `KernelFault` on a fault."""
     xp = plan.backend.xp
     result = xp.full(2, NO_STEP, dtype=xp.int64)
     dims = xp.asarray(numpy.array([size for a in kernel.arrays for size in a.shape] or [0],
@@ -77,4 +77,4 @@ def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
             break
         if progress is not None:
             progress(stop, plan.steps)
-    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
+    return steps_run, stopped_by

@@ -42,6 +42,13 @@ def run_plan(plan: Plan, progress: Callable[[int, int], None] | None = None) -> 
         RunError: an integer fault, a non-finite value under `--check`, a state whose
             shape changes, or any failure of an operation, with the output and `t`.
     """
+    steps_run, stopped_by = run_steps(plan, progress)
+    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
+
+
+def run_steps(plan: Plan, progress: Callable[[int, int], None] | None = None
+              ) -> tuple[int, str]:
+    """`run_plan` short of copying the results out: the steps run and what stopped them."""
     steps_run, stopped_by = plan.steps, "steps"
     frame = plan.frame
     stores = [(output, _store(plan, output)) for output in plan.outputs]
@@ -71,7 +78,7 @@ def run_plan(plan: Plan, progress: Callable[[int, int], None] | None = None) -> 
             where = f"the step of output '{output.name}'" if output else "'until'"
             span = output.span if output else plan.until_span
             raise RunError(f"evaluating {where} failed at t={frame.t}: {exc}", span) from None
-    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
+    return steps_run, stopped_by
 
 
 def _store(plan: Plan, output: OutputPlan) -> Any:

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy
 
 from recur.engine.frame import KernelFault
-from recur.engine.loop import Outcome, collect
 from recur.engine.plan import Plan
 
 STATUS_FAULT, STATUS_UNTIL = 1, -1  # as the generated code writes them
@@ -97,9 +96,9 @@ def load(source: str) -> Callable[..., int]:
 
 
 def run_kernel(plan: Plan, kernel: Callable[..., int], arrays: tuple[numpy.ndarray, ...],
-               progress: Callable[[int, int], None] | None = None) -> Outcome:
-    """Run every step through `kernel`; raises `KernelFault` where the interpreter must
-    take over."""
+               progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
+    """Run every step through `kernel`: the steps run and what stopped them. Raises
+    `KernelFault` where the interpreter must take over."""
     status = numpy.zeros(2, dtype=numpy.int64)
     pointers = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
     dims = numpy.array([size for a in arrays for size in a.shape] or [0], dtype=numpy.int64)
@@ -117,7 +116,7 @@ def run_kernel(plan: Plan, kernel: Callable[..., int], arrays: tuple[numpy.ndarr
             break
         if progress is not None:
             progress(stop, plan.steps)
-    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
+    return steps_run, stopped_by
 
 
 def _compile(source: str, path: Path) -> Path:

@@ -19,7 +19,6 @@ from typing import Any
 
 from recur.engine.cuda import Launcher
 from recur.engine.frame import KernelFault
-from recur.engine.loop import Outcome, collect
 from recur.engine.plan import Plan
 
 CHUNK = 64  # steps composed by one thread
@@ -75,8 +74,9 @@ def source(dtype: str) -> str:
     return _SOURCE.replace("T_", _C_TYPES[dtype])
 
 
-def run_scan(plan: Plan, coefficient: Any, offset: Any, launcher: Launcher) -> Outcome:
-    """All steps of the plan's one output, `coefficient * y + offset`, by the scan.
+def run_scan(plan: Plan, coefficient: Any, offset: Any, launcher: Launcher) -> tuple[int, str]:
+    """All steps of the plan's one output, `coefficient * y + offset`, by the scan, results
+    left on the device: the steps run and what stopped them.
 
     `coefficient` and `offset` are (1 or steps, 1 or lanes) arrays in the output's dtype.
     """
@@ -95,7 +95,7 @@ def run_scan(plan: Plan, coefficient: Any, offset: Any, launcher: Launcher) -> O
         rows[(plan.steps - 1) % history.size] = final
     if plan.check_finite and not bool(xp.isfinite(final if out is None else out).all()):
         raise KernelFault(0)  # the interpreter finds the step and the lane
-    return Outcome(collect(plan, plan.steps), plan.steps, "steps")
+    return plan.steps, "steps"
 
 
 def _strides(values: Any) -> tuple[int, int]:
