@@ -17,6 +17,7 @@ import numpy
 
 from recur.analysis import Analysis
 from recur.diagnostics import RunError, SpecError
+from recur.engine.backend import NumpyBackend
 from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
 from recur.engine.plan import OutputPlan, Plan
@@ -71,17 +72,26 @@ def compile_spec(
     last: bool = False,
     check_finite: bool = False,
 ) -> Compiled:
-    """Everything short of running: see the module docstring for the order."""
+    """Everything short of running: see the module docstring for the order.
+
+    Params, sequences, the step count and initial states are evaluated with NumPy on the
+    host whatever the device, then copied to it: constructors such as `linspace` round
+    differently on CuPy, and a chaotic map would amplify that last bit.
+    """
     inputs = inputs or {}
-    params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)},
-                             backend)
-    sequences = evaluate_sequences(spec, params, inputs, backend)
+    host = backend if backend.name == "cpu" else NumpyBackend()
+    params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)}, host)
+    sequences = evaluate_sequences(spec, params, inputs, host)
     n_steps, steps_reason = count_steps(spec, params, sequences, analysis.sequence_offsets,
-                                        steps, backend)
+                                        steps, host)
     initials = {
-        o.name.name: _initial(o, analysis.depth(o.name.name), params, backend)
+        o.name.name: _initial(o, analysis.depth(o.name.name), params, host)
         for o in spec.outputs
     }
+    if host is not backend:
+        params, sequences, initials = (
+            {name: _to_device(value, backend.xp) for name, value in values.items()}
+            for values in (params, sequences, initials))
     probe = _Probe(spec, analysis, backend, params, sequences, n_steps, initials)
     shapes, types, bounds, observations = probe.settle()
     keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
@@ -130,6 +140,13 @@ def compile_spec(
                     tuple(node for node, _ in builder.swept.values()), analysis, observations,
                     {key: value for key, (_, value) in builder.hoisted.items()},
                     {key: value for key, (_, value) in builder.swept.items()})
+
+
+def _to_device(value: Any, xp: Any) -> Any:
+    """An array copied to the device's array module; numbers and None as they are."""
+    if isinstance(value, numpy.ndarray):
+        return xp.asarray(numpy.ascontiguousarray(value))  # reversed sequences too
+    return value
 
 
 def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
