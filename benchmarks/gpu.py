@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     g3_inputs = {name: np.load(file) for name, file in files["G3"].items()}
     measure("G3 RNN 1024 lanes x 256, 1000 steps", g3, g3_inputs, "auto", 1024 * 256 * 4 * 1000,
             lambda compiled: g3_check(compiled, files["G3"]))
+    measure("G3 RNN, interpreter (cuBLAS per step)", g3, g3_inputs, "interp", 0, None, 1)
     for spec in sorted(SPECS.glob("*.yaml")):
         if "input" not in spec.read_text():
             measure(f"example {spec.stem}", spec, {}, "auto", 0, None)

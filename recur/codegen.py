@@ -478,12 +478,12 @@ class _Generator:
         return (isinstance(node, n.Subscript) and len(node.index) == 1
                 and isinstance(node.index[0], n.TimeIndex))
 
-    def _fixed(self, node: n.Node) -> numpy.ndarray | None:
+    def _fixed(self, node: n.Node) -> Any:
         """The value of a sub-expression that is the same at every step, if it is one."""
         if id(node) in self.compiled.hoisted_values:
-            return numpy.asarray(self.compiled.hoisted_values[id(node)])
+            return self.xp.asarray(self.compiled.hoisted_values[id(node)])
         if isinstance(node, n.Name) and node.id in self.compiled.params:
-            return numpy.asarray(self.compiled.params[node.id])
+            return self.xp.asarray(self.compiled.params[node.id])
         return None
 
     def _int_result(self, code: str, dtype: str) -> str:

@@ -10,9 +10,16 @@ end of a launch, so that launches can be chained (progress) and the result colle
 the interpreter's.
 
 Every output must have the kernel's lanes, or one element (computed by every thread
-alike, written by the first). An integer fault or a non-finite value under `--check` sets
-`result[0]` to the first failing step (atomicMin over threads); `until`, which must give
-one value for all lanes, sets `result[1]`.
+alike, written by the first).
+
+A step with a matrix product `h[t-1] @ M` (or `M @ h[t-1]`, M fixed) gets another
+kernel: each block owns a few rows of the state, loads their previous values into
+shared memory, and each thread sums its column of the product in index order (as the
+C engine does), then evaluates the rest of the step element-wise.
+
+An integer fault or a non-finite value under `--check` sets `result[0]` to the first
+failing step (atomicMin over threads); `until`, which must give one value for all
+lanes, sets `result[1]`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 from recur.codegen import COMMON, Unsupported, _Generator, _int, where_functions
 from recur.compiler import Compiled
+from recur.lang import nodes as n
 from recur.spec import Spec
 
 KERNEL_NAME = "recur_kernel"
@@ -76,17 +84,32 @@ class CudaKernel:
     """The source of `recur_kernel(t0, t1, steps, lanes, result, dims, a0, a1, ...)`.
 
     `arrays` are device arrays; `dims[2k]`, `dims[2k+1]` are the rows and columns of
-    `arrays[k]`; `lanes` is the number of threads the loop needs.
+    `arrays[k]`; `lanes` bounds the kernel's loop (lanes, or rows of a matrix step);
+    it is launched with `threads` threads in blocks of `block`.
     """
 
     source: str
     arrays: tuple[Any, ...]
     lanes: int
+    threads: int
+    block: int = 256
 
 
 def generate(compiled: Compiled, spec: Spec) -> CudaKernel:
     """The fused kernel for `compiled`, or `Unsupported` with the reason it cannot be one."""
+    roots = [o.step for o in spec.outputs] + ([spec.until] if spec.until else [])
+    if any(_has_product(root, compiled) for root in roots):
+        return _MatrixStepGenerator(compiled, spec).cuda_kernel()
     return _CudaGenerator(compiled, spec).cuda_kernel()
+
+
+def _has_product(node: n.Node, compiled: Compiled) -> bool:
+    """Whether `@` is computed in the loop (not moved out of it)."""
+    if id(node) in compiled.hoisted_values or id(node) in compiled.swept_values:
+        return False
+    if isinstance(node, n.Binary) and node.op == "@":
+        return True
+    return any(_has_product(child, compiled) for child in n.children(node))
 
 
 class _CudaGenerator(_Generator):
@@ -137,7 +160,7 @@ class _CudaGenerator(_Generator):
             "}",
             "",
         ]
-        return CudaKernel("\n".join(lines), tuple(self.args.arrays), lanes)
+        return CudaKernel("\n".join(lines), tuple(self.args.arrays), lanes, lanes)
 
     def _depth(self, output: Any) -> int:
         """Registers behind this step's value: the taps, and one for a ring's last state."""
@@ -220,3 +243,132 @@ class _CudaGenerator(_Generator):
 
     def _matrix_vector(self, node: Any) -> str:
         raise Unsupported("matrix products, which mix lanes (they run step by step on CuPy)")
+
+
+SHARED_BYTES = 32 * 1024  # the previous rows a block keeps in shared memory
+ROWS_PER_BLOCK = 8  # rows of the state one block owns: each matrix load serves them all
+MAX_PRODUCT_WORK = 1 << 28  # multiply-adds per step above which cuBLAS should do it
+
+
+class _MatrixStepGenerator(_Generator):
+    """One output whose step holds one product of a fixed matrix and its own state.
+
+    Block b owns rows [b*R, (b+1)*R) of the state (R = `rows`); every step it copies
+    their previous values into shared memory, waits for the block, and each thread
+    computes its columns: the product summed over k in order (`acc = acc + h*w`, no
+    fused multiply-add: the C engine's arithmetic), then the rest of the step. Faults
+    are recorded, not acted on, so that every thread reaches every barrier.
+    """
+
+    types = CUDA_TYPES
+
+    def cuda_kernel(self) -> CudaKernel:
+        outputs = self.plan.outputs
+        if len(outputs) != 1 or self.plan.until is not None:
+            raise Unsupported("a matrix product in a step beside other outputs or 'until'")
+        output = self.output = outputs[0]
+        if output.dtype not in ("float32", "float64"):
+            raise Unsupported(f"matrix products of {output.dtype}")
+        shape = output.history.shape
+        if len(shape) not in (1, 2):
+            raise Unsupported("a matrix product in a state of more than two dimensions")
+        self.width = shape[-1]
+        lanes = shape[0] if len(shape) == 2 else 1
+        self.product: tuple[int, int, str] | None = None  # matrix array, tap lag, dtype
+        self.target, self.checked = shape, False
+        step = self.spec.output(output.name).step
+        value = self._cast(self._expr(step), self._seen(step).dtype, output.dtype)
+        assert self.product is not None
+        matrix, lag, dtype = self.product
+        item = 8 if dtype == "float64" else 4
+        if self.width * item > SHARED_BYTES or lanes * self.width**2 > MAX_PRODUCT_WORK:
+            raise Unsupported("a matrix product large enough for cuBLAS")
+        rows = max(1, min(ROWS_PER_BLOCK, lanes, SHARED_BYTES // (self.width * item)))
+        block = min(1024, 32 * -(-self.width // 32))
+        history = self._history(output.name)
+        columns = f"dims[{2 * history + 1}]"
+        c_type, width = self.types[dtype], self.width
+        fault = "if (status[0] != 0) atomicMin(&result[0], t);"
+        finite = ("if (!isfinite(value)) atomicMin(&result[0], t);"
+                  if self.plan.check_finite else "")
+        lines = [
+            PRELUDE,
+            f'extern "C" __global__ void {KERNEL_NAME}(',
+            "    long long t0, long long t1, long long steps, long long lanes,",
+            "    long long *result, const long long *__restrict__ dims,",
+            ",\n".join(f"    {self.types[str(array.dtype)]} *__restrict__ a{k}"
+                       for k, array in enumerate(self.args.arrays)) + ") {",
+            f"    __shared__ {c_type} previous[{rows * width}];",
+            f"    const long long groups = (lanes + {rows - 1}) / {rows};",
+            "    for (long long g = blockIdx.x; g < groups; g += gridDim.x) {",
+            "        for (long long t = t0; t < t1; t++) {",
+            f"            for (long long e = threadIdx.x; e < {rows * width}; "
+            "e += blockDim.x) {",
+            f"                long long row = g * {rows} + e / {width};",
+            f"                previous[e] = row < lanes ? ({c_type})a{history}"
+            f"[({self._row(output.name, lag)}) * {columns} + row * {width} + e % {width}] "
+            ": 0;",
+            "            }",
+            "            __syncthreads();",
+            f"            for (long long j = threadIdx.x; j < {width}; j += blockDim.x) {{",
+            f"                {c_type} acc[{rows}];",
+            f"                for (int r = 0; r < {rows}; r++) acc[r] = 0;",
+            f"                for (long long k = 0; k < {width}; k++) {{",
+            f"                    const {c_type} w = a{matrix}[k * {width} + j];",
+            f"                    for (int r = 0; r < {rows}; r++) "
+            f"acc[r] = acc[r] + previous[r * {width} + k] * w;",
+            "                }",
+            f"                for (int r = 0; r < {rows}; r++) {{",
+            f"                    long long row = g * {rows} + r;",
+            "                    if (row >= lanes) break;",
+            f"                    long long i = row * {width} + j;",
+            "                    long long status[1] = {0};",
+            f"                    {self.types[output.dtype]} value = {value};",
+            *([f"                    {fault}"] if self.checked else []),
+            *([f"                    {finite}"] if finite else []),
+            f"                    a{history}[({self._row(output.name, 0)}) * {columns} + i] "
+            "= value;",
+            "                }",
+            "            }",
+            "            __syncthreads();",
+            "        }",
+            "    }",
+            "}",
+            "",
+        ]
+        groups = -(-lanes // rows)
+        return CudaKernel("\n".join(lines), tuple(self.args.arrays), lanes, groups * block,
+                          block)
+
+    def _matrix_vector(self, node: n.Binary) -> str:
+        if self.product is not None:
+            raise Unsupported("more than one matrix product in a step")
+        dtype = self._seen(node).dtype
+        if dtype not in ("float32", "float64"):
+            raise Unsupported(f"matrix products of {dtype}")
+        left, right = node.left, node.right
+        lag = self._own_tap(left)
+        if lag is not None:
+            matrix = self._fixed(right)
+            layout = "as is"
+        else:
+            lag, matrix, layout = self._own_tap(right), self._fixed(left), "transpose"
+            if len(self.target) != 1:
+                raise Unsupported("M @ h[t-1] with a state of rows; write h[t-1] @ M.T")
+        if lag is None or matrix is None or matrix.shape != (self.width, self.width):
+            raise Unsupported("a matrix product other than the state's previous value and "
+                              "a fixed square matrix")
+        # Stored as [k][j], so that the threads of a block read a row of it together.
+        by_index = self.xp.ascontiguousarray(matrix.T if layout == "transpose" else matrix,
+                                             dtype=dtype)
+        self.product = (self.args.add(("matrix", id(node)), by_index), lag, dtype)
+        return "acc[r]"
+
+    def _own_tap(self, node: n.Node) -> int | None:
+        """k where `node` is `x[t-k]` of the output being computed."""
+        if (isinstance(node, n.Subscript) and isinstance(node.value, n.Name)
+                and node.value.id == self.output.name and len(node.index) == 1
+                and isinstance(node.index[0], n.TimeIndex)
+                and node.index[0].offset < 0):
+            return -node.index[0].offset
+        return None

@@ -33,6 +33,8 @@ static const r_index threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = 
 #define __device__
 #define __forceinline__ inline
 #define __restrict__ __restrict
+#define __shared__ static
+#define __syncthreads()
 static inline long long atomicMin(long long *p, long long v)
 { long long old = *p; if (v < old) *p = v; return old; }
 static inline long long __mul64hi(long long a, long long b)
@@ -57,8 +59,8 @@ class EmulatedLauncher:
         kernel = getattr(library, name)
         kernel.restype = None
 
-        def launch(threads: int, arguments: tuple[Any, ...]) -> None:
-            assert threads >= 1
+        def launch(threads: int, arguments: tuple[Any, ...], block: int = 256) -> None:
+            assert threads >= 1 and 1 <= block <= 1024
             self.launched.append(name)
             kernel(*[_argument(a) for a in arguments])
 

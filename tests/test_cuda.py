@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
 SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml"))
 FUSED_SPECS = ["accumulate", "collatz", "fibonacci", "linear_filter", "logistic_sweep",
-               "lotka_volterra", "moving_average", "newton_sqrt", "square_sum", "taylor_exp"]
+               "lotka_volterra", "moving_average", "newton_sqrt", "rnn", "square_sum",
+               "taylor_exp"]
 GPU_RTOL = {"float64": 1e-12, "float32": 1e-5}  # CUDA's libm and cuBLAS vs NumPy's
 SCAN_RTOL = {"float64": 1e-12, "float32": 1e-5}  # of the largest |state|, measured below
 
@@ -100,7 +101,8 @@ def test_every_example_spec_runs_on_cuda_as_on_the_cpu(name: str, where: str) ->
         return
     expected = "fused" if name in FUSED_SPECS else "interpreter"
     assert cuda.engine == expected, dispatch.choose(api.prepare(spec, device="cuda"), spec).reason
-    agree(cpu, cuda, exact=where == "emulated")
+    # NumPy's matrix products sum in BLAS's order, the kernels in index order
+    agree(cpu, cuda, exact=where == "emulated" and name != "rnn")
 
 
 def _cuda_case(case: Case, where: str, engine: str) -> None:
@@ -210,14 +212,47 @@ def test_zero_steps_run_nothing(where: str) -> None:
     assert result.engine == "interpreter"
 
 
-def test_a_matrix_product_runs_on_the_cuda_interpreter(where: str) -> None:
+def test_a_matrix_step_sums_as_the_c_engine_does(where: str) -> None:
+    """`W @ h[t-1]`: each column summed over k in order, as the CPU's compiled engine."""
     spec = recur.load(ROOT / "specs" / "rnn.yaml")
-    with pytest.raises(recur.RecurError) as error:
-        recur.run(spec, device="cuda", engine="compiled")
-    assert error.value.exit_code == 2 and "matrix products" in error.value.message
-    prepared = api.prepare(spec, device="cuda")
-    choice = dispatch.choose(prepared, spec)
-    assert choice.engine == "interpreter" and "matrix products" in choice.reason
+    cuda_result = recur.run(spec, device="cuda", engine="compiled")
+    assert cuda_result.engine == "fused"
+    agree(recur.run(spec, engine="compiled"), cuda_result, exact=where == "emulated")
+
+
+@pytest.mark.parametrize(("rows", "keep", "check"), [(21, "all", False), (3, "last", True)])
+def test_a_matrix_step_over_rows_matches_a_loop_in_index_order(
+        rows: int, keep: str, check: bool, where: str) -> None:
+    """State rows times a matrix, then element-wise work: bit for bit a NumPy loop that
+    sums the product in index order (rows not a multiple of a block's, a ring, --check)."""
+    width, steps = 40, 9
+    rng = numpy.random.default_rng(rows)
+    weights = (rng.standard_normal((width, width)) * 0.3).astype(numpy.float32)
+    drive = rng.standard_normal((steps, width)).astype(numpy.float32)
+    text = (f"dtype: float32\nparams:\n  W: input\nsequences:\n  u: input\noutputs:\n"
+            f"  h:\n    initial: ones([{rows}, {width}]) * 0.25\n"
+            f"    step: 0.5 * (h[t-1] @ W + u) - h[t-1] * 0.125\n    keep: {keep}\n")
+    result = recur.run(recur.load(text), device="cuda", check=check,
+                       inputs={"W": weights, "u": drive})
+    assert result.engine == "fused"
+    h = numpy.full((rows, width), 0.25, dtype=numpy.float32)
+    states = []
+    for t in range(steps):
+        product = numpy.zeros((rows, width), dtype=numpy.float32)
+        for k in range(width):
+            product = product + h[:, k:k + 1] * weights[k]
+        h = numpy.float32(0.5) * (product + drive[t]) - h * numpy.float32(0.125)
+        states.append(h)
+    assert_array_equal(result["h"], numpy.stack(states) if keep == "all" else h, strict=True)
+
+
+def test_steps_that_mix_lanes_otherwise_run_on_the_cuda_interpreter(where: str) -> None:
+    text = ("outputs:\n  h:\n    initial: [1.0, 3.0]\n    step: h[t-1] / sum(h[t-1]) + 1\n"
+            "steps: 5\n")
+    spec = recur.load(text)
+    choice = dispatch.choose(api.prepare(spec, device="cuda"), spec)
+    assert choice.engine == "interpreter" and "sum(), which mixes lanes" in choice.reason
+    assert both(text, where, exact=False).engine == "interpreter"
 
 
 # The parallel scan

@@ -25,7 +25,7 @@ OPTIONS = ("--fmad=false",)  # IEEE + - * / and sqrt as NumPy; no contraction
 CHUNK_LANE_STEPS = 1 << 34  # lane-steps per launch when progress is reported
 NO_STEP = 2**63 - 1  # a result word no fault or `until` has set (as cudagen writes it)
 
-Launch = Callable[[int, tuple[Any, ...]], None]  # (threads, arguments)
+Launch = Callable[..., None]  # (threads, arguments, block=BLOCK)
 
 
 class Launcher(Protocol):
@@ -46,9 +46,9 @@ class CupyLauncher:
             self._modules[source] = module
         kernel = module.get_function(name)
 
-        def launch(threads: int, arguments: tuple[Any, ...]) -> None:
-            blocks = max(1, min(math.ceil(threads / BLOCK), MAX_BLOCKS))
-            kernel((blocks,), (BLOCK,), tuple(
+        def launch(threads: int, arguments: tuple[Any, ...], block: int = BLOCK) -> None:
+            blocks = max(1, min(math.ceil(threads / block), MAX_BLOCKS))
+            kernel((blocks,), (block,), tuple(
                 numpy.int64(a) if isinstance(a, int) else a for a in arguments))
 
         return launch
@@ -67,8 +67,8 @@ def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
     steps_run, stopped_by = plan.steps, "steps"
     for start in range(0, plan.steps, max(chunk, 1)):
         stop = min(start + chunk, plan.steps)
-        launch(kernel.lanes, (start, stop, plan.steps, kernel.lanes, result, dims,
-                              *kernel.arrays))
+        launch(kernel.threads, (start, stop, plan.steps, kernel.lanes, result, dims,
+                                *kernel.arrays), kernel.block)
         fault, until = (int(word) for word in plan.backend.to_host(result))
         if fault != NO_STEP:
             raise KernelFault(fault)
