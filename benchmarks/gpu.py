@@ -78,22 +78,65 @@ def copy_bandwidth(cupy: Any, repeats: int) -> float:
 
 
 def time_launch(recur_modules: Any, path: Path, inputs: dict[str, Any], engine: str,
-                repeats: int) -> tuple[list[float], Any, str]:
-    """Seconds of `dispatch.launch` per run (after a warm-up), the plan, the engine used."""
+                repeats: int) -> tuple[list[float], list[float], Any, str]:
+    """Seconds of `dispatch.launch` per run after a warm-up, by the host's clock and by
+    the GPU's events (the host's includes Python and launch overheads); the plan; the
+    engine used."""
     import cupy
 
     _recur, api, dispatch = recur_modules
     spec = _recur.load(path)
     compiled = api.prepare(spec, device="cuda", inputs=inputs)
     choice = dispatch.choose(compiled, spec, engine)
-    samples = []
+    wall, device = [], []
     for _ in range(repeats + 1):
         cupy.cuda.Device().synchronize()
+        begin, end = cupy.cuda.Event(), cupy.cuda.Event()
         start = time.perf_counter()
+        begin.record()
         dispatch.launch(choice, compiled)
-        cupy.cuda.Device().synchronize()
-        samples.append(time.perf_counter() - start)
-    return samples[1:], compiled, choice.engine
+        end.record()
+        end.synchronize()
+        wall.append(time.perf_counter() - start)
+        device.append(cupy.cuda.get_elapsed_time(begin, end) / 1e3)
+    return wall[1:], device[1:], compiled, choice.engine
+
+
+def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
+             g3_inputs: dict[str, Any], repeats: int) -> list[dict[str, Any]]:
+    """The kernels' tuning constants, measured: lane-kernel block size and streaming
+    stores on G1; the scan's chunk on G2; rows per block and unrolling of the matrix
+    kernel on G3."""
+    import cupy
+
+    from recur import cudagen
+    from recur.engine import scan
+
+    defaults = (cudagen.LANE_BLOCK, cudagen.STREAMING_STORES, cudagen.ROWS_PER_BLOCK,
+                cudagen.UNROLL, scan.CHUNK)
+    results = []
+    settings = [("G1", g1, {}, {"LANE_BLOCK": block, "STREAMING_STORES": streaming})
+                for block in (128, 256, 512) for streaming in (True, False)]
+    settings += [("G3", g3, g3_inputs, {"ROWS_PER_BLOCK": rows, "UNROLL": unroll})
+                 for rows, unroll in ((8, 1), (8, 8), (4, 8), (16, 8), (8, 16), (4, 16),
+                                      (2, 8))]
+    settings += [("G2", g2[0], g2[1], {"CHUNK": chunk}) for chunk in (16, 32, 64, 128, 256)]
+    for name, path, inputs, constants in settings:
+        for key, value in constants.items():
+            setattr(scan if key == "CHUNK" else cudagen, key, value)
+        engine = "scan" if name == "G2" else "compiled"
+        try:
+            wall, device, compiled, _ = time_launch(modules, path, inputs, engine, repeats)
+            results.append({"workload": name, **constants, "ms": 1e3 * median(wall),
+                            "gpu_ms": 1e3 * median(device)})
+            del compiled
+        except Exception as error:
+            results.append({"workload": name, **constants, "error": str(error)})
+        progress(f"  {results[-1]}")
+        (cudagen.LANE_BLOCK, cudagen.STREAMING_STORES, cudagen.ROWS_PER_BLOCK,
+         cudagen.UNROLL, scan.CHUNK) = defaults
+        cupy.get_default_memory_pool().free_all_blocks()
+    return results
 
 
 def states(compiled: Any) -> np.ndarray:
@@ -231,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cli", action="store_true")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time the kernels' tuning constants (block sizes, ...)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--jax-part", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -263,8 +308,10 @@ def main(argv: list[str] | None = None) -> None:
                 repeats: int = args.repeats) -> None:
         progress(f"{label} ...")
         try:
-            samples, compiled, used = time_launch(modules, path, inputs, engine, repeats)
+            samples, device, compiled, used = time_launch(modules, path, inputs, engine,
+                                                          repeats)
             rows[label] = {"engine": used, "ms": 1e3 * median(samples),
+                           "gpu_ms": 1e3 * median(device),
                            "floor_ms": 1e3 * floor_bytes / bandwidth if floor_bytes else None,
                            "check": check(compiled) if check else ""}
             del compiled
@@ -290,6 +337,10 @@ def main(argv: list[str] | None = None) -> None:
         if "input" not in spec.read_text():
             measure(f"example {spec.stem}", spec, {}, "auto", 0, None)
 
+    if args.variants:
+        progress("variants ...")
+        report["variants"] = variants(modules, g1, (g2, {"b": b}), g3, g3_inputs,
+                                      args.repeats)
     if not args.no_cli:
         cli = {"G1": (g1, {}, ("--last",)), "G2": (g2, files["G2"], ()),
                "G3": (g3, files["G3"], ()), "fibonacci": (SPECS / "fibonacci.yaml", {}, ())}
@@ -312,19 +363,27 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"{report['device']}, CuPy {report['cupy']}, CUDA runtime "
              f"{report['cuda_runtime']}, NumPy {report['numpy']}, JAX {jax.get('jax', '-')}; "
              f"copy bandwidth {report['copy_bandwidth_TBps']:.2f} TB/s (read + write)", "",
-             "| workload | engine | recur ms | floor ms | x floor | jax ms | "
-             "jax / recur | check |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| workload | engine | recur ms | GPU ms | floor ms | x floor | jax ms | "
+             "jax / recur | check |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, row in report["rows"].items():
         if "error" in row:
-            lines.append(f"| {label} | error: {row['error']} | | | | | | |")
+            lines.append(f"| {label} | error: {row['error']} | | | | | | | |")
             continue
         key = label.split()[0]
         reference = jax.get(key) if key.startswith("G") and "fused" not in label else None
-        x_floor = row["ms"] / row["floor_ms"] if row.get("floor_ms") else None
+        x_floor = row["gpu_ms"] / row["floor_ms"] if row.get("floor_ms") else None
         lines.append(
-            f"| {label} | {row['engine']} | {figure(row['ms'])} | {figure(row.get('floor_ms'))} "
+            f"| {label} | {row['engine']} | {figure(row['ms'])} | {figure(row.get('gpu_ms'))} "
+            f"| {figure(row.get('floor_ms'))} "
             f"| {figure(x_floor)} | {figure(reference, 1e3)} | "
             f"{figure(reference * 1e3 / row['ms']) if reference else '-'} | {row['check']} |")
+    if report.get("variants"):
+        lines += ["", "| variant | host ms | GPU ms |", "| --- | --- | --- |"]
+        for row in report["variants"]:
+            setting = ", ".join(f"{k}={v}" for k, v in row.items()
+                                if k not in ("ms", "gpu_ms", "error"))
+            lines.append(f"| {setting} | {figure(row.get('ms'))} | "
+                         f"{figure(row.get('gpu_ms'))} {row.get('error', '')} |")
     if "error" in jax:
         lines.append(f"\njax: {jax['error']}")
     if report.get("cli"):

@@ -23,7 +23,7 @@ echo "pytest exit $?"
 grep -E "passed|failed|error" "$out/tests.log" | tail -3
 grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20
 echo "== GPU benchmark"
-timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu.py --repeats 5 --json "$out/gpu.json" \
+timeout "${BENCH_TIMEOUT:-300}" python3 benchmarks/gpu.py --repeats 5 ${BENCH_ARGS:-} --json "$out/gpu.json" \
     2>"$out/bench.err" | tee "$out/bench.md"
 echo "benchmark exit ${PIPESTATUS[0]}"
 grep -B2 -A8 Traceback "$out/bench.err" | head -40

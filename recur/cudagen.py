@@ -34,6 +34,8 @@ from recur.lang import nodes as n
 from recur.spec import Spec
 
 KERNEL_NAME = "recur_kernel"
+LANE_BLOCK = 256  # threads per block of the lane kernel
+STREAMING_STORES = True  # write kept states with __stcs: read by the host, not the kernel
 NO_STEP = 2**63 - 1  # a result word no fault or `until` has set
 
 CUDA_TYPES = {
@@ -160,7 +162,7 @@ class _CudaGenerator(_Generator):
             "}",
             "",
         ]
-        return CudaKernel("\n".join(lines), tuple(self.args.arrays), lanes, lanes)
+        return CudaKernel("\n".join(lines), tuple(self.args.arrays), lanes, lanes, LANE_BLOCK)
 
     def _depth(self, output: Any) -> int:
         """Registers behind this step's value: the taps, and one for a ring's last state."""
@@ -187,8 +189,10 @@ class _CudaGenerator(_Generator):
             lines.append(f"            if (!isfinite({register})) "
                          "{ atomicMin(&result[0], t); return; }")
         if output.history.full:
-            lines.append(f"            {self._first(output)}{self._cell(output, 0, 't')} = "
-                         f"{register};")
+            cell = self._cell(output, 0, "t")
+            store = (f"__stcs(&{cell}, {register});"
+                     if STREAMING_STORES and output.dtype != "bool" else f"{cell} = {register};")
+            lines.append(f"            {self._first(output)}{store}")
         return lines
 
     def _cell(self, output: Any, lag: int, t: str) -> str:
@@ -247,6 +251,7 @@ class _CudaGenerator(_Generator):
 
 SHARED_BYTES = 32 * 1024  # the previous rows a block keeps in shared memory
 ROWS_PER_BLOCK = 8  # rows of the state one block owns: each matrix load serves them all
+UNROLL = 8  # of the product's loop over k: matrix loads in flight per thread
 MAX_PRODUCT_WORK = 1 << 28  # multiply-adds per step above which cuBLAS should do it
 
 
@@ -313,6 +318,7 @@ class _MatrixStepGenerator(_Generator):
             f"            for (long long j = threadIdx.x; j < {width}; j += blockDim.x) {{",
             f"                {c_type} acc[{rows}];",
             f"                for (int r = 0; r < {rows}; r++) acc[r] = 0;",
+            f"#pragma unroll {UNROLL}",
             f"                for (long long k = 0; k < {width}; k++) {{",
             f"                    const {c_type} w = a{matrix}[k * {width} + j];",
             f"                    for (int r = 0; r < {rows}; r++) "

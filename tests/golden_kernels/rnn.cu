@@ -17,6 +17,7 @@ extern "C" __global__ void recur_kernel(
             for (long long j = threadIdx.x; j < 3; j += blockDim.x) {
                 double acc[1];
                 for (int r = 0; r < 1; r++) acc[r] = 0;
+#pragma unroll 8
                 for (long long k = 0; k < 3; k++) {
                     const double w = a0[k * 3 + j];
                     for (int r = 0; r < 1; r++) acc[r] = acc[r] + previous[r * 3 + k] * w;
