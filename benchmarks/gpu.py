@@ -60,21 +60,26 @@ def make_inputs(folder: Path) -> dict[str, dict[str, Path]]:
     return files
 
 
-def copy_bandwidth(cupy: Any, repeats: int) -> float:
-    """Bytes per second of a device-to-device copy, counting bytes read and written."""
+def bandwidths(cupy: Any, repeats: int) -> tuple[float, float]:
+    """Bytes per second of a device-to-device copy (counting bytes read and written) and
+    of filling memory (bytes written only): the floors' two yardsticks."""
     source = cupy.ones(1 << 29, dtype=cupy.float32)  # 2 GiB
     target = cupy.empty_like(source)
-    samples = []
-    for _ in range(repeats + 1):
-        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        start.record()
-        cupy.copyto(target, source)
-        stop.record()
-        stop.synchronize()
-        samples.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+    rates = []
+    for work, arguments, moved in ((cupy.copyto, (target, source), 2 << 31),
+                                   (target.fill, (0.5,), 1 << 31)):
+        samples = []
+        for _ in range(repeats + 1):
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            work(*arguments)
+            stop.record()
+            stop.synchronize()
+            samples.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+        rates.append(moved / float(np.median(samples[1:])))
     del source, target
     cupy.get_default_memory_pool().free_all_blocks()
-    return 2 * (1 << 31) / float(np.median(samples[1:]))
+    return rates[0], rates[1]
 
 
 def time_launch(recur_modules: Any, path: Path, inputs: dict[str, Any], engine: str,
@@ -104,19 +109,16 @@ def time_launch(recur_modules: Any, path: Path, inputs: dict[str, Any], engine: 
 
 def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
              g3_inputs: dict[str, Any], repeats: int) -> list[dict[str, Any]]:
-    """The kernels' tuning constants, measured: lane-kernel block size and streaming
-    stores on G1; the scan's chunk on G2; rows per block and unrolling of the matrix
-    kernel on G3."""
+    """The kernels' tuning constants, measured: the lane kernel's block size on G1; the
+    scan's chunk on G2; rows per block and unrolling of the matrix kernel on G3."""
     import cupy
 
     from recur import cudagen
     from recur.engine import scan
 
-    defaults = (cudagen.LANE_BLOCK, cudagen.STREAMING_STORES, cudagen.ROWS_PER_BLOCK,
-                cudagen.UNROLL, scan.CHUNK)
+    defaults = (cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK)
     results = []
-    settings = [("G1", g1, {}, {"LANE_BLOCK": block, "STREAMING_STORES": streaming})
-                for block in (128, 256, 512) for streaming in (True, False)]
+    settings = [("G1", g1, {}, {"LANE_BLOCK": block}) for block in (128, 256, 512)]
     settings += [("G3", g3, g3_inputs, {"ROWS_PER_BLOCK": rows, "UNROLL": unroll})
                  for rows, unroll in ((8, 1), (8, 8), (4, 8), (16, 8), (8, 16), (4, 16),
                                       (2, 8))]
@@ -133,8 +135,7 @@ def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
         except Exception as error:
             results.append({"workload": name, **constants, "error": str(error)})
         progress(f"  {results[-1]}")
-        (cudagen.LANE_BLOCK, cudagen.STREAMING_STORES, cudagen.ROWS_PER_BLOCK,
-         cudagen.UNROLL, scan.CHUNK) = defaults
+        cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK = defaults
         cupy.get_default_memory_pool().free_all_blocks()
     return results
 
@@ -298,8 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     scratch = Path(tempfile.mkdtemp(prefix="recur-gpu-bench-"))
     files = make_inputs(scratch)
-    bandwidth = copy_bandwidth(cupy, args.repeats)
+    bandwidth, fill = bandwidths(cupy, args.repeats)
     report["copy_bandwidth_TBps"] = bandwidth / 1e12
+    report["fill_bandwidth_TBps"] = fill / 1e12
     progress(f"copy bandwidth {bandwidth / 1e12:.2f} TB/s on {report['device']}")
     rows = report["rows"]
 
@@ -362,7 +364,8 @@ def render(report: dict[str, Any]) -> str:
     jax = report.get("jax", {})
     lines = [f"{report['device']}, CuPy {report['cupy']}, CUDA runtime "
              f"{report['cuda_runtime']}, NumPy {report['numpy']}, JAX {jax.get('jax', '-')}; "
-             f"copy bandwidth {report['copy_bandwidth_TBps']:.2f} TB/s (read + write)", "",
+             f"copy bandwidth {report['copy_bandwidth_TBps']:.2f} TB/s (read + write), fill "
+             f"{report.get('fill_bandwidth_TBps', 0):.2f} TB/s (write only)", "",
              "| workload | engine | recur ms | GPU ms | floor ms | x floor | jax ms | "
              "jax / recur | check |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, row in report["rows"].items():

@@ -35,7 +35,6 @@ static const r_index threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = 
 #define __restrict__ __restrict
 #define __shared__ static
 #define __syncthreads()
-#define __stcs(address, value) (*(address) = (value))
 static inline long long atomicMin(long long *p, long long v)
 { long long old = *p; if (v < old) *p = v; return old; }
 static inline long long __mul64hi(long long a, long long b)

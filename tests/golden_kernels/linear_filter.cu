@@ -14,7 +14,7 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = ((a0[(t) * dims[1] + 0] - (a1[0] * s0_1)) - (a2[0] * s0_2));
-            if (i == 0) __stcs(&a3[(t + 2) * dims[7] + 0], s0_0);
+            if (i == 0) a3[(t + 2) * dims[7] + 0] = s0_0;
             s0_2 = s0_1;
             s0_1 = s0_0;
         }

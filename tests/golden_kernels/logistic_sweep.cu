@@ -11,7 +11,7 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = ((a0[i] * s0_1) * (((double)(INT64_C(1))) - s0_1));
-            __stcs(&a1[(t + 1) * dims[3] + i], s0_0);
+            a1[(t + 1) * dims[3] + i] = s0_0;
             s0_1 = s0_0;
         }
     }

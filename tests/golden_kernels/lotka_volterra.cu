@@ -18,9 +18,9 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = (s0_1 + ((a0[0] * s0_1) * (a1[0] - (a2[0] * s1_1))));
-            if (i == 0) __stcs(&a3[(t + 1) * dims[7] + 0], s0_0);
+            if (i == 0) a3[(t + 1) * dims[7] + 0] = s0_0;
             s1_0 = (s1_1 + ((a0[0] * s1_1) * ((a4[0] * s0_0) - a5[0])));
-            if (i == 0) __stcs(&a6[(t + 1) * dims[13] + 0], s1_0);
+            if (i == 0) a6[(t + 1) * dims[13] + 0] = s1_0;
             s0_1 = s0_0;
             s1_1 = s1_0;
         }

@@ -10,7 +10,7 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = a0[(t) * dims[1] + 0];
-            if (i == 0) __stcs(&a1[(t + 0) * dims[3] + 0], s0_0);
+            if (i == 0) a1[(t + 0) * dims[3] + 0] = s0_0;
         }
     }
 }

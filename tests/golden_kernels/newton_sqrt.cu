@@ -12,7 +12,7 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = ((s0_1 + (a0[0] / s0_1)) / ((double)(INT64_C(2))));
-            if (i == 0) __stcs(&a1[(t + 1) * dims[3] + 0], s0_0);
+            if (i == 0) a1[(t + 1) * dims[3] + 0] = s0_0;
             bool stop = (bool)((fabs((s0_0 - s0_1)) < a2[0]));
             s0_1 = s0_0;
             if (stop) { atomicMin(&result[1], t); t++; break; }
