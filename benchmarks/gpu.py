@@ -77,7 +77,7 @@ def bandwidths(cupy: Any, repeats: int) -> tuple[float, float]:
             stop.synchronize()
             samples.append(cupy.cuda.get_elapsed_time(start, stop) / 1e3)
         rates.append(moved / float(np.median(samples[1:])))
-    del source, target
+    del source, target, work, arguments
     cupy.get_default_memory_pool().free_all_blocks()
     return rates[0], rates[1]
 
