@@ -27,6 +27,7 @@ from recur.engine.loop import run_plan
 from recur.engine.native import CompileError
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
+from recur.values import MAX_STEPS
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -159,8 +160,7 @@ def prepare(
 
     Takes the arguments of `run`; `recur explain` prints what it returns.
     """
-    if steps is not None and steps < 0:
-        raise UsageError(f"--steps must be >= 0, not {steps}")
+    check_steps(steps)
     overrides = _overrides(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
@@ -169,6 +169,16 @@ def prepare(
             spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
         )
+
+
+def check_steps(steps: int | None) -> None:
+    """Refuse a step count no run can take (`--steps`, or `steps=` here) before anything
+    is read or computed."""
+    if steps is not None and steps < 0:
+        raise UsageError(f"--steps must be >= 0, not {steps}")
+    if steps is not None and steps > MAX_STEPS:
+        raise UsageError(f"--steps {steps} is more than any run can take; the limit is "
+                         f"{MAX_STEPS:,} (10**15)")
 
 
 def _overrides(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,10 +23,6 @@ from recur.progress import ProgressBar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# More steps than any run can take (about 30 years at a million steps a second): a count
-# beyond it is a mistake, refused before the run rather than left to run until stopped.
-MAX_STEPS = 10**15
-
 _OPTIONS = [
     click.argument("spec", type=click.Path(dir_okay=False)),
     click.option("-s", "--steps", type=int, help="Number of steps (overrides the spec)."),
@@ -85,9 +81,7 @@ def request_from_options(
     engine: str = "auto",
 ) -> Request:
     """Load the spec, check the options against it, and read the inputs."""
-    if steps is not None and steps > MAX_STEPS:
-        raise UsageError(f"--steps {steps} is more than any run can take; the limit is "
-                         f"{MAX_STEPS:,} (10**15)")
+    api.check_steps(steps)  # before reading anything
     loaded = api.load(spec)
     names = _selected_outputs(loaded, selected)
     input_paths = _input_pairs(inputs)

@@ -126,6 +126,11 @@ def _missing_input(name: str, what: str, span: Span) -> SpecError:
     )
 
 
+# More steps than any run can take (about 30 years at a million steps a second): a count
+# beyond it is a mistake, refused before the run rather than left to run until stopped.
+MAX_STEPS = 10**15
+
+
 def count_steps(
     spec: Spec, params: Mapping[str, Any], sequences: Mapping[str, Any],
     offsets: Mapping[str, tuple[int, int]], requested: int | None, backend: Any,
@@ -148,6 +153,9 @@ def count_steps(
         requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'"),
                                    spec.steps.span)
         reason = "from 'steps:'"
+        if requested > MAX_STEPS:
+            raise SpecError(f"'steps' is {requested}, more than any run can take; the limit "
+                            f"is {MAX_STEPS:,} (10**15)", spec.steps.span)
     if requested is None:
         if not allowed:
             raise SpecError(
