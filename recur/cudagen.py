@@ -1,16 +1,10 @@
-"""A compiled plan -> the CUDA source of one fused kernel: the time loop inside, one
-thread per lane, taps in registers.
+"""A compiled plan -> the CUDA source of one fused kernel: the time loop inside.
 
-The expressions are the C dialect's (`recur.codegen`), so a value is computed with the
-same operations, in the same order and dtypes, as the interpreter computes it; compiled
-with `--fmad=false`, `+ - * /` and `sqrt` round as NumPy's do. What differs is the loop:
-each thread walks all steps of its lane, keeping the last taps of every output in
-registers, and writes a kept state once; a state kept `last` goes back to its ring at the
-end of a launch, so that launches can be chained (progress) and the result collected as
-the interpreter's.
-
-Every output must have the kernel's lanes, or one element (computed by every thread
-alike, written by the first).
+Most specs get the lane loop of `recur.lanegen` with a thread per lane: each thread
+walks all steps of its lane, the taps in registers, and writes a kept state once. The
+expressions are `recur.codegen`'s, so a value is computed with the same operations, in
+the same order and dtypes, as the interpreter computes it; compiled with
+`--fmad=false`, `+ - * /` and `sqrt` round as NumPy's do.
 
 A step with a matrix product `h[t-1] @ M` (or `M @ h[t-1]`, M fixed) gets another
 kernel: each block owns a few rows of the state, loads their previous values into
@@ -24,12 +18,12 @@ lanes, sets `result[1]`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from recur.codegen import COMMON, Unsupported, _Generator, _int, where_functions
+from recur.codegen import COMMON, Unsupported, _Generator, where_functions
 from recur.compiler import Compiled
+from recur.lanegen import LaneGenerator
 from recur.lang import nodes as n
 from recur.spec import Spec
 
@@ -79,7 +73,6 @@ R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st) {
 
 PRELUDE = CUDA_HEADER + COMMON + where_functions(CUDA_TYPES)
 
-_STOP_AT_FAULT = "if (status[0] != 0) { atomicMin(&result[0], t); return; }"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +96,7 @@ def generate(compiled: Compiled, spec: Spec) -> CudaKernel:
     roots = [o.step for o in spec.outputs] + ([spec.until] if spec.until else [])
     if any(_has_product(root, compiled) for root in roots):
         return _MatrixStepGenerator(compiled, spec).cuda_kernel()
-    return _CudaGenerator(compiled, spec).cuda_kernel()
+    return _CudaLaneGenerator(compiled, spec).cuda_kernel()
 
 
 def _has_product(node: n.Node, compiled: Compiled) -> bool:
@@ -115,137 +108,39 @@ def _has_product(node: n.Node, compiled: Compiled) -> bool:
     return any(_has_product(child, compiled) for child in n.children(node))
 
 
-class _CudaGenerator(_Generator):
+class _CudaLaneGenerator(LaneGenerator):
+    """The CUDA dialect: a grid-stride loop over lanes, faults and `until` recorded in
+    `result` with atomicMin (the first step wins)."""
+
     types = CUDA_TYPES
 
     def cuda_kernel(self) -> CudaKernel:
-        outputs = self.plan.outputs
-        shapes = {o.history.shape for o in outputs if math.prod(o.history.shape) != 1}
-        if len(shapes) > 1:
-            raise Unsupported("outputs whose states have different shapes")
-        lanes = math.prod(shapes.pop()) if shapes else 1
-        self.registers = {o.name: k for k, o in enumerate(outputs)}
-        for output in outputs:
-            if lanes > 1 and math.prod(output.history.shape) == 1 and not output.history.full:
-                raise Unsupported(f"one-element output '{output.name}' kept 'last' beside lanes")
-        body = []
-        for output in outputs:
-            body.extend(self._output(output))
-        tests, stop = self._until()
-        shifts = [f"            s{k}_{lag} = s{k}_{lag - 1};"
-                  for output in outputs for k in [self.registers[output.name]]
-                  for lag in range(self._depth(output), 0, -1)]
-        loads = [line for output in outputs for line in self._loads(output)]
-        stores = [line for output in outputs for line in self._stores(output)]
-        parameters = ",\n".join(
-            f"    {self.types[str(array.dtype)]} *__restrict__ a{k}"
-            for k, array in enumerate(self.args.arrays))
-        lines = [
+        source, lanes = self.lane_kernel()
+        return CudaKernel(source, tuple(self.args.arrays), lanes, lanes, LANE_BLOCK)
+
+    def _frame(self, inner: list[str]) -> list[str]:
+        parameters = "".join(f",\n    {self.types[str(array.dtype)]} *__restrict__ a{k}"
+                             for k, array in enumerate(self.args.arrays))
+        return [
             PRELUDE,
             f'extern "C" __global__ void {KERNEL_NAME}(',
             "    long long t0, long long t1, long long steps, long long lanes,",
-            "    long long *result, const long long *__restrict__ dims" + (",\n" + parameters
-                                                           if parameters else "") + ") {",
+            f"    long long *result, const long long *__restrict__ dims{parameters}) {{",
             "    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; "
             "i < lanes;",
             "         i += (long long)blockDim.x * gridDim.x) {",
             "        long long status[1] = {0};",
-            *loads,
-            "        long long t = t0;",
-            "        for (; t < t1; t++) {",
-            *body,
-            *tests,
-            *shifts,
-            *stop,
-            "        }",
-            *stores,
+            *inner,
             "    }",
             "}",
             "",
         ]
-        return CudaKernel("\n".join(lines), tuple(self.args.arrays), lanes, lanes, LANE_BLOCK)
 
-    def _depth(self, output: Any) -> int:
-        """Registers behind this step's value: the taps, and one for a ring's last state."""
-        history = output.history
-        return history.depth if history.full else max(history.depth, 1)
+    def _stop_at_fault(self) -> str:
+        return "atomicMin(&result[0], t); return;"
 
-    def _output(self, output: Any) -> list[str]:
-        if output.dtype not in self.types:
-            raise Unsupported(f"output '{output.name}' is {output.dtype}")
-        self.target = output.history.shape
-        self.checked = False
-        step = self.spec.output(output.name).step
-        value = self._expr(step)
-        if output.check_range is not None:  # before the cast, which would wrap
-            low, high = output.check_range
-            value = f"r_fit({value}, {_int(low)}, {_int(high)}, status)"
-            self.checked = True
-        value = self._cast(value, self._seen(step).dtype, output.dtype)
-        register = f"s{self.registers[output.name]}_0"
-        lines = [f"            {register} = {value};"]
-        if self.checked:
-            lines.append(f"            {_STOP_AT_FAULT}")
-        if self.plan.check_finite and output.dtype in ("float32", "float64"):
-            lines.append(f"            if (!isfinite({register})) "
-                         "{ atomicMin(&result[0], t); return; }")
-        if output.history.full:
-            lines.append(f"            {self._first(output)}{self._cell(output, 0, 't')} = "
-                         f"{register};")
-        return lines
-
-    def _cell(self, output: Any, lag: int, t: str) -> str:
-        rows = self._history(output.name)
-        column = "0" if math.prod(output.history.shape) == 1 else "i"
-        return f"a{rows}[({self._row(output.name, lag, t)}) * dims[{2 * rows + 1}] + {column}]"
-
-    @staticmethod
-    def _first(output: Any) -> str:
-        """Only the first thread writes a one-element state (every thread computes it)."""
-        return "if (i == 0) " if math.prod(output.history.shape) == 1 else ""
-
-    def _loads(self, output: Any) -> list[str]:
-        c_type, k = self.types[output.dtype], self.registers[output.name]
-        depth = output.history.depth
-        lines = [f"        {c_type} s{k}_0;"]
-        for lag in range(1, self._depth(output) + 1):
-            value = self._cell(output, lag, "t0") if lag <= depth else "0"
-            lines.append(f"        {c_type} s{k}_{lag} = {value};")
-        return lines
-
-    def _stores(self, output: Any) -> list[str]:
-        """A ring's last states go back to it, where the next launch or `collect` reads."""
-        if output.history.full:
-            return []
-        k, depth = self.registers[output.name], output.history.depth
-        lines = []
-        for lag in range(1, self._depth(output) + 1):
-            store = f"{self._first(output)}{self._cell(output, lag, 't')} = s{k}_{lag};"
-            if lag > depth:  # a register that holds a state only once a step has run
-                store = f"if (t > t0) {{ {store} }}"
-            lines.append(f"        {store}")
-        return lines
-
-    def _until(self) -> tuple[list[str], list[str]]:
-        """The test of `until` (before the taps shift) and the stop (after them)."""
-        if self.plan.until is None:
-            return [], []
-        assert self.spec.until is not None
-        self.target = ()
-        self.checked = False
-        tests = [f"            bool stop = (bool)({self._expr(self.spec.until)});"]
-        if self.checked:
-            tests.append(f"            {_STOP_AT_FAULT}")
-        return tests, ["            if (stop) { atomicMin(&result[1], t); t++; break; }"]
-
-    def _tap(self, name: str, lag: int) -> str:
-        shape = self.histories[name].shape
-        if math.prod(shape) != 1 and shape != self.target:
-            raise Unsupported(f"a state of shape {shape} is read by lanes {self.target}")
-        return f"s{self.registers[name]}_{lag}"
-
-    def _matrix_vector(self, node: Any) -> str:
-        raise Unsupported("matrix products, which mix lanes (they run step by step on CuPy)")
+    def _stop_at_until(self) -> str:
+        return "atomicMin(&result[1], t); t++; break;"
 
 
 SHARED_BYTES = 32 * 1024  # the previous rows a block keeps in shared memory

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from recur import codegen, cudagen, linear
+from recur import codegen, cudagen, lanegen, linear
 from recur.compiler import Compiled
 from recur.diagnostics import UsageError
 from recur.engine import cuda, native, scan
@@ -149,7 +149,9 @@ def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]
         return None, f"it runs on the CPU only, not on {compiled.plan.backend.name}"
     if not native.available():
         return None, "no C compiler was found (set CC, or install gcc or clang)"
-    return _attempt(codegen.generate, compiled, spec)
+    one_lane, _ = _attempt(lanegen.generate_host, compiled, spec)  # taps in registers
+    return (one_lane, "") if one_lane is not None else _attempt(codegen.generate, compiled,
+                                                                spec)
 
 
 def _attempt(make: Callable[[Compiled, Spec], Any], compiled: Compiled,

@@ -239,7 +239,7 @@ def test_auto_interprets_without_a_c_compiler(monkeypatch: pytest.MonkeyPatch) -
 
 def test_kernels_are_cached_on_disk_by_their_source() -> None:
     spec = recur.load("steps: 5\noutputs:\n  x:\n    initial: 2\n    step: x[t-1] * 3 - 1\n")
-    kernel = codegen.generate(api.prepare(spec), spec)
+    kernel = dispatch.choose(api.prepare(spec), spec, "compiled").kernel
     recur.run(spec, engine="compiled")
     assert native.is_cached(kernel.source)
     cached = native.library_path(kernel.source)
@@ -274,7 +274,7 @@ def test_every_example_spec_runs_compiled_as_interpreted(name: str) -> None:
 @pytest.mark.parametrize("name", KERNEL_SPECS)
 def test_kernel_source_is_golden(name: str, request: pytest.FixtureRequest) -> None:
     spec = recur.load(ROOT / "specs" / f"{name}.yaml")
-    source = codegen.generate(api.prepare(spec), spec).source
+    source = dispatch.choose(api.prepare(spec), spec, "compiled").kernel.source
     body = source[source.index("int64_t kernel("):]  # the prelude is the same for all
     golden = KERNELS / f"{name}.c"
     if request.config.getoption("--update-golden") and (

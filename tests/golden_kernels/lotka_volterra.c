@@ -1,4 +1,4 @@
-int64_t kernel(int64_t t0, int64_t t1, int64_t *status, int64_t steps,
+int64_t kernel(int64_t t0, int64_t t1, int64_t *result, int64_t steps,
                void **args, const int64_t *dims) {
     (void)steps; (void)dims;
     double *restrict a0 = (double *)args[0];
@@ -8,13 +8,22 @@ int64_t kernel(int64_t t0, int64_t t1, int64_t *status, int64_t steps,
     double *restrict a4 = (double *)args[4];
     double *restrict a5 = (double *)args[5];
     double *restrict a6 = (double *)args[6];
-    for (int64_t t = t0; t < t1; t++) {
-        for (int64_t i = 0; i < dims[1]; i++) {
-            a0[(t + 1) * dims[1] + i] = (a0[(t + 0) * dims[1] + 0] + ((a1[0] * a0[(t + 0) * dims[1] + 0]) * (a2[0] - (a3[0] * a4[(t + 0) * dims[9] + 0]))));
-        }
-        for (int64_t i = 0; i < dims[9]; i++) {
-            a4[(t + 1) * dims[9] + i] = (a4[(t + 0) * dims[9] + 0] + ((a1[0] * a4[(t + 0) * dims[9] + 0]) * ((a5[0] * a0[(t + 1) * dims[1] + 0]) - a6[0])));
+    int64_t t = t0;
+    for (int64_t i = 0; i < 1; i++) {
+        int64_t status[1] = {0};
+        double s0_0;
+        double s0_1 = a3[(t0 + 0) * dims[7] + 0];
+        double s1_0;
+        double s1_1 = a6[(t0 + 0) * dims[13] + 0];
+        t = t0;
+        for (; t < t1; t++) {
+            s0_0 = (s0_1 + ((a0[0] * s0_1) * (a1[0] - (a2[0] * s1_1))));
+            if (i == 0) a3[(t + 1) * dims[7] + 0] = s0_0;
+            s1_0 = (s1_1 + ((a0[0] * s1_1) * ((a4[0] * s0_0) - a5[0])));
+            if (i == 0) a6[(t + 1) * dims[13] + 0] = s1_0;
+            s0_1 = s0_0;
+            s1_1 = s1_0;
         }
     }
-    return t1;
+    return t;
 }

@@ -1,0 +1,209 @@
+"""The lane loop: each lane walks every step with the taps of every output in registers.
+
+On CUDA (`recur.cudagen`) a lane is a thread; on the CPU this is the kernel for specs
+whose states are single values, where the C engine's usual loop (all lanes of one step,
+then the next step, reading taps back from memory) would make every step wait for the
+store of the last one. The expressions are `recur.codegen`'s, so values are computed
+with the same operations in the same order and dtypes.
+
+Every output must have the kernel's lanes, or one element (computed by every lane
+alike, written by the first). A state kept `last` goes back to its ring when the loop
+stops, so that calls can be chained (progress) and the result collected as the
+interpreter's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from recur.codegen import (
+    C_TYPES,
+    PRELUDE,
+    STATUS_FAULT,
+    STATUS_UNTIL,
+    Kernel,
+    Unsupported,
+    _Generator,
+    _int,
+)
+from recur.compiler import Compiled
+from recur.spec import Spec
+
+
+class LaneGenerator(_Generator):
+    """One lane per loop iteration (a thread, on CUDA), the time loop inside, the taps of
+    every output in registers `s<output>_<lag>`. Dialects say how the function begins
+    and how a fault or `until` leaves it."""
+
+    index = "long long"  # the C type of t and of the status word
+
+    def lane_kernel(self) -> tuple[str, int]:
+        """The source and the number of lanes."""
+        outputs = self.plan.outputs
+        shapes = {o.history.shape for o in outputs if math.prod(o.history.shape) != 1}
+        if len(shapes) > 1:
+            raise Unsupported("outputs whose states have different shapes")
+        lanes = math.prod(shapes.pop()) if shapes else 1
+        self.registers = {o.name: k for k, o in enumerate(outputs)}
+        for output in outputs:
+            if lanes > 1 and math.prod(output.history.shape) == 1 and not output.history.full:
+                raise Unsupported(f"one-element output '{output.name}' kept 'last' beside lanes")
+        body = []
+        for output in outputs:
+            body.extend(self._output(output))
+        tests, stop = self._until()
+        shifts = [f"            s{k}_{lag} = s{k}_{lag - 1};"
+                  for output in outputs for k in [self.registers[output.name]]
+                  for lag in range(self._depth(output), 0, -1)]
+        loads = [line for output in outputs for line in self._loads(output)]
+        stores = [line for output in outputs for line in self._stores(output)]
+        inner = [
+            *loads,
+            f"        {self.index} t = t0;",
+            "        for (; t < t1; t++) {",
+            *body,
+            *tests,
+            *shifts,
+            *stop,
+            "        }",
+            *stores,
+        ]
+        return "\n".join(self._frame(inner)), lanes
+
+    def _frame(self, inner: list[str]) -> list[str]:
+        """The function around the lane loop's body `inner`."""
+        raise NotImplementedError
+
+    def _stop_at_fault(self) -> str:
+        """Leave the kernel, the step `t` recorded as the first that faulted."""
+        raise NotImplementedError
+
+    def _stop_at_until(self) -> str:
+        """Record `until` at step `t`, count the step, leave the time loop."""
+        raise NotImplementedError
+
+    def _depth(self, output: Any) -> int:
+        """Registers behind this step's value: the taps, and one for a ring's last state."""
+        history = output.history
+        return history.depth if history.full else max(history.depth, 1)
+
+    def _output(self, output: Any) -> list[str]:
+        if output.dtype not in self.types:
+            raise Unsupported(f"output '{output.name}' is {output.dtype}")
+        self.target = output.history.shape
+        self.checked = False
+        step = self.spec.output(output.name).step
+        value = self._expr(step)
+        if output.check_range is not None:  # before the cast, which would wrap
+            low, high = output.check_range
+            value = f"r_fit({value}, {_int(low)}, {_int(high)}, status)"
+            self.checked = True
+        value = self._cast(value, self._seen(step).dtype, output.dtype)
+        register = f"s{self.registers[output.name]}_0"
+        lines = [f"            {register} = {value};"]
+        if self.checked:
+            lines.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
+        if self.plan.check_finite and output.dtype in ("float32", "float64"):
+            lines.append(f"            if (!isfinite({register})) {{ {self._stop_at_fault()} }}")
+        if output.history.full:
+            lines.append(f"            {self._first(output)}{self._cell(output, 0, 't')} = "
+                         f"{register};")
+        return lines
+
+    def _cell(self, output: Any, lag: int, t: str) -> str:
+        rows = self._history(output.name)
+        column = "0" if math.prod(output.history.shape) == 1 else "i"
+        return f"a{rows}[({self._row(output.name, lag, t)}) * dims[{2 * rows + 1}] + {column}]"
+
+    @staticmethod
+    def _first(output: Any) -> str:
+        """Only the first thread writes a one-element state (every thread computes it)."""
+        return "if (i == 0) " if math.prod(output.history.shape) == 1 else ""
+
+    def _loads(self, output: Any) -> list[str]:
+        c_type, k = self.types[output.dtype], self.registers[output.name]
+        depth = output.history.depth
+        lines = [f"        {c_type} s{k}_0;"]
+        for lag in range(1, self._depth(output) + 1):
+            value = self._cell(output, lag, "t0") if lag <= depth else "0"
+            lines.append(f"        {c_type} s{k}_{lag} = {value};")
+        return lines
+
+    def _stores(self, output: Any) -> list[str]:
+        """A ring's last states go back to it, where the next launch or `collect` reads."""
+        if output.history.full:
+            return []
+        k, depth = self.registers[output.name], output.history.depth
+        lines = []
+        for lag in range(1, self._depth(output) + 1):
+            store = f"{self._first(output)}{self._cell(output, lag, 't')} = s{k}_{lag};"
+            if lag > depth:  # a register that holds a state only once a step has run
+                store = f"if (t > t0) {{ {store} }}"
+            lines.append(f"        {store}")
+        return lines
+
+    def _until(self) -> tuple[list[str], list[str]]:
+        """The test of `until` (before the taps shift) and the stop (after them)."""
+        if self.plan.until is None:
+            return [], []
+        assert self.spec.until is not None
+        self.target = ()
+        self.checked = False
+        tests = [f"            bool stop = (bool)({self._expr(self.spec.until)});"]
+        if self.checked:
+            tests.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
+        return tests, [f"            if (stop) {{ {self._stop_at_until()} }}"]
+
+    def _tap(self, name: str, lag: int) -> str:
+        shape = self.histories[name].shape
+        if math.prod(shape) != 1 and shape != self.target:
+            raise Unsupported(f"a state of shape {shape} is read by lanes {self.target}")
+        return f"s{self.registers[name]}_{lag}"
+
+    def _matrix_vector(self, node: Any) -> str:
+        raise Unsupported("matrix products, which mix lanes")
+
+
+class _HostLaneGenerator(LaneGenerator):
+    """The C dialect, with the native engine's calling convention (`recur.engine.native`)."""
+
+    types = C_TYPES
+    index = "int64_t"
+
+    def _frame(self, inner: list[str]) -> list[str]:
+        declarations = [
+            f"    {self.types[str(array.dtype)]} *restrict a{k} = "
+            f"({self.types[str(array.dtype)]} *)args[{k}];"
+            for k, array in enumerate(self.args.arrays)
+        ]
+        return [
+            PRELUDE,
+            "int64_t kernel(int64_t t0, int64_t t1, int64_t *result, int64_t steps,",
+            "               void **args, const int64_t *dims) {",
+            "    (void)steps; (void)dims;",
+            *declarations,
+            "    int64_t t = t0;",
+            "    for (int64_t i = 0; i < 1; i++) {",
+            "        int64_t status[1] = {0};",
+            *[line.replace(f"        {self.index} t = t0;", "        t = t0;") for line in inner],
+            "    }",
+            "    return t;",
+            "}",
+            "",
+        ]
+
+    def _stop_at_fault(self) -> str:
+        return f"result[0] = {STATUS_FAULT}; result[1] = t; return t;"
+
+    def _stop_at_until(self) -> str:
+        return f"result[0] = {STATUS_UNTIL}; result[1] = t; t++; break;"
+
+
+def generate_host(compiled: Compiled, spec: Spec) -> Kernel:
+    """The C lane kernel for a spec whose states are single values, or `Unsupported`."""
+    generator = _HostLaneGenerator(compiled, spec)
+    source, lanes = generator.lane_kernel()
+    if lanes != 1:
+        raise Unsupported("states with lanes: the lanes-inner loop serves them better")
+    return Kernel(source, tuple(generator.args.arrays))
