@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 FOREVER = """\
-steps: 1000000000
+steps: 100000000000000
 outputs:
   x:
     initial: 0.0
