@@ -342,6 +342,12 @@ def test_explain_names_the_cuda_engine_and_why(where: str) -> None:
     assert "because: one CUDA kernel runs all" in result.output
 
 
+def test_device_auto_runs_on_cuda_where_it_works(where: str) -> None:
+    if where == "emulated":
+        pytest.skip("auto looks for CuPy itself")
+    assert recur.run(ROOT / "specs" / "fibonacci.yaml", device="auto").device == "cuda"
+
+
 def test_cli_device_cuda_gives_the_cpu_bytes(where: str) -> None:
     outputs = [CliRunner().invoke(cli, ["run", str(ROOT / "specs/collatz.yaml"), "--device",
                                         device, "-o", "-", "-f", "csv"]).stdout
