@@ -6,6 +6,9 @@ import csv
 import io
 import os
 import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -436,3 +439,46 @@ def test_read_only_folder(tmp_path: Path) -> None:
         assert _listing(folder) == []
     finally:
         folder.chmod(0o755)
+
+
+# Devices and pipes named as files
+
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _recur(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "recur", "run", *args], capture_output=True,
+                          timeout=120, check=False)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_an_npz_archive_of_several_outputs_can_go_to_dev_null() -> None:
+    done = _recur(str(SPECS / "lotka_volterra.yaml"), "-o", "/dev/null", "-f", "npz")
+    assert done.returncode == 0 and done.stderr == b""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_an_npz_archive_streams_into_a_named_pipe(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    done = _recur(str(SPECS / "lotka_volterra.yaml"), "-o", str(fifo), "-f", "npz")
+    reader.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    archive = np.load(io.BytesIO(received[0]))
+    expected = np.load(io.BytesIO(_recur(str(SPECS / "lotka_volterra.yaml"), "-o", "-", "-f",
+                                         "npz").stdout))
+    assert sorted(archive.files) == sorted(expected.files) and len(expected.files) == 2
+    for name in expected.files:
+        np.testing.assert_array_equal(archive[name], expected[name])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/stdout"), reason="needs /dev/stdout")
+def test_dev_stdout_writes_into_the_pipe_that_standard_output_is() -> None:
+    through_name = _recur(str(SPECS / "fibonacci.yaml"), "-o", "/dev/stdout", "-f", "csv")
+    through_dash = _recur(str(SPECS / "fibonacci.yaml"), "-o", "-", "-f", "csv")
+    assert through_name.returncode == 0, through_name.stderr
+    assert through_name.stdout == through_dash.stdout and through_name.stdout.count(b"\n") > 5

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
@@ -235,10 +235,10 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """
     if os.path.isdir(path):
         raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    if _is_special(target):
-        _write_through(path, target, write)
+    if _is_special(path):  # through a link too: /dev/stdout names a pipe as 'pipe:[N]'
+        _write_through(path, write)
         return
+    target = os.path.realpath(path) if os.path.islink(path) else path
     folder, base = os.path.split(target)
     try:
         handle, temporary = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
@@ -267,12 +267,45 @@ def _is_special(path: str) -> bool:
     return not stat.S_ISREG(mode)
 
 
-def _write_through(path: str, target: str, write: Callable[[BinaryIO], None]) -> None:
+def _write_through(path: str, write: Callable[[BinaryIO], None]) -> None:
     try:
-        with open(target, "wb") as stream:
-            write(stream)
+        with open(path, "wb") as stream:
+            write(_ForwardOnly(stream))  # type: ignore[arg-type]
     except OSError as exc:
         raise _cannot_write(path, exc) from None
+
+
+class _ForwardOnly(io.RawIOBase):
+    """A device or a pipe as a stream that only goes forward.
+
+    `/dev/null` accepts seeks and always says it is at 0, which would make a zip
+    archive's offsets nonsense; refusing to seek makes `zipfile` stream the archive.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self._stream.write(data)
+        self._written += written
+        return written
+
+    def tell(self) -> int:
+        return self._written
+
+    def seek(self, *_: object) -> int:
+        raise io.UnsupportedOperation("seek")
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def _cannot_write(path: str, exc: OSError) -> UsageError:
