@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy
 
 from recur.engine.frame import KernelFault
+from recur.engine.native import CompileError
 from recur.engine.plan import Plan
 
 BLOCK = 256  # threads per block
@@ -44,7 +45,11 @@ class CupyLauncher:
         if module is None:
             module = self.cupy.RawModule(code=source, options=OPTIONS)
             self._modules[source] = module
-        kernel = module.get_function(name)
+        try:
+            kernel = module.get_function(name)  # NVRTC compiles here (or CuPy's cache)
+        except Exception as error:  # CuPy's CompileException, or a driver's error
+            raise CompileError(f"NVRTC failed on a generated kernel: "
+                               f"{str(error).strip().splitlines()[0]}") from None
 
         def launch(threads: int, arguments: tuple[Any, ...], block: int = BLOCK) -> None:
             blocks = max(1, min(math.ceil(threads / block), MAX_BLOCKS))
