@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy
@@ -29,6 +30,8 @@ import recur
 from recur import api, cudagen, dispatch
 from recur.cli import cli
 from recur.engine import scan
+from recur.engine.cuda import CupyLauncher
+from recur.engine.native import CompileError
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
@@ -411,3 +414,34 @@ def test_nvrtc_compiles_the_generated_source(name: str, where: str) -> None:
     nvrtc.nvrtcGetProgramLog(program, log)
     nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
     assert status == 0, log.value.decode()
+
+
+def test_an_nvrtc_failure_is_recurs_compile_error() -> None:
+    class Module:
+        def __init__(self, code: str, options: tuple[str, ...]) -> None:
+            assert "--fmad=false" in options
+
+        def get_function(self, name: str) -> None:
+            raise RuntimeError("nvrtc: error: identifier 'x' is undefined\n1 error detected")
+
+    with pytest.raises(CompileError, match="NVRTC failed on a generated kernel: nvrtc: error"):
+        CupyLauncher(SimpleNamespace(RawModule=Module)).function("source", "recur_kernel")
+
+
+def test_a_kernel_that_does_not_compile_falls_back_to_the_interpreter(
+        where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if where == "gpu":
+        pytest.skip("breaks the emulator's compiler on purpose")
+    backend = api.get_backend("cuda")
+
+    def broken(source: str, name: str) -> None:
+        raise CompileError("NVRTC failed on a generated kernel: (a test)")
+
+    monkeypatch.setattr(backend.launcher, "function", broken)
+    spec = recur.load(ROOT / "specs" / "fibonacci.yaml")
+    result = recur.run(spec, device="cuda")
+    assert result.engine == "interpreter"
+    agree(recur.run(spec), result, exact=True)
+    with pytest.raises(recur.RecurError) as error:
+        recur.run(spec, device="cuda", engine="compiled")
+    assert error.value.exit_code == 2 and "NVRTC failed" in error.value.message
