@@ -283,3 +283,21 @@ def test_kernel_source_is_golden(name: str, request: pytest.FixtureRequest) -> N
         golden.write_text(body)
         pytest.fail(f"regenerated {golden.name}; review git diff tests/golden_kernels")
     assert body == golden.read_text()
+
+
+@pytest.mark.parametrize("keep", ["all", "last"])
+def test_one_value_kernels_carry_their_taps_across_calls(
+        keep: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane loop (taps in registers) runs in calls of a few steps: each call reloads
+    the taps and a ring gets its last states back, also when `until` stops mid-call."""
+    monkeypatch.setattr(native, "CHUNK_ELEMENTS", 7)
+    text = ("steps: 60\noutputs:\n  x:\n    initial: [0.25, 0.5, 0.75]\n"
+            "    step: 0.5 * x[t-1] + 0.25 * x[t-3] + 0.125\n"
+            f"    keep: {keep}\n  n:\n    initial: 0\n    step: n[t-1] + 1\n"
+            "until: n[t] >= 45\n")
+    interpreted, compiled = both(text)
+    assert compiled.steps_run == 45 and compiled.stopped_by == "until"
+    assert_same(interpreted, compiled)
+    spec = recur.load(text)
+    choice = dispatch.choose(api.prepare(spec), spec, "compiled")
+    assert "s0_3" in choice.kernel.source  # the taps are registers
