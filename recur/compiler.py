@@ -27,6 +27,9 @@ from recur.spec import OutputSpec, Spec
 from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequences
 
 MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
+# Outputs this small fit anywhere recur runs: asking the OS (a tenth of a millisecond,
+# a noticeable part of a small run) is not worth it.
+ALWAYS_AVAILABLE = 16 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +433,8 @@ def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, 
 def _check_memory(sizes: Mapping[str, int], backend: Any) -> None:
     """Refuse, before allocating, a run whose outputs cannot fit in memory."""
     needed = sum(sizes.values())
+    if needed <= ALWAYS_AVAILABLE:
+        return
     parts = [f"{name}: {format_bytes(size)}" for name, size in sizes.items()]
     available = backend.available_memory()
     if available is not None and needed > available:

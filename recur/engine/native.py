@@ -85,7 +85,7 @@ def is_cached(source: str) -> bool:
 def load(source: str) -> Callable[..., int]:
     """The kernel function of `source`, compiled now or loaded from the cache."""
     path = library_path(source)
-    key = str(path)
+    key = str(path)  # the cache folder, the compiler and the flags are part of it
     if key not in _loaded:
         if not path.exists():
             path = _compile(source, path)
