@@ -37,6 +37,7 @@ class LaneGenerator(_Generator):
     and how a fault or `until` leaves it."""
 
     index = "long long"  # the C type of t and of the status word
+    t_outside = False  # whether the frame declares t (to return it) before the lane loop
 
     def lane_kernel(self) -> tuple[str, int]:
         """The source and the number of lanes."""
@@ -60,7 +61,7 @@ class LaneGenerator(_Generator):
         stores = [line for output in outputs for line in self._stores(output)]
         inner = [
             *loads,
-            f"        {self.index} t = t0;",
+            "        t = t0;" if self.t_outside else f"        {self.index} t = t0;",
             "        for (; t < t1; t++) {",
             *body,
             *tests,
@@ -170,6 +171,7 @@ class _HostLaneGenerator(LaneGenerator):
 
     types = C_TYPES
     index = "int64_t"
+    t_outside = True
 
     def _frame(self, inner: list[str]) -> list[str]:
         declarations = [
@@ -186,7 +188,7 @@ class _HostLaneGenerator(LaneGenerator):
             "    int64_t t = t0;",
             "    for (int64_t i = 0; i < 1; i++) {",
             "        int64_t status[1] = {0};",
-            *[line.replace(f"        {self.index} t = t0;", "        t = t0;") for line in inner],
+            *inner,
             "    }",
             "    return t;",
             "}",
