@@ -204,8 +204,8 @@ class _HostLaneGenerator(LaneGenerator):
 
 def generate_host(compiled: Compiled, spec: Spec) -> Kernel:
     """The C lane kernel for a spec whose states are single values, or `Unsupported`."""
-    generator = _HostLaneGenerator(compiled, spec)
-    source, lanes = generator.lane_kernel()
-    if lanes != 1:
+    if any(math.prod(o.history.shape) != 1 for o in compiled.plan.outputs):
         raise Unsupported("states with lanes: the lanes-inner loop serves them better")
+    generator = _HostLaneGenerator(compiled, spec)
+    source, _ = generator.lane_kernel()
     return Kernel(source, tuple(generator.args.arrays))
