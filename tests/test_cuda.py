@@ -322,16 +322,21 @@ def test_scan_is_for_cuda_only() -> None:
     assert error.value.exit_code == 2 and "--device cuda" in error.value.message
 
 
-def test_scan_under_check_reports_the_first_non_finite_value(where: str) -> None:
-    spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", 1, "all"))
-    b = numpy.ones(5000)
-    b[3000] = numpy.inf
+@pytest.mark.parametrize(("lanes", "keep"), [(1, "all"), (3, "all"), (3, "last")])
+def test_scan_under_check_reports_the_first_non_finite_value(lanes: int, keep: str,
+                                                             where: str) -> None:
+    """Kept whole, the scan's states say where (no replay); kept last, a replay does."""
+    spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", lanes, keep))
+    b = numpy.ones((5000, lanes))
+    b[3000, -1] = numpy.inf
+    b = b if lanes > 1 else b[:, 0]
     messages = []
     for device, engine in (("cpu", "interp"), ("cuda", "scan")):
         with pytest.raises(recur.RecurError) as error:
             recur.run(spec, device=device, engine=engine, check=True, inputs={"b": b})
         messages.append(error.value.message)
     assert messages[0] == messages[1] and "t=3000" in messages[0]
+    assert ("(lane 2)" in messages[0]) == (lanes > 1)
 
 
 # The command line and the sources

@@ -104,10 +104,7 @@ def _store(plan: Plan, output: OutputPlan) -> Any:
         if check_finite:
             finite = xp.isfinite(read_back(plan.frame))
             if not bool(finite.all()):
-                raise RunError(
-                    f"output '{output.name}' is not finite at t={t}"
-                    f"{_lane(xp.logical_not(finite), shape)}", output.span,
-                )
+                raise not_finite(output, t, xp.logical_not(finite))
 
     def _check_bounds(t: int, value: Any, bounds: tuple[int, int]) -> None:
         bad = (value < bounds[0]) | (value > bounds[1])
@@ -118,6 +115,12 @@ def _store(plan: Plan, output: OutputPlan) -> Any:
             )
 
     return store
+
+
+def not_finite(output: OutputPlan, t: int, bad: Any) -> RunError:
+    """The error of `--check` for `output` at step `t`, `bad` marking its lanes."""
+    return RunError(f"output '{output.name}' is not finite at t={t}"
+                    f"{_lane(bad, output.history.shape)}", output.span)
 
 
 def _lane(bad: Any, shape: tuple[int, ...]) -> str:
