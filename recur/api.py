@@ -133,6 +133,8 @@ class Report:
     steps: int | None
     outputs: tuple[OutputSummary, ...]
     needs_input: tuple[str, ...]  # names that must come from --input; shapes then unknown
+    engine: str | None = None  # the engine `auto` would take on the CPU
+    engine_reason: str | None = None
 
 
 def check(spec: Spec | str | Path) -> Report:
@@ -143,7 +145,9 @@ def check(spec: Spec | str | Path) -> Report:
     if needs:
         return Report(None, (), needs)
     compiled = prepare(spec)
-    return Report(compiled.plan.steps, compiled.outputs, ())
+    with _sourced(spec):
+        choice = choose(compiled, spec)
+    return Report(compiled.plan.steps, compiled.outputs, (), choice.engine, choice.reason)
 
 
 def prepare(

@@ -97,7 +97,9 @@ def run(out: str | None, fmt: str | None, meta: str | None, **options: Any) -> N
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(specs: tuple[str, ...]) -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also say which engine a run on the CPU would take, and why.")
+def check(specs: tuple[str, ...], verbose: bool) -> None:
     """Load and compile specs without running them; print what each would compute.
 
     \b
@@ -117,6 +119,8 @@ def check(specs: tuple[str, ...]) -> None:
             taps = f"taps {list(output.taps)}" if output.taps else "no taps"
             click.echo(f"  {output.name}: {output.dtype}, state {output.shape}, {taps}, "
                        f"keep {output.keep}")
+        if verbose and report.engine is not None:
+            click.echo(f"  engine: {report.engine}, because {report.engine_reason}")
 
 
 @cli.command(name="explain")

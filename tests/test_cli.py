@@ -140,6 +140,19 @@ def test_check_reports_outputs_and_steps() -> None:
     assert "steps: 99998" in result.stdout
 
 
+def test_check_verbose_says_which_engine_and_why(tmp_path: Path) -> None:
+    mixes = tmp_path / "mixes.yaml"
+    mixes.write_text("outputs:\n  h:\n    initial: [1.0, 3.0]\n"
+                     "    step: h[t-1] / sum(h[t-1])\nsteps: 3\n")
+    result = invoke("check", "-v", FIB, str(mixes))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  engine: ")]
+    assert len(lines) == 2 and lines[0].startswith(("  engine: interpreter, because ",
+                                                    "  engine: compiled, because "))
+    assert "mixes lanes" in lines[1] or "no C compiler" in lines[1]
+    assert "engine:" not in invoke("check", FIB).stdout
+
+
 def test_check_stops_at_the_first_broken_spec(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("outputs:\n  x: {step: 'x[t-1]'}\n")
