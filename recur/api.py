@@ -88,7 +88,7 @@ def run(
         last: keep only the final state of every output.
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
-        engine: "auto", "interp" or "compiled" (see `recur.dispatch`).
+        engine: "auto", "interp", "compiled" or "scan" (see `recur.dispatch`).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
@@ -103,8 +103,8 @@ def run(
         try:
             outcome = execute(choice, compiled, progress)
         except CompileError as error:
-            if engine == "compiled":
-                raise BackendError(f"--engine compiled: {error}",
+            if engine != "auto":  # asked for by name: say so rather than run another
+                raise BackendError(f"--engine {engine}: {error}",
                                    notes=("use --engine interp",)) from None
             choice = choose(compiled, spec, "interp")
             outcome = run_plan(compiled.plan, progress)
@@ -133,18 +133,21 @@ class Report:
     steps: int | None
     outputs: tuple[OutputSummary, ...]
     needs_input: tuple[str, ...]  # names that must come from --input; shapes then unknown
-    engine: str | None = None  # the engine `auto` would take on the CPU
+    engine: str | None = None  # with `engine=True`: the engine `auto` takes on the CPU
     engine_reason: str | None = None
 
 
-def check(spec: Spec | str | Path) -> Report:
-    """Load and compile a spec without running it."""
+def check(spec: Spec | str | Path, *, engine: bool = False) -> Report:
+    """Load and compile a spec without running it; with `engine`, also choose the engine
+    (which generates the kernel's source: work a plain check does without)."""
     if not isinstance(spec, Spec):
         spec = load(spec)
     needs = tuple(v.name.name for v in (*spec.params, *spec.sequences) if v.value is None)
     if needs:
         return Report(None, (), needs)
     compiled = prepare(spec)
+    if not engine:
+        return Report(compiled.plan.steps, compiled.outputs, ())
     with _sourced(spec):
         choice = choose(compiled, spec)
     return Report(compiled.plan.steps, compiled.outputs, (), choice.engine, choice.reason)

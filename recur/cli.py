@@ -108,7 +108,7 @@ def check(specs: tuple[str, ...], verbose: bool) -> None:
     """
     for path in specs:
         spec = api.load(path)
-        report = api.check(spec)
+        report = api.check(spec, engine=verbose)
         click.echo(f"{path}: ok" + (f": {spec.description.splitlines()[0]}"
                                      if spec.description else ""))
         if report.needs_input:
@@ -119,7 +119,7 @@ def check(specs: tuple[str, ...], verbose: bool) -> None:
             taps = f"taps {list(output.taps)}" if output.taps else "no taps"
             click.echo(f"  {output.name}: {output.dtype}, state {output.shape}, {taps}, "
                        f"keep {output.keep}")
-        if verbose and report.engine is not None:
+        if report.engine is not None:
             click.echo(f"  engine: {report.engine}, because {report.engine_reason}")
 
 

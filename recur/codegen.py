@@ -84,51 +84,36 @@ R_FN r_i64 r_neg(r_i64 a, r_i64 *st) { return a == INT64_MIN ? r_fail(st) : -a; 
 R_FN r_i64 r_abs(r_i64 a, r_i64 *st) { return a == INT64_MIN ? r_fail(st) : (a < 0 ? -a : a); }
 R_FN r_i64 r_fit(r_i64 a, r_i64 low, r_i64 high, r_i64 *st)
 { return (a < low || a > high) ? r_fail(st) : a; }
-/* NumPy's floor division and remainder of floats (npy_divmod). */
-R_FN double r_fdivmod(double a, double b, double *mod_out) {
-    double mod = fmod(a, b);
+"""
+_FLOAT_DIVMOD = """\
+/* NumPy's floor division and remainder of floats (npy_divmod), for T_ (math suffix F_). */
+R_FN T_ r_fdivmodF_(T_ a, T_ b, T_ *mod_out) {
+    T_ mod = fmodF_(a, b);
     if (b == 0) { *mod_out = mod; return a / b; }
-    double div = (a - mod) / b;
+    T_ div = (a - mod) / b;
     if (mod != 0) {
-        if ((b < 0) != (mod < 0)) { mod += b; div -= 1.0; }
+        if ((b < 0) != (mod < 0)) { mod += b; div -= 1; }
     } else {
-        mod = copysign(0.0, b);
+        mod = copysignF_((T_)0, b);
     }
-    double floordiv;
+    T_ floordiv;
     if (div != 0) {
-        floordiv = floor(div);
-        if (div - floordiv > 0.5) floordiv += 1.0;
+        floordiv = floorF_(div);
+        if (div - floordiv > (T_)0.5) floordiv += 1;
     } else {
-        floordiv = copysign(0.0, a / b);
+        floordiv = copysignF_((T_)0, a / b);
     }
     *mod_out = mod;
     return floordiv;
 }
-R_FN double r_floordiv_d(double a, double b) { double m; return r_fdivmod(a, b, &m); }
-R_FN double r_mod_d(double a, double b)
-{ double m; if (b == 0) return fmod(a, b); r_fdivmod(a, b, &m); return m; }
-R_FN float r_fdivmodf(float a, float b, float *mod_out) {
-    float mod = fmodf(a, b);
-    if (b == 0) { *mod_out = mod; return a / b; }
-    float div = (a - mod) / b;
-    if (mod != 0) {
-        if ((b < 0) != (mod < 0)) { mod += b; div -= 1.0f; }
-    } else {
-        mod = copysignf(0.0f, b);
-    }
-    float floordiv;
-    if (div != 0) {
-        floordiv = floorf(div);
-        if (div - floordiv > 0.5f) floordiv += 1.0f;
-    } else {
-        floordiv = copysignf(0.0f, a / b);
-    }
-    *mod_out = mod;
-    return floordiv;
-}
-R_FN float r_floordiv_f(float a, float b) { float m; return r_fdivmodf(a, b, &m); }
-R_FN float r_mod_f(float a, float b)
-{ float m; if (b == 0) return fmodf(a, b); r_fdivmodf(a, b, &m); return m; }
+R_FN T_ r_floordiv_S_(T_ a, T_ b) { T_ m; return r_fdivmodF_(a, b, &m); }
+R_FN T_ r_mod_S_(T_ a, T_ b)
+{ T_ m; if (b == 0) return fmodF_(a, b); r_fdivmodF_(a, b, &m); return m; }
+"""
+COMMON += "".join(_FLOAT_DIVMOD.replace("T_", c_type).replace("F_", math_suffix)
+                  .replace("S_", short) for c_type, math_suffix, short in
+                  (("double", "", "d"), ("float", "f", "f")))
+COMMON += """\
 R_FN double r_min_d(double a, double b) { return (a <= b || a != a) ? a : b; }
 R_FN double r_max_d(double a, double b) { return (a >= b || a != a) ? a : b; }
 R_FN float r_min_f(float a, float b) { return (a <= b || a != a) ? a : b; }
@@ -256,19 +241,24 @@ class _Generator:
         ]
         return Kernel("\n".join(lines), tuple(self.args.arrays))
 
-    def _output(self, output: Any) -> list[str]:
+    def _step_value(self, output: Any) -> str:
+        """The code of `output`'s new state, range-checked and cast to its dtype; sets
+        `target` (the lanes being built) and `checked` (whether it can fault)."""
         if output.dtype not in self.types:
             raise Unsupported(f"output '{output.name}' is {output.dtype}")
         self.target = output.history.shape
         self.checked = False
-        self.before = []
         step = self.spec.output(output.name).step
         value = self._expr(step)
         if output.check_range is not None:  # before the cast, which would wrap
             low, high = output.check_range
             value = f"r_fit({value}, {_int(low)}, {_int(high)}, status)"
             self.checked = True
-        value = self._cast(value, self._seen(step).dtype, output.dtype)
+        return self._cast(value, self._seen(step).dtype, output.dtype)
+
+    def _output(self, output: Any) -> list[str]:
+        self.before = []
+        value = self._step_value(output)
         rows = self._history(output.name)
         cell = f"a{rows}[({self._row(output.name, 0)}) * dims[{2 * rows + 1}] + i]"
         lines = [*self.before,

@@ -31,7 +31,6 @@ KERNEL_NAME = "recur_kernel"
 # Measured on an H200 (benchmarks/gpu.py --variants): block sizes of 128-512 and
 # streaming stores change G1 by under 3%, within noise.
 LANE_BLOCK = 256  # threads per block of the lane kernel
-NO_STEP = 2**63 - 1  # a result word no fault or `until` has set
 
 CUDA_TYPES = {
     "float64": "double", "float32": "float", "int64": "long long", "int32": "int",
@@ -89,6 +88,7 @@ class CudaKernel:
     lanes: int
     threads: int
     block: int = 256
+    name: str = KERNEL_NAME  # the function in `source` to launch
 
 
 def generate(compiled: Compiled, spec: Spec) -> CudaKernel:
@@ -177,9 +177,7 @@ class _MatrixStepGenerator(_Generator):
         self.width = shape[-1]
         lanes = shape[0] if len(shape) == 2 else 1
         self.product: tuple[int, int, str] | None = None  # matrix array, tap lag, dtype
-        self.target, self.checked = shape, False
-        step = self.spec.output(output.name).step
-        value = self._cast(self._expr(step), self._seen(step).dtype, output.dtype)
+        value = self._step_value(output)
         assert self.product is not None
         matrix, lag, dtype = self.product
         item = 8 if dtype == "float64" else 4

@@ -71,17 +71,13 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
                          notes=("use --engine compiled or auto",))
     kernel, why_not = _kernel(compiled, spec)
     if requested == "compiled":
-        if kernel is None:
-            raise UsageError(f"--engine compiled cannot run this spec: {why_not}",
-                             notes=("use --engine interp or auto",))
-        return Choice("compiled", "asked for with --engine compiled", kernel)
+        return _asked_for("compiled", kernel, why_not, "compiled")
     if kernel is None:
         return Choice("interpreter", f"the compiled engine cannot run it: {why_not}")
     if compiled.plan.steps == 0:
         return Choice("interpreter", "there are no steps to run")
     operations = _operations(compiled, spec)
-    steps = compiled.plan.steps
-    lanes = max((math.prod(o.history.shape) for o in compiled.plan.outputs), default=1)
+    steps, lanes = compiled.plan.steps, _lanes(compiled)
     interp = steps * operations * (INTERP_PER_OPERATION + lanes * INTERP_PER_ELEMENT)
     start = KERNEL_LOAD + (0.0 if native.is_cached(kernel.source) else KERNEL_COMPILE)
     kernel_time = steps * operations * lanes * KERNEL_PER_ELEMENT + start
@@ -94,32 +90,41 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
 
 
 def _choose_cuda(compiled: Compiled, spec: Spec, requested: str) -> Choice:
-    affine, not_affine = _attempt(linear.affine, compiled, spec)
     if requested == "scan":
-        if affine is None:
-            raise UsageError(f"--engine scan cannot run this spec: {not_affine}",
-                             notes=("use --engine compiled, interp or auto",))
-        return Choice("scan", "asked for with --engine scan", affine)
-    kernel, why_not = _attempt(cudagen.generate, compiled, spec)
+        return _asked_for("scan", *_attempt(linear.affine, compiled, spec), "scan")
     if requested == "compiled":
-        if kernel is None:
-            raise UsageError(f"--engine compiled cannot run this spec on CUDA: {why_not}",
-                             notes=("use --engine interp or auto",))
-        return Choice("fused", "asked for with --engine compiled", kernel)
-    steps = compiled.plan.steps
+        return _asked_for("compiled", *_attempt(cudagen.generate, compiled, spec), "fused",
+                          " on CUDA")
+    steps, lanes = compiled.plan.steps, _lanes(compiled)
     if steps == 0:
         return Choice("interpreter", "there are no steps to run")
-    lanes = max((math.prod(o.history.shape) for o in compiled.plan.outputs), default=1)
-    if affine is not None and steps >= SCAN_MIN_STEPS and lanes <= SCAN_MAX_LANES:
-        return Choice("scan", f"the step is affine in the state and each of {lanes} lane(s) "
-                      f"runs {steps} steps: a parallel scan takes a few passes over memory "
-                      "instead of one step after another", affine)
+    if steps >= SCAN_MIN_STEPS and lanes <= SCAN_MAX_LANES:  # only then worth its arrays
+        affine, _ = _attempt(linear.affine, compiled, spec)
+        if affine is not None:
+            return Choice("scan", f"the step is affine in the state and each of {lanes} "
+                          f"lane(s) runs {steps} steps: a parallel scan takes a few passes "
+                          "over memory instead of one step after another", affine)
+    kernel, why_not = _attempt(cudagen.generate, compiled, spec)
     if kernel is not None:
         return Choice("fused", f"one CUDA kernel runs all {steps} steps, a thread per lane; "
                       f"the interpreter would launch about {_operations(compiled, spec)} "
                       "kernels per step", kernel)
     return Choice("interpreter", f"no fused CUDA kernel: {why_not}; CuPy runs each "
                   "step's array operations")
+
+
+def _asked_for(option: str, made: Any, why_not: str, engine: str, where: str = "") -> Choice:
+    """The engine `--engine option` names, or the error that says why it cannot run."""
+    if made is None:
+        others = [name for name in ENGINES if name not in (option, "scan")]
+        raise UsageError(f"--engine {option} cannot run this spec{where}: {why_not}",
+                         notes=(f"use --engine {', '.join(others[:-1])} or {others[-1]}",))
+    return Choice(engine, f"asked for with --engine {option}", made)
+
+
+def _lanes(compiled: Compiled) -> int:
+    """The elements of the widest state: what a kernel runs side by side."""
+    return max((math.prod(o.history.shape) for o in compiled.plan.outputs), default=1)
 
 
 def execute(choice: Choice, compiled: Compiled,
@@ -145,8 +150,6 @@ def launch(choice: Choice, compiled: Compiled,
 
 
 def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]:
-    if compiled.plan.backend.name != "cpu":
-        return None, f"it runs on the CPU only, not on {compiled.plan.backend.name}"
     if not native.available():
         return None, "no C compiler was found (set CC, or install gcc or clang)"
     one_lane, _ = _attempt(lanegen.generate_host, compiled, spec)  # taps in registers

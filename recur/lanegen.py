@@ -25,7 +25,6 @@ from recur.codegen import (
     Kernel,
     Unsupported,
     _Generator,
-    _int,
 )
 from recur.compiler import Compiled
 from recur.spec import Spec
@@ -90,17 +89,7 @@ class LaneGenerator(_Generator):
         return history.depth if history.full else max(history.depth, 1)
 
     def _output(self, output: Any) -> list[str]:
-        if output.dtype not in self.types:
-            raise Unsupported(f"output '{output.name}' is {output.dtype}")
-        self.target = output.history.shape
-        self.checked = False
-        step = self.spec.output(output.name).step
-        value = self._expr(step)
-        if output.check_range is not None:  # before the cast, which would wrap
-            low, high = output.check_range
-            value = f"r_fit({value}, {_int(low)}, {_int(high)}, status)"
-            self.checked = True
-        value = self._cast(value, self._seen(step).dtype, output.dtype)
+        value = self._step_value(output)
         register = f"s{self.registers[output.name]}_0"
         lines = [f"            {register} = {value};"]
         if self.checked:

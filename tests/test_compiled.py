@@ -157,8 +157,9 @@ def test_until_on_the_first_step_keeps_that_step() -> None:
     assert_same(interpreted, compiled)
 
 
-def test_deep_gapped_taps_over_lanes_and_a_reversed_sequence() -> None:
-    text = """\
+# Taps -1 and -3 over four lanes, a ring kept 'last', a same-step read, a select and a
+# sequence walked in reverse, read at two offsets (test_cuda runs it too).
+DEEP_TAPS_SPEC = """\
 reverse: true
 params:
   r: linspace(0.5, 1.5, 4)
@@ -173,7 +174,10 @@ outputs:
     step: x[t] * x[t-2] if s[t] > 2 else y[t-1] - 1
     initial: 0.0
 """
-    assert_same(*both(text))
+
+
+def test_deep_gapped_taps_over_lanes_and_a_reversed_sequence() -> None:
+    assert_same(*both(DEEP_TAPS_SPEC))
 
 
 def test_zero_steps_run_no_kernel() -> None:

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from cuda_emulator import EmulatedCuda, compiler
 from hypothesis import HealthCheck, assume, given, settings
 from numpy.testing import assert_allclose, assert_array_equal
+from test_compiled import DEEP_TAPS_SPEC
 from test_engine import OVERFLOWS, Case, _check_case, cases
 
 import recur
@@ -176,22 +177,7 @@ def test_until_on_the_first_step_and_later(where: str) -> None:
 
 
 def test_deep_gapped_taps_over_lanes_reversed_and_kept_last(where: str) -> None:
-    text = """\
-reverse: true
-params:
-  r: linspace(0.5, 1.5, 4)
-sequences:
-  s: arange(20) * 0.25
-outputs:
-  x:
-    initial: [[1.0], [2.0], [3.0]]
-    step: r * x[t-1] - 0.5 * x[t-3] + s[t] + s[t+1]
-    keep: last
-  y:
-    step: x[t] * x[t-2] if s[t] > 2 else y[t-1] - 1
-    initial: 0.0
-"""
-    assert both(text, where).engine == "fused"
+    assert both(DEEP_TAPS_SPEC, where).engine == "fused"
 
 
 def test_launches_in_chunks_give_the_same_states(where: str,

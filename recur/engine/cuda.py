@@ -24,7 +24,7 @@ BLOCK = 256  # threads per block
 MAX_BLOCKS = 65535 * 16  # grid-stride loops cover the rest
 OPTIONS = ("--fmad=false",)  # IEEE + - * / and sqrt as NumPy; no contraction
 CHUNK_LANE_STEPS = 1 << 34  # lane-steps per launch when progress is reported
-NO_STEP = 2**63 - 1  # a result word no fault or `until` has set (as cudagen writes it)
+NO_STEP = 2**63 - 1  # a result word no fault or `until` has set (atomicMin only lowers it)
 
 Launch = Callable[..., None]  # (threads, arguments, block=BLOCK)
 
@@ -67,7 +67,7 @@ def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
     result = xp.full(2, NO_STEP, dtype=xp.int64)
     dims = xp.asarray(numpy.array([size for a in kernel.arrays for size in a.shape] or [0],
                                   dtype=numpy.int64))
-    launch = launcher.function(kernel.source, "recur_kernel")
+    launch = launcher.function(kernel.source, kernel.name)
     chunk = plan.steps if progress is None else max(1, CHUNK_LANE_STEPS // kernel.lanes)
     steps_run, stopped_by = plan.steps, "steps"
     for start in range(0, plan.steps, max(chunk, 1)):
