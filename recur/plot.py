@@ -14,11 +14,28 @@ What each kept output becomes, one axes per output, stacked:
 - other lanes: one line per lane over t up to `MAX_LINES` lanes, else an image
   (t across, lane up) with a colorbar; states of three or more axes are flattened
   into lanes;
-- a 2-D state (a matrix per step): an image of the last state;
+- a 2-D state (a matrix per step): an image of the last state, on the values of the
+  params that make a lane grid (below), else on row and column indices;
 - `keep: last`: a marker at the last step for a scalar, the lanes against the sweep
   param or as bars (a line past `MAX_BARS` lanes), or an image for a matrix.
 
 `--phase X,Y` instead draws output Y against output X, one curve per lane.
+
+Lines or points (`--style`): a flow sampled with a small step is a curve, but a map's
+consecutive states are far apart, and lines between them hide the picture. `auto`
+measures `jump`: the median distance between consecutive states, each output divided
+by its range over the plot (so in the axes' own scale). Above `JUMP` the states are
+drawn as points, else as lines. A flow moves a few thousandths of its range per step
+(Lotka-Volterra at dt = 0.01: 0.001; at dt = 0.3: 0.02); maps jump a third of it or
+more (Henon: 0.5, the logistic map past r = 3.57: 0.4 to 1).
+
+A lane grid: a 2-D state whose lanes come from broadcasting a param of shape (1, N)
+(or (N,)) against one of shape (M, 1), as `x: reshape(linspace(-2, 1, N), (1, N))`,
+`y: reshape(linspace(-1, 1, M), (M, 1))`. Each image axis shows the values of the first
+such param that is evenly spaced, increasing from the lower left as on a plane; where
+there is none, that axis shows indices and the title says why. When both axes come
+from params whose spans are within `SAME_UNITS` of each other (a region of a plane,
+not a rate against a count), the image keeps their aspect: a circle stays round.
 """
 
 from __future__ import annotations
@@ -29,6 +46,7 @@ import os
 import textwrap
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
@@ -50,6 +68,10 @@ DPI = 100
 WIDTH = 8.0  # inches
 MAX_LINES = 8  # lanes drawn as separate lines; more become an image
 MAX_BARS = 64  # final-state lanes drawn as bars; more become a line
+MAX_MARKED = 60  # lines of up to this many steps mark each step
+JUMP = 0.25  # `auto` draws points above this median step, in ranges (module docstring)
+SAME_UNITS = 4.0  # grid axes whose spans are within this factor share units
+STYLES = ("auto", "points", "lines")
 INSTALL_NOTE = "pip install 'recur[plot]'"
 
 
@@ -60,21 +82,26 @@ INSTALL_NOTE = "pip install 'recur[plot]'"
 @click.option("--phase", metavar="X,Y",
               help="Plot output Y against output X (a phase portrait); both kept 'all', "
                    "scalar or with the same lanes.")
+@click.option("--style", type=click.Choice(STYLES), default="auto", show_default=True,
+              help="Lines over t and phase portraits: points, lines, or auto: points "
+                   "when consecutive states are far apart (a map), else lines.")
 @click.option("--title", metavar="TEXT",
               help="The figure's title (default: the first line of the spec's description).")
-def plot(out: str, phase: str | None, title: str | None, **options: Any) -> None:
+def plot(out: str, phase: str | None, style: str, title: str | None, **options: Any) -> None:
     """Run a spec and plot its outputs to a .png, .pdf or .svg file.
 
     Each kept output gets its own axes, stacked and sharing t. Lanes swept by a 1-D
     param (r in the logistic sweep) are drawn against that param over the last half
-    of the steps: a bifurcation diagram. Other lanes are lines, or an image (t vs
-    lane) when there are many; a final state (--last, keep: last) is a marker, bars
-    or an image. Needs matplotlib: pip install 'recur[plot]'.
+    of the steps: a bifurcation diagram. Other lanes are lines (points for a map), or
+    an image (t vs lane) when there are many; a 2-D grid of lanes is an image on the
+    values of the params that make it; a final state (--last, keep: last) is a
+    marker, bars or an image. Needs matplotlib: pip install 'recur[plot]'.
 
     \b
     Example:
       recur plot specs/logistic_sweep.yaml -o bifurcation.png
       recur plot specs/lotka_volterra.yaml --phase prey,pred -o orbit.svg
+      recur plot docs/examples/mandelbrot.yaml -o mandelbrot.png
       recur plot specs/fibonacci.yaml --steps 30 -o fib.pdf --title Fibonacci
     """
     _require_matplotlib()
@@ -87,7 +114,7 @@ def plot(out: str, phase: str | None, title: str | None, **options: Any) -> None
             check_phase(spec, pair, last=options["last"])
 
     ran = run_from_options(**options, before_run=before_run)
-    figure = make_figure(ran, phase=pair, title=title)
+    figure = make_figure(ran, phase=pair, title=title, style=style)
     write_figure(figure, out, fmt)
 
 
@@ -153,11 +180,15 @@ def check_phase(spec: Spec, pair: tuple[str, str], *, last: bool = False) -> Non
 
 
 def make_figure(ran: Ran, phase: tuple[str, str] | str | None = None,
-                title: str | None = None) -> Figure:
+                title: str | None = None, style: str = "auto") -> Figure:
     """Draw a finished run: each shown output against t (or a sweep param), or a phase
     portrait of `phase` = (X, Y) or "X,Y". `title` defaults to the description's first
-    line. Returns a matplotlib `Figure` on an Agg canvas (no pyplot involved)."""
+    line; `style` is one of `STYLES`, for lines over t and phase portraits. Returns a
+    matplotlib `Figure` on an Agg canvas (no pyplot involved)."""
     new_figure, canvas = _require_matplotlib()
+    if style not in STYLES:
+        raise UsageError(f"unknown plot style {style!r}",
+                         notes=(f"use one of {', '.join(STYLES)}",))
 
     if title is None:
         lines = ran.spec.description.strip().splitlines()
@@ -169,7 +200,7 @@ def make_figure(ran: Ran, phase: tuple[str, str] | str | None = None,
                     last=any(ran.result.keeps.get(name) != "all" for name in phase))
         figure = new_figure(figsize=(6.5, 6.0), dpi=DPI, layout="constrained")
         with _quiet():
-            _draw_phase(figure.add_subplot(), ran, *phase)
+            _draw_phase(figure.add_subplot(), ran, *phase, style=style)
     else:
         if not ran.names:
             raise UsageError("nothing to plot: no output is kept",
@@ -178,25 +209,28 @@ def make_figure(ran: Ran, phase: tuple[str, str] | str | None = None,
         height = 5.0 if count == 1 else 1.0 + 2.5 * count
         figure = new_figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
         with _quiet():
-            _draw_outputs(figure, ran)
+            _draw_outputs(figure, ran, style)
     canvas(figure)
     if title:
         figure.suptitle(textwrap.fill(title, 90))
     return figure
 
 
-def _draw_outputs(figure: Figure, ran: Ran) -> None:
+def _draw_outputs(figure: Figure, ran: Ran, style: str) -> None:
     count = len(ran.names)
     shared: Axes | None = None  # the first axes over t; later ones share its x axis
     over_t: list[bool] = []
     axes_list: list[Axes] = []
     for index, name in enumerate(ran.names):
         kind = _kind(ran, name)
-        is_t = kind in ("line", "lines", "image_t", "marker")
+        is_t = kind in ("trace", "image_t", "marker")
         ax = figure.add_subplot(count, 1, index + 1, sharex=shared if is_t else None)
         if is_t and shared is None:
             shared = ax
-        _DRAW[kind](ax, ran, name)
+        if kind == "trace":
+            _draw_trace(ax, ran, name, style)
+        else:
+            _DRAW[kind](ax, ran, name)
         over_t.append(is_t)
         axes_list.append(ax)
     # Stacked axes over t show the t ticks and label once, on the lowest of a run of them.
@@ -211,53 +245,93 @@ def _kind(ran: Ran, name: str) -> str:
     per_step = ran.result.keeps[name] == "all"
     state = array.shape[1:] if per_step else array.shape
     if len(state) == 0:
-        return "line" if per_step else "marker"
+        return "trace" if per_step else "marker"
     if len(state) == 2:
         return "image_last" if per_step else "image_state"
     lanes = int(np.prod(state))
     if _sweep_param(ran, lanes if len(state) == 1 else -1) is not None:
         return "sweep" if per_step else "sweep_last"
     if per_step:
-        return "lines" if lanes <= MAX_LINES else "image_t"
+        return "trace" if lanes <= MAX_LINES else "image_t"
     return "bars"
+
+
+def _real_params(ran: Ran) -> Iterator[tuple[str, np.ndarray]]:
+    """The run's finite real params, in declaration order, as float64 host arrays: what
+    a sweep or a grid axis can be read from."""
+    for declared in ran.spec.params:
+        name = declared.name.name
+        if name not in ran.result.params:
+            continue
+        value = _host(ran.result.params[name])
+        if value.dtype.kind in "iuf" and np.all(np.isfinite(value)):
+            yield name, value.astype(np.float64)
 
 
 def _sweep_param(ran: Ran, lanes: int) -> tuple[str, np.ndarray] | None:
     """The first param with one value per lane, strictly monotonic: what the lanes sweep."""
     if lanes < 2:
         return None
-    for declared in ran.spec.params:
-        name = declared.name.name
-        if name not in ran.result.params:
-            continue
-        value = _host(ran.result.params[name])
-        if (value.ndim == 1 and len(value) == lanes and value.dtype.kind in "iuf"
-                and np.all(np.isfinite(value))):
-            steps = np.diff(value.astype(np.float64))
+    for name, value in _real_params(ran):
+        if value.shape == (lanes,):
+            steps = np.diff(value)
             if np.all(steps > 0) or np.all(steps < 0):
                 return name, value
     return None
 
 
-def _draw_line(ax: Axes, ran: Ran, name: str) -> None:
-    label, values = _plottable(name, ran.result[name])
-    t = np.arange(len(values))
-    ax.plot(t, values, marker="o" if len(values) <= 60 else None, markersize=3, linewidth=1.2)
-    _label(ax, "t", label)
-    _no_steps(ax, len(values))
+def jump(*coordinates: np.ndarray) -> float:
+    """The median distance between consecutive states, each coordinate (steps by lanes)
+    divided by its range: how far a step moves in the axes' own scale. Coordinates
+    without a finite range, and steps with a non-finite end, are left out; 0.0 when
+    nothing is left."""
+    squares: np.ndarray | float = 0.0
+    for values in coordinates:
+        finite = values[np.isfinite(values)]
+        span = float(np.ptp(finite)) if finite.size else 0.0
+        if span > 0 and np.isfinite(span):
+            squares = squares + (np.diff(values, axis=0) / span) ** 2
+    steps = np.sqrt(squares)
+    if np.ndim(steps) == 0:
+        return 0.0
+    steps = steps[np.isfinite(steps)]
+    return float(np.median(steps)) if steps.size else 0.0
 
 
-def _draw_lines(ax: Axes, ran: Ran, name: str) -> None:
+def resolve_style(style: str, *coordinates: np.ndarray) -> str:
+    """`points` or `lines`: `style` itself, or for `auto` points where the states jump
+    (`jump` above `JUMP`: a map), lines where they move smoothly (a sampled flow)."""
+    if style != "auto":
+        return style
+    return "points" if jump(*coordinates) > JUMP else "lines"
+
+
+def _draw_trace(ax: Axes, ran: Ran, name: str, style: str) -> None:
+    """A scalar or a few lanes over t: one line (or set of points) per lane."""
     label, values = _plottable(name, ran.result[name])
-    values = _as_lanes(values)
-    t = np.arange(len(values))
-    for lane in range(values.shape[1]):
-        ax.plot(t, values[:, lane], linewidth=1.2, label=_lane_name(label, ran.result[name], lane),
-                marker="o" if len(values) <= 60 else None, markersize=3)
-    if values.shape[1] > 1:
+    lanes = _as_lanes(values)
+    points = resolve_style(style, lanes) == "points"
+    t = np.arange(len(lanes))
+    for lane in range(lanes.shape[1]):
+        lane_label = label if values.ndim == 1 else _lane_name(label, values, lane)
+        _trace(ax, t, lanes[:, lane], points=points, total=lanes.size, label=lane_label)
+    if lanes.shape[1] > 1:
         ax.legend(fontsize="small", loc="best")
     _label(ax, "t", label)
     _no_steps(ax, len(values))
+
+
+def _trace(ax: Axes, x: np.ndarray, y: np.ndarray, *, points: bool, total: int,
+           label: str | None = None, faint: bool = False) -> None:
+    """One lane: points sized for `total` points in all, or a line that marks each step
+    when there are few."""
+    if points:
+        size = 4.0 if total <= 500 else 2.0 if total <= 5000 else 1.2
+        ax.plot(x, y, linestyle="none", marker="o", markersize=size, markeredgewidth=0,
+                label=label, alpha=0.5 if faint else 1.0, rasterized=total > 5000)
+    else:
+        ax.plot(x, y, linewidth=0.5 if faint else 1.2, alpha=0.5 if faint else 1.0,
+                marker="o" if len(y) <= MAX_MARKED else None, markersize=3, label=label)
 
 
 def _draw_image_t(ax: Axes, ran: Ran, name: str) -> None:
@@ -304,20 +378,83 @@ def _draw_image_last(ax: Axes, ran: Ran, name: str) -> None:
         _label(ax, "", label)
         _no_steps(ax, 0)
         return
-    _matrix(ax, values[-1], f"{label} at t = {len(values) - 1}")
+    _matrix(ax, ran, values[-1], f"{label} at t = {len(values) - 1}")
 
 
 def _draw_image_state(ax: Axes, ran: Ran, name: str) -> None:
     label, values = _plottable(name, ran.result[name])
-    _matrix(ax, values, f"{label} (final state)")
+    _matrix(ax, ran, values, f"{label} (final state)")
 
 
-def _matrix(ax: Axes, values: np.ndarray, label: str) -> None:
-    image = ax.imshow(values, aspect="auto", interpolation="nearest")
+@dataclass(frozen=True)
+class GridAxis:
+    """One axis of a lane grid: the param that varies along it, its values increasing."""
+
+    name: str
+    values: np.ndarray  # evenly spaced, increasing
+    flipped: bool  # the param decreases along the state's axis
+
+    @property
+    def edges(self) -> tuple[float, float]:
+        """Where the first and last pixels end: half a step beyond each value."""
+        half = (self.values[1] - self.values[0]) / 2
+        return float(self.values[0] - half), float(self.values[-1] + half)
+
+    @property
+    def span(self) -> float:
+        low, high = self.edges
+        return high - low
+
+
+def grid_axis(ran: Ran, shape: tuple[int, ...], axis: int) -> GridAxis | None:
+    """The first evenly spaced param that varies along `axis` (0: rows, 1: columns) of a
+    2-D state of `shape`, and along no other: shaped (M, 1) for rows, (1, N) or (N,)
+    for columns. Evenly: every value within 1% of a step of a linspace's."""
+    size = shape[axis]
+    if size < 2:
+        return None
+    shapes = [(size, 1)] if axis == 0 else [(1, size), (size,)]
+    for name, value in _real_params(ran):
+        if value.shape not in shapes:
+            continue
+        flat = value.ravel()
+        step = (flat[-1] - flat[0]) / (size - 1)
+        if step != 0 and np.all(np.abs(flat - np.linspace(flat[0], flat[-1], size))
+                                <= 0.01 * abs(step)):
+            return GridAxis(name, flat if step > 0 else flat[::-1], bool(step < 0))
+    return None
+
+
+def _matrix(ax: Axes, ran: Ran, values: np.ndarray, label: str) -> None:
+    """A matrix, or a lane grid on its params' values with its origin at the lower left."""
+    rows, cols = grid_axis(ran, values.shape, 0), grid_axis(ran, values.shape, 1)
+    if rows is None and cols is None:  # a matrix: row 0 at the top, as it is printed
+        image = ax.imshow(values, aspect="auto", interpolation="nearest")
+    else:
+        values = values[::-1] if rows is not None and rows.flipped else values
+        values = values[:, ::-1] if cols is not None and cols.flipped else values
+        height, width = values.shape
+        x = cols.edges if cols is not None else (-0.5, width - 0.5)
+        y = rows.edges if rows is not None else (-0.5, height - 0.5)
+        same_units = (rows is not None and cols is not None
+                      and max(rows.span, cols.span) <= SAME_UNITS * min(rows.span, cols.span))
+        image = ax.imshow(values, origin="lower", extent=(*x, *y), interpolation="nearest",
+                          aspect="equal" if same_units else "auto")
     ax.figure.colorbar(image, ax=ax)
-    ax.set_title(label, fontsize="medium")
-    _label(ax, "column", "row")
-    _integer_ticks(ax.xaxis, ax.yaxis)
+    ax.set_title("\n".join([label, *_index_note(rows, cols, values.shape)]), fontsize="medium")
+    _label(ax, cols.name if cols is not None else "column",
+           rows.name if rows is not None else "row")
+    _integer_ticks(*[axis for axis, grid in ((ax.xaxis, cols), (ax.yaxis, rows)) if grid is None])
+
+
+def _index_note(rows: GridAxis | None, cols: GridAxis | None,
+                shape: tuple[int, ...]) -> list[str]:
+    """Why an image axis shows indices: the param shape that would give it values."""
+    missing = [f"({wanted}) for {what}" for what, grid, wanted in (
+        ("rows", rows, f"{shape[0]}, 1"), ("columns", cols, f"1, {shape[1]}")) if grid is None]
+    if not missing:
+        return []
+    return [f"indices: no evenly spaced param shaped {' or '.join(missing)}"]
 
 
 def _draw_marker(ax: Axes, ran: Ran, name: str) -> None:
@@ -343,13 +480,13 @@ def _draw_bars(ax: Axes, ran: Ran, name: str) -> None:
 
 
 _DRAW = {
-    "line": _draw_line, "lines": _draw_lines, "image_t": _draw_image_t,
+    "image_t": _draw_image_t,
     "sweep": _draw_sweep, "sweep_last": _draw_sweep_last, "image_last": _draw_image_last,
     "image_state": _draw_image_state, "marker": _draw_marker, "bars": _draw_bars,
 }
 
 
-def _draw_phase(ax: Axes, ran: Ran, x_name: str, y_name: str) -> None:
+def _draw_phase(ax: Axes, ran: Ran, x_name: str, y_name: str, style: str) -> None:
     x_label, x = _plottable(x_name, ran.result[x_name])
     y_label, y = _plottable(y_name, ran.result[y_name])
     if x.shape != y.shape:
@@ -358,9 +495,10 @@ def _draw_phase(ax: Axes, ran: Ran, x_name: str, y_name: str) -> None:
             f"{y.shape[1:]}", notes=("a phase portrait needs two scalar outputs, or two with "
                                      "the same lanes",))
     x, y = _as_lanes(x), _as_lanes(y)
-    lanes = x.shape[1]
-    width = 1.2 if lanes <= MAX_LINES else 0.5
-    ax.plot(x, y, linewidth=width, alpha=1.0 if lanes <= MAX_LINES else 0.5)
+    points = resolve_style(style, x, y) == "points"
+    for lane in range(x.shape[1]):
+        _trace(ax, x[:, lane], y[:, lane], points=points, total=x.size,
+               faint=x.shape[1] > MAX_LINES)
     if len(x):
         ax.scatter(x[0], y[0], s=18, color="black", zorder=3, label="t = 0")
         ax.legend(fontsize="small", loc="best")

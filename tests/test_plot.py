@@ -6,8 +6,10 @@ Set RECUR_PLOT_DIR to a folder to keep a copy of every PNG these tests make (to 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -20,10 +22,13 @@ import pytest
 from click.testing import CliRunner
 
 from recur.cli import cli
-from recur.plot import make_figure, plot
+from recur.plot import JUMP, jump, make_figure, plot, resolve_style
 from recur.runopts import Ran, run_from_options
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
+EXAMPLES = SPECS.parent / "docs" / "examples"
+HENON = str(EXAMPLES / "henon.yaml")
+MANDELBROT = str(EXAMPLES / "mandelbrot.yaml")
 SWEEP = str(SPECS / "logistic_sweep.yaml")
 LOTKA = str(SPECS / "lotka_volterra.yaml")
 FIB = str(SPECS / "fibonacci.yaml")
@@ -78,7 +83,7 @@ def invoke(*args: str) -> Any:
 def run_spec(*args: str) -> Ran:
     """Run a spec with `recur plot`'s own option parsing (defaults included)."""
     params = dict(plot.make_context("plot", [*args, "-o", "unused.png"]).params)
-    for own in ("out", "phase", "title"):
+    for own in ("out", "phase", "style", "title"):
         params.pop(own)
     return run_from_options(**params)
 
@@ -240,6 +245,195 @@ def test_title_option_replaces_the_description(mpl: Any, tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
 
 
+# -- lines or points: a map jumps, a flow moves ------------------------------------------
+
+
+def median_step(*series: list[float]) -> float:
+    """`jump` by hand: the median distance between consecutive points, each coordinate
+    divided by its range."""
+    spans = [max(values) - min(values) for values in series]
+    steps = [math.hypot(*((values[i + 1] - values[i]) / span
+                          for values, span in zip(series, spans, strict=True)))
+             for i in range(len(series[0]) - 1)]
+    return statistics.median(steps)
+
+
+def drawn_as(line: Any) -> str:
+    if line.get_linestyle() == "None" and line.get_marker() == "o":
+        return "points"
+    assert line.get_linestyle() == "-"
+    return "lines"
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([0.0, 1.0, 0.0, 1.0], 1.0),
+    ([float(i) for i in range(11)], 0.1),
+    ([0.0, 4.0, 4.0, 4.0, 2.0], 0.25),  # steps 1, 0, 0, 0.5: the middle two's mean
+    ([0.0, float("nan"), 1.0, 0.0, 0.5], 0.75),  # the steps next to nan are left out
+    ([3.0, 3.0, 3.0], 0.0),  # no range
+])
+def test_jump_of_one_coordinate(values: list[float], expected: float) -> None:
+    assert jump(np.array(values)[:, None]) == pytest.approx(expected)
+
+
+def test_jump_of_two_coordinates_measures_each_in_its_own_range() -> None:
+    x, y = [0.0, 3.0, 0.0, 0.0], [0.0, 0.0, 400.0, 0.0]  # steps (1, 0), (-1, 1), (0, -1)
+    assert jump(np.array(x)[:, None], np.array(y)[:, None]) == pytest.approx(1.0)
+    x, y = [0.0, 3.0, 0.0], [0.0, 0.0, 400.0]
+    assert jump(np.array(x)[:, None], np.array(y)[:, None]) == pytest.approx(
+        (1 + math.sqrt(2)) / 2)
+
+
+@pytest.mark.parametrize(("step", "style"), [(JUMP - 0.01, "lines"), (JUMP, "lines"),
+                                              (JUMP + 0.01, "points")])
+def test_auto_draws_points_only_above_the_threshold(step: float, style: str) -> None:
+    values = np.array([0.0, 1.0] + [1.0 - step, 1.0] * 4)  # range 1, steps 1 and step
+    assert median_step(values.tolist()) == pytest.approx(step)
+    assert resolve_style("auto", values[:, None]) == style
+    assert resolve_style("lines", values[:, None]) == "lines"
+    assert resolve_style("points", values[:, None]) == "points"
+
+
+def test_a_map_is_points_and_a_flow_is_lines_in_a_phase_portrait(mpl: Any,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "henon.png"
+    assert invoke(HENON, "--phase", "x,y", "-o", str(out)).exit_code == 0
+    keep_copy(out, "henon_phase.png")
+    henon = run_spec(HENON)
+    assert median_step(henon.result["x"].tolist(), henon.result["y"].tolist()) > 0.4
+    (attractor,) = make_figure(henon, phase="x,y").axes[0].lines
+    assert drawn_as(attractor) == "points"
+    assert np.array_equal(attractor.get_xdata(), henon.result["x"])
+    assert np.array_equal(attractor.get_ydata(), henon.result["y"])
+
+    lotka = run_spec(LOTKA)
+    assert median_step(lotka.result["prey"].tolist(), lotka.result["pred"].tolist()) < 0.01
+    (orbit,) = make_figure(lotka, phase="prey,pred").axes[0].lines
+    assert drawn_as(orbit) == "lines"
+    # A coarse step is still a flow: about 50 steps per cycle.
+    coarse = run_spec(LOTKA, "--set", "dt=0.3", "--steps", "100")
+    assert median_step(coarse.result["prey"].tolist(), coarse.result["pred"].tolist()) < 0.1
+    assert drawn_as(make_figure(coarse, phase="prey,pred").axes[0].lines[0]) == "lines"
+
+
+def test_a_map_is_points_and_a_flow_is_lines_over_t(mpl: Any) -> None:
+    chaos = run_spec(SWEEP, "--set", "r=3.9", "--steps", "100")
+    assert median_step(chaos.result["x"].tolist()) > 0.4
+    (line,) = make_figure(chaos).axes[0].lines
+    assert drawn_as(line) == "points"
+    assert line.get_ydata().tolist() == chaos.result["x"].tolist()
+    settled = run_spec(SWEEP, "--set", "r=2.8", "--steps", "100")  # to a fixed point
+    assert drawn_as(make_figure(settled).axes[0].lines[0]) == "lines"
+    prey_ax, pred_ax = make_figure(run_spec(LOTKA)).axes
+    assert drawn_as(prey_ax.lines[0]) == drawn_as(pred_ax.lines[0]) == "lines"
+    rnn = make_figure(run_spec(RNN)).axes[0].lines  # three lanes, one rule for all
+    assert [drawn_as(line) for line in rnn] == ["lines"] * 3
+
+
+def test_style_option_overrides_auto(mpl: Any, tmp_path: Path) -> None:
+    henon, lotka = run_spec(HENON), run_spec(LOTKA)
+    assert drawn_as(make_figure(henon, phase="x,y", style="lines").axes[0].lines[0]) == "lines"
+    assert drawn_as(make_figure(lotka, phase="prey,pred", style="points").axes[0].lines[0]) \
+        == "points"
+    assert drawn_as(make_figure(lotka, style="points").axes[0].lines[0]) == "points"
+    for style in ("points", "lines", "auto"):
+        result = invoke(HENON, "--phase", "x,y", "--style", style, "-o", str(tmp_path / "h.png"))
+        assert result.exit_code == 0, result.stderr
+    result = invoke(HENON, "--style", "dots", "-o", str(tmp_path / "h.png"))
+    assert result.exit_code == 2
+    assert "Invalid value for '--style': 'dots' is not one of 'auto', 'points', 'lines'" \
+        in result.stderr
+
+
+# -- a 2-D lane grid: an image on the params' values -------------------------------------
+
+GRID = """\
+description: A lane grid kept every step
+params:
+  a: reshape(linspace(0, 1, 4), (1, 4))
+  b: reshape(linspace(40, 10, 3), (3, 1))
+steps: 2
+outputs:
+  s:
+    initial: 0.0
+    step: s[t-1] + a * b
+"""
+
+
+def escape_count(x: float, y: float, steps: int) -> int:
+    """The Mandelbrot example's `count` for c = x + iy, by a plain loop."""
+    zr = zi = 0.0
+    count = 0
+    for _ in range(steps):
+        if zr * zr + zi * zi > 4:
+            break
+        count += 1
+        zr, zi = zr * zr - zi * zi + x, 2 * zr * zi + y
+    return count
+
+
+def test_mandelbrot_is_drawn_on_the_complex_plane(mpl: Any, tmp_path: Path) -> None:
+    out = tmp_path / "mandelbrot.png"
+    assert invoke(MANDELBROT, "-o", str(out)).exit_code == 0
+    keep_copy(out, "mandelbrot.png")
+    # The imaginary axis from 1.2 down to -0.4: a param that decreases, over a range
+    # that is not symmetric, so that a flipped axis would show.
+    ran = run_spec(MANDELBROT, "--steps", "30",
+                   "--set", "x=reshape(linspace(-2, 0.5, 101), (1, 101))",
+                   "--set", "y=reshape(linspace(1.2, -0.4, 81), (81, 1))")
+    (ax, _colorbar) = make_figure(ran).axes
+    (image,) = ax.images
+    assert image.origin == "lower"
+    dx, dy = 2.5 / 100, 1.6 / 80
+    assert image.get_extent() == pytest.approx([-2 - dx / 2, 0.5 + dx / 2,
+                                                -0.4 - dy / 2, 1.2 + dy / 2])
+    bottom, top = ax.get_ylim()
+    assert bottom < top and ax.get_xlim()[0] < ax.get_xlim()[1]
+    assert ax.get_aspect() == 1.0  # the same units across and up: circles stay round
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
+    assert ax.get_title() == "count (final state)"
+    # Row i of the image is the i-th lowest y, column j the i-th lowest x.
+    xs, ys = np.linspace(-2, 0.5, 101), np.linspace(1.2, -0.4, 81)[::-1]
+    expected = [[escape_count(x, y, 30) for x in xs] for y in ys]
+    assert np.asarray(image.get_array()).tolist() == expected
+    assert expected[-1][60] < 30 and expected[0][60] == 30  # c = -0.5 + 1.2i out, -0.5 - 0.4i in
+
+
+def test_a_grid_kept_every_step_shows_its_last_state_on_its_params(mpl: Any,
+                                                                   tmp_path: Path) -> None:
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(GRID)
+    (ax, _colorbar) = make_figure(run_spec(str(spec))).axes
+    (image,) = ax.images
+    a, b = np.linspace(0, 1, 4), np.linspace(10, 40, 3)
+    assert np.asarray(image.get_array()).tolist() == (2 * np.outer(b, a)).tolist()
+    assert image.get_extent() == pytest.approx([-1 / 6, 7 / 6, 2.5, 47.5])
+    assert ax.get_aspect() == "auto"  # spans of 1.3 and 45: not one plane
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("a", "b", "s at t = 1")
+
+
+def test_a_grid_axis_without_an_evenly_spaced_param_shows_indices(mpl: Any,
+                                                                  tmp_path: Path) -> None:
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(GRID)
+    ran = run_spec(str(spec), "--set", "a=reshape(arange(4) ** 2, (1, 4))")
+    (ax, _colorbar) = make_figure(ran).axes
+    (image,) = ax.images
+    b = np.linspace(10, 40, 3)
+    assert np.asarray(image.get_array()).tolist() == (2 * np.outer(b, np.arange(4) ** 2)).tolist()
+    assert image.origin == "lower"
+    assert image.get_extent() == pytest.approx([-0.5, 3.5, 2.5, 47.5])
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("column", "b")
+    assert ax.get_title() == ("s at t = 1\n"
+                              "indices: no evenly spaced param shaped (1, 4) for columns")
+    assert ax.get_aspect() == "auto"
+    # A param of the state's whole shape varies along both axes: it is no axis.
+    ran = run_spec(str(spec), "--set", "b=reshape(linspace(40, 10, 12), (3, 4))")
+    (ax, _colorbar) = make_figure(ran).axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "row")
+    assert ax.get_title().endswith("no evenly spaced param shaped (3, 1) for rows")
+
+
 # -- the other kinds of axes ------------------------------------------------------------
 
 
@@ -263,7 +457,9 @@ def test_every_kind_of_axes(mpl: Any, tmp_path: Path) -> None:
     assert figure.get_suptitle() == "Every kind of axes"
     matrix, _, final, swept, image, _, line = figure.axes  # colorbars follow their axes
     assert matrix.images[0].get_array().shape == (2, 2)  # M: the last state
-    assert "M at t = 11" in matrix.get_title()
+    assert matrix.get_title() == ("M at t = 11\nindices: no evenly spaced param shaped (2, 1) "
+                                  "for rows or (1, 2) for columns")
+    assert matrix.images[0].origin == "upper"  # a matrix: row 0 at the top, as printed
     assert final.lines[0].get_xdata().tolist() == [11]  # s: keep last, one marker
     assert swept.get_xlabel() == "k"  # z: lanes swept by the monotonic param k
     assert swept.collections[0].get_offsets().shape == (4 * 6, 2)
@@ -410,5 +606,5 @@ def test_help(mpl: Any) -> None:
     result = CliRunner().invoke(cli, ["plot", "--help"])
     assert result.exit_code == 0
     for text in ("Example:", "--phase X,Y", "-o, --out PATH", "--title TEXT", "--steps",
-                 "recur[plot]"):
+                 "--style [auto|points|lines]", "recur[plot]"):
         assert text in result.stdout
