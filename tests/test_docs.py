@@ -209,6 +209,24 @@ def test_python_example(code: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert printed.getvalue().splitlines() == expected
 
 
+README_RESULTS = re.findall(r"^\| `(\w+\.yaml)` \| [^|]* \| `([^`]*)` \|$",
+                            (ROOT / "README.md").read_text(), re.M)
+
+
+def test_readme_table_of_examples_is_found() -> None:
+    assert len(README_RESULTS) >= 5
+
+
+@pytest.mark.parametrize(("name", "shown"), README_RESULTS, ids=[r[0] for r in README_RESULTS])
+def test_readme_table_shows_what_each_example_prints(name: str, shown: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "default result" column: `recur run specs/NAME` without its CSV header."""
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(cli, ["run", f"specs/{name}"])
+    assert result.exit_code == 0, result.stderr
+    assert " ".join(result.stdout.splitlines()[1:]) == shown
+
+
 @pytest.mark.parametrize(("command", "programs"), [
     ("recur run a.yaml | awk -F, 'NR > 1'", ["recur", "awk"]),
     ('recur run a.yaml -o - -f npy | python -c "import numpy; a; b"', ["recur", "python"]),
