@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from recur.cli import cli
+from recur.diagnostics import UsageError
 from recur.plot import JUMP, jump, make_figure, plot, resolve_style
 from recur.runopts import Ran, run_from_options
 
@@ -339,6 +340,8 @@ def test_style_option_overrides_auto(mpl: Any, tmp_path: Path) -> None:
     for style in ("points", "lines", "auto"):
         result = invoke(HENON, "--phase", "x,y", "--style", style, "-o", str(tmp_path / "h.png"))
         assert result.exit_code == 0, result.stderr
+    with pytest.raises(UsageError, match="unknown plot style 'dots'"):
+        make_figure(henon, style="dots")
     result = invoke(HENON, "--style", "dots", "-o", str(tmp_path / "h.png"))
     assert result.exit_code == 2
     assert "Invalid value for '--style': 'dots' is not one of 'auto', 'points', 'lines'" \
