@@ -172,10 +172,27 @@ def prepare(
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
     with _sourced(spec), _set_sourced(params or {}):
-        return compile_spec(
+        compiled = compile_spec(
             spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
         )
+        if compiled.plan.steps == 0:
+            _check_last_states(spec, compiled, last)
+    return compiled
+
+
+def _check_last_states(spec: Spec, compiled: Compiled, last: bool) -> None:
+    """After 0 steps a kept-last output's state is its initial: refuse one without."""
+    for summary in compiled.outputs:
+        if summary.keep == "last" and summary.initial_shape is None:
+            output = spec.output(summary.name)
+            why = "--last keeps" if last and output.keep == "all" else "'keep: last' keeps"
+            raise UsageError(
+                f"output '{summary.name}' has no state after 0 steps: it has no 'initial'",
+                output.name.span,
+                (f"{why} only its final state, and 0 steps compute none; give it an "
+                 "'initial', or run at least 1 step",),
+            )
 
 
 def check_steps(steps: int | None) -> None:
