@@ -182,17 +182,20 @@ def prepare(
 
 
 def _check_last_states(spec: Spec, compiled: Compiled, last: bool) -> None:
-    """After 0 steps a kept-last output's state is its initial: refuse one without."""
+    """After 0 steps a kept-last output's state is its last initial state, kept only
+    where a step reads it back: refuse the others before the run."""
     for summary in compiled.outputs:
-        if summary.keep == "last" and summary.initial_shape is None:
-            output = spec.output(summary.name)
-            why = "--last keeps" if last and output.keep == "all" else "'keep: last' keeps"
-            raise UsageError(
-                f"output '{summary.name}' has no state after 0 steps: it has no 'initial'",
-                output.name.span,
-                (f"{why} only its final state, and 0 steps compute none; give it an "
-                 "'initial', or run at least 1 step",),
-            )
+        name = summary.name
+        if summary.keep != "last" or compiled.analysis.depth(name) > 0:
+            continue
+        output = spec.output(name)
+        why = "--last keeps" if last and output.keep == "all" else "'keep: last' keeps"
+        cause = ("it has no 'initial'" if output.initial is None
+                 else f"its 'initial' is kept only where a step reads {name}[t-k]")
+        raise UsageError(
+            f"output '{name}' has no state after 0 steps: {cause}", output.name.span,
+            (f"{why} only its final state, and 0 steps compute none: run at least 1 step",),
+        )
 
 
 def check_steps(steps: int | None) -> None:

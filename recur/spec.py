@@ -41,8 +41,8 @@ OUTPUT_KEYS = ("step", "initial", "taps", "dtype", "keep")
 INPUT = "input"
 FLOW_COMMA_NOTE = (
     "inside YAML's {...} or [...] a comma ends an unquoted value, so the expression was cut "
-    "at its first ','; quote it (a: 'f(1, 2)') or write the mapping in block style, one "
-    "'key: value' per line"
+    "at its first ','; quote it, as in a: 'f(1, 2)', or write the mapping or list in block "
+    "style, one entry per line"
 )
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
+from pathlib import Path
 
 import numpy
 import pytest
 from scipy import special
 
 import recur
-from recur.lang.functions import FUNCTIONS
+from recur.lang.functions import FUNCTIONS, FUNCTIONS_LISTED
 
 A = numpy.array([0.25, -1.5, 2.0])
 B = numpy.array([1.0, 3.0, -0.5])
@@ -105,3 +107,13 @@ def test_function_matches_numpy(name: str) -> None:
     got = recur.run(recur.load(text))["y"]
     assert got.shape == (2, *want.shape)
     numpy.testing.assert_allclose(got[1], want.astype(dtype), rtol=1e-15, atol=0)
+
+
+def test_the_functions_section_of_the_docs_lists_every_function() -> None:
+    """The section that an unknown function's note points at."""
+    assert "'Functions' in docs/spec.md" in FUNCTIONS_LISTED
+    text = (Path(__file__).resolve().parent.parent / "docs" / "spec.md").read_text()
+    section = text.split("\n### Functions\n", 1)[1].split("\n#", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    listed = {name for row in table for name in re.findall(r"`(\w+)`", row.split("|")[2])}
+    assert listed == set(FUNCTIONS)

@@ -108,3 +108,18 @@ def test_empty_and_overlong_expressions() -> None:
         parse("   ")
     with pytest.raises(ExprError, match="characters long"):
         parse("1+" * 6000 + "1")
+
+
+@pytest.mark.parametrize(("text", "bracket", "column"), [
+    ("sin(x[t-1]", "(", 14),  # sin's, not the one around the whole text
+    ("f(g(1), h(2", "(", 20),  # the innermost still open, as Python says
+    ("a[1", "[", 12),  # not a mismatch with a parenthesis the text does not have
+    ("é + sin(x", "(", 18),  # columns count characters
+])
+def test_an_unclosed_bracket_is_shown_where_it_opens(text: str, bracket: str,
+                                                     column: int) -> None:
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert caught.value.message == f"syntax error: '{bracket}' was never closed"
+    assert caught.value.span is not None
+    assert (caught.value.span.line, caught.value.span.col) == (3, column)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from recur.diagnostics import did_you_mean
 from recur.lang import casts
 
 MAX_ARRAY_ELEMENTS = 1_000_000_000
@@ -166,3 +167,27 @@ FUNCTIONS: dict[str, Function] = {
     "reshape": _shape_fn("reshape", 2, 2),
     "transpose": _shape_fn("transpose", 1, 2),
 }
+
+# Names users reach for that recur spells otherwise, or does not have.
+MISSING_FUNCTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        ("int", "float", "complex"),
+        "casts are named by dtype: int64(x), int32(x), float64(x), float32(x), bool(x), "
+        "complex128(x)",
+    ),
+    **dict.fromkeys(
+        ("random", "rand", "randn", "randint", "normal", "uniform", "seed"),
+        "recur has no random numbers (a run gives the same values every time): draw them "
+        "beforehand and give them as a sequence, with --input NAME=file.npy",
+    ),
+}
+FUNCTIONS_LISTED = "every function is listed under 'Functions' in docs/spec.md"
+
+
+def unknown_function_notes(name: str) -> tuple[str, ...]:
+    """The notes for a call of `name`, which is not a function: a hint, or the closest
+    name; and where the whole list is."""
+    if name in MISSING_FUNCTIONS:
+        return MISSING_FUNCTIONS[name], FUNCTIONS_LISTED
+    return (*did_you_mean(name, FUNCTIONS), FUNCTIONS_LISTED)
+
