@@ -222,3 +222,61 @@ def test_explain_says_a_spec_with_casts_is_compiled(tmp_path: Any) -> None:
     result = CliRunner().invoke(cli, ["explain", str(path)], catch_exceptions=False)
     assert result.exit_code == 0
     assert "engine: compiled" in result.stdout
+
+
+PARTS_SPEC = """\
+sequences:
+  s: input
+outputs:
+  one:
+    initial: 1.0
+    step: one[t-1]
+  re:
+    dtype: {dtype}
+    step: real(where(one[t-1] > 0, s[t], s[t]))
+  im:
+    dtype: {dtype}
+    step: imag(where(one[t-1] > 0, s[t], s[t]))
+  co:
+    dtype: {dtype}
+    step: conj(where(one[t-1] > 0, s[t], s[t]))
+  an:
+    dtype: {angle}
+    step: angle(where(one[t-1] > 0, s[t], s[t]))
+"""
+
+
+@pytest.mark.usefixtures("where")
+@pytest.mark.parametrize(("dtype", "values"), [
+    ("float64", [1.5, -2.0, 0.0, -0.0, math.inf, -math.inf, math.nan]),
+    ("float32", [1.5, -2.0, -0.0, math.nan]),
+    ("int64", [3, -4, 0]),
+])
+def test_the_parts_of_a_real_number_are_compiled_with_the_same_bits(
+        dtype: str, values: list[Any]) -> None:
+    """As NumPy: real and conj give x, imag 0 (of x's dtype), angle arctan2(0, x)."""
+    sequence = numpy.stack([numpy.array(values, dtype=dtype)] * 2)
+    angle = "float32" if dtype == "float32" else "float64"
+    runs = _run_everywhere(PARTS_SPEC.format(dtype=dtype, angle=angle), {"s": sequence})
+    round_angle = _float32 if dtype == "float32" else float
+    expected = {
+        "re": sequence, "co": sequence, "im": numpy.zeros_like(sequence),
+        "an": numpy.array([[round_angle(math.atan2(0.0, v)) for v in row]
+                           for row in sequence.tolist()], dtype=angle),
+    }
+    for name, want in expected.items():
+        assert _bits(runs[0][name]) == _bits(numpy.asarray(want)), name
+        for other in runs[1:]:
+            assert _bits(other[name]) == _bits(runs[0][name]), (name, other.engine)
+
+
+def test_complex_values_fall_back_to_the_interpreter_and_explain_says_why(
+        tmp_path: Any) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text("steps: 3000000\noutputs:\n  z:\n    dtype: complex128\n"
+                    "    initial: 1.0\n    step: conj(z[t-1]) * 0.5j\n")
+    result = CliRunner().invoke(cli, ["explain", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "engine: interpreter (" in result.stdout
+    assert ("  because: the compiled engine cannot run it: output 'z' is complex128\n"
+            in result.stdout)
