@@ -196,7 +196,7 @@ class _Converter:
             self, f"_convert_{type(node).__name__}", None
         )
         if builder is None:
-            raise ExprError(self._refusal(node), self.span(node))
+            raise ExprError(self._refusal(node), self.span(node), _attribute_hint(node))
         return builder(node, depth + 1)
 
     def span(self, node: ast.AST) -> Span:
@@ -328,6 +328,22 @@ class _Converter:
         return n.ListExpr(self.span(node), tuple(self.convert(e, depth) for e in node.elts))
 
     _convert_Tuple = _convert_List
+
+
+# NumPy attributes that recur spells as functions.
+_ATTRIBUTE_FUNCTIONS = {
+    "real": "real(x)", "imag": "imag(x)", "conj": "conj(x)", "conjugate": "conj(x)",
+    "T": "transpose(x)", "astype": "a cast named by the dtype, as int64(x) or float32(x)",
+    "sum": "sum(x)", "mean": "mean(x)", "prod": "prod(x)", "min": "min(x)", "max": "max(x)",
+    "reshape": "reshape(x, shape)", "transpose": "transpose(x)", "dot": "dot(x, y)",
+}
+
+
+def _attribute_hint(node: ast.AST) -> tuple[str, ...]:
+    """For `x.real` and the like: the function recur has for it."""
+    if isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTE_FUNCTIONS:
+        return (f"for x.{node.attr}, write {_ATTRIBUTE_FUNCTIONS[node.attr]}",)
+    return ()
 
 
 def _time_offset(node: ast.AST) -> int | None:
