@@ -432,7 +432,8 @@ class _Loader:
         try:
             return parse_expression(str(node.value), self.origin(node))
         except ExprError as err:
-            if node.style is None and self.text[node.end_mark.index:].lstrip(" ")[:1] == ",":
+            cut = self.text[node.end_mark.index:].lstrip(" ")[:1] == ","
+            if node.style is None and cut and "was never closed" in err.message:
                 raise err.with_note(FLOW_COMMA_NOTE) from None
             raise
 

@@ -134,8 +134,10 @@ def test_a_quoted_or_block_expression_with_commas_is_whole() -> None:
         assert result["x"].tolist() == [[1.0 + 0.3, 1.2 + 0.3, 1.4 + 0.3]]
 
 
-def test_a_syntax_error_elsewhere_gets_no_flow_note() -> None:
-    error = error_of("outputs:\n  x: {step: 'x[t-1] +* 1', initial: 0}\n")
+@pytest.mark.parametrize("step", ["'x[t-1] +* 1'", "t +* 1"])
+def test_a_syntax_error_elsewhere_gets_no_flow_note(step: str) -> None:
+    error = error_of(f"outputs:\n  x: {{step: {step}, initial: 0}}\n")
+    assert error.message.startswith("syntax error")
     assert error.notes == ()
 
 

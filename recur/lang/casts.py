@@ -16,8 +16,6 @@ import numpy
 
 # The dtypes an output may have (spec.py), and so the casts.
 DTYPES = ("float64", "float32", "int32", "int64", "bool", "complex128")
-
-
 CAST_REFUSED_NOTE = "take real(z), imag(z) or abs(z) first, whichever is meant"
 
 
@@ -25,11 +23,11 @@ class CastRefused(TypeError):
     """A cast that recur refuses whatever the values: complex to a real dtype."""
 
 
-def non_finite(dtype: str) -> str:
+def _non_finite(dtype: str) -> str:
     return f"{dtype}() of NaN or infinity"
 
 
-def out_of_range(dtype: str) -> str:
+def _out_of_range(dtype: str) -> str:
     return f"integer overflow: {dtype}() of a value outside {dtype}"
 
 
@@ -45,7 +43,7 @@ def cast(xp: Any, dtype: str, value: Any) -> tuple[Any, tuple[tuple[str, Any], .
     elif target.kind in "iu" and source.kind in "iu" and not numpy.can_cast(source, target):
         info = numpy.iinfo(target)
         bad = array > info.max if source.kind == "u" else (array < info.min) | (array > info.max)
-        faults = ((out_of_range(dtype), bad),)
+        faults = ((_out_of_range(dtype), bad),)
     return array.astype(target), faults
 
 
@@ -59,5 +57,5 @@ def _truncated(xp: Any, array: Any, dtype: str) -> tuple[Any, tuple[tuple[str, A
     whole = xp.trunc(array)
     finite = xp.isfinite(array)
     inside = (whole >= -limit) & (whole < limit)
-    faults = ((non_finite(dtype), ~finite), (out_of_range(dtype), finite & ~inside))
+    faults = ((_non_finite(dtype), ~finite), (_out_of_range(dtype), finite & ~inside))
     return xp.where(inside, whole, 0), faults

@@ -190,4 +190,3 @@ def unknown_function_notes(name: str) -> tuple[str, ...]:
     if name in MISSING_FUNCTIONS:
         return MISSING_FUNCTIONS[name], FUNCTIONS_LISTED
     return (*did_you_mean(name, FUNCTIONS), FUNCTIONS_LISTED)
-
