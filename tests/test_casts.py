@@ -12,6 +12,8 @@ from typing import Any
 import numpy
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cuda import where  # noqa: F401 (the fixture: emulated CUDA, or a real GPU)
 
 import recur
@@ -259,3 +261,52 @@ def test_explain_says_casts_are_compiled_and_why_complex_values_are_not(
     result = CliRunner().invoke(cli, ["explain", str(path)], catch_exceptions=False)
     assert result.exit_code == 0
     assert all(line in result.stdout for line in engine)
+
+
+def _expected_fault(dtype: str, values: list[float]) -> str | None:
+    """The interpreter's words for a float-to-integer cast of one step over `values`:
+    NaN or infinity first, then values beyond the dtype (its first lane in each case)."""
+    limit = INT_LIMITS[dtype]
+    infinite = [k for k, v in enumerate(values) if not math.isfinite(v)]
+    beyond = [k for k, v in enumerate(values)
+              if math.isfinite(v) and not -limit <= math.trunc(v) < limit]
+    if infinite:
+        return (f"{dtype}() of NaN or infinity in the step of output 'y' at t=0 "
+                f"(lane {infinite[0]})")
+    if beyond:
+        return (f"integer overflow: {dtype}() of a value outside {dtype} in the step of output "
+                f"'y' at t=0 (lane {beyond[0]})")
+    return None
+
+
+edge_floats = st.one_of(
+    st.floats(width=32), st.floats(),
+    st.sampled_from([2.0**31, -(2.0**31), 2.0**31 - 0.5, -(2.0**31) - 1, 2.0**63,
+                     -(2.0**63), -(2.0**63) - 2048, 2.0**63 - 1024]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dtype=st.sampled_from(["int32", "int64"]), source=st.sampled_from(["float32", "float64"]),
+       values=st.lists(edge_floats, min_size=1, max_size=5))
+def test_float_to_integer_casts_agree_with_truncation_or_fault_alike(
+        dtype: str, source: str, values: list[float]) -> None:
+    """Any floats: the interpreter and the C kernel give trunc(x) where the dtype holds
+    it, or both stop with the same words at the same lane."""
+    with numpy.errstate(over="ignore"):  # a float64 beyond float32 is an infinity
+        sequence = numpy.array([values], dtype=source)
+    spec = recur.load(_spec(y=(dtype, dtype)))
+    widened = [float(v) for v in sequence[0].tolist()]  # the values the cast sees
+    expected = _expected_fault(dtype, widened)
+    outcomes = []
+    for engine in ("interp", "compiled"):
+        try:
+            result = recur.run(spec, engine=engine, inputs={"s": sequence})
+            outcomes.append(_bits(result["y"]))
+        except recur.RecurError as error:
+            outcomes.append(error.message.encode())
+    if expected is None:
+        wanted = numpy.array([[math.trunc(v) for v in widened]], dtype=dtype)
+        assert outcomes == [_bits(wanted)] * 2
+    else:
+        assert outcomes == [expected.encode()] * 2
