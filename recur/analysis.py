@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 from recur.diagnostics import ExprError, Span, SpecError, did_you_mean
 from recur.lang import nodes as n
-from recur.lang.functions import CONSTANTS, FUNCTIONS
+from recur.lang.functions import CONSTANTS, FUNCTIONS, unknown_function_notes
 from recur.lang.nodes import constant_axis
 from recur.spec import OutputSpec, Spec
 
 MAX_TAP_DEPTH = 10_000
 MAX_SEQUENCE_OFFSET = 1_000_000
+INITIAL_REACH = ("an initial may use params, sequences (whole, or indexed as s[0]), constants "
+                 "and functions; not outputs, 't' or 'steps'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class Context:
     sequences: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
     time: bool = False  # `t` and `steps` are defined
+    reach: str | None = None  # a note on what the expression may use, for unknown names
 
 
 @dataclass
@@ -76,10 +79,12 @@ def analyze_spec(spec: Spec) -> Analysis:
             check_expression(sequence.value, Context(f"sequence '{sequence.name.name}'", visible))
     if spec.steps is not None:
         check_expression(spec.steps, Context("'steps'", visible))
+    # An initial is a value before the loop: sequences are whole arrays there, as params.
+    initial_names = visible | {s.name.name for s in spec.sequences}
     for output in spec.outputs:
         if output.initial is not None:
             where = f"the initial of output '{output.name.name}'"
-            check_expression(output.initial, Context(where, visible))
+            check_expression(output.initial, Context(where, initial_names, reach=INITIAL_REACH))
 
     step_context = Context(
         "", visible,
@@ -109,7 +114,8 @@ def analyze_spec(spec: Spec) -> Analysis:
 
 
 def _with_where(context: Context, where: str) -> Context:
-    return Context(where, context.params, context.sequences, context.outputs, context.time)
+    return Context(where, context.params, context.sequences, context.outputs, context.time,
+                   context.reach)
 
 
 def check_expression(node: n.Node, context: Context) -> Reads:
@@ -158,15 +164,21 @@ class _Checker:
         if name in FUNCTIONS:
             raise self.error(f"'{name}' is a function; call it, as in {name}(...)", node.span)
         if name in ("t", "steps"):
-            raise self.error(f"'{name}' is defined only in steps and 'until'", node.span)
+            raise self.error(f"'{name}' is defined only in steps and 'until'", node.span,
+                             *self.reach())
         visible = [*context.params, *context.sequences, *context.outputs, *CONSTANTS]
         if context.time:
             visible += ["t", "steps"]
-        raise self.error(f"unknown name '{name}'", node.span, *did_you_mean(name, visible))
+        raise self.error(f"unknown name '{name}'", node.span, *did_you_mean(name, visible),
+                         *self.reach())
+
+    def reach(self) -> tuple[str, ...]:
+        return (self.context.reach,) if self.context.reach else ()
 
     def time_index(self, node: n.TimeIndex) -> None:
         if not self.context.time:
-            raise self.error("'t' is defined only in steps and 'until'", node.span)
+            raise self.error("'t' is defined only in steps and 'until'", node.span,
+                             *self.reach())
 
     def subscript(self, node: n.Subscript) -> None:
         target = node.value
@@ -211,7 +223,7 @@ class _Checker:
             if node.func in known:
                 raise self.error(f"'{node.func}' is not a function", node.func_span)
             raise self.error(f"unknown function '{node.func}'", node.func_span,
-                             *did_you_mean(node.func, FUNCTIONS))
+                             *unknown_function_notes(node.func))
         count = len(node.args)
         if not function.min_args <= count <= function.max_args:
             raise self.error(

@@ -172,9 +172,29 @@ def prepare(
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
     with _sourced(spec), _set_sourced(params or {}):
-        return compile_spec(
+        compiled = compile_spec(
             spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
+        )
+        if compiled.plan.steps == 0:
+            _check_last_states(spec, compiled, last)
+    return compiled
+
+
+def _check_last_states(spec: Spec, compiled: Compiled, last: bool) -> None:
+    """After 0 steps a kept-last output's state is its last initial state, kept only
+    where a step reads it back: refuse the others before the run."""
+    for summary in compiled.outputs:
+        name = summary.name
+        if summary.keep != "last" or compiled.analysis.depth(name) > 0:
+            continue
+        output = spec.output(name)
+        why = "--last keeps" if last and output.keep == "all" else "'keep: last' keeps"
+        cause = ("it has no 'initial'" if output.initial is None
+                 else f"its 'initial' is kept only where a step reads {name}[t-k]")
+        raise UsageError(
+            f"output '{name}' has no state after 0 steps: {cause}", output.name.span,
+            (f"{why} only its final state, and 0 steps compute none: run at least 1 step",),
         )
 
 

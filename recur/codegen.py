@@ -31,6 +31,7 @@ import numpy
 from recur.compiler import Compiled
 from recur.lang import nodes as n
 from recur.lang.build import Observation
+from recur.lang.casts import DTYPES
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.spec import Spec
 
@@ -53,6 +54,9 @@ _FLOAT_FUNCTIONS = {
     "cosh": "cosh", "tanh": "tanh", "arctan2": "atan2", "hypot": "hypot",
     "floor": "floor", "ceil": "ceil", "trunc": "trunc", "abs": "fabs",
 }
+# Functions whose C form is exact: casts (`recur.lang.casts`), and the parts of a real
+# number (complex values are not compiled).
+_EXACT_FUNCTIONS = frozenset({*DTYPES, "real", "imag", "conj", "angle"})
 _CHECKED = {"+": "r_add", "-": "r_sub", "*": "r_mul", "//": "r_floordiv", "%": "r_mod",
             "**": "r_pow"}
 
@@ -123,6 +127,15 @@ R_FN r_i64 r_max_i(r_i64 a, r_i64 b) { return a >= b ? a : b; }
 R_FN double r_sign_d(double a) { return a != a ? a : (double)((a > 0) - (a < 0)); }
 R_FN float r_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
 R_FN r_i64 r_sign_i(r_i64 a) { return (a > 0) - (a < 0); }
+"""
+
+# Casts (recur.lang.casts): a float becomes an integer by truncation where one holds it,
+# `limit` being 2**(bits-1); NaN, infinities and values beyond it are faults.
+COMMON += """\
+R_FN r_i64 r_trunc_i(double a, double limit, r_i64 *st) {
+    double whole = trunc(a);
+    return (whole >= -limit && whole < limit) ? (r_i64)whole : r_fail(st);
+}
 """
 
 C_HEADER = """\
@@ -504,6 +517,8 @@ class _Generator:
         folds = func in ("min", "max", "minimum", "maximum") and len(args) > 1
         if node.axis is not None or (FUNCTIONS[func].kind != "elementwise" and not folds):
             raise Unsupported(f"{func}(), which mixes lanes")
+        if func in _EXACT_FUNCTIONS:
+            return self._exact_call(func, args[0], dtype)
         kind = "d" if dtype == "float64" else "f" if dtype == "float32" else "i"
         work = {"d": "float64", "f": "float32", "i": "int64"}[kind]
         if folds or func == "clip":
@@ -537,6 +552,26 @@ class _Generator:
             raise Unsupported(f"the function {func}()")
         name = _FLOAT_FUNCTIONS[func] + ("" if dtype == "float64" else "f")
         return f"{name}({', '.join(self._typed(arg, dtype) for arg in args)})"
+
+    def _exact_call(self, func: str, arg: n.Node, dtype: str) -> str:
+        """A cast, or a part of a real number: exact, so with the interpreter's bits."""
+        have = self._seen(arg).dtype
+        if func in ("real", "conj"):  # of a real value: the value (in NumPy's dtype)
+            return self._typed(arg, dtype)
+        if func == "imag":  # zero, after the value (which may fault) is computed
+            return f"((void)({self._expr(arg)}), ({self.types[dtype]})0)"
+        if func == "angle":  # 0 or pi, as NumPy's arctan2(0, x)
+            return f"{'atan2' if dtype == 'float64' else 'atan2f'}(0, {self._typed(arg, dtype)})"
+        if dtype == "bool":
+            return f"(({self._expr(arg)}) != 0)"
+        if dtype in _INT_DTYPES and have in _FLOAT_DTYPES:
+            self.checked = True
+            limit = -float(numpy.iinfo(dtype).min)
+            return self._cast(f"r_trunc_i((double)({self._expr(arg)}), {limit!r}, status)",
+                              "int64", dtype)
+        if dtype in _INT_DTYPES and have in _INT_DTYPES and not numpy.can_cast(have, dtype):
+            return self._int_result(self._typed(arg, "int64"), dtype)
+        return self._typed(arg, dtype)
 
 
 def _no_bool_arithmetic(dtype: str) -> None:

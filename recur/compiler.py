@@ -24,7 +24,13 @@ from recur.engine.plan import OutputPlan, Plan
 from recur.lang import nodes as n
 from recur.lang.build import Builder, Closure, Observation
 from recur.spec import OutputSpec, Spec
-from recur.values import count_steps, evaluate, evaluate_params, evaluate_sequences
+from recur.values import (
+    count_steps,
+    evaluate,
+    evaluate_params,
+    evaluate_sequences,
+    initial_names,
+)
 
 MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
 # Outputs this small fit anywhere recur runs: asking the OS (a tenth of a millisecond,
@@ -87,8 +93,9 @@ def compile_spec(
     sequences = evaluate_sequences(spec, params, inputs, host)
     n_steps, steps_reason = count_steps(spec, params, sequences, analysis.sequence_offsets,
                                         steps, host)
+    readable = initial_names(spec, params, sequences)
     initials = {
-        o.name.name: _initial(o, analysis.depth(o.name.name), params, host)
+        o.name.name: _initial(o, analysis.depth(o.name.name), readable, host)
         for o in spec.outputs
     }
     if host is not backend:
@@ -157,13 +164,13 @@ def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in inputs.items() if name in names}
 
 
-def _initial(output: OutputSpec, depth: int, params: Mapping[str, Any], backend: Any) -> Any:
+def _initial(output: OutputSpec, depth: int, names: Mapping[str, Any], backend: Any) -> Any:
     """The initial states as an array (depth, *state), cast to the output's dtype."""
     if output.initial is None:
         return None
     name = output.name.name
     value = backend.xp.asarray(
-        evaluate(output.initial, params, backend, f"the initial of output '{name}'")
+        evaluate(output.initial, names, backend, f"the initial of output '{name}'")
     )
     span = output.initial.span
     if not numpy.can_cast(value.dtype, output.dtype, "same_kind"):

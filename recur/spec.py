@@ -15,15 +15,23 @@ from pathlib import Path
 
 import yaml
 
-from recur.diagnostics import Origin, RecurError, Span, SpecError, did_you_mean, source_lines
+from recur.diagnostics import (
+    ExprError,
+    Origin,
+    RecurError,
+    Span,
+    SpecError,
+    did_you_mean,
+    source_lines,
+)
 from recur.lang import nodes as n
+from recur.lang.casts import DTYPES
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.lang.parse import parse_expression
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_YAML_DEPTH = 100  # collections in collections; a 64-dimensional initial takes 67
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-DTYPES = ("float64", "float32", "int32", "int64", "bool", "complex128")
 KEEPS = ("all", "last", "none")
 RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS})
 TOP_KEYS = (
@@ -31,6 +39,11 @@ TOP_KEYS = (
 )
 OUTPUT_KEYS = ("step", "initial", "taps", "dtype", "keep")
 INPUT = "input"
+FLOW_COMMA_NOTE = (
+    "inside YAML's {...} or [...] a comma ends an unquoted value, so the expression was cut "
+    "at its first ','; quote it, as in a: 'f(1, 2)', or write the mapping or list in block "
+    "style, one entry per line"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,9 +346,13 @@ class _Loader:
         ):
             raise self.error("'taps' must be a list of negative integers, like [-2, -1]", node)
         taps = tuple(int(self.construct(i)) for i in items)
-        for item, tap in zip(items, taps, strict=True):
+        for k, (item, tap) in enumerate(zip(items, taps, strict=True)):
             if tap >= 0:
                 raise self.error(f"tap {tap} is not negative; taps look back, like -1", item)
+            if tap in taps[:k]:
+                first = self.span(items[taps.index(tap)])
+                raise self.error(f"tap {tap} is listed twice", item,
+                                 f"{first.path}:{first.line}:{first.col}: first listed here")
         return taps
 
     def declare(self, name: str, key: yaml.Node, what: str) -> Declared:
@@ -412,7 +429,13 @@ class _Loader:
             return n.Number(span, self.construct(node))  # type: ignore[arg-type]
         if _is_null(node):
             raise self.error("missing value: expected a number, an expression or a list", node)
-        return parse_expression(str(node.value), self.origin(node))
+        try:
+            return parse_expression(str(node.value), self.origin(node))
+        except ExprError as err:
+            cut = self.text[node.end_mark.index:].lstrip(" ")[:1] == ","
+            if node.style is None and cut and "was never closed" in err.message:
+                raise err.with_note(FLOW_COMMA_NOTE) from None
+            raise
 
     def origin(self, node: yaml.ScalarNode) -> Origin:
         """Where the expression text of a scalar starts, per YAML scalar style."""

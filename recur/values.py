@@ -119,6 +119,14 @@ def evaluate_sequences(
     return sequences
 
 
+def initial_names(
+    spec: Spec, params: Mapping[str, Any], sequences: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What an initial may read: params, and sequences whole, as given (not reversed)."""
+    given = {name: value[::-1] if spec.reverse else value for name, value in sequences.items()}
+    return {**params, **given}
+
+
 def _missing_input(name: str, what: str, span: Span) -> SpecError:
     return SpecError(
         f"{what} '{name}' is 'input', but no --input {name}=PATH was given", span,

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import re
+import struct
+from pathlib import Path
+
 import numpy
 import pytest
 from scipy import special
 
 import recur
-from recur.lang.functions import FUNCTIONS
+from recur.lang.functions import FUNCTIONS, FUNCTIONS_LISTED
 
 A = numpy.array([0.25, -1.5, 2.0])
 B = numpy.array([1.0, 3.0, -0.5])
 M = numpy.array([[1.0, 2.0], [3.0, 4.0]])
+
+def _float32(value: float) -> float:
+    """The float32 nearest `value`, by the struct module (not NumPy)."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
 
 # expression over params a, b, m  ->  the same computed by hand
 CASES: dict[str, tuple[str, object]] = {
@@ -49,6 +59,16 @@ CASES: dict[str, tuple[str, object]] = {
     "hypot": ("hypot(a, b)", numpy.hypot(A, B)),
     "isnan": ("isnan(a / 0 * 0)", numpy.array([True, True, True])),
     "isfinite": ("isfinite(a / 0)", numpy.array([False, False, False])),
+    "real": ("real(a + b * 1j)", A),
+    "imag": ("imag(a + b * 1j)", B),
+    "conj": ("conj(a + b * 1j)", [complex(x, -y) for x, y in zip(A, B, strict=True)]),
+    "angle": ("angle(a + b * 1j)", [math.atan2(y, x) for x, y in zip(A, B, strict=True)]),
+    "int64": ("int64(a * 3)", [math.trunc(x * 3) for x in A]),
+    "int32": ("int32(b * -7)", [math.trunc(x * -7) for x in B]),
+    "float32": ("float32(a / 3)", [_float32(x / 3) for x in A]),
+    "float64": ("float64(arange(3))", [0.0, 1.0, 2.0]),
+    "bool": ("bool(a - 0.25)", [False, True, True]),
+    "complex128": ("complex128(a)", [complex(x) for x in A]),
     "sum": ("sum(m, axis=0)", M.sum(axis=0)),
     "prod": ("prod(m, axis=1)", M.prod(axis=1)),
     "mean": ("mean(m)", M.mean()),
@@ -78,11 +98,22 @@ def test_every_function_has_a_case() -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_function_matches_numpy(name: str) -> None:
     expression, expected = CASES[name]
+    want = numpy.asarray(expected)
+    dtype = "complex128" if want.dtype.kind == "c" else "float64"
     text = (
         f"params:\n  a: {A.tolist()}\n  b: {B.tolist()}\n  m: {M.tolist()}\n"
-        f"steps: 2\noutputs:\n  y:\n    step: '{expression}'\n"
+        f"steps: 2\noutputs:\n  y:\n    dtype: {dtype}\n    step: '{expression}'\n"
     )
     got = recur.run(recur.load(text))["y"]
-    want = numpy.asarray(expected)
     assert got.shape == (2, *want.shape)
-    numpy.testing.assert_allclose(got[1], want.astype(float), rtol=1e-15, atol=0)
+    numpy.testing.assert_allclose(got[1], want.astype(dtype), rtol=1e-15, atol=0)
+
+
+def test_the_functions_section_of_the_docs_lists_every_function() -> None:
+    """The section that an unknown function's note points at."""
+    assert "'Functions' in docs/spec.md" in FUNCTIONS_LISTED
+    text = (Path(__file__).resolve().parent.parent / "docs" / "spec.md").read_text()
+    section = text.split("\n### Functions\n", 1)[1].split("\n#", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    listed = {name for row in table for name in re.findall(r"`(\w+)`", row.split("|")[2])}
+    assert listed == set(FUNCTIONS)

@@ -108,3 +108,40 @@ def test_empty_and_overlong_expressions() -> None:
         parse("   ")
     with pytest.raises(ExprError, match="characters long"):
         parse("1+" * 6000 + "1")
+
+
+@pytest.mark.parametrize(("text", "bracket", "column"), [
+    ("sin(x[t-1]", "(", 14),  # sin's, not the one around the whole text
+    ("f(g(1), h(2", "(", 20),  # the innermost still open, as Python says
+    ("a[1", "[", 12),  # not a mismatch with a parenthesis the text does not have
+    ("é + sin(x", "(", 18),  # columns count characters
+])
+def test_an_unclosed_bracket_is_shown_where_it_opens(text: str, bracket: str,
+                                                     column: int) -> None:
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert caught.value.message == f"syntax error: '{bracket}' was never closed"
+    assert caught.value.span is not None
+    assert (caught.value.span.line, caught.value.span.col) == (3, column)
+
+
+@pytest.mark.parametrize(("text", "note"), [
+    ("x[t-1].real + 1", "for x.real, write real(x)"),
+    ("z.conjugate()", "for x.conjugate, write conj(x)"),
+    ("x.astype(int)", "for x.astype, write a cast named by the dtype, as int64(x) or "
+     "float32(x)"),
+    ("m.T @ v", "for x.T, write transpose(x)"),
+])
+def test_a_numpy_attribute_is_refused_with_recurs_function_for_it(text: str,
+                                                                  note: str) -> None:
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert caught.value.message == "attribute access is not part of the recur language"
+    assert caught.value.notes == (note,)
+    assert caught.value.span is not None and caught.value.span.col == 11
+
+
+def test_another_attribute_gets_no_hint() -> None:
+    with pytest.raises(ExprError) as caught:
+        parse("x.shape")
+    assert caught.value.notes == ()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 import recur
+from recur.analysis import INITIAL_REACH
 from recur.diagnostics import RecurError, render
+from recur.lang.functions import FUNCTIONS_LISTED, MISSING_FUNCTIONS
+from recur.spec import FLOW_COMMA_NOTE
 
 
 def error_of(text: str) -> RecurError:
@@ -64,6 +67,7 @@ def test_non_ascii_names_count_characters() -> None:
         ("outputs:\n  x: {step: 1, dtype: float16}\n", "unknown dtype 'float16'"),
         ("outputs:\n  x: {step: 1, keep: some}\n", "unknown keep 'some'"),
         ("outputs:\n  x: {step: 1, taps: [1]}\n", "is not negative"),
+        ("outputs:\n  x: {step: 'sin(t)', initial: 0, taps: [-1, -1]}\n", "listed twice"),
         ("reverse: maybe\noutputs:\n  x: {step: 1}\n", "expected true or false"),
         ("outputs:\n  x: {step: 1}\n  x: {step: 2}\n", "duplicate output name 'x'"),
         ("params:\n  a: &v [1, 2]\n  b: *v\noutputs:\n  x: {step: a}\n", "aliases"),
@@ -102,3 +106,115 @@ def test_bare_output_suggests_both_reads() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: object) -> None:
     with pytest.raises(RecurError, match="cannot read spec"):
         recur.load("does/not/exist.yaml")
+
+
+def test_a_repeated_tap_is_refused_at_its_second_place() -> None:
+    error = error_of("outputs:\n  x:\n    initial: [1.0, 2.0]\n    step: x[t-1] + x[t-2]\n"
+                     "    taps: [-2, -1, -2]\n")
+    assert error.message == "tap -2 is listed twice"
+    assert error.span is not None and (error.span.line, error.span.col) == (5, 20)
+    assert error.notes == ("spec.yaml:5:12: first listed here",)
+
+
+@pytest.mark.parametrize(("text", "line", "col"), [
+    ("params: {a: linspace(1.0, 1.4, 20), b: 0.3}\noutputs:\n  x: {step: a}\n", 1, 21),
+    ("outputs:\n  x: {step: 'x[t-1]', initial: [max(1, 2), 3]}\n", 2, 36),
+])
+def test_an_expression_cut_at_a_flow_comma_says_why(text: str, line: int, col: int) -> None:
+    error = error_of(text)
+    assert error.message == "syntax error: '(' was never closed"
+    assert error.span is not None and (error.span.line, error.span.col) == (line, col)
+    assert error.notes == (FLOW_COMMA_NOTE,)
+
+
+def test_a_quoted_or_block_expression_with_commas_is_whole() -> None:
+    for text in ("params: {a: 'linspace(1.0, 1.4, 3)', b: 0.3}\n",
+                 "params:\n  a: linspace(1.0, 1.4, 3)\n  b: 0.3\n"):
+        result = recur.run(recur.load(text + "steps: 1\noutputs:\n  x: {step: a + b}\n"))
+        assert result["x"].tolist() == [[1.0 + 0.3, 1.2 + 0.3, 1.4 + 0.3]]
+
+
+@pytest.mark.parametrize("step", ["'x[t-1] +* 1'", "t +* 1"])
+def test_a_syntax_error_elsewhere_gets_no_flow_note(step: str) -> None:
+    error = error_of(f"outputs:\n  x: {{step: {step}, initial: 0}}\n")
+    assert error.message.startswith("syntax error")
+    assert error.notes == ()
+
+
+INITIAL_FROM_PRICES = """\
+{reverse}sequences:
+  price: [10.0, 11.0, 12.5, 12.0]
+outputs:
+  ema:
+    initial: {initial}
+    step: 0.5 * ema[t-1] + 0.5 * price[t]
+"""
+
+
+@pytest.mark.parametrize(("initial", "first"), [
+    ("price[0]", 10.0), ("mean(price)", (10.0 + 11.0 + 12.5 + 12.0) / 4),
+    ("price[-1] * 2", 24.0),
+])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_an_initial_reads_sequences_as_given(initial: str, first: float,
+                                             reverse: bool) -> None:
+    """Whole or indexed, before `reverse` turns them around (a value from outside the loop)."""
+    prices = [10.0, 11.0, 12.5, 12.0]
+    text = INITIAL_FROM_PRICES.format(reverse="reverse: true\n" if reverse else "",
+                                      initial=initial)
+    expected, state = [], first
+    for price in (prices[::-1] if reverse else prices):
+        state = 0.5 * state + 0.5 * price
+        expected.append(state)
+    assert recur.run(recur.load(text))["ema"].tolist() == expected
+
+
+@pytest.mark.parametrize(("initial", "message", "col"), [
+    ("ema[t-1]", "unknown name 'ema' in the initial of output 'ema'", 14),
+    ("price[t]", "'t' is defined only in steps and 'until' in the initial of output 'ema'", 20),
+    ("prices[0]", "unknown name 'prices' in the initial of output 'ema'", 14),
+    ("steps * 1.0", "'steps' is defined only in steps and 'until' in the initial of output "
+     "'ema'", 14),
+])
+def test_what_an_initial_cannot_read_is_named_with_what_it_may(
+        initial: str, message: str, col: int) -> None:
+    error = error_of(INITIAL_FROM_PRICES.format(reverse="", initial=initial))
+    assert error.message == message
+    assert error.span is not None and (error.span.line, error.span.col) == (5, col)
+    assert error.notes[-1] == INITIAL_REACH
+
+
+@pytest.mark.parametrize(("step", "notes"), [
+    ("sqr(t)", ("did you mean 'sqrt'?", FUNCTIONS_LISTED)),
+    ("random()", (MISSING_FUNCTIONS["random"], FUNCTIONS_LISTED)),
+    ("float(t)", (MISSING_FUNCTIONS["float"], FUNCTIONS_LISTED)),
+])
+def test_an_unknown_function_says_where_the_functions_are(step: str,
+                                                          notes: tuple[str, ...]) -> None:
+    error = error_of(f"outputs:\n  x:\n    step: {step}\n")
+    assert error.message == f"unknown function '{step.split('(')[0]}' in the step of output 'x'"
+    assert error.notes == notes
+    assert "int64(x)" in MISSING_FUNCTIONS["float"] and "--input" in MISSING_FUNCTIONS["rand"]
+
+
+@pytest.mark.parametrize(("keep", "last", "why"), [
+    ("", True, "--last keeps"), ("    keep: last\n", False, "'keep: last' keeps")])
+def test_zero_steps_kept_last_without_an_initial_is_a_usage_error_at_the_output(
+        keep: str, last: bool, why: str) -> None:
+    spec = recur.load(f"outputs:\n  y:\n    step: t * 2.0\n{keep}  x:\n    step: t * 2.0\n"
+                      f"    initial: 1.5\n{keep}", path="spec.yaml")
+    with pytest.raises(RecurError) as caught:
+        recur.run(spec, steps=0, last=last)
+    assert caught.value.exit_code == 2
+    assert caught.value.message == "output 'y' has no state after 0 steps: it has no 'initial'"
+    assert caught.value.span is not None
+    assert (caught.value.span.line, caught.value.span.col) == (2, 3)
+    assert caught.value.notes[0].startswith(why)
+    unread = recur.load(f"outputs:\n  x:\n    step: t * 2.0\n    initial: 1.5\n{keep}")
+    with pytest.raises(RecurError) as caught:
+        recur.run(unread, steps=0, last=last)
+    assert caught.value.exit_code == 2
+    assert caught.value.message == ("output 'x' has no state after 0 steps: its 'initial' "
+                                    "is kept only where a step reads x[t-k]")
+    read = recur.load(f"outputs:\n  x:\n    step: x[t-1] * 2.0\n    initial: 1.5\n{keep}")
+    assert recur.run(read, steps=0, last=last)["x"].tolist() == 1.5

@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 import numpy
 
+from recur.diagnostics import ExprError
 from recur.engine.frame import Fault, Frame
 from recur.lang import intops
 from recur.lang import nodes as n
+from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 
 Closure = Callable[["Frame"], Any]
@@ -395,6 +397,8 @@ class Builder:
             return elementwise
         if node.func == "abs":
             return self._checked_unary(node, args[0], intops.absolute, impl, abs)
+        if function.checked:
+            return _checked_call(node, impl, args)
         call = _call(impl, args, n.constant_axis(node.axis) if node.axis is not None else None)
         if node.func in _SHADOW_CHECKED:
             return self._shadowed(node, call, lambda values: impl(*values), args)
@@ -466,6 +470,22 @@ def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:
         only = args[0]
         return lambda frame: impl(only(frame))
     return lambda frame: impl(*[arg(frame) for arg in args])
+
+
+def _checked_call(node: n.Call, impl: Callable[..., Any], args: list[Closure]) -> Closure:
+    """A function that says which lanes it got wrong (a cast); refusals get its place."""
+
+    def checked(frame: Frame) -> Any:
+        try:
+            result, faults = impl(*[arg(frame) for arg in args])
+        except CastRefused as refusal:
+            raise ExprError(str(refusal), node.span, (CAST_REFUSED_NOTE,)) from None
+        for kind, bad in faults:
+            if bad.any():
+                frame.fault(kind, bad, node)
+        return result
+
+    return checked
 
 
 def _index(value: Any) -> Any:

@@ -6,10 +6,14 @@ so a step calls e.g. `numpy.sin` directly. Adding a function is adding a row her
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from recur.diagnostics import did_you_mean
+from recur.lang import casts
 
 MAX_ARRAY_ELEMENTS = 1_000_000_000
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
@@ -30,6 +34,9 @@ class Function:
     kind: str
     resolve: Callable[[Any], Impl]  # backend -> implementation
     axis: bool = False
+    # The implementation returns (value, faults): (kind, mask of lanes) for each way the
+    # value may be wrong, reported as integer faults are.
+    checked: bool = False
 
 
 def _xp(name: str) -> Callable[[Any], Impl]:
@@ -102,6 +109,12 @@ def _constructor(name: str, min_args: int, max_args: int, count: Callable[..., i
     )
 
 
+def _cast(dtype: str) -> Function:
+    return Function(1, 1, "elementwise",
+                    lambda backend: functools.partial(casts.cast, backend.xp, dtype),
+                    checked=True)
+
+
 def _shape_fn(name: str, min_args: int, max_args: int, axis: bool = False) -> Function:
     return Function(min_args, max_args, "shape", _xp(name), axis=axis)
 
@@ -123,6 +136,13 @@ FUNCTIONS: dict[str, Function] = {
     "clip": _elementwise("clip", 3),
     "where": _elementwise("where", 3),
     "round": Function(1, 2, "elementwise", _round),
+    # complex numbers, and their parts (of a real value too, as in NumPy)
+    "real": _elementwise("real"),
+    "imag": _elementwise("imag"),
+    "conj": _elementwise("conj"),
+    "angle": _elementwise("angle"),
+    # casts, one per dtype an output may have: `astype`, checked (see `casts`)
+    **{dtype: _cast(dtype) for dtype in casts.DTYPES},
     "gamma": Function(1, 1, "elementwise", _special("gamma")),
     "lgamma": Function(1, 1, "elementwise", _special("gammaln")),
     "erf": Function(1, 1, "elementwise", _special("erf")),
@@ -147,3 +167,26 @@ FUNCTIONS: dict[str, Function] = {
     "reshape": _shape_fn("reshape", 2, 2),
     "transpose": _shape_fn("transpose", 1, 2),
 }
+
+# Names users reach for that recur spells otherwise, or does not have.
+MISSING_FUNCTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        ("int", "float", "complex"),
+        "casts are named by dtype: int64(x), int32(x), float64(x), float32(x), bool(x), "
+        "complex128(x)",
+    ),
+    **dict.fromkeys(
+        ("random", "rand", "randn", "randint", "normal", "uniform", "seed"),
+        "recur has no random numbers (a run gives the same values every time): draw them "
+        "beforehand and give them as a sequence, with --input NAME=file.npy",
+    ),
+}
+FUNCTIONS_LISTED = "every function is listed under 'Functions' in docs/spec.md"
+
+
+def unknown_function_notes(name: str) -> tuple[str, ...]:
+    """The notes for a call of `name`, which is not a function: a hint, or the closest
+    name; and where the whole list is."""
+    if name in MISSING_FUNCTIONS:
+        return MISSING_FUNCTIONS[name], FUNCTIONS_LISTED
+    return (*did_you_mean(name, FUNCTIONS), FUNCTIONS_LISTED)

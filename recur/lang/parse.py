@@ -128,6 +128,9 @@ def _syntax_error(exc: SyntaxError, text: str, origin: Origin) -> ExprError:
         return _huge_literal(text, origin) or ExprError(
             "integer literal does not fit in int64", origin.span(1, 1, 1, 2)
         )
+    unclosed = _unclosed_bracket(text, message, origin)
+    if unclosed is not None:
+        return unclosed
     line = exc.lineno or 1
     col = exc.offset or 1
     if line == 1:
@@ -142,6 +145,25 @@ def _syntax_error(exc: SyntaxError, text: str, origin: Origin) -> ExprError:
             line = max((i for i, part in enumerate(lines, 1) if part.strip()), default=1)
             col = len(lines[line - 1]) + 1
     return ExprError(f"syntax error: {message}", origin.span(line, col, line, col + 1))
+
+
+def _unclosed_bracket(text: str, message: str, origin: Origin) -> ExprError | None:
+    """The bracket the text leaves open, at its place. Around the added parentheses Python
+    blames the outermost one, or a mismatch with the added ')'; the text alone, the
+    innermost one, as Python does for a line of code."""
+    if "was never closed" not in message and "does not match" not in message:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        if (exc.msg or "").endswith("was never closed") and exc.lineno and exc.offset:
+            line, col = exc.lineno, exc.offset
+            return ExprError(f"syntax error: {exc.msg}", origin.span(line, col, line, col + 1))
+    except (RecursionError, MemoryError):
+        pass
+    return None
 
 
 def _huge_literal(text: str, origin: Origin) -> ExprError | None:
@@ -174,7 +196,7 @@ class _Converter:
             self, f"_convert_{type(node).__name__}", None
         )
         if builder is None:
-            raise ExprError(self._refusal(node), self.span(node))
+            raise ExprError(self._refusal(node), self.span(node), _attribute_hint(node))
         return builder(node, depth + 1)
 
     def span(self, node: ast.AST) -> Span:
@@ -306,6 +328,22 @@ class _Converter:
         return n.ListExpr(self.span(node), tuple(self.convert(e, depth) for e in node.elts))
 
     _convert_Tuple = _convert_List
+
+
+# NumPy attributes that recur spells as functions.
+_ATTRIBUTE_FUNCTIONS = {
+    "real": "real(x)", "imag": "imag(x)", "conj": "conj(x)", "conjugate": "conj(x)",
+    "T": "transpose(x)", "astype": "a cast named by the dtype, as int64(x) or float32(x)",
+    "sum": "sum(x)", "mean": "mean(x)", "prod": "prod(x)", "min": "min(x)", "max": "max(x)",
+    "reshape": "reshape(x, shape)", "transpose": "transpose(x)", "dot": "dot(x, y)",
+}
+
+
+def _attribute_hint(node: ast.AST) -> tuple[str, ...]:
+    """For `x.real` and the like: the function recur has for it."""
+    if isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTE_FUNCTIONS:
+        return (f"for x.{node.attr}, write {_ATTRIBUTE_FUNCTIONS[node.attr]}",)
+    return ()
 
 
 def _time_offset(node: ast.AST) -> int | None:
