@@ -61,7 +61,7 @@ class Result(Mapping[str, numpy.ndarray]):
     params: dict[str, Any]
     steps: int  # the most steps the run could take
     device: str  # where it ran: "cpu" or "cuda"
-    engine: str  # which engine ran it
+    engine: str  # which ran it, as `engine=` names it: "interp", "compiled" or "scan"
 
     def __getitem__(self, name: str) -> numpy.ndarray:
         return self.arrays[name]

@@ -32,20 +32,20 @@ ENGINES = ("auto", "interp", "compiled", "scan")
 # single value), per element of each operation, and for fresh memory from the OS where a
 # temporary is too large for the allocator to reuse (wide states); the C kernel pays per
 # element, step and lane, after loading.
-INTERP_STEP = 250e-9  # the loop and the stores
+INTERP_STEP = 300e-9  # the loop and the stores
 INTERP_TAP = 30e-9
 INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
 INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
-FRESH_BYTE = 0.11e-9  # a byte of memory taken from the OS: page faults
+FRESH_BYTE = 0.2e-9  # a byte of memory taken from the OS: page faults
 REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
-KERNEL_STEP = 0.3e-9
+KERNEL_STEP = 0.8e-9
 KERNEL_LOAD = 0.5e-3  # loading a cached kernel
 KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet
 # Per element of each operation of a step: (interpreter, C kernel). A math function is a
 # libm call in C, a vectorised loop in NumPy; a matrix product is priced per multiply-add.
 ELEMENT_COST = {
-    "arithmetic": (0.3e-9, 0.3e-9),
-    "tap": (0.0, 0.1e-9),
+    "arithmetic": (0.3e-9, 0.2e-9),
+    "tap": (0.0, 0.05e-9),
     "function": (3e-9, 12e-9),
     "multiply-add": (0.25e-9, 0.1e-9),
 }
