@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cpu import cpu_model  # benchmarks/cpu.py, beside this file
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,16 +98,6 @@ def measure(case: Sequence[str], engine: str, repeats: int) -> float:
     samples = [float(subprocess.run(command, check=True, capture_output=True, text=True,
                                     timeout=600).stdout) for _ in range(repeats + 1)]
     return min(samples[1:])
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def header(repeats: int) -> list[str]:

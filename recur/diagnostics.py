@@ -1,8 +1,10 @@
 """Source positions, the one error hierarchy, and the one renderer.
 
 Every layer raises a `RecurError`; only the CLI prints one, through `render`.
-Positions are 1-based and count characters (not bytes). This module imports
-nothing from recur, so any layer may use it.
+Positions are 1-based and count characters (not bytes). A message that names an
+option does so through `option` and `option_entry`, in the library's words unless the
+CLI speaks (`flag_words`). This module imports nothing from recur, so any layer may
+use it.
 """
 
 from __future__ import annotations

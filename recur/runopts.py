@@ -91,30 +91,32 @@ class InputSource:
     SHA-256 of the bytes read, to tell later whether a file is the one a run read."""
 
     path: str
-    sha256: str
+    sha256: str | None  # None unless asked for: hashing takes as long as reading
 
 
-def _read_inputs(pairs: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, InputSource]]:
+def _read_inputs(pairs: list[tuple[str, str]], hashed: bool
+                 ) -> tuple[dict[str, Any], dict[str, InputSource]]:
     arrays, sources = {}, {}
     for name, path in pairs:
-        digest = hashlib.sha256()
+        digest = hashlib.sha256() if hashed else None
         arrays[name] = read_input(name, path, digest=digest)
-        sources[name] = InputSource(path, digest.hexdigest())
+        sources[name] = InputSource(path, digest.hexdigest() if digest else None)
     return arrays, sources
 
 
 def request_from_options(
     spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
     selected: tuple[str, ...], last: bool, device: str, check_finite: bool, quiet: bool,
-    engine: str = "auto",
+    engine: str = "auto", hash_inputs: bool = False,
 ) -> Request:
-    """Load the spec, check the options against it, and read the inputs."""
+    """Load the spec, check the options against it, and read the inputs (hashing them
+    with `hash_inputs`, for `--meta`)."""
     api.check_steps(steps)  # before reading anything
     loaded = api.load(spec)
     names = _selected_outputs(loaded, selected)
     input_paths = _input_pairs(inputs)
     api.check_input_names(loaded, [name for name, _ in input_paths])
-    arrays, sources = _read_inputs(input_paths)
+    arrays, sources = _read_inputs(input_paths, hash_inputs)
     arguments = {
         "steps": steps, "params": dict(_pairs(sets, "--set")), "inputs": arrays,
         "device": device, "last": last, "check": check_finite,
