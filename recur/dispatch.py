@@ -28,15 +28,16 @@ ENGINES = ("auto", "interp", "compiled", "scan")
 
 # The cost model of `auto` on the CPU, in seconds, fitted to the figures of
 # benchmarks/results/cost-model.csv (tests/test_cost.py holds it within 2x of each). The
-# interpreter pays per step, per tap and per NumPy call (far more on an array than on a
+# interpreter pays per step, output, tap and NumPy call (far more on an array than on a
 # single value), per element of each operation, and for fresh memory from the OS where a
 # temporary is too large for the allocator to reuse (wide states); the C kernel pays per
 # element, step and lane, after loading.
-INTERP_STEP = 300e-9  # the loop and the stores
+INTERP_STEP = 150e-9  # the loop
+INTERP_STORE = 150e-9  # storing an output's state
 INTERP_TAP = 30e-9
 INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
 INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
-FRESH_BYTE = 0.2e-9  # a byte of memory taken from the OS: page faults
+FRESH_BYTE = 0.04e-9  # a byte of memory taken from the OS: page faults
 REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
 KERNEL_STEP = 0.8e-9
 KERNEL_LOAD = 0.5e-3  # loading a cached kernel
@@ -122,8 +123,9 @@ def estimate(compiled: Compiled, spec: Spec) -> Estimate:
     per_call = INTERP_SCALAR_CALL if lanes == 1 else INTERP_ARRAY_CALL
     temporary = lanes * 8  # bytes: a float64 state's worth
     fresh = calls * temporary * FRESH_BYTE if temporary > REUSED_BYTES else 0.0
-    interp = steps * (INTERP_STEP + work["tap"] * INTERP_TAP + calls * per_call + fresh
-                      + lanes * _per_element(work, 0))
+    stores = len(compiled.plan.outputs) * INTERP_STORE
+    interp = steps * (INTERP_STEP + stores + work["tap"] * INTERP_TAP + calls * per_call
+                      + fresh + lanes * _per_element(work, 0))
     kernel = KERNEL_LOAD + steps * (KERNEL_STEP + lanes * _per_element(work, 1))
     return Estimate(interp, kernel)
 

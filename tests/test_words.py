@@ -23,8 +23,7 @@ FIB = str(SPECS / "fibonacci.yaml")
 TAYLOR = str(SPECS / "taylor_exp.yaml")
 SUMS = "steps: 3\noutputs:\n  h:\n    initial: [1.0, 3.0]\n    step: h[t-1] / sum(h[t-1])\n"
 NEEDS_W = "params:\n  W: input\nsteps: 2\noutputs:\n  x: {initial: 0.0, step: 'x[t-1] + W'}\n"
-NO_STEPS = "outputs:\n  x: {initial: 0.0, step: 'x[t-1] + 1'}\n"
-HUGE = "outputs:\n  x: {initial: 0.0, step: 'x[t-1] + 1'}\n"
+COUNTER = "outputs:\n  x: {initial: 0.0, step: 'x[t-1] + 1'}\n"  # no steps: give them
 
 
 def library_error(call: Callable[[], Any]) -> str:
@@ -70,11 +69,11 @@ CASES: list[tuple[str, Callable[[], Any], list[str], list[str], str | None, list
      ["run", "SPEC"], NEEDS_W,
      ["param 'W' is 'input', but no --input W=PATH was given",
       "note: run with --input W=file.npy"]),
-    ("no step count", lambda: recur.run(recur.load(NO_STEPS)),
-     ["or run with steps=N"], ["run", "SPEC"], NO_STEPS, ["or run with --steps N"]),
-    ("outputs too large", lambda: recur.run(recur.load(HUGE), steps=10**14),
+    ("no step count", lambda: recur.run(recur.load(COUNTER)),
+     ["or run with steps=N"], ["run", "SPEC"], COUNTER, ["or run with --steps N"]),
+    ("outputs too large", lambda: recur.run(recur.load(COUNTER), steps=10**14),
      ["keep only final states with last=True", "or run fewer steps"],
-     ["run", "SPEC", "--steps", str(10**14)], HUGE,
+     ["run", "SPEC", "--steps", str(10**14)], COUNTER,
      ["keep only final states with --last", "or run fewer --steps"]),
     ("scan on the CPU", lambda: recur.run(FIB, engine="scan"),
      ["engine='scan' runs on device='cuda' only", "note: use engine='compiled' or 'auto'"],
