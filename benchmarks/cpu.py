@@ -259,8 +259,8 @@ def measure_in_process(
     if reference is None:
         return None
     for kind, module in handwritten.items():
-        if module is None:
-            continue
+        if module is None or workload.name not in module.WORKLOADS:
+            continue  # not installed, or not written by hand (W8)
         def call_handwritten(module: ModuleType = module) -> Any:
             return module.run(workload.name, workload.inputs)
 

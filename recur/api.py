@@ -19,7 +19,15 @@ import numpy
 
 from recur.analysis import Context, analyze_spec, check_expression
 from recur.compiler import Compiled, OutputSummary, compile_spec
-from recur.diagnostics import BackendError, Origin, RecurError, UsageError, did_you_mean
+from recur.diagnostics import (
+    BackendError,
+    Origin,
+    RecurError,
+    UsageError,
+    did_you_mean,
+    option,
+    option_entry,
+)
 from recur.dispatch import choose, execute
 from recur.engine.backend import get_backend
 from recur.engine.frame import KernelFault
@@ -53,7 +61,7 @@ class Result(Mapping[str, numpy.ndarray]):
     params: dict[str, Any]
     steps: int  # the most steps the run could take
     device: str  # where it ran: "cpu" or "cuda"
-    engine: str  # which engine ran it
+    engine: str  # which ran it, as `engine=` names it: "interp", "compiled" or "scan"
 
     def __getitem__(self, name: str) -> numpy.ndarray:
         return self.arrays[name]
@@ -104,8 +112,8 @@ def run(
             outcome = execute(choice, compiled, progress)
         except CompileError as error:
             if engine != "auto":  # asked for by name: say so rather than run another
-                raise BackendError(f"--engine {engine}: {error}",
-                                   notes=("use --engine interp",)) from None
+                raise BackendError(f"{option('engine', engine)}: {error}",
+                                   notes=(f"use {option('engine', 'interp')}",)) from None
             choice = choose(compiled, spec, "interp")
             outcome = run_plan(compiled.plan, progress)
         except KernelFault:
@@ -202,9 +210,9 @@ def check_steps(steps: int | None) -> None:
     """Refuse a step count no run can take (`--steps`, or `steps=` here) before anything
     is read or computed."""
     if steps is not None and steps < 0:
-        raise UsageError(f"--steps must be >= 0, not {steps}")
+        raise UsageError(f"{option('steps')} must be >= 0, not {steps}")
     if steps is not None and steps > MAX_STEPS:
-        raise UsageError(f"--steps {steps} is more than any run can take; the limit is "
+        raise UsageError(f"{option('steps', steps)} is more than any run can take; the limit is "
                          f"{MAX_STEPS:,} (10**15)")
 
 
@@ -215,15 +223,15 @@ def _overrides(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in params.items():
         if name not in names:
             raise UsageError(
-                f"--set {name}: the spec has no param '{name}'",
+                f"{option_entry('params', name)}: the spec has no param '{name}'",
                 notes=did_you_mean(name, names) or (f"params: {', '.join(names) or 'none'}",),
             )
         if isinstance(value, str):
             source = f"{name}={value}"
             try:
-                node = parse_expression(value, Origin("--set", 1, len(name) + 2))
+                node = parse_expression(value, Origin(option("params"), 1, len(name) + 2))
                 earlier = frozenset(names[: names.index(name)])
-                check_expression(node, Context(f"--set {name}", earlier))
+                check_expression(node, Context(option_entry("params", name), earlier))
             except RecurError as err:
                 err.source = source
                 raise
@@ -238,7 +246,7 @@ def check_input_names(spec: Spec, inputs: Iterable[str]) -> None:
     for name in inputs:
         if name not in names:
             raise UsageError(
-                f"--input {name}: the spec has no sequence or param '{name}'",
+                f"{option_entry('inputs', name)}: the spec has no sequence or param '{name}'",
                 notes=did_you_mean(name, names),
             )
 
@@ -250,11 +258,13 @@ def _set_sourced(params: Mapping[str, Any]) -> Iterator[None]:
     try:
         yield
     except RecurError as error:
-        if error.source is None and error.span is not None and error.span.path == "--set":
+        if (error.source is None and error.span is not None
+                and error.span.path == option("params")):
             texts = {name: f"{name}={value}" for name, value in params.items()
                      if isinstance(value, str)}
             named = [name for name in texts
-                     if re.search(rf"--set {re.escape(name)}\b", error.message)]
+                     if re.search(rf"{re.escape(option_entry('params', name))}(?!\w)",
+                                  error.message)]
             if len(named or texts) == 1:
                 error.source = texts[(named or list(texts))[0]]
         raise

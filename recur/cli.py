@@ -75,7 +75,8 @@ def cli() -> None:
 @click.option("-f", "--format", "fmt", type=click.Choice(["npy", "npz", "csv"]),
               help="Output format (default: from the suffix, else csv).")
 @click.option("--meta", "meta", metavar="PATH",
-              help="Also write a JSON sidecar: version, spec hash, params, steps, timing.")
+              help="Also write a JSON sidecar: version, spec and input hashes, params, "
+                   "steps, timing.")
 def run(out: str | None, fmt: str | None, meta: str | None, **options: Any) -> None:
     """Run a spec and write its outputs.
 
@@ -87,7 +88,8 @@ def run(out: str | None, fmt: str | None, meta: str | None, **options: Any) -> N
       recur run specs/newton_sqrt.yaml --meta run.json
     """
     # A bad suffix is an error before a long run, not after it.
-    ran = run_from_options(**options, before_run=lambda spec: resolve_format(out, fmt))
+    ran = run_from_options(**options, before_run=lambda spec: resolve_format(out, fmt),
+                           hash_inputs=meta is not None)
     columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
                for name in ran.names]
     write_outputs(columns, out, fmt)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy
 
 from recur.analysis import Analysis
-from recur.diagnostics import RunError, SpecError
+from recur.diagnostics import RunError, SpecError, option
 from recur.engine.backend import NumpyBackend
 from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
@@ -448,8 +448,8 @@ def _check_memory(sizes: Mapping[str, int], backend: Any) -> None:
         raise RunError(
             f"the outputs need {format_bytes(needed)} ({', '.join(parts)}), more than the "
             f"{format_bytes(available)} of memory available",
-            notes=("keep only final states with --last, or 'keep: last' on outputs "
-                   "you do not need whole; or run fewer --steps",),
+            notes=(f"keep only final states with {option('last', True)}, or 'keep: last' on "
+                   f"outputs you do not need whole; or run fewer {option('steps')}",),
         )
 
 

@@ -1,15 +1,19 @@
 """Source positions, the one error hierarchy, and the one renderer.
 
 Every layer raises a `RecurError`; only the CLI prints one, through `render`.
-Positions are 1-based and count characters (not bytes). This module imports
-nothing from recur, so any layer may use it.
+Positions are 1-based and count characters (not bytes). A message that names an
+option does so through `option` and `option_entry`, in the library's words unless the
+CLI speaks (`flag_words`). This module imports nothing from recur, so any layer may
+use it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 
 EXIT_RUN_FAILED = 1
@@ -156,3 +160,55 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
     """A 'did you mean' note for the closest candidate, or nothing."""
     close = difflib.get_close_matches(name, list(candidates), n=1)
     return (f"did you mean '{close[0]}'?",) if close else ()
+
+
+# The options messages name, as the library's parameters and as the command line's flags:
+# the library says `steps=5`, `params['r']`, `engine='scan'`; the command line `--steps 5`,
+# `--set r`, `--engine scan`. The CLI speaks through `flag_words()`; the default is the
+# library's. Upper-case values are placeholders (`N`, `PATH`), written bare in both.
+FLAGS = {"steps": "--steps", "params": "--set", "inputs": "--input", "engine": "--engine",
+         "device": "--device", "last": "--last", "check": "--check"}
+_SPEAKING_FLAGS: ContextVar[bool] = ContextVar("recur_speaking_flags", default=False)
+
+
+@contextlib.contextmanager
+def flag_words() -> Iterator[None]:
+    """Within it, messages name options by their flags: the command line's words."""
+    token = _SPEAKING_FLAGS.set(True)
+    try:
+        yield
+    finally:
+        _SPEAKING_FLAGS.reset(token)
+
+
+def speaking_flags() -> bool:
+    return _SPEAKING_FLAGS.get()
+
+
+def option(key: str, *values: object) -> str:
+    """Option `key` (a library parameter's name) for a message, with its values if given:
+    `steps`, `steps=5`, `engine='auto' or 'interp'`, `last=True`; or `--steps`, `--steps 5`,
+    `--engine auto or interp`, `--last`."""
+    if speaking_flags():
+        shown = [str(value) for value in values if value is not True]
+        return " ".join([FLAGS[key], *_listed(shown)])
+    return "=".join([key, *_listed([_library_value(value) for value in values])])
+
+
+def option_entry(key: str, name: str, value: str | None = None) -> str:
+    """One entry of a mapping option: `params['r']`, `inputs['s']`; or `--set r`, and with
+    a value (the command line's alone) `--input s=PATH`."""
+    if speaking_flags():
+        return f"{FLAGS[key]} {name}" + ("" if value is None else f"={value}")
+    return f"{key}[{name!r}]"
+
+
+def _library_value(value: object) -> str:
+    return value if isinstance(value, str) and value.isupper() else repr(value)
+
+
+def _listed(values: list[str]) -> list[str]:
+    """`a`, `a or b`, `a, b or c`: as one word, so that `option` joins it whole."""
+    if len(values) < 2:
+        return values
+    return [f"{', '.join(values[:-1])} or {values[-1]}"]

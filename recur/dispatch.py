@@ -18,7 +18,7 @@ from typing import Any
 
 from recur import codegen, cudagen, lanegen, linear
 from recur.compiler import Compiled
-from recur.diagnostics import UsageError
+from recur.diagnostics import UsageError, option
 from recur.engine import cuda, native, scan
 from recur.engine.loop import Outcome, collect, run_steps
 from recur.lang import nodes as n
@@ -26,14 +26,35 @@ from recur.spec import Spec
 
 ENGINES = ("auto", "interp", "compiled", "scan")
 
-# The cost model of `auto`, measured on a 2-core x86-64 laptop-class CPU
-# (benchmarks/cpu.py): the interpreter pays a fixed cost per operation and step plus a
-# small one per element; the kernel pays per element only, after a fixed start.
-INTERP_PER_OPERATION = 0.5e-6  # seconds per operation and step
-INTERP_PER_ELEMENT = 1.0e-9  # seconds per operation, step and lane
-KERNEL_PER_ELEMENT = 1.0e-9
-KERNEL_LOAD = 0.002  # loading a cached kernel
+# The cost model of `auto` on the CPU, in seconds, fitted to the figures of
+# benchmarks/results/cost-model.csv (tests/test_cost.py holds it within 2x of each). The
+# interpreter pays per step, output, tap and NumPy call (far more on an array than on a
+# single value), per element of each operation, and for fresh memory from the OS where a
+# temporary is too large for the allocator to reuse (wide states); the C kernel pays per
+# element, step and lane, after loading.
+INTERP_STEP = 150e-9  # the loop
+INTERP_STORE = 150e-9  # storing an output's state
+INTERP_TAP = 30e-9
+INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
+INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
+FRESH_BYTE = 0.04e-9  # a byte of memory taken from the OS: page faults
+REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
+KERNEL_STEP = 0.8e-9
+KERNEL_LOAD = 0.5e-3  # loading a cached kernel
 KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet
+# Per element of each operation of a step: (interpreter, C kernel). A math function is a
+# libm call in C, a vectorised loop in NumPy; a matrix product is priced per multiply-add.
+ELEMENT_COST = {
+    "arithmetic": (0.3e-9, 0.2e-9),
+    "tap": (0.0, 0.05e-9),
+    "function": (3e-9, 12e-9),
+    "multiply-add": (0.25e-9, 0.1e-9),
+}
+# Functions that cost a libm call per element; the rest (sqrt, abs, floor, min, where ...)
+# are priced as arithmetic.
+_LIBM = frozenset({"sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh",
+                   "cosh", "tanh", "exp", "expm1", "log", "log1p", "log2", "log10", "cbrt",
+                   "hypot", "gamma", "lgamma", "erf"})
 # On CUDA a scan pays a few launches and passes over memory, a fused kernel one thread's
 # walk through every step: the scan wins once a lane's walk is long and lanes are few.
 SCAN_MIN_STEPS = 65_536
@@ -44,9 +65,9 @@ SCAN_MAX_LANES = 1024
 class Choice:
     """The engine a run uses and the reason, in words.
 
-    `engine` is "interpreter", "compiled" (a C kernel), "fused" (a CUDA kernel) or "scan";
-    `kernel` is what that engine runs: a `codegen.Kernel`, `cudagen.CudaKernel` or
-    `linear.Affine`.
+    `engine` is the name `--engine` takes for it: "interp", "compiled" (a C kernel on the
+    CPU, one fused CUDA kernel on CUDA) or "scan"; `kernel` is what that engine runs: a
+    `codegen.Kernel`, `cudagen.CudaKernel` or `linear.Affine`.
     """
 
     engine: str
@@ -61,43 +82,67 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
         UsageError: `compiled` was requested for a spec or device it cannot run.
     """
     if requested not in ENGINES:
-        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {requested!r}")
+        raise UsageError(f"{option('engine')} must be one of {', '.join(ENGINES)}, "
+                         f"not {requested!r}")
     if requested == "interp":
-        return Choice("interpreter", "asked for with --engine interp")
+        return Choice("interp", f"asked for with {option('engine', 'interp')}")
     if compiled.plan.backend.name == "cuda":
         return _choose_cuda(compiled, spec, requested)
     if requested == "scan":
-        raise UsageError("--engine scan runs on --device cuda only",
-                         notes=("use --engine compiled or auto",))
+        raise UsageError(f"{option('engine', 'scan')} runs on {option('device', 'cuda')} only",
+                         notes=(f"use {option('engine', 'compiled', 'auto')}",))
     kernel, why_not = _kernel(compiled, spec)
     if requested == "compiled":
-        return _asked_for("compiled", kernel, why_not, "compiled")
+        return _asked_for("compiled", kernel, why_not)
     if kernel is None:
-        return Choice("interpreter", f"the compiled engine cannot run it: {why_not}")
+        return Choice("interp", f"the compiled engine cannot run it: {why_not}")
     if compiled.plan.steps == 0:
-        return Choice("interpreter", "there are no steps to run")
-    operations = _operations(compiled, spec)
+        return Choice("interp", "there are no steps to run")
+    cost = estimate(compiled, spec)
+    compiling = 0.0 if native.is_cached(kernel.source) else KERNEL_COMPILE
+    words = (f"the interpreter needs about {_seconds(cost.interp)}, the compiled loop about "
+             f"{_seconds(cost.compiled)} once compiled (compiling takes about "
+             f"{KERNEL_COMPILE:g} s, once: kernels are cached)")
+    if cost.compiled + compiling < cost.interp:
+        return Choice("compiled", words, kernel)
+    return Choice("interp", words)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Seconds a run's time loop takes on each CPU engine, by the cost model of `auto`."""
+
+    interp: float
+    compiled: float  # a cached kernel: loading it included, compiling it not
+
+
+def estimate(compiled: Compiled, spec: Spec) -> Estimate:
+    """What `auto` weighs: the interpreter's and the C kernel's time for this plan."""
+    calls, work = _work(compiled, spec)
     steps, lanes = compiled.plan.steps, _lanes(compiled)
-    interp = steps * operations * (INTERP_PER_OPERATION + lanes * INTERP_PER_ELEMENT)
-    start = KERNEL_LOAD + (0.0 if native.is_cached(kernel.source) else KERNEL_COMPILE)
-    kernel_time = steps * operations * lanes * KERNEL_PER_ELEMENT + start
-    estimate = (f"the interpreter needs about {_seconds(interp)}, the compiled loop about "
-                f"{_seconds(kernel_time - start)} once compiled (compiling takes about "
-                f"{KERNEL_COMPILE:g} s, once: kernels are cached)")
-    if kernel_time < interp:
-        return Choice("compiled", estimate, kernel)
-    return Choice("interpreter", estimate)
+    per_call = INTERP_SCALAR_CALL if lanes == 1 else INTERP_ARRAY_CALL
+    temporary = lanes * 8  # bytes: a float64 state's worth
+    fresh = calls * temporary * FRESH_BYTE if temporary > REUSED_BYTES else 0.0
+    stores = len(compiled.plan.outputs) * INTERP_STORE
+    interp = steps * (INTERP_STEP + stores + work["tap"] * INTERP_TAP + calls * per_call
+                      + fresh + lanes * _per_element(work, 0))
+    kernel = KERNEL_LOAD + steps * (KERNEL_STEP + lanes * _per_element(work, 1))
+    return Estimate(interp, kernel)
+
+
+def _per_element(work: dict[str, int], engine: int) -> float:
+    """Seconds per step and lane on the interpreter (`engine` 0) or the kernel (1)."""
+    return sum(count * ELEMENT_COST[kind][engine] for kind, count in work.items())
 
 
 def _choose_cuda(compiled: Compiled, spec: Spec, requested: str) -> Choice:
     if requested == "scan":
-        return _asked_for("scan", *_attempt(linear.affine, compiled, spec), "scan")
+        return _asked_for("scan", *_attempt(linear.affine, compiled, spec))
     if requested == "compiled":
-        return _asked_for("compiled", *_attempt(cudagen.generate, compiled, spec), "fused",
-                          " on CUDA")
+        return _asked_for("compiled", *_attempt(cudagen.generate, compiled, spec), " on CUDA")
     steps, lanes = compiled.plan.steps, _lanes(compiled)
     if steps == 0:
-        return Choice("interpreter", "there are no steps to run")
+        return Choice("interp", "there are no steps to run")
     if steps >= SCAN_MIN_STEPS and lanes <= SCAN_MAX_LANES:  # only then worth its arrays
         affine, _ = _attempt(linear.affine, compiled, spec)
         if affine is not None:
@@ -106,20 +151,20 @@ def _choose_cuda(compiled: Compiled, spec: Spec, requested: str) -> Choice:
                           "over memory instead of one step after another", affine)
     kernel, why_not = _attempt(cudagen.generate, compiled, spec)
     if kernel is not None:
-        return Choice("fused", f"one CUDA kernel runs all {steps} steps, a thread per lane; "
-                      f"the interpreter would launch about {_operations(compiled, spec)} "
+        return Choice("compiled", f"one CUDA kernel runs all {steps} steps, a thread per lane; "
+                      f"the interpreter would launch about {max(1, _work(compiled, spec)[0])} "
                       "kernels per step", kernel)
-    return Choice("interpreter", f"no fused CUDA kernel: {why_not}; CuPy runs each "
+    return Choice("interp", f"no fused CUDA kernel: {why_not}; CuPy runs each "
                   "step's array operations")
 
 
-def _asked_for(option: str, made: Any, why_not: str, engine: str, where: str = "") -> Choice:
-    """The engine `--engine option` names, or the error that says why it cannot run."""
+def _asked_for(engine: str, made: Any, why_not: str, where: str = "") -> Choice:
+    """The engine asked for by name, or the error that says why it cannot run."""
     if made is None:
-        others = [name for name in ENGINES if name not in (option, "scan")]
-        raise UsageError(f"--engine {option} cannot run this spec{where}: {why_not}",
-                         notes=(f"use --engine {', '.join(others[:-1])} or {others[-1]}",))
-    return Choice(engine, f"asked for with --engine {option}", made)
+        others = [name for name in ENGINES if name not in (engine, "scan")]
+        raise UsageError(f"{option('engine', engine)} cannot run this spec{where}: {why_not}",
+                         notes=(f"use {option('engine', *others)}",))
+    return Choice(engine, f"asked for with {option('engine', engine)}", made)
 
 
 def _lanes(compiled: Compiled) -> int:
@@ -138,9 +183,9 @@ def launch(choice: Choice, compiled: Compiled,
            progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
     """`execute` short of copying the results to the host (benchmarks time this)."""
     plan = compiled.plan
-    if choice.engine == "interpreter":
+    if choice.engine == "interp":
         return run_steps(plan, progress)
-    if choice.engine == "fused":
+    if choice.engine == "compiled" and plan.backend.name == "cuda":
         return cuda.run_fused(plan, choice.kernel, plan.backend.launcher, progress)
     if choice.engine == "scan":
         return scan.run_scan(plan, choice.kernel.coefficient, choice.kernel.offset,
@@ -168,17 +213,35 @@ def _attempt(make: Callable[[Compiled, Spec], Any], compiled: Compiled,
         return None, f"an unforeseen shape ({error})"
 
 
-def _operations(compiled: Compiled, spec: Spec) -> int:
-    """The operations left in the loop per step (moved-out sub-expressions count once)."""
+def _work(compiled: Compiled, spec: Spec) -> tuple[int, dict[str, int]]:
+    """What the loop does per step: the array operations (the interpreter's NumPy calls),
+    and per lane the work of each kind of `ELEMENT_COST`. Sub-expressions moved out of
+    the loop run once, before it, so they are not counted. A matrix product counts a
+    multiply-add per element of the widest state (`W @ h`: h's length)."""
     moved = compiled.hoisted_values.keys() | compiled.swept_values.keys()
+    work = dict.fromkeys(ELEMENT_COST, 0)
+    calls = 0
 
-    def count(node: n.Node) -> int:
+    def count(node: n.Node) -> None:
         if id(node) in moved or isinstance(node, n.Number | n.Name | n.TimeIndex):
-            return 0
-        return 1 + sum(count(child) for child in n.children(node))
+            return
+        if isinstance(node, n.Subscript) and any(isinstance(index, n.TimeIndex)
+                                                 for index in node.index):
+            work["tap"] += 1
+            return
+        nonlocal calls
+        calls += 1
+        if isinstance(node, n.Binary) and node.op == "@":
+            work["multiply-add"] += _lanes(compiled)
+        else:
+            work["function" if isinstance(node, n.Call) and node.func in _LIBM
+                 else "arithmetic"] += 1
+        for child in n.children(node):
+            count(child)
 
-    roots = [o.step for o in spec.outputs] + ([spec.until] if spec.until else [])
-    return max(1, sum(count(root) for root in roots))
+    for root in [o.step for o in spec.outputs] + ([spec.until] if spec.until else []):
+        count(root)
+    return calls, work
 
 
 def _seconds(value: float) -> str:

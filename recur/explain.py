@@ -14,14 +14,17 @@ from recur.spec import Spec
 MAX_SHOWN_VALUES = 6
 
 
+# By engine (the names `--engine` takes) and device.
 ENGINE_WORDS = {
-    "interpreter": "a Python loop over NumPy/CuPy calls, one per operation and step; the "
-                   "reference every engine must match",
-    "compiled": "a C kernel with the time loop inside, built once and cached on disk",
-    "fused": "one CUDA kernel with the time loop inside, a thread per lane, taps in "
-             "registers; compiled once by NVRTC and cached by CuPy",
-    "scan": "a chunked parallel scan of the affine step on the GPU; agrees with the loop "
-            "within the tolerance docs/performance.md states",
+    ("interp", "cpu"): "the interpreter: a Python loop over NumPy calls, one per operation "
+                       "and step; the reference every engine must match",
+    ("interp", "cuda"): "the interpreter: a Python loop over CuPy calls, one per operation "
+                        "and step; the reference every engine must match",
+    ("compiled", "cpu"): "a C kernel with the time loop inside, built once and cached on disk",
+    ("compiled", "cuda"): "one fused CUDA kernel with the time loop inside, a thread per "
+                          "lane, taps in registers; compiled once by NVRTC and cached by CuPy",
+    ("scan", "cuda"): "a chunked parallel scan of the affine step on the GPU; agrees with the "
+                      "loop within the tolerance docs/performance.md states",
 }
 
 
@@ -32,7 +35,8 @@ def explain(spec: Spec, compiled: Compiled, engine: str = "auto") -> str:
                                else "")]
     lines.append(f"device: {plan.backend.name} ({_device_words(plan.backend.name)})")
     choice = choose(compiled, spec, engine)
-    lines.append(f"engine: {choice.engine} ({ENGINE_WORDS[choice.engine]})")
+    lines.append(f"engine: {choice.engine} "
+                 f"({ENGINE_WORDS[choice.engine, plan.backend.name]})")
     lines.append(f"  because: {choice.reason}")
     until = f", or fewer: 'until' may stop it ({_text(spec, spec.until.span)})" \
         if spec.until is not None else ""

@@ -10,13 +10,14 @@ from typing import Any
 import numpy
 
 from recur.io import atomic_write
-from recur.runopts import Ran
+from recur.runopts import InputSource, Ran
 
 MAX_LISTED_VALUES = 1000  # larger arrays are described, not listed
 
 
 def describe_run(ran: Ran) -> dict[str, Any]:
-    """The sidecar's content: versions, the spec's hash, params as used, how it ended."""
+    """The sidecar's content: versions, the spec's and the inputs' hashes, params as used,
+    how it ended."""
     result = ran.result
     stopped = ({"by": "until", "at_t": result.steps_run - 1} if result.stopped_by == "until"
                else {"by": "steps"})
@@ -25,6 +26,8 @@ def describe_run(ran: Ran) -> dict[str, Any]:
         "spec": ran.spec.path,
         "spec_sha256": hashlib.sha256(ran.spec.source.encode("utf-8")).hexdigest(),
         "options": ran.request.options,
+        "inputs": {name: _input(source, ran.request.arguments["inputs"][name])
+                   for name, source in ran.request.sources.items()},
         "params": {name: _jsonable(value) for name, value in result.params.items()},
         "steps": result.steps,
         "steps_run": result.steps_run,
@@ -38,6 +41,11 @@ def describe_run(ran: Ran) -> dict[str, Any]:
             for name in ran.names
         },
     }
+
+
+def _input(source: InputSource, array: numpy.ndarray) -> dict[str, Any]:
+    return {"path": source.path, "sha256": source.sha256, "dtype": str(array.dtype),
+            "shape": list(array.shape)}
 
 
 def write_meta(path: str, ran: Ran) -> None:

@@ -6,16 +6,18 @@ A command decorates itself with `@run_options` and passes the options it receive
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from recur import api
-from recur.diagnostics import UsageError, did_you_mean
+from recur.diagnostics import UsageError, did_you_mean, flag_words
 from recur.dispatch import ENGINES
 from recur.engine.backend import DEVICES
 from recur.io import read_input
@@ -46,10 +48,17 @@ _OPTIONS = [
 
 
 def run_options(command: F) -> F:
-    """Add the shared run options to a click command."""
+    """Add the shared run options to a click command, whose messages then name options
+    by their flags (the library's name its parameters)."""
+    @functools.wraps(command)
+    def in_flag_words(*args: Any, **kwargs: Any) -> Any:
+        with flag_words():
+            return command(*args, **kwargs)
+
+    wrapped = in_flag_words
     for option in reversed(_OPTIONS):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return cast(F, wrapped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,27 +82,48 @@ class Request:
     options: dict[str, Any]  # as given on the command line
     quiet: bool
     engine: str  # as `api.run` takes it
+    sources: dict[str, InputSource]  # where each of `arguments["inputs"]` was read from
+
+
+@dataclass(frozen=True, slots=True)
+class InputSource:
+    """Where an `--input` array came from: its PATH (`-`: standard input), and the
+    SHA-256 of the bytes read, to tell later whether a file is the one a run read."""
+
+    path: str
+    sha256: str | None  # None unless asked for: hashing takes as long as reading
+
+
+def _read_inputs(pairs: list[tuple[str, str]], hashed: bool
+                 ) -> tuple[dict[str, Any], dict[str, InputSource]]:
+    arrays, sources = {}, {}
+    for name, path in pairs:
+        digest = hashlib.sha256() if hashed else None
+        arrays[name] = read_input(name, path, digest=digest)
+        sources[name] = InputSource(path, digest.hexdigest() if digest else None)
+    return arrays, sources
 
 
 def request_from_options(
     spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
     selected: tuple[str, ...], last: bool, device: str, check_finite: bool, quiet: bool,
-    engine: str = "auto",
+    engine: str = "auto", hash_inputs: bool = False,
 ) -> Request:
-    """Load the spec, check the options against it, and read the inputs."""
+    """Load the spec, check the options against it, and read the inputs (hashing them
+    with `hash_inputs`, for `--meta`)."""
     api.check_steps(steps)  # before reading anything
     loaded = api.load(spec)
     names = _selected_outputs(loaded, selected)
     input_paths = _input_pairs(inputs)
     api.check_input_names(loaded, [name for name, _ in input_paths])
+    arrays, sources = _read_inputs(input_paths, hash_inputs)
     arguments = {
-        "steps": steps, "params": dict(_pairs(sets, "--set")),
-        "inputs": {name: read_input(name, path) for name, path in input_paths},
+        "steps": steps, "params": dict(_pairs(sets, "--set")), "inputs": arrays,
         "device": device, "last": last, "check": check_finite,
     }
     options = {"sets": list(sets), "inputs": list(inputs), "steps": steps, "last": last,
                "device": device, "check": check_finite, "engine": engine}
-    return Request(loaded, tuple(names), arguments, options, quiet, engine)
+    return Request(loaded, tuple(names), arguments, options, quiet, engine, sources)
 
 
 def run_from_options(

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy
 
-from recur.diagnostics import ExprError, RunError, Span, SpecError
+from recur.diagnostics import (
+    ExprError,
+    RunError,
+    Span,
+    SpecError,
+    option,
+    option_entry,
+    speaking_flags,
+)
 from recur.engine.frame import Fault, Frame
 from recur.lang import nodes as n
 from recur.lang.build import Builder, Closure
@@ -86,7 +94,7 @@ def evaluate_params(
         where = f"param '{name}'"
         override = overrides.get(name)
         if isinstance(override, n.Node):
-            values[name] = evaluate(override, values, backend, f"--set {name}")
+            values[name] = evaluate(override, values, backend, option_entry("params", name))
         elif override is not None:
             values[name] = as_value(backend.xp.asarray(override), backend.xp)
         elif param.value is None:
@@ -128,9 +136,11 @@ def initial_names(
 
 
 def _missing_input(name: str, what: str, span: Span) -> SpecError:
+    hint = (f"run with --input {name}=file.npy (or .npz, .csv, or - for standard input)"
+            if speaking_flags() else f"pass an array as inputs['{name}']")
     return SpecError(
-        f"{what} '{name}' is 'input', but no --input {name}=PATH was given", span,
-        (f"run with --input {name}=file.npy (or .npz, .csv, or - for standard input)",),
+        f"{what} '{name}' is 'input', but no {option_entry('inputs', name, 'PATH')} was "
+        "given", span, (hint,),
     )
 
 
@@ -144,7 +154,7 @@ def count_steps(
     offsets: Mapping[str, tuple[int, int]], requested: int | None, backend: Any,
 ) -> tuple[int, str]:
     """The number of steps and where it came from: `--steps`, `steps:`, or the sequences."""
-    reason = "from --steps"
+    reason = f"from {option('steps')}"
     allowed = {
         name: (len(array) - (offsets[name][1] - offsets[name][0]), len(array))
         for name, array in sequences.items()
@@ -168,7 +178,7 @@ def count_steps(
         if not allowed:
             raise SpecError(
                 "the number of steps is not given: the spec has no 'steps' and no sequences",
-                spec.span, ("add 'steps: N' to the spec, or run with --steps N",),
+                spec.span, (f"add 'steps: N' to the spec, or run with {option('steps', 'N')}",),
             )
         name = min(allowed, key=lambda name: allowed[name][0])
         count, length = allowed[name]

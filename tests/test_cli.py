@@ -147,7 +147,7 @@ def test_check_verbose_says_which_engine_and_why(tmp_path: Path) -> None:
     result = invoke("check", "-v", FIB, str(mixes))
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("  engine: ")]
-    assert len(lines) == 2 and lines[0].startswith(("  engine: interpreter, because ",
+    assert len(lines) == 2 and lines[0].startswith(("  engine: interp, because ",
                                                     "  engine: compiled, because "))
     assert "mixes lanes" in lines[1] or "no C compiler" in lines[1]
     assert "engine:" not in invoke("check", FIB).stdout
@@ -194,7 +194,7 @@ def test_meta_sidecar_says_how_the_result_was_made(tmp_path: Path) -> None:
     assert data["steps_run"] == steps_run
     assert data["stopped"] == {"by": "until", "at_t": steps_run - 1}
     assert data["options"]["sets"] == ["a=9"]
-    assert data["device"] == "cpu" and data["engine"] == "interpreter"
+    assert data["device"] == "cpu" and data["engine"] == "interp"
     assert data["outputs"]["x"] == {"dtype": "float64", "shape": [steps_run], "keep": "all"}
     assert data["elapsed_seconds"] >= 0
 

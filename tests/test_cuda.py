@@ -103,7 +103,7 @@ def test_every_example_spec_runs_on_cuda_as_on_the_cpu(name: str, where: str) ->
             assert_allclose(cuda[output], cpu[output], rtol=0,
                             atol=SCAN_RTOL[cpu[output].dtype.name] * scale)
         return
-    expected = "fused" if name in FUSED_SPECS else "interpreter"
+    expected = "compiled" if name in FUSED_SPECS else "interp"
     assert cuda.engine == expected, dispatch.choose(api.prepare(spec, device="cuda"), spec).reason
     # NumPy's matrix products sum in BLAS's order, the kernels in index order
     agree(cpu, cuda, exact=where == "emulated" and name != "rnn")
@@ -169,15 +169,15 @@ def test_check_stops_at_the_same_first_non_finite_value(where: str) -> None:
 def test_until_on_the_first_step_and_later(where: str) -> None:
     first = both("steps: 10\noutputs:\n  x:\n    initial: 5\n    step: x[t-1] * 2\n"
                  "until: x[t] > 0\n", where)
-    assert first.steps_run == 1 and first.engine == "fused"
+    assert first.steps_run == 1 and first.engine == "compiled"
     later = both("steps: 100\nparams:\n  r: linspace(1, 2, 5)\noutputs:\n  n:\n    initial: 0\n"
                  "    step: n[t-1] + 1\n    keep: all\n  x:\n    initial: 0.5\n"
                  "    step: r * x[t-1] * (1 - x[t-1])\nuntil: n[t] >= 17\n", where)
-    assert later.steps_run == 17 and later.stopped_by == "until" and later.engine == "fused"
+    assert later.steps_run == 17 and later.stopped_by == "until" and later.engine == "compiled"
 
 
 def test_deep_gapped_taps_over_lanes_reversed_and_kept_last(where: str) -> None:
-    assert both(DEEP_TAPS_SPEC, where).engine == "fused"
+    assert both(DEEP_TAPS_SPEC, where).engine == "compiled"
 
 
 def test_launches_in_chunks_give_the_same_states(where: str,
@@ -198,14 +198,14 @@ def test_launches_in_chunks_give_the_same_states(where: str,
 
 def test_zero_steps_run_nothing(where: str) -> None:
     result = both("outputs:\n  x:\n    initial: 1.5\n    step: x[t-1] + 1\n", where, steps=0)
-    assert result.engine == "interpreter"
+    assert result.engine == "interp"
 
 
 def test_a_matrix_step_sums_as_the_c_engine_does(where: str) -> None:
     """`W @ h[t-1]`: each column summed over k in order, as the CPU's compiled engine."""
     spec = recur.load(ROOT / "specs" / "rnn.yaml")
     cuda_result = recur.run(spec, device="cuda", engine="compiled")
-    assert cuda_result.engine == "fused"
+    assert cuda_result.engine == "compiled"
     agree(recur.run(spec, engine="compiled"), cuda_result, exact=where == "emulated")
 
 
@@ -223,7 +223,7 @@ def test_a_matrix_step_over_rows_matches_a_loop_in_index_order(
             f"    step: 0.5 * (h[t-1] @ W + u) - h[t-1] * 0.125\n    keep: {keep}\n")
     result = recur.run(recur.load(text), device="cuda", check=check,
                        inputs={"W": weights, "u": drive})
-    assert result.engine == "fused"
+    assert result.engine == "compiled"
     h = numpy.full((rows, width), 0.25, dtype=numpy.float32)
     states = []
     for t in range(steps):
@@ -240,8 +240,8 @@ def test_steps_that_mix_lanes_otherwise_run_on_the_cuda_interpreter(where: str) 
             "steps: 5\n")
     spec = recur.load(text)
     choice = dispatch.choose(api.prepare(spec, device="cuda"), spec)
-    assert choice.engine == "interpreter" and "sum(), which mixes lanes" in choice.reason
-    assert both(text, where, exact=False).engine == "interpreter"
+    assert choice.engine == "interp" and "sum(), which mixes lanes" in choice.reason
+    assert both(text, where, exact=False).engine == "interp"
 
 
 # The parallel scan
@@ -285,7 +285,7 @@ def test_auto_takes_the_scan_for_long_runs_of_few_lanes(where: str) -> None:
     choice = dispatch.choose(long_run, spec)
     assert choice.engine == "scan" and "affine" in choice.reason
     short = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(100)})
-    assert dispatch.choose(short, spec).engine == "fused"
+    assert dispatch.choose(short, spec).engine == "compiled"
 
 
 @pytest.mark.parametrize(("step", "why"), [
@@ -305,7 +305,7 @@ def test_scan_is_for_cuda_only() -> None:
     spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", 1, "all"))
     with pytest.raises(recur.RecurError) as error:
         recur.run(spec, engine="scan", inputs={"b": numpy.ones(5)})
-    assert error.value.exit_code == 2 and "--device cuda" in error.value.message
+    assert error.value.exit_code == 2 and "device='cuda'" in error.value.message
 
 
 @pytest.mark.parametrize(("lanes", "keep"), [(1, "all"), (3, "all"), (3, "last")])
@@ -332,7 +332,7 @@ def test_explain_names_the_cuda_engine_and_why(where: str) -> None:
     result = CliRunner().invoke(cli, ["explain", str(ROOT / "specs/logistic_sweep.yaml"),
                                       "--device", "cuda"])
     assert result.exit_code == 0, result.output
-    assert "engine: fused (one CUDA kernel" in result.output
+    assert "engine: compiled (one fused CUDA kernel" in result.output
     assert "because: one CUDA kernel runs all" in result.output
 
 
@@ -431,7 +431,7 @@ def test_a_kernel_that_does_not_compile_falls_back_to_the_interpreter(
     monkeypatch.setattr(backend.launcher, "function", broken)
     spec = recur.load(ROOT / "specs" / "fibonacci.yaml")
     result = recur.run(spec, device="cuda")
-    assert result.engine == "interpreter"
+    assert result.engine == "interp"
     agree(recur.run(spec), result, exact=True)
     with pytest.raises(recur.RecurError) as error:
         recur.run(spec, device="cuda", engine="compiled")

@@ -93,7 +93,7 @@ def test_huge_arrays_from_set_are_refused() -> None:
     with pytest.raises(RecurError) as info:
         recur.run(spec, params={"n": "sum(zeros(10**12))"})
     assert info.value.exit_code == 1 and ARRAY_LIMIT in info.value.message
-    assert info.value.span is not None and info.value.span.path == "--set"
+    assert info.value.span is not None and info.value.span.path == "params"
 
 
 @pytest.mark.parametrize("step", ["10**10**10", "2**64", "(-2)**65", "3**40 * 3**40",
@@ -354,7 +354,7 @@ def test_known_escapes_through_set_are_refused(
     spec = recur.load("params:\n  a: 2\nsteps: 1\noutputs:\n  x:\n    step: a\n", path="s.yaml")
     with pytest.raises(ExprError) as info:
         recur.run(spec, params={"a": value})
-    assert info.value.span is not None and info.value.span.path == "--set"
+    assert info.value.span is not None and info.value.span.path == "params"
     assert list(tmp_path.iterdir()) == []
 
 

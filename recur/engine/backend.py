@@ -13,12 +13,14 @@ from typing import Any, Protocol
 
 import numpy
 
-from recur.diagnostics import BackendError
+from recur.diagnostics import BackendError, option
 
 DEVICES = ("cpu", "cuda", "auto")
-_CUDA_HINT = (
-    "install CuPy with `pip install 'recur[cuda]'` (a CUDA GPU is needed), or use --device cpu"
-)
+
+
+def _cuda_hint() -> str:
+    return (f"install CuPy with `pip install 'recur[cuda]'` (a CUDA GPU is needed), or use "
+            f"{option('device', 'cpu')}")
 
 
 class Backend(Protocol):
@@ -86,16 +88,19 @@ class CupyBackend:
             import cupy
         except ImportError as exc:
             raise BackendError(
-                f"--device cuda needs CuPy, which is not installed ({exc})", notes=(_CUDA_HINT,)
+                f"{option('device', 'cuda')} needs CuPy, which is not installed ({exc})",
+                notes=(_cuda_hint(),),
             ) from None
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # CuPy raises its own CUDARuntimeError, or an ImportError
             raise BackendError(
-                f"--device cuda: no usable CUDA device ({exc})", notes=(_CUDA_HINT,)
+                f"{option('device', 'cuda')}: no usable CUDA device ({exc})",
+                notes=(_cuda_hint(),),
             ) from None
         if count == 0:
-            raise BackendError("--device cuda: no CUDA device found", notes=(_CUDA_HINT,))
+            raise BackendError(f"{option('device', 'cuda')}: no CUDA device found",
+                               notes=(_cuda_hint(),))
         self.xp = cupy
         self._launcher: Any = None
 

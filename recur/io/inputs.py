@@ -16,7 +16,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 
 import numpy as np
 
@@ -50,6 +50,12 @@ _TARGET_DTYPES = {
 _COLUMN_TITLE = re.compile(r"(?P<base>[A-Za-z_]\w*)(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?")
 
 
+class Digest(Protocol):
+    """A `hashlib` hash, fed the bytes an input is read from."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
 class _Problem(Exception):
     """What is wrong with the input; `read_input` prefixes it with the option."""
 
@@ -58,13 +64,18 @@ class _Problem(Exception):
         self.exit_code = exit_code
 
 
-def read_input(name: str, path: str, stdin: BinaryIO | None = None) -> np.ndarray:
-    """Load the array for `--input NAME=PATH`; PATH `-` is standard input, format sniffed."""
+def read_input(name: str, path: str, stdin: BinaryIO | None = None,
+               digest: Digest | None = None) -> np.ndarray:
+    """Load the array for `--input NAME=PATH`; PATH `-` is standard input, format sniffed.
+
+    `digest` is fed every byte of the file or of standard input, in order, as it is read
+    (once: standard input cannot be read again, and a file may change in between).
+    """
     try:
         if path == "-":
-            array = _read_stdin(name, stdin if stdin is not None else sys.stdin.buffer)
+            array = _read_stdin(name, stdin if stdin is not None else sys.stdin.buffer, digest)
         else:
-            array = _read_file(name, path)
+            array = _read_file(name, path, digest)
         return _normalise(array)
     except MemoryError:
         problem = _Problem("the array does not fit in the memory available", EXIT_NO_MEMORY)
@@ -201,11 +212,13 @@ _ALL_LOADERS: dict[str, Callable[[BinaryIO], dict[str, np.ndarray]]] = {
 }
 
 
-def _read_stdin(name: str, stdin: BinaryIO) -> np.ndarray:
+def _read_stdin(name: str, stdin: BinaryIO, digest: Digest | None) -> np.ndarray:
     try:
         data = stdin.read()
     except OSError as exc:
         raise _Problem(f"cannot read standard input: {exc.strerror or exc}") from None
+    if digest is not None:
+        digest.update(data)
     return _LOADERS[_sniff(data)](io.BytesIO(data), name)
 
 
@@ -218,16 +231,58 @@ def _sniff(data: bytes) -> str:
     return "csv"
 
 
-def _read_file(name: str, path: str) -> np.ndarray:
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix[1:] not in _LOADERS:
-        described = f"suffix {suffix!r}" if suffix else "no suffix"
-        raise _Problem(f"cannot tell the format from {described}: use .npy, .npz or .csv")
+def _read_file(name: str, path: str, digest: Digest | None) -> np.ndarray:
+    fmt = _format_of(path)
     try:
         with open(path, "rb") as stream:
-            return _LOADERS[suffix[1:]](stream, name)
+            if digest is None:
+                return _LOADERS[fmt](stream, name)
+            hashing = _HashingReader(stream, digest)
+            array = _LOADERS[fmt](cast(BinaryIO, hashing), name)
+            hashing.finish()
+            return array
     except OSError as exc:
         raise _Problem(f"cannot read: {exc.strerror or exc}") from None
+
+
+class _HashingReader(io.RawIOBase):
+    """A file that feeds `digest` its bytes in file order as a loader reads them.
+
+    Loaders seek (an .npy's header is read twice, a zip's directory first): bytes reach
+    the digest once, when a read covers the next unhashed byte. `finish` reads what the
+    loader skipped or read out of order (a zip's directory, a few hundred bytes).
+    """
+
+    def __init__(self, raw: BinaryIO, digest: Digest) -> None:
+        super().__init__()
+        self._raw, self._digest, self._hashed = raw, digest, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        start = self._raw.tell()
+        data = self._raw.read(len(buffer))
+        buffer[:len(data)] = data
+        if start <= self._hashed < start + len(data):
+            self._digest.update(data[self._hashed - start:])
+            self._hashed = start + len(data)
+        return len(data)
+
+    def finish(self) -> None:
+        self._raw.seek(self._hashed)
+        while chunk := self._raw.read(1 << 20):
+            self._digest.update(chunk)
+        self._hashed = self._raw.tell()
 
 
 def _load_npy(stream: BinaryIO, _name: str, size: int | None = None) -> np.ndarray:
