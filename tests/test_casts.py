@@ -93,7 +93,8 @@ def _run_everywhere(text: str, inputs: dict[str, Any]) -> list[recur.Result]:
     runs = [recur.run(spec, engine="interp", inputs=inputs),
             recur.run(spec, engine="compiled", inputs=inputs),
             recur.run(spec, device="cuda", engine="compiled", inputs=inputs)]
-    assert [r.engine for r in runs] == ["interpreter", "compiled", "fused"]
+    assert [(r.engine, r.device) for r in runs] == [
+        ("interp", "cpu"), ("compiled", "cpu"), ("compiled", "cuda")]
     return runs
 
 
@@ -251,7 +252,7 @@ def test_the_parts_of_a_real_number_are_compiled_with_the_same_bits(
      "    step: int64(floor(x[t-1] * 0.9)) + int64(float32(t % 3))\n",
      ["engine: compiled ("]),
     ("z:\n    dtype: complex128\n    initial: 1.0\n    step: conj(z[t-1]) * 0.5j\n",
-     ["engine: interpreter (",
+     ["engine: interp (",
       "\n  because: the compiled engine cannot run it: output 'z' is complex128\n"]),
 ])
 def test_explain_says_casts_are_compiled_and_why_complex_values_are_not(
