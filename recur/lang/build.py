@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy
 
 from recur.engine.frame import Fault, Frame
-from recur.lang import intops
+from recur.lang import exact, intops
 from recur.lang import nodes as n
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 
@@ -253,12 +253,15 @@ class Builder:
     # Arithmetic
 
     def _build_Binary(self, node: n.Binary) -> Closure:
+        k = _integer_exponent(node)
+        if k is not None:
+            return self._integer_power(node, self.array(node.left), k)
         left, right = self.array(node.left), self.array(node.right)
         if node.op in ("and", "or"):
             logical = self.xp.logical_and if node.op == "and" else self.xp.logical_or
             return lambda frame: logical(left(frame), right(frame))
         op = node.op
-        plain = _OPERATORS[op]
+        plain = exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
         if op == "@":
             return self._shadowed(node, lambda frame: plain(left(frame), right(frame)),
                                   lambda values: plain(*values), (left, right))
@@ -277,8 +280,35 @@ class Builder:
             return integer
         return self._generic_binary(node, left, right)
 
+    def _integer_power(self, node: n.Binary, base: Closure, k: int) -> Closure:
+        """`x ** k` for an integer literal k: checked on integers, else `exact.chain`."""
+        exponent: int | float = k if isinstance(_literal(node.right), int) else float(k)
+        power, checked = exact.integer_power, intops.checked_binary
+
+        def integer_power(frame: Frame) -> Any:
+            a = base(frame)
+            if intops.is_python_number(a):
+                if isinstance(a, int) and isinstance(exponent, int) and k >= 0:
+                    result, fault = intops.python_binary("**", a, exponent)
+                    if fault:
+                        frame.fault(fault, None, node)
+                    return result
+                with numpy.errstate(all="ignore"):  # a weak number: Python's type again
+                    return power(numpy.asarray(a, dtype=complex if isinstance(
+                        a, complex) else float)[()], k).item()
+            dtype = numpy.result_type(a.dtype, exponent)
+            if dtype.kind in "iub":
+                result, bad, kind = checked("**", a, exponent)
+                if bad.any():
+                    frame.fault(kind, bad, node)
+                return result
+            return power(a if a.dtype == dtype else a.astype(dtype), k)
+
+        return integer_power
+
     def _generic_binary(self, node: n.Binary, left: Closure, right: Closure) -> Closure:
-        op, plain = node.op, _OPERATORS[node.op]
+        op = node.op
+        plain = exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
         note = self._note
 
         def generic(frame: Frame) -> Any:
@@ -383,8 +413,10 @@ class Builder:
         function = FUNCTIONS[node.func]
         impl = function.resolve(self.backend)
         args = [self.build(arg) for arg in node.args]
+        if node.func in ("minimum", "maximum", "clip"):
+            impl = _extremum(self.xp, node.func)
         if node.func in ("min", "max") and len(args) > 1:
-            fold = self.xp.minimum if node.func == "min" else self.xp.maximum
+            fold = exact.ieee_extremum(self.xp, largest=node.func == "max")
 
             def elementwise(frame: Frame) -> Any:
                 result = args[0](frame)
@@ -451,12 +483,40 @@ class Builder:
         return lambda frame: slice(lower(frame), upper(frame), step(frame))
 
 
+def _literal(node: n.Node) -> Any:
+    """The number a literal exponent such as `-2.0` is written with."""
+    while isinstance(node, n.Unary):
+        node = node.operand
+    assert isinstance(node, n.Number)
+    return node.value
+
+
+def _extremum(xp: Any, func: str) -> Callable[..., Any]:
+    """`minimum`, `maximum` and `clip` as IEEE 754-2019 defines them (see `exact`)."""
+    minimum = exact.ieee_extremum(xp, largest=False)
+    maximum = exact.ieee_extremum(xp, largest=True)
+    if func == "clip":
+        return lambda a, low, high: minimum(maximum(a, low), high)
+    return minimum if func == "minimum" else maximum
+
+
 def _parts(node: n.Node) -> Iterator[n.Node]:
     """The nodes of a subtree as evaluated: a read `s[t+k]` counts as one node."""
     yield node
-    if not isinstance(node, n.Subscript):
-        for child in n.children(node):
-            yield from _parts(child)
+    if isinstance(node, n.Subscript):
+        return
+    children = n.children(node)
+    if _integer_exponent(node) is not None:
+        children = children[:1]  # the base; the literal exponent has no closure
+    for child in children:
+        yield from _parts(child)
+
+
+def _integer_exponent(node: n.Node) -> int | None:
+    """k where `node` is `x ** k`, k an integer literal (whose closure is never built)."""
+    if isinstance(node, n.Binary) and node.op == "**":
+        return exact.integer_exponent(node.right)
+    return None
 
 
 def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:
