@@ -427,8 +427,8 @@ def _check_int_literals(root: n.Node, observations: Mapping[int, Observation]) -
     int64 would quietly give another answer. Comparisons are exact and exempt."""
     for node in n.walk(root):
         seen = observations.get(id(node))
-        if seen is None or seen.python or isinstance(node, n.Compare) or not (
-                seen.dtype in _NARROW_INTS):
+        if (seen is None or seen.python or isinstance(node, n.Compare)
+                or seen.dtype not in _NARROW_INTS):
             continue
         for child in n.children(node):
             value = _int_literal(child)
