@@ -284,3 +284,219 @@ def test_random_exact_expressions_give_the_same_bits_everywhere(
             return
     check_everywhere(dtype, pairs, steps_of, cuda_backend, steps=4, initial=1,
                      one_lane_engines=("interp", "c-lane"))  # fewer compiles
+
+
+# --- every example spec on both sides of auto's cut-over -------------------------------
+
+SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml"))
+MAX_PROBED_STEPS = 10**6
+
+
+def _engine_at(spec: recur.Spec, steps: int) -> str:
+    return dispatch.choose(api.prepare(spec, steps=steps), spec).engine
+
+
+def cut_over(spec: recur.Spec, bound: int) -> int | None:
+    """The fewest steps (up to `bound`) for which `auto` compiles, or None: the kernel
+    is in the cache by then, as it is after a spec's first compiled run."""
+    if _engine_at(spec, bound) == "interpreter":
+        return None
+    low, high = 1, bound  # auto interprets `low` steps (or low is 1), compiles `high`
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if _engine_at(spec, middle) == "interpreter" else (
+            low, middle)
+    return high
+
+
+def _outcome(spec: recur.Spec, **options: Any) -> recur.Result | str:
+    try:
+        return recur.run(spec, **options)
+    except recur.RecurError as error:
+        return error.message
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_auto_gives_the_same_bits_below_and_above_its_cut_over(name: str) -> None:
+    """What `--steps` makes auto pick must not change any value: the common prefix of a
+    run just below the cut-over and one above agrees bit for bit, and each agrees with
+    the other engine at the same step count (rnn's matrix product excepted: BLAS sums in
+    its own order, docs/performance.md)."""
+    spec = recur.load(ROOT / "specs" / f"{name}.yaml")
+    recur.run(spec, engine="compiled", steps=1)  # in the cache, as after a first run
+    try:
+        bound = api.prepare(spec, steps=MAX_PROBED_STEPS).plan.steps
+    except recur.RecurError:  # its sequences allow fewer steps
+        bound = api.prepare(spec).plan.steps
+    high = cut_over(spec, bound)
+    steps = [bound] if high is None else [max(high - 1, 1), high]
+    runs = {}
+    for count in steps:
+        auto = _outcome(spec, steps=count)
+        chosen = auto.engine if isinstance(auto, recur.Result) else "interpreter"
+        other = _outcome(spec, steps=count,
+                         engine="interp" if chosen == "compiled" else "compiled")
+        _agree(auto, other, exact=name != "rnn")
+        runs[count] = auto
+    below, above = runs[steps[0]], runs[steps[-1]]
+    if high is None or high == 1 or isinstance(below, str) or isinstance(above, str):
+        return  # one engine only, or an overflow reported alike (fibonacci)
+    assert (below.engine, above.engine) == ("interpreter", "compiled")
+    for output in below:
+        if below.keeps[output] == "all":
+            _agree(below[output], above[output][: high - 1], exact=name != "rnn")
+
+
+def _agree(got: Any, want: Any, exact: bool) -> None:
+    if isinstance(want, str) or isinstance(got, str):
+        assert got == want
+    elif isinstance(want, recur.Result):
+        assert list(got) == list(want)
+        for output in want:
+            _agree(got[output], want[output], exact)
+    elif exact:
+        assert_bits(got, want, "auto")
+    else:
+        numpy.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --- the cases of the issue, one by one --------------------------------------------------
+
+
+def _all_engines(text: str, cuda: EmulatedCuda) -> dict[str, Ran]:
+    spec = recur.load(text)
+    lanes = any(len(o.history.shape) for o in api.prepare(spec).plan.outputs)
+    engines = ENGINES_LANES if lanes else ENGINES_ONE_LANE
+    return {engine: run_on(engine, text, cuda) for engine in engines}
+
+
+def test_a_square_is_one_correctly_rounded_product_everywhere(
+        cuda_backend: EmulatedCuda) -> None:
+    """The issue's repro: libm's pow gave ...507 for one value, a product ...504."""
+    v = 1.0834583425075237
+    expected = numpy.float64(v * v)  # Python's float product: correctly rounded
+    assert repr(float(expected)) == "1.1738819799491504"
+    for params in (f"{v!r}", f"[{v!r}, 0.5]"):
+        text = (f"params: {{v: '{params}'}}\nsteps: 1\n"
+                "outputs:\n  y: {initial: v, step: 'y[t-1] ** 2'}\n")
+        for engine, ran in _all_engines(text, cuda_backend).items():
+            assert ran.arrays is not None
+            assert_bits(ran.arrays["y"][..., :1].reshape(1), numpy.array([expected]), engine)
+
+
+@pytest.mark.parametrize("k", [3, 5, -1, -2, 0, 7])
+def test_integer_powers_are_the_documented_chain(k: int, cuda_backend: EmulatedCuda) -> None:
+    """x ** k as repeated squaring, most significant bit first, then 1/x**|k|."""
+    values = [1.0834583425075237, -2.5, 0.1, 3.0000001, -0.0, 7e-100]
+
+    def chain(x: float) -> float:
+        if k == 0:
+            return 1.0
+        r = x
+        for bit in bin(abs(k))[3:]:
+            r = r * r
+            if bit == "1":
+                r = r * x
+        with numpy.errstate(divide="ignore"):
+            return r if k > 0 else float(numpy.float64(1.0) / numpy.float64(r))
+
+    expected = numpy.array([chain(x) for x in values])
+    text = (f"params: {{v: '{json.dumps(values)}'}}\nsteps: 1\n"
+            f"outputs:\n  y: {{initial: v, step: 'y[t-1] ** ({k})'}}\n")
+    for engine, ran in _all_engines(text, cuda_backend).items():
+        assert ran.arrays is not None
+        assert_bits(ran.arrays["y"][0], expected, engine)
+
+
+ZERO_PAIRS = [(a, b) for a in (0.0, -0.0) for b in (0.0, -0.0, 1.0, -1.0, NAN)]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_min_and_max_order_minus_zero_below_plus_zero(dtype: str,
+                                                      cuda_backend: EmulatedCuda) -> None:
+    """IEEE 754-2019 minimum/maximum: -0.0 < +0.0 and NaN wins, on every engine."""
+    ops = {"lo": "min(a[t-1], b[t-1])", "hi": "max(a[t-1], b[t-1])",
+           "lo2": "minimum(b[t-1], a[t-1])", "hi2": "maximum(b[t-1], a[t-1])",
+           "c": "clip(a[t-1], b[t-1], 0.0)", "inv": "1 / max(a[t-1], 0.0)"}
+
+    def ieee(a: float, b: float, largest: bool) -> float:
+        if math.isnan(a) or math.isnan(b):
+            return NAN
+        if a == b == 0:
+            signs = [math.copysign(1, a) < 0, math.copysign(1, b) < 0]
+            return -0.0 if (all(signs) if largest else any(signs)) else 0.0
+        return max(a, b) if largest else min(a, b)
+
+    expected = {
+        "lo": [ieee(a, b, False) for a, b in ZERO_PAIRS],
+        "hi": [ieee(a, b, True) for a, b in ZERO_PAIRS],
+        "c": [ieee(ieee(a, b, True), 0.0, False) for a, b in ZERO_PAIRS],
+        "inv": [INF] * len(ZERO_PAIRS),  # the issue's case: max(-0.0, 0.0) is +0.0
+    }
+    expected["lo2"], expected["hi2"] = expected["lo"], expected["hi"]
+    check_everywhere(dtype, ZERO_PAIRS, ops, cuda_backend)
+    text = spec_text(dtype, {"va": [a for a, _ in ZERO_PAIRS], "vb": [b for _, b in ZERO_PAIRS]},
+                     ops, 1)
+    ran = run_on("interp", text, cuda_backend)
+    assert ran.arrays is not None
+    for name, values in expected.items():
+        assert_bits(ran.arrays[name][0], numpy.array(values, dtype=dtype), name)
+
+
+def test_an_int_literal_outside_an_int32_operation_is_a_spec_error() -> None:
+    text = "steps: 2\noutputs:\n  x: {dtype: int32, initial: 5, step: 'x[t-1] % 4294967296'}\n"
+    for engine in ("interp", "compiled", "auto"):
+        with pytest.raises(recur.RecurError) as error:
+            recur.run(recur.load(text), engine=engine)
+        assert error.value.exit_code == 2
+        assert "integer literal 4294967296 does not fit int32" in error.value.message
+        column = text.splitlines()[2].index("4294967296") + 1
+        assert (error.value.span.line, error.value.span.col) == (3, column)
+        assert "dtype: int64" in error.value.notes[0]
+    wide = recur.run(recur.load(text.replace("int32", "int64")), engine="compiled")
+    assert wide["x"].tolist() == [5 % 4294967296] * 2
+
+
+def test_a_python_int_meets_float32_as_numpy_converts_it(cuda_backend: EmulatedCuda) -> None:
+    """NumPy converts a Python int to float32 by way of a double: 2**60 + 2**36 + 1 is
+    2**60 + 2**36 as a double, then a tie that rounds to even, 2**60; rounding once would
+    give 2**60 + 2**37. A literal, and the same int computed from t, alike."""
+    big = 2**60 + 2**36 + 1
+    expected = numpy.float32(float(big))
+    assert float(expected) == 2.0**60
+    text = ("steps: 2\ndtype: float32\nparams: {v: '[1.0, 2.0]'}\noutputs:\n"
+            f"  x: {{initial: v, step: 'x[t-1] * 0 + {big}'}}\n"
+            f"  y: {{initial: v, step: 'y[t-1] * 0 + (t * 0 + {big - 1} + 1)'}}\n")
+    for engine, ran in _all_engines(text, cuda_backend).items():
+        assert ran.arrays is not None
+        for name in ("x", "y"):
+            assert_bits(ran.arrays[name], numpy.full((2, 2), expected), f"{engine} {name}")
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 5, 8, 17])
+def test_a_half_power_has_pows_special_values_in_every_lane(
+        lanes: int, cuda_backend: EmulatedCuda) -> None:
+    """C's pow(-inf, 0.5) is inf and pow(-0.0, 0.5) is +0.0, where sqrt gives NaN and
+    -0.0: so on every engine, alone or in any lane (GCC's vectoriser made it sqrt for
+    all lanes but the leftover ones, NumPy's array loop for all but single values)."""
+    assert (math.pow(-INF, 0.5), math.copysign(1, math.pow(-0.0, 0.5))) == (INF, 1.0)
+    values = [-INF, -0.0] * lanes
+    for params in ([values[0]], [values[1]]) if lanes == 1 else (values[:lanes],):
+        value = params[0] if lanes == 1 else params
+        text = (f"steps: 1\nparams: {{v: {_number(value)}}}\n"
+                "outputs:\n  x: {initial: v, step: 'x[t-1] ** 0.5'}\n")
+        expected = numpy.array([INF if v == -INF else 0.0 for v in params])
+        for engine, ran in _all_engines(text, cuda_backend).items():
+            assert ran.arrays is not None
+            assert_bits(ran.arrays["x"].reshape(-1), expected, engine)
+
+
+def test_weak_numbers_take_the_arrays_power() -> None:
+    """A scalar param is a Python number: `(-8.0) ** 0.5` is NaN as for an array (not
+    Python's complex), and `0.0 ** -1` is inf (not Python's ZeroDivisionError)."""
+    text = ("steps: 1\nparams: {{v: {}}}\noutputs:\n"
+            "  x: {{initial: 1.0, step: 'x[t-1] * 0 + v ** 0.5 + (v + 8) ** -1'}}\n")
+    alone = recur.run(recur.load(text.format("-8.0")), engine="interp")["x"]
+    among = recur.run(recur.load(text.format("'[-8.0, 4.0]'")), engine="interp")["x"]
+    assert math.isnan(alone[0]) and math.isnan(among[0, 0])
+    assert among[0, 1] == 2.0 + 1 / 12
