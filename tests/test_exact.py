@@ -500,3 +500,18 @@ def test_weak_numbers_take_the_arrays_power() -> None:
     among = recur.run(recur.load(text.format("'[-8.0, 4.0]'")), engine="interp")["x"]
     assert math.isnan(alone[0]) and math.isnan(among[0, 0])
     assert among[0, 1] == 2.0 + 1 / 12
+
+
+@pytest.mark.parametrize("step", ["k / 3", "(k > 9007199254740992.0) + 0.0"])
+def test_weak_ints_beyond_2_53_round_as_int64_arrays_do(step: str) -> None:
+    """NumPy rounds an int64 to a float64 before dividing or comparing it with a float;
+    Python divides and compares exactly. A scalar param must give its lane's bits."""
+    k = 2**53 + 1
+    as_float = float(k)  # 2**53: the int rounded, as NumPy does
+    expected = as_float / 3 if "/" in step else float(as_float > 9007199254740992.0)
+    text = ("steps: 1\nparams: {{k: {}}}\noutputs:\n"
+            f"  x: {{{{initial: 0.0, step: 'x[t-1] * 0 + {step}'}}}}\n")
+    alone = recur.run(recur.load(text.format(k)), engine="interp")["x"]
+    among = recur.run(recur.load(text.format(f"'[{k}, 1]'")), engine="interp")["x"]
+    compiled = recur.run(recur.load(text.format(k)), engine="compiled")["x"]
+    assert alone[0] == among[0, 0] == compiled[0] == expected

@@ -368,7 +368,7 @@ class Builder:
 
     def _build_Compare(self, node: n.Compare) -> Closure:
         operands = [self.array(operand) for operand in node.operands]
-        tests = [_COMPARISONS[op] for op in node.ops]
+        tests = [_as_numpy_compares(_COMPARISONS[op]) for op in node.ops]
         if len(tests) == 1:
             test, left, right = tests[0], operands[0], operands[1]
             return lambda frame: test(left(frame), right(frame))
@@ -481,6 +481,19 @@ class Builder:
         parts = [None if p is None else self.build(p) for p in (node.lower, node.upper, node.step)]
         lower, upper, step = (p or (lambda frame: None) for p in parts)
         return lambda frame: slice(lower(frame), upper(frame), step(frame))
+
+
+def _as_numpy_compares(test: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A comparison of a Python int with a Python float as NumPy makes it, on the int
+    rounded to a float (Python compares them exactly: 2**53 + 1 > 2.0**53)."""
+    def compare(a: Any, b: Any) -> Any:
+        if type(a) is int and type(b) is float:
+            return test(float(a), b)
+        if type(a) is float and type(b) is int:
+            return test(a, float(b))
+        return test(a, b)
+
+    return compare
 
 
 def _literal(node: n.Node) -> Any:

@@ -179,6 +179,8 @@ def python_binary(op: str, a: Any, b: Any) -> tuple[Any, str | None]:
         return 0, OVERFLOW
     if op == "**" and not (_is_pyint(a) and _is_pyint(b)):  # NumPy's power, not Python's
         return _numpy_power(a, b), None
+    if op == "/" and _is_pyint(a) and _is_pyint(b):  # each int rounded first, as NumPy
+        a, b = float(a), float(b)  # does: Python divides exactly, then rounds
     try:
         result = PYTHON_BINARY[op](a, b)
     except ZeroDivisionError:
