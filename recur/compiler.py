@@ -21,6 +21,7 @@ from recur.engine.backend import NumpyBackend
 from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
 from recur.engine.plan import OutputPlan, Plan
+from recur.lang import exact
 from recur.lang import nodes as n
 from recur.lang.build import Builder, Closure, Observation
 from recur.spec import OutputSpec, Spec
@@ -431,9 +432,9 @@ def _check_int_literals(root: n.Node, observations: Mapping[int, Observation]) -
                 or seen.dtype not in _NARROW_INTS):
             continue
         for child in n.children(node):
-            value = _int_literal(child)
+            value = exact.literal(child)
             info = numpy.iinfo(seen.dtype)
-            if value is not None and not info.min <= value <= info.max:
+            if type(value) is int and not info.min <= value <= info.max:
                 raise SpecError(
                     f"the integer literal {value} does not fit {seen.dtype}, the dtype this "
                     "operation works in", child.span,
@@ -442,16 +443,6 @@ def _check_int_literals(root: n.Node, observations: Mapping[int, Observation]) -
 
 
 _NARROW_INTS = frozenset({"int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64"})
-
-
-def _int_literal(node: n.Node) -> int | None:
-    """The value of `5` or `-5` written as an integer literal."""
-    sign = 1
-    if isinstance(node, n.Unary) and node.op == "-":
-        sign, node = -1, node.operand
-    if isinstance(node, n.Number) and type(node.value) is int:
-        return sign * node.value
-    return None
 
 
 def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, ...]],

@@ -261,7 +261,7 @@ class Builder:
             logical = self.xp.logical_and if node.op == "and" else self.xp.logical_or
             return lambda frame: logical(left(frame), right(frame))
         op = node.op
-        plain = exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
+        plain = self._plain(op)
         if op == "@":
             return self._shadowed(node, lambda frame: plain(left(frame), right(frame)),
                                   lambda values: plain(*values), (left, right))
@@ -280,9 +280,14 @@ class Builder:
             return integer
         return self._generic_binary(node, left, right)
 
+    def _plain(self, op: str) -> Callable[[Any, Any], Any]:
+        """The unchecked operator; `**` is the `power` function, never `ndarray.__pow__`,
+        whose shortcuts (0.5 -> sqrt, 2 -> square) single NumPy values do not take."""
+        return exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
+
     def _integer_power(self, node: n.Binary, base: Closure, k: int) -> Closure:
         """`x ** k` for an integer literal k: checked on integers, else `exact.chain`."""
-        exponent: int | float = k if isinstance(_literal(node.right), int) else float(k)
+        exponent: int | float = k if isinstance(exact.literal(node.right), int) else float(k)
         power, checked = exact.integer_power, intops.checked_binary
 
         def integer_power(frame: Frame) -> Any:
@@ -293,9 +298,7 @@ class Builder:
                     if fault:
                         frame.fault(fault, None, node)
                     return result
-                with numpy.errstate(all="ignore"):  # a weak number: Python's type again
-                    return power(numpy.asarray(a, dtype=complex if isinstance(
-                        a, complex) else float)[()], k).item()
+                return exact.weak_integer_power(a, k)
             dtype = numpy.result_type(a.dtype, exponent)
             if dtype.kind in "iub":
                 result, bad, kind = checked("**", a, exponent)
@@ -307,8 +310,7 @@ class Builder:
         return integer_power
 
     def _generic_binary(self, node: n.Binary, left: Closure, right: Closure) -> Closure:
-        op = node.op
-        plain = exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
+        op, plain = node.op, self._plain(node.op)
         note = self._note
 
         def generic(frame: Frame) -> Any:
@@ -494,14 +496,6 @@ def _as_numpy_compares(test: Callable[[Any, Any], Any]) -> Callable[[Any, Any], 
         return test(a, b)
 
     return compare
-
-
-def _literal(node: n.Node) -> Any:
-    """The number a literal exponent such as `-2.0` is written with."""
-    while isinstance(node, n.Unary):
-        node = node.operand
-    assert isinstance(node, n.Number)
-    return node.value
 
 
 def _extremum(xp: Any, func: str) -> Callable[..., Any]:

@@ -30,20 +30,26 @@ from recur.lang import nodes as n
 MAX_INTEGER_EXPONENT = 2**63 - 1  # beyond it, a literal exponent is a plain `pow`
 
 
-def integer_exponent(node: n.Node) -> int | None:
-    """k where `node` is an integer literal exponent: `2`, `-3`, `+2`, `2.0`."""
+def literal(node: n.Node) -> int | float | None:
+    """The value of a number literal, signed ones (`-3`, `+2.0`) included."""
     sign = 1
     while isinstance(node, n.Unary) and node.op in ("-", "+"):
         sign = -sign if node.op == "-" else sign
         node = node.operand
-    if not isinstance(node, n.Number) or isinstance(node.value, bool | complex):
+    if not isinstance(node, n.Number):
         return None
     value = node.value
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if abs(value) > MAX_INTEGER_EXPONENT:
+    return sign * value
+
+
+def integer_exponent(node: n.Node) -> int | None:
+    """k where `node` is an integer literal exponent: `2`, `-3`, `+2`, `2.0`."""
+    value = literal(node)
+    if value is None or not math.isfinite(value) or value != int(value):
         return None
-    return sign * int(value)
+    return int(value) if abs(value) <= MAX_INTEGER_EXPONENT else None
 
 
 def chain(k: int) -> tuple[bool, ...]:
@@ -63,6 +69,18 @@ def integer_power(x: Any, k: int) -> Any:
         if odd:
             result = result * x
     return result if k > 0 else 1 / result
+
+
+def weak_integer_power(x: float | complex, k: int) -> float | complex:
+    """`x ** k` by `chain(k)` for a Python number, in float64 (complex128) as an array of
+    it would be, and a Python number again (weak, as it came)."""
+    with numpy.errstate(all="ignore"):
+        return integer_power(as_numpy(x), k).item()  # type: ignore[no-any-return]
+
+
+def as_numpy(x: float | complex) -> Any:
+    """A Python number as the NumPy scalar an array of it would hold."""
+    return numpy.complex128(x) if isinstance(x, complex) else numpy.float64(x)
 
 
 def c_integer_power(name: str, c_type: str, k: int) -> str:

@@ -202,10 +202,8 @@ def _numpy_fallback(op: str, a: Any, b: Any) -> Any:
 def _numpy_power(a: Any, b: Any) -> Any:
     """A float power as the arrays' `pow` gives it (Python's would give a complex for
     `(-8.0) ** 0.5`, and raise where NumPy gives inf)."""
-    dtype = complex if isinstance(a, complex) or isinstance(b, complex) else float
     with numpy.errstate(all="ignore"):
-        base, exponent = numpy.asarray(a, dtype)[()], numpy.asarray(b, dtype)[()]
-        return exact.float_power(numpy)(base, exponent).item()
+        return exact.float_power(numpy)(exact.as_numpy(a), exact.as_numpy(b)).item()
 
 
 def _is_pyint(value: Any) -> bool:
