@@ -531,7 +531,8 @@ class _Generator:
         work = {"d": "float64", "f": "float32", "i": "int64"}[kind]
         if folds or func == "clip":
             names = ["min", "max"] if func == "clip" else ["min" if "min" in func else "max"]
-            typed = [self._typed(arg, work) for arg in args]
+            typed = [self._int_operand(arg, dtype) if kind == "i" else self._typed(arg, work)
+                     for arg in args]
             if func == "clip":
                 code = f"r_min_{kind}(r_max_{kind}({typed[0]}, {typed[1]}), {typed[2]})"
             else:
@@ -540,8 +541,9 @@ class _Generator:
                     code = f"r_{names[0]}_{kind}({code}, {item})"
             return self._cast(code, work, dtype)
         if func == "where":  # a call: both values are computed (and may fault), as in NumPy
-            return (f"r_where_{dtype}((bool)({self._expr(args[0])}), "
-                    f"{self._typed(args[1], dtype)}, {self._typed(args[2], dtype)})")
+            picks = [self._cast(self._int_operand(arg, dtype), "int64", dtype)
+                     if dtype in _INT_DTYPES else self._typed(arg, dtype) for arg in args[1:]]
+            return f"r_where_{dtype}((bool)({self._expr(args[0])}), {picks[0]}, {picks[1]})"
         if func in ("isnan", "isfinite"):
             if self._seen(args[0]).dtype not in _FLOAT_DTYPES:
                 return "false" if func == "isnan" else "true"

@@ -515,3 +515,18 @@ def test_weak_ints_beyond_2_53_round_as_int64_arrays_do(step: str) -> None:
     among = recur.run(recur.load(text.format(f"'[{k}, 1]'")), engine="interp")["x"]
     compiled = recur.run(recur.load(text.format(k)), engine="compiled")["x"]
     assert alone[0] == among[0, 0] == compiled[0] == expected
+
+
+@pytest.mark.parametrize(("template", "number"), [
+    ("maximum(x[t-1], {})", "t * 1000000000"), ("clip(x[t-1], 0, {})", "t * 1000000000"),
+    ("x[t-1] % ({})", "t * 2000000000 + 1"), ("min(x[t-1], {})", "5 - t * 1100000000")])
+def test_a_python_int_outside_int32_stops_every_engine_at_its_step(
+        template: str, number: str, cuda_backend: EmulatedCuda) -> None:
+    """An int computed from `t` meets an int32 state: NumPy refuses it at the first step
+    where it leaves int32; the kernels, which work in int64, must stop there too rather
+    than wrap."""
+    t = [abs(eval(number, {"t": k})) > 2**31 - 1 for k in range(4)].index(True)
+    step = template.format(number)
+    text = f"steps: 4\noutputs:\n  x: {{dtype: int32, initial: 5, step: '{step}'}}\n"
+    for engine, ran in _all_engines(text, cuda_backend).items():
+        assert ran.fault == t, engine
