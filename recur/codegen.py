@@ -428,6 +428,8 @@ class _Generator:
             return self._int_result(f"{_CHECKED[node.op]}({left}, {right}, status)", dtype)
         suffix = "d" if dtype == "float64" else "f"
         left = self._typed(node.left, dtype)
+        if node.op == "**" and exact.is_half(node.right):
+            return f"r_half_{suffix}({left})"
         if k is not None:  # the interpreter's chain of multiplications
             name = exact.c_integer_power_name(suffix, k)
             self.helpers[name] = exact.c_integer_power(name, self.types[dtype], k)

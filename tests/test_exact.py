@@ -43,7 +43,7 @@ INT_EDGES = {"int64": [0, 1, -1, 2, -3, 7, -100, 1290, 2**31, -(2**31) - 1],
 # Every exact operation on two states a, b (float dtypes); `%` and `//` included.
 FLOAT_OPS = [
     "a + b", "a - b", "a * b", "a / b", "a // b", "a % b", "-a", "a ** 2", "a ** 3",
-    "a ** -1", "a ** -2", "a ** 0", "a ** 2.0", "a ** 5", "a ** -3", "min(a, b)",
+    "a ** -1", "a ** -2", "a ** 0", "a ** 2.0", "a ** 5", "a ** -3", "a ** 0.5", "min(a, b)",
     "max(a, b)", "minimum(a, b)", "maximum(a, b)", "min(b, a, 0.0)", "max(a, -0.0)",
     "clip(a, b, 1.0)", "clip(a, -0.0, b)", "abs(a)", "sign(a)", "floor(a)", "ceil(a)",
     "trunc(a)", "a if a < b else b", "a if a <= b else -b", "where(a == b, a, b)",
@@ -240,7 +240,8 @@ def _expression(draw: Any, dtype: str, depth: int) -> str:
         ops = ["+", "-", "*", "/", "//", "%"] if floats else ["+", "*"]
         return f"({sub()} {draw(st.sampled_from(ops))} {sub()})"
     if kind == "power":
-        exponents = ["2", "3", "-1", "-2", "0", "4", "2.0", "-3.0"] if floats else ["2", "0"]
+        exponents = (["2", "3", "-1", "-2", "0", "4", "2.0", "-3.0", "0.5"] if floats
+                     else ["2", "0"])
         return f"({sub()} ** {draw(st.sampled_from(exponents))})"
     if kind == "select":
         test = draw(st.sampled_from(["<", "<=", "==", "!=", ">", ">="]))

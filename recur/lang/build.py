@@ -253,8 +253,11 @@ class Builder:
     # Arithmetic
 
     def _build_Binary(self, node: n.Binary) -> Closure:
-        k = _integer_exponent(node)
-        if k is not None:
+        if _fixed_power(node):
+            if exact.is_half(node.right):
+                return self._half_power(self.array(node.left))
+            k = exact.integer_exponent(node.right)
+            assert k is not None
             return self._integer_power(node, self.array(node.left), k)
         left, right = self.array(node.left), self.array(node.right)
         if node.op in ("and", "or"):
@@ -284,6 +287,24 @@ class Builder:
         """The unchecked operator; `**` is the `power` function, never `ndarray.__pow__`,
         whose shortcuts (0.5 -> sqrt, 2 -> square) single NumPy values do not take."""
         return exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
+
+    def _half_power(self, base: Closure) -> Closure:
+        """`x ** 0.5`: `exact.half_power` on floats, `power` on complex values."""
+        xp, power = self.xp, self._plain("**")
+
+        def half_power(frame: Frame) -> Any:
+            a = base(frame)
+            if intops.is_python_number(a):
+                if isinstance(a, complex):
+                    return intops.python_binary("**", a, 0.5)[0]
+                with numpy.errstate(all="ignore"):
+                    return exact.half_power(numpy, exact.as_numpy(a)).item()
+            dtype = numpy.result_type(a.dtype, 0.5)
+            if dtype.kind != "f":
+                return power(a, 0.5)
+            return exact.half_power(xp, a if a.dtype == dtype else a.astype(dtype))
+
+        return half_power
 
     def _integer_power(self, node: n.Binary, base: Closure, k: int) -> Closure:
         """`x ** k` for an integer literal k: checked on integers, else `exact.chain`."""
@@ -513,17 +534,17 @@ def _parts(node: n.Node) -> Iterator[n.Node]:
     if isinstance(node, n.Subscript):
         return
     children = n.children(node)
-    if _integer_exponent(node) is not None:
+    if _fixed_power(node):
         children = children[:1]  # the base; the literal exponent has no closure
     for child in children:
         yield from _parts(child)
 
 
-def _integer_exponent(node: n.Node) -> int | None:
-    """k where `node` is `x ** k`, k an integer literal (whose closure is never built)."""
-    if isinstance(node, n.Binary) and node.op == "**":
-        return exact.integer_exponent(node.right)
-    return None
+def _fixed_power(node: n.Node) -> bool:
+    """`x ** k`, k a literal computed without `pow` (an integer, or 0.5: see `exact`);
+    the literal's closure is never built."""
+    return isinstance(node, n.Binary) and node.op == "**" and (
+        exact.integer_exponent(node.right) is not None or exact.is_half(node.right))
 
 
 def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:

@@ -9,6 +9,8 @@ is not correctly rounded, NumPy's loops take `x * x` for `x ** 2` and `sqrt` for
   chain of multiplications, the same on every engine (`chain`); k = 0 gives 1 and a
   negative k gives `1 / x ** -k`. The interpreter runs `integer_power`, the kernels a
   C function that `c_integer_power` writes from the same chain.
+- `x ** 0.5` (a literal 0.5) is `sqrt(x)`, correctly rounded everywhere, except at
+  -0.0 and -inf, where it is `pow`'s `|x|` (`half_power`, and `r_half_*` in C).
 - `x ** y` otherwise is `pow` (a few ulp apart between engines), with C's special
   values: `pow(-inf, 0.5)` is `inf` and `pow(-0.0, 0.5)` is `+0.0`, not `sqrt`'s.
 - `minimum`/`maximum` (and `min`/`max` of several values, `clip`) are IEEE 754-2019's
@@ -101,6 +103,8 @@ def c_integer_power_name(suffix: str, k: int) -> str:
 # `pow(x, 0.5)` with a constant 0.5 into `sqrt(x)` for the lanes it vectorises, which
 # gives -0.0 and NaN where pow gives +0.0 and inf.
 C_FUNCTIONS = """\
+R_FN double r_half_d(double x) { return (x == 0 || x == -INFINITY) ? fabs(x) : sqrt(x); }
+R_FN float r_half_f(float x) { return (x == 0 || x == -INFINITY) ? fabsf(x) : sqrtf(x); }
 R_NOINLINE double r_pow_d(double a, double b) { return pow(a, b); }
 R_NOINLINE float r_pow_f(float a, float b) { return powf(a, b); }
 R_FN double r_min_d(double a, double b)
@@ -112,6 +116,21 @@ R_FN float r_min_f(float a, float b)
 R_FN float r_max_f(float a, float b)
 { return a != a ? a : b != b ? b : a == b ? (signbit(a) ? b : a) : a > b ? a : b; }
 """
+
+
+def is_half(node: n.Node) -> bool:
+    """Whether `node` is the literal exponent 0.5 (`x ** 0.5`)."""
+    value = literal(node)
+    return isinstance(value, float) and value == 0.5
+
+
+def half_power(xp: Any, x: Any) -> Any:
+    """`x ** 0.5` for a float array or NumPy scalar: sqrt, with pow's |x| at -0.0, -inf."""
+    root = xp.sqrt(x)
+    special = (x == 0) | (x == -numpy.inf)
+    if xp is numpy and not numpy.any(special):
+        return root
+    return xp.where(special, xp.abs(x), root).astype(root.dtype)[()]
 
 
 def float_power(xp: Any) -> Callable[[Any, Any], Any]:
