@@ -138,7 +138,9 @@ class _CudaLaneGenerator(LaneGenerator):
         ]
 
     def _stop_at_fault(self) -> str:
-        return "atomicMin(&result[0], t); return;"
+        # `break`, not `return`: a thread may have further lanes to walk (a grid smaller
+        # than the lanes, or the emulator's single thread), whose faults may come earlier.
+        return "atomicMin(&result[0], t); break;"
 
     def _stop_at_until(self) -> str:
         return "atomicMin(&result[1], t); t++; break;"

@@ -531,3 +531,16 @@ def test_a_python_int_outside_int32_stops_every_engine_at_its_step(
     text = f"steps: 4\noutputs:\n  x: {{dtype: int32, initial: 5, step: '{step}'}}\n"
     for engine, ran in _all_engines(text, cuda_backend).items():
         assert ran.fault == t, engine
+
+
+def test_a_later_lane_that_faults_sooner_sets_the_step(cuda_backend: EmulatedCuda) -> None:
+    """The CUDA kernel walks lanes in a grid-stride loop: a fault in one lane must not
+    end the walk before a later lane that faults at an earlier step (found by the
+    random test above: the emulator's one thread walks every lane)."""
+    lanes = [2**60, 2**62]
+    t = min(next(k for k in range(10) if v * 2 ** (k + 1) > 2**63 - 1) for v in lanes)
+    assert t == 0
+    text = (f"steps: 5\ndtype: int64\nparams: {{v: '{json.dumps(lanes)}'}}\n"
+            "outputs:\n  x: {initial: v, step: 'x[t-1] * 2'}\n")
+    for engine, ran in _all_engines(text, cuda_backend).items():
+        assert ran.fault == t, engine
