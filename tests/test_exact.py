@@ -1,6 +1,6 @@
 """Exact operations give the same bits on every engine, for any lane count and --steps.
 
-docs/spec.md ("Exact operations") lists them. A spec is run one lane at a time (its
+docs/spec.md ("The same bits on every engine") lists them. A spec is run one lane at a time (its
 states single values: NumPy scalars in the interpreter, the lane dialect in C) and as
 one lane among several (arrays; the array dialect), on every engine: the interpreter,
 the C kernel in both dialects, and the CUDA kernel built by the host's compiler
@@ -8,7 +8,8 @@ the C kernel in both dialects, and the CUDA kernel built by the host's compiler
 and a NaN equals a NaN. Edge values (signed zeros, infinities, NaN, subnormals, values
 near a dtype's limits) come on a grid of pairs and in random expressions. Every spec in
 specs/ then runs under `--engine auto` with step counts on both sides of the point
-where auto switches from the interpreter to the compiled engine.
+where auto switches from the interpreter to the compiled engine. Last, each case of the
+issue that asked for all this, against values worked out here by hand.
 """
 
 from __future__ import annotations
