@@ -29,6 +29,7 @@ from typing import Any
 import numpy
 
 from recur.compiler import Compiled
+from recur.lang import exact
 from recur.lang import nodes as n
 from recur.lang.build import Observation
 from recur.lang.casts import DTYPES
@@ -118,16 +119,12 @@ COMMON += "".join(_FLOAT_DIVMOD.replace("T_", c_type).replace("F_", math_suffix)
                   .replace("S_", short) for c_type, math_suffix, short in
                   (("double", "", "d"), ("float", "f", "f")))
 COMMON += """\
-R_FN double r_min_d(double a, double b) { return (a <= b || a != a) ? a : b; }
-R_FN double r_max_d(double a, double b) { return (a >= b || a != a) ? a : b; }
-R_FN float r_min_f(float a, float b) { return (a <= b || a != a) ? a : b; }
-R_FN float r_max_f(float a, float b) { return (a >= b || a != a) ? a : b; }
 R_FN r_i64 r_min_i(r_i64 a, r_i64 b) { return a <= b ? a : b; }
 R_FN r_i64 r_max_i(r_i64 a, r_i64 b) { return a >= b ? a : b; }
 R_FN double r_sign_d(double a) { return a != a ? a : (double)((a > 0) - (a < 0)); }
 R_FN float r_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
 R_FN r_i64 r_sign_i(r_i64 a) { return (a > 0) - (a < 0); }
-"""
+""" + exact.C_FUNCTIONS
 
 # Casts (recur.lang.casts): a float becomes an integer by truncation where one holds it,
 # `limit` being 2**(bits-1); NaN, infinities and values beyond it are faults.
@@ -146,6 +143,7 @@ C_HEADER = """\
 #include <stdint.h>
 
 #define R_FN static inline
+#define R_NOINLINE static __attribute__((noinline))
 typedef int64_t r_i64;
 R_FN r_i64 r_fail(r_i64 *st) { st[0] = 1; return 0; }
 R_FN r_i64 r_add(r_i64 a, r_i64 b, r_i64 *st)
@@ -220,6 +218,7 @@ class _Generator:
         self.checked = False  # whether the expression being built can fault
         self.before: list[str] = []  # statements before the lane loop (matrix products)
         self.lane = "i"  # the loop variable that walks the lanes being built
+        self.helpers: dict[str, str] = {}  # functions the expressions call, by name
 
     def kernel(self) -> Kernel:
         body = []
@@ -240,7 +239,7 @@ class _Generator:
             for k, array in enumerate(self.args.arrays)
         ]
         lines = [
-            PRELUDE,
+            PRELUDE + "".join(self.helpers.values()),
             "int64_t kernel(int64_t t0, int64_t t1, int64_t *status, int64_t steps,",
             "               void **args, const int64_t *dims) {",
             "    (void)steps; (void)dims;",
@@ -267,7 +266,7 @@ class _Generator:
             low, high = output.check_range
             value = f"r_fit({value}, {_int(low)}, {_int(high)}, status)"
             self.checked = True
-        return self._cast(value, self._seen(step).dtype, output.dtype)
+        return self._converted(value, self._seen(step), output.dtype)
 
     def _output(self, output: Any) -> list[str]:
         self.before = []
@@ -358,7 +357,24 @@ class _Generator:
 
     def _typed(self, node: n.Node, dtype: str) -> str:
         """`node`'s value in `dtype`, as NumPy converts an operand before an operation."""
-        return self._cast(self._expr(node), self._seen(node).dtype, dtype)
+        return self._converted(self._expr(node), self._seen(node), dtype)
+
+    def _converted(self, code: str, seen: Observation, dtype: str) -> str:
+        """A value cast to `dtype`. A Python int becomes a float32 by way of a double, as
+        NumPy converts it (2**60 + 2**36 + 1 rounds to 2**60, not up)."""
+        if seen.python and seen.dtype == "int64" and dtype == "float32":
+            return self._cast(f"((double)({code}))", "float64", dtype)
+        return self._cast(code, seen.dtype, dtype)
+
+    def _int_operand(self, node: n.Node, dtype: str) -> str:
+        """An operand of an integer operation done in int64 whose result is `dtype`. A
+        Python int must fit `dtype` itself, as NumPy requires (else an overflow)."""
+        code = self._typed(node, "int64")
+        if dtype == "int64" or not self._seen(node).python:
+            return code
+        self.checked = True
+        info = numpy.iinfo(dtype)
+        return f"r_fit({code}, {_int(int(info.min))}, {_int(int(info.max))}, status)"
 
     def _cast(self, code: str, have: str, want: str) -> str:
         return code if have == want else f"(({self.types[want]})({code}))"
@@ -416,19 +432,28 @@ class _Generator:
             return self._matrix_vector(node)
         dtype = self._seen(node).dtype
         _no_bool_arithmetic(dtype)
+        k = exact.integer_exponent(node.right) if node.op == "**" else None
         if dtype in _INT_DTYPES:
             if node.op == "/":
                 raise Unsupported("true division with an integer result")
-            left, right = self._typed(node.left, "int64"), self._typed(node.right, "int64")
+            left = self._int_operand(node.left, dtype)
+            right = _int(k) if k is not None else self._int_operand(node.right, dtype)
             return self._int_result(f"{_CHECKED[node.op]}({left}, {right}, status)", dtype)
-        left, right = self._typed(node.left, dtype), self._typed(node.right, dtype)
         suffix = "d" if dtype == "float64" else "f"
+        left = self._typed(node.left, dtype)
+        if node.op == "**" and exact.is_half(node.right):
+            return f"r_half_{suffix}({left})"
+        if k is not None:  # the interpreter's chain of multiplications
+            name = exact.c_integer_power_name(suffix, k)
+            self.helpers[name] = exact.c_integer_power(name, self.types[dtype], k)
+            return f"{name}({left})"
+        right = self._typed(node.right, dtype)
         if node.op == "//":
             return f"r_floordiv_{suffix}({left}, {right})"
         if node.op == "%":
             return f"r_mod_{suffix}({left}, {right})"
         if node.op == "**":
-            return f"{'pow' if dtype == 'float64' else 'powf'}({left}, {right})"
+            return f"r_pow_{suffix}({left}, {right})"
         return f"({left} {node.op} {right})"
 
     def _matrix_vector(self, node: n.Binary) -> str:
@@ -523,7 +548,8 @@ class _Generator:
         work = {"d": "float64", "f": "float32", "i": "int64"}[kind]
         if folds or func == "clip":
             names = ["min", "max"] if func == "clip" else ["min" if "min" in func else "max"]
-            typed = [self._typed(arg, work) for arg in args]
+            typed = [self._int_operand(arg, dtype) if kind == "i" else self._typed(arg, work)
+                     for arg in args]
             if func == "clip":
                 code = f"r_min_{kind}(r_max_{kind}({typed[0]}, {typed[1]}), {typed[2]})"
             else:
@@ -532,8 +558,9 @@ class _Generator:
                     code = f"r_{names[0]}_{kind}({code}, {item})"
             return self._cast(code, work, dtype)
         if func == "where":  # a call: both values are computed (and may fault), as in NumPy
-            return (f"r_where_{dtype}((bool)({self._expr(args[0])}), "
-                    f"{self._typed(args[1], dtype)}, {self._typed(args[2], dtype)})")
+            picks = [self._cast(self._int_operand(arg, dtype), "int64", dtype)
+                     if dtype in _INT_DTYPES else self._typed(arg, dtype) for arg in args[1:]]
+            return f"r_where_{dtype}((bool)({self._expr(args[0])}), {picks[0]}, {picks[1]})"
         if func in ("isnan", "isfinite"):
             if self._seen(args[0]).dtype not in _FLOAT_DTYPES:
                 return "false" if func == "isnan" else "true"
@@ -586,7 +613,10 @@ def _promoted(left: Observation, right: Observation) -> str:
             return {"bool": False, "int64": 0, "float64": 0.0}[seen.dtype]
         return numpy.dtype(seen.dtype)
 
-    return str(numpy.result_type(operand(left), operand(right)))
+    common = numpy.result_type(operand(left), operand(right))
+    if common.kind in "iu" and (left.python or right.python):  # NumPy compares the
+        return "int64"  # Python int's own value, even one outside the array's dtype
+    return str(common)
 
 
 def _int(value: int) -> str:

@@ -21,6 +21,7 @@ from recur.engine.backend import NumpyBackend
 from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
 from recur.engine.plan import OutputPlan, Plan
+from recur.lang import exact
 from recur.lang import nodes as n
 from recur.lang.build import Builder, Closure, Observation
 from recur.spec import OutputSpec, Spec
@@ -104,6 +105,8 @@ def compile_spec(
             for values in (params, sequences, initials))
     probe = _Probe(spec, analysis, backend, params, sequences, n_steps, initials)
     shapes, types, bounds, observations = probe.settle()
+    for root in (*(o.step for o in spec.outputs), *([spec.until] if spec.until else [])):
+        _check_int_literals(root, observations)
     keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
     sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
     _check_memory(sizes, backend)
@@ -424,6 +427,29 @@ class _Probe:
                  "the step",),
             )
         return _bounds(dtype, output.dtype)
+
+
+def _check_int_literals(root: n.Node, observations: Mapping[int, Observation]) -> None:
+    """Refuse an integer literal that an operation on a narrower integer dtype cannot
+    hold (`x % 4294967296`, x int32): NumPy refuses it too, and a kernel working in
+    int64 would quietly give another answer. Comparisons are exact and exempt."""
+    for node in n.walk(root):
+        seen = observations.get(id(node))
+        if (seen is None or seen.python or isinstance(node, n.Compare)
+                or seen.dtype not in _NARROW_INTS):
+            continue
+        for child in n.children(node):
+            value = exact.literal(child)
+            info = numpy.iinfo(seen.dtype)
+            if type(value) is int and not info.min <= value <= info.max:
+                raise SpecError(
+                    f"the integer literal {value} does not fit {seen.dtype}, the dtype this "
+                    "operation works in", child.span,
+                    (f"{seen.dtype} holds {info.min} to {info.max}; declare the output "
+                     "'dtype: int64', or use a literal in that range",))
+
+
+_NARROW_INTS = frozenset({"int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64"})
 
 
 def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, ...]],

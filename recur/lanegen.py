@@ -169,7 +169,7 @@ class _HostLaneGenerator(LaneGenerator):
             for k, array in enumerate(self.args.arrays)
         ]
         return [
-            PRELUDE,
+            PRELUDE + "".join(self.helpers.values()),
             "int64_t kernel(int64_t t0, int64_t t1, int64_t *result, int64_t steps,",
             "               void **args, const int64_t *dims) {",
             "    (void)steps; (void)dims;",

@@ -27,11 +27,13 @@ SHIM = """\
 #include <cstdint>
 using std::isfinite;
 using std::isnan;
+using std::signbit;
 struct r_index { long long x; };
 static const r_index threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = {1};
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 #define __shared__ static
 #define __syncthreads()

@@ -865,8 +865,9 @@ outputs:
   x:
     dtype: int32
     initial: 0
-    step: x[t-1] + 3000000000
+    step: x[t-1] + (t + 3000000000)
 """
+    # (a literal outside int32 is refused before the run: test_exact)
     err = fails(text)
     assert err.exit_code == 1
     assert "'x'" in err.message and "t=0" in err.message

@@ -22,7 +22,7 @@ import numpy
 
 from recur.diagnostics import ExprError
 from recur.engine.frame import Fault, Frame
-from recur.lang import intops
+from recur.lang import exact, intops
 from recur.lang import nodes as n
 from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused
 from recur.lang.functions import CONSTANTS, FUNCTIONS
@@ -255,12 +255,18 @@ class Builder:
     # Arithmetic
 
     def _build_Binary(self, node: n.Binary) -> Closure:
+        if _fixed_power(node):
+            if exact.is_half(node.right):
+                return self._half_power(self.array(node.left))
+            k = exact.integer_exponent(node.right)
+            assert k is not None
+            return self._integer_power(node, self.array(node.left), k)
         left, right = self.array(node.left), self.array(node.right)
         if node.op in ("and", "or"):
             logical = self.xp.logical_and if node.op == "and" else self.xp.logical_or
             return lambda frame: logical(left(frame), right(frame))
         op = node.op
-        plain = _OPERATORS[op]
+        plain = self._plain(op)
         if op == "@":
             return self._shadowed(node, lambda frame: plain(left(frame), right(frame)),
                                   lambda values: plain(*values), (left, right))
@@ -279,8 +285,55 @@ class Builder:
             return integer
         return self._generic_binary(node, left, right)
 
+    def _plain(self, op: str) -> Callable[[Any, Any], Any]:
+        """The unchecked operator; `**` is the `power` function, never `ndarray.__pow__`,
+        whose shortcuts (0.5 -> sqrt, 2 -> square) single NumPy values do not take."""
+        return exact.float_power(self.xp) if op == "**" else _OPERATORS[op]
+
+    def _half_power(self, base: Closure) -> Closure:
+        """`x ** 0.5`: `exact.half_power` on floats, `power` on complex values."""
+        xp, power = self.xp, self._plain("**")
+
+        def half_power(frame: Frame) -> Any:
+            a = base(frame)
+            if intops.is_python_number(a):
+                if isinstance(a, complex):
+                    return intops.python_binary("**", a, 0.5)[0]
+                with numpy.errstate(all="ignore"):
+                    return exact.half_power(numpy, exact.as_numpy(a)).item()
+            dtype = numpy.result_type(a.dtype, 0.5)
+            if dtype.kind != "f":
+                return power(a, 0.5)
+            return exact.half_power(xp, a if a.dtype == dtype else a.astype(dtype))
+
+        return half_power
+
+    def _integer_power(self, node: n.Binary, base: Closure, k: int) -> Closure:
+        """`x ** k` for an integer literal k: checked on integers, else `exact.chain`."""
+        exponent: int | float = k if isinstance(exact.literal(node.right), int) else float(k)
+        power, checked = exact.integer_power, intops.checked_binary
+
+        def integer_power(frame: Frame) -> Any:
+            a = base(frame)
+            if intops.is_python_number(a):
+                if isinstance(a, int) and isinstance(exponent, int) and k >= 0:
+                    result, fault = intops.python_binary("**", a, exponent)
+                    if fault:
+                        frame.fault(fault, None, node)
+                    return result
+                return exact.weak_integer_power(a, k)
+            dtype = numpy.result_type(a.dtype, exponent)
+            if dtype.kind in "iub":
+                result, bad, kind = checked("**", a, exponent)
+                if bad.any():
+                    frame.fault(kind, bad, node)
+                return result
+            return power(a if a.dtype == dtype else a.astype(dtype), k)
+
+        return integer_power
+
     def _generic_binary(self, node: n.Binary, left: Closure, right: Closure) -> Closure:
-        op, plain = node.op, _OPERATORS[node.op]
+        op, plain = node.op, self._plain(node.op)
         note = self._note
 
         def generic(frame: Frame) -> Any:
@@ -340,7 +393,7 @@ class Builder:
 
     def _build_Compare(self, node: n.Compare) -> Closure:
         operands = [self.array(operand) for operand in node.operands]
-        tests = [_COMPARISONS[op] for op in node.ops]
+        tests = [_as_numpy_compares(_COMPARISONS[op]) for op in node.ops]
         if len(tests) == 1:
             test, left, right = tests[0], operands[0], operands[1]
             return lambda frame: test(left(frame), right(frame))
@@ -385,8 +438,10 @@ class Builder:
         function = FUNCTIONS[node.func]
         impl = function.resolve(self.backend)
         args = [self.build(arg) for arg in node.args]
+        if node.func in ("minimum", "maximum", "clip"):
+            impl = _extremum(self.xp, node.func)
         if node.func in ("min", "max") and len(args) > 1:
-            fold = self.xp.minimum if node.func == "min" else self.xp.maximum
+            fold = exact.ieee_extremum(self.xp, largest=node.func == "max")
 
             def elementwise(frame: Frame) -> Any:
                 result = args[0](frame)
@@ -455,12 +510,45 @@ class Builder:
         return lambda frame: slice(lower(frame), upper(frame), step(frame))
 
 
+def _as_numpy_compares(test: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A comparison of a Python int with a Python float as NumPy makes it, on the int
+    rounded to a float (Python compares them exactly: 2**53 + 1 > 2.0**53)."""
+    def compare(a: Any, b: Any) -> Any:
+        if type(a) is int and type(b) is float:
+            return test(float(a), b)
+        if type(a) is float and type(b) is int:
+            return test(a, float(b))
+        return test(a, b)
+
+    return compare
+
+
+def _extremum(xp: Any, func: str) -> Callable[..., Any]:
+    """`minimum`, `maximum` and `clip` as IEEE 754-2019 defines them (see `exact`)."""
+    minimum = exact.ieee_extremum(xp, largest=False)
+    maximum = exact.ieee_extremum(xp, largest=True)
+    if func == "clip":
+        return lambda a, low, high: minimum(maximum(a, low), high)
+    return minimum if func == "minimum" else maximum
+
+
 def _parts(node: n.Node) -> Iterator[n.Node]:
     """The nodes of a subtree as evaluated: a read `s[t+k]` counts as one node."""
     yield node
-    if not isinstance(node, n.Subscript):
-        for child in n.children(node):
-            yield from _parts(child)
+    if isinstance(node, n.Subscript):
+        return
+    children = n.children(node)
+    if _fixed_power(node):
+        children = children[:1]  # the base; the literal exponent has no closure
+    for child in children:
+        yield from _parts(child)
+
+
+def _fixed_power(node: n.Node) -> bool:
+    """`x ** k`, k a literal computed without `pow` (an integer, or 0.5: see `exact`);
+    the literal's closure is never built."""
+    return isinstance(node, n.Binary) and node.op == "**" and (
+        exact.integer_exponent(node.right) is not None or exact.is_half(node.right))
 
 
 def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy
 
+from recur.lang import exact
+
 OVERFLOW = "integer overflow"
 ZERO_DIVISION = "integer division by zero"
 ZERO_MODULO = "integer modulo by zero"
@@ -175,6 +177,10 @@ def python_binary(op: str, a: Any, b: Any) -> tuple[Any, str | None]:
     """
     if op == "**" and _is_pyint(a) and _is_pyint(b) and abs(a) > 1 and b > 64:
         return 0, OVERFLOW
+    if op == "**" and not (_is_pyint(a) and _is_pyint(b)):  # NumPy's power, not Python's
+        return _numpy_power(a, b), None
+    if op == "/" and _is_pyint(a) and _is_pyint(b):  # each int rounded first, as NumPy
+        a, b = float(a), float(b)  # does: Python divides exactly, then rounds
     try:
         result = PYTHON_BINARY[op](a, b)
     except ZeroDivisionError:
@@ -191,6 +197,13 @@ def python_binary(op: str, a: Any, b: Any) -> tuple[Any, str | None]:
 def _numpy_fallback(op: str, a: Any, b: Any) -> Any:
     with numpy.errstate(all="ignore"):
         return PYTHON_BINARY[op](numpy.float64(a), numpy.float64(b)).item()
+
+
+def _numpy_power(a: Any, b: Any) -> Any:
+    """A float power as the arrays' `pow` gives it (Python's would give a complex for
+    `(-8.0) ** 0.5`, and raise where NumPy gives inf)."""
+    with numpy.errstate(all="ignore"):
+        return exact.float_power(numpy)(exact.as_numpy(a), exact.as_numpy(b)).item()
 
 
 def _is_pyint(value: Any) -> bool:

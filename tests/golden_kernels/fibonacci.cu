@@ -11,7 +11,7 @@ extern "C" __global__ void recur_kernel(
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = r_add(s0_1, s0_2, status);
-            if (status[0] != 0) { atomicMin(&result[0], t); return; }
+            if (status[0] != 0) { atomicMin(&result[0], t); break; }
             if (i == 0) a0[(t + 2) * dims[1] + 0] = s0_0;
             s0_2 = s0_1;
             s0_1 = s0_0;
