@@ -82,13 +82,13 @@ def run_on(engine: str, text: str, cuda: EmulatedCuda) -> Ran:
     backend = cuda if engine == "cuda" else NumpyBackend()
     compiled = compile_spec(spec, analyze_spec(spec), backend)
     if engine == "interp":
-        choice = dispatch.Choice("interpreter", "")
+        choice = dispatch.Choice("interp", "")
     elif engine == "c-array":
         choice = dispatch.Choice("compiled", "", codegen.generate(compiled, spec))
     elif engine == "c-lane":
         choice = dispatch.Choice("compiled", "", lanegen.generate_host(compiled, spec))
     else:
-        choice = dispatch.Choice("fused", "", cudagen.generate(compiled, spec))
+        choice = dispatch.Choice("compiled", "", cudagen.generate(compiled, spec))
     try:
         outcome = dispatch.execute(choice, compiled)
     except KernelFault as fault:
@@ -301,12 +301,12 @@ def _engine_at(spec: recur.Spec, steps: int) -> str:
 def cut_over(spec: recur.Spec, bound: int) -> int | None:
     """The fewest steps (up to `bound`) for which `auto` compiles, or None: the kernel
     is in the cache by then, as it is after a spec's first compiled run."""
-    if _engine_at(spec, bound) == "interpreter":
+    if _engine_at(spec, bound) == "interp":
         return None
     low, high = 1, bound  # auto interprets `low` steps (or low is 1), compiles `high`
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (middle, high) if _engine_at(spec, middle) == "interpreter" else (
+        low, high = (middle, high) if _engine_at(spec, middle) == "interp" else (
             low, middle)
     return high
 
@@ -335,7 +335,7 @@ def test_auto_gives_the_same_bits_below_and_above_its_cut_over(name: str) -> Non
     runs = {}
     for count in steps:
         auto = _outcome(spec, steps=count)
-        chosen = auto.engine if isinstance(auto, recur.Result) else "interpreter"
+        chosen = auto.engine if isinstance(auto, recur.Result) else "interp"
         other = _outcome(spec, steps=count,
                          engine="interp" if chosen == "compiled" else "compiled")
         _agree(auto, other, exact=name != "rnn")
@@ -343,7 +343,7 @@ def test_auto_gives_the_same_bits_below_and_above_its_cut_over(name: str) -> Non
     below, above = runs[steps[0]], runs[steps[-1]]
     if high is None or high == 1 or isinstance(below, str) or isinstance(above, str):
         return  # one engine only, or an overflow reported alike (fibonacci)
-    assert (below.engine, above.engine) == ("interpreter", "compiled")
+    assert (below.engine, above.engine) == ("interp", "compiled")
     for output in below:
         if below.keeps[output] == "all":
             _agree(below[output], above[output][: high - 1], exact=name != "rnn")
