@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -339,6 +343,17 @@ def test_standard_input_csv_is_sniffed(tmp_path: Path) -> None:
     result = invoke("diff", "-", str(tmp_path / "fib.npz"), stdin=piped)
     assert result.exit_code == 1
     assert "x: shapes differ: (10,) vs (11,)" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash to close standard input")
+def test_closed_standard_input_is_one_error(tmp_path: Path) -> None:
+    npy(tmp_path / "b.npy", [1.0])
+    done = subprocess.run(["bash", "-c", '"$PYTHON" -m recur diff - b.npy <&-'],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "PYTHON": sys.executable}, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "recur: error: standard input: it is closed: there is nothing to read\n"
+    assert done.stdout == ""
 
 
 # Errors in the invocation: exit 2, one message on stderr

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -86,6 +89,19 @@ def test_stdin_defaults_to_sys_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("sys.stdin", FakeStdin)
     np.testing.assert_array_equal(read_input("x", "-"), [7])
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash to close standard input")
+def test_closed_standard_input_is_one_error(tmp_path: Path) -> None:
+    """Started with descriptor 0 closed (`<&-`), Python's `sys.stdin` is None."""
+    (tmp_path / "spec.yaml").write_text("sequences:\n  s: input\noutputs:\n  y: {step: s}\n")
+    done = subprocess.run(["bash", "-c", '"$PYTHON" -m recur run spec.yaml --input s=- <&-'],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "PYTHON": sys.executable}, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == ("recur: error: --input s=-: standard input is closed: "
+                           "there is nothing to read\n")
+    assert done.stdout == ""
 
 
 # .npz

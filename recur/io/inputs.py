@@ -73,7 +73,7 @@ def read_input(name: str, path: str, stdin: BinaryIO | None = None,
     """
     try:
         if path == "-":
-            array = _read_stdin(name, stdin if stdin is not None else sys.stdin.buffer, digest)
+            array = _read_stdin(name, _standard_input(stdin, "standard input"), digest)
         else:
             array = _read_file(name, path, digest)
         return _normalise(array)
@@ -98,7 +98,7 @@ def read_all(path: str, stdin: BinaryIO | None = None) -> tuple[str, dict[str, n
     """
     try:
         if path == "-":
-            data = _read_all_stdin(stdin if stdin is not None else sys.stdin.buffer)
+            data = _read_all_stdin(_standard_input(stdin, "it"))
             fmt = _sniff(data)
             arrays = _ALL_LOADERS[fmt](io.BytesIO(data))
         else:
@@ -118,6 +118,16 @@ def read_all(path: str, stdin: BinaryIO | None = None) -> tuple[str, dict[str, n
     if problem.exit_code is not None:
         error.exit_code = problem.exit_code
     raise error
+
+
+def _standard_input(stdin: BinaryIO | None, called: str) -> BinaryIO:
+    """`stdin`, else the process's standard input, which is None when it was started
+    with its descriptor 0 closed (`<&-`); `called`: what the message calls it."""
+    if stdin is not None:
+        return stdin
+    if sys.stdin is None:
+        raise _Problem(f"{called} is closed: there is nothing to read")
+    return sys.stdin.buffer
 
 
 def _read_all_stdin(stdin: BinaryIO) -> bytes:
