@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy
 import pytest
 
-from recur.diagnostics import ExprError, Origin
+from recur import api
+from recur.diagnostics import ExprError, Origin, RecurError
 from recur.lang import nodes as n
 from recur.lang.parse import MAX_DEPTH, parse_expression
 
@@ -145,3 +147,63 @@ def test_another_attribute_gets_no_hint() -> None:
     with pytest.raises(ExprError) as caught:
         parse("x.shape")
     assert caught.value.notes == ()
+
+
+# The int64 minimum: `-9223372036854775808` is one literal, though its digits alone do
+# not fit in int64.
+
+INT64_MIN = -(2**63)
+
+
+@pytest.mark.parametrize("text", ["-9223372036854775808", "- 9223372036854775808",
+                                  "-(9223372036854775808)"])
+def test_the_negated_int64_minimum_is_one_literal(text: str) -> None:
+    node = parse(text)
+    assert isinstance(node, n.Number)
+    assert type(node.value) is int and node.value == INT64_MIN
+    assert (node.span.col, node.span.end_col) == (11, 11 + len(text))
+
+
+@pytest.mark.parametrize(("text", "column"), [("-9223372036854775809", 12),
+                                              ("-(-9223372036854775809)", 14),
+                                              ("9223372036854775808", 11)])
+def test_beyond_the_int64_range_is_still_refused(text: str, column: int) -> None:
+    with pytest.raises(ExprError) as caught:
+        parse(text)
+    assert "does not fit in int64" in caught.value.message
+    assert caught.value.span is not None and caught.value.span.col == column
+
+
+def test_negating_the_folded_minimum_stays_an_operation() -> None:
+    node = parse("--9223372036854775808")
+    assert isinstance(node, n.Unary) and node.op == "-"
+    assert isinstance(node.operand, n.Number) and node.operand.value == INT64_MIN
+
+
+INT64_MIN_SPEC = """\
+steps: 6
+outputs:
+  x:
+    dtype: int64
+    initial: 0
+    step: '-9223372036854775808 + t if t % 2 == 0 else max(x[t-1], -9223372036854775808)'
+"""
+
+
+@pytest.mark.parametrize("engine", ["interp", "compiled"])
+def test_the_int64_minimum_runs_on_every_engine(engine: str) -> None:
+    result = api.run(INT64_MIN_SPEC, engine=engine)
+    assert result.engine == engine
+    expected, previous = [], 0
+    for t in range(6):
+        previous = INT64_MIN + t if t % 2 == 0 else max(previous, INT64_MIN)
+        expected.append(previous)
+    assert result["x"].dtype == numpy.int64
+    assert result["x"].tolist() == expected
+
+
+def test_negating_the_int64_minimum_overflows_in_the_interpreter() -> None:
+    spec = INT64_MIN_SPEC.replace("-9223372036854775808 + t", "--9223372036854775808 + t")
+    with pytest.raises(RecurError) as caught:
+        api.run(spec, engine="interp")
+    assert "integer overflow" in caught.value.message

@@ -180,6 +180,14 @@ def _huge_literal(text: str, origin: Origin) -> ExprError | None:
     return None
 
 
+def _is_int64_min(node: ast.UnaryOp) -> bool:
+    """Whether `node` is `-9223372036854775808`: the one negated literal that int64 holds
+    and its operand does not, so it is read as one literal, as C and NumPy users write it."""
+    operand = node.operand
+    return (isinstance(node.op, ast.USub) and isinstance(operand, ast.Constant)
+            and type(operand.value) is int and operand.value == INT64_MAX + 1)
+
+
 class _Converter:
     """One pass over the `ast`: each admitted node type has a `_convert_<Type>` method."""
 
@@ -247,6 +255,8 @@ class _Converter:
         op = _UNARY_OPS.get(type(node.op))
         if op is None:
             raise ExprError(_BITWISE_HINT, self.span(node))
+        if _is_int64_min(node):  # 2**63 alone is out of range; negated, it is the minimum
+            return n.Number(self.span(node), -INT64_MAX - 1)
         return n.Unary(self.span(node), op, self.convert(node.operand, depth))
 
     def _convert_BinOp(self, node: ast.BinOp, depth: int) -> n.Node:
