@@ -15,7 +15,7 @@ from recur import api
 from recur.diagnostics import EXIT_USAGE, RecurError, render
 from recur.diff import diff
 from recur.explain import explain
-from recur.io import OutputArray, resolve_format, write_outputs
+from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
 from recur.meta import write_meta
 from recur.plot import plot
 from recur.runopts import request_from_options, run_from_options, run_options
@@ -72,12 +72,15 @@ def cli() -> None:
 @cli.command()
 @run_options
 @click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
+@click.option("--force", is_flag=True,
+              help="Replace -o and --meta files this user may not write (read-only ones).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["npy", "npz", "csv"]),
               help="Output format (default: from the suffix, else csv).")
 @click.option("--meta", "meta", metavar="PATH",
               help="Also write a JSON sidecar: version, spec and input hashes, params, "
                    "steps, timing.")
-def run(out: str | None, fmt: str | None, meta: str | None, **options: Any) -> None:
+def run(out: str | None, fmt: str | None, meta: str | None, force: bool,
+        **options: Any) -> None:
     """Run a spec and write its outputs.
 
     \b
@@ -87,14 +90,18 @@ def run(out: str | None, fmt: str | None, meta: str | None, **options: Any) -> N
       recur run a.yaml -o - -f npy | recur run b.yaml --input s=-
       recur run specs/newton_sqrt.yaml --meta run.json
     """
-    # A bad suffix is an error before a long run, not after it.
-    ran = run_from_options(**options, before_run=lambda spec: resolve_format(out, fmt),
-                           hash_inputs=meta is not None)
+    def before_run(spec: api.Spec) -> None:  # a bad -o is an error before a long run
+        resolve_format(out, fmt)
+        for path in (None if out == "-" else out, meta):
+            if path is not None:
+                check_replaceable(path, force)
+
+    ran = run_from_options(**options, before_run=before_run, hash_inputs=meta is not None)
     columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
                for name in ran.names]
-    write_outputs(columns, out, fmt)
+    write_outputs(columns, out, fmt, force=force)
     if meta is not None:
-        write_meta(meta, ran)
+        write_meta(meta, ran, force=force)
 
 
 @cli.command()

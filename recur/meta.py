@@ -48,9 +48,9 @@ def _input(source: InputSource, array: numpy.ndarray) -> dict[str, Any]:
             "shape": list(array.shape)}
 
 
-def write_meta(path: str, ran: Ran) -> None:
+def write_meta(path: str, ran: Ran, *, force: bool = False) -> None:
     text = json.dumps(describe_run(ran), indent=2) + "\n"
-    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")), force=force)
 
 
 def _jsonable(value: Any) -> Any:

@@ -53,7 +53,7 @@ import click
 import numpy as np
 
 from recur.diagnostics import UsageError, did_you_mean
-from recur.io import atomic_write
+from recur.io import atomic_write, check_replaceable
 from recur.runopts import Ran, run_from_options, run_options
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ INSTALL_NOTE = "pip install 'recur[plot]'"
 @run_options
 @click.option("-o", "--out", "out", required=True, metavar="PATH",
               help="The figure to write: .png, .pdf or .svg.")
+@click.option("--force", is_flag=True,
+              help="Replace an -o file this user may not write (a read-only one).")
 @click.option("--phase", metavar="X,Y",
               help="Plot output Y against output X (a phase portrait); both kept 'all', "
                    "scalar or with the same lanes.")
@@ -87,7 +89,8 @@ INSTALL_NOTE = "pip install 'recur[plot]'"
                    "when consecutive states are far apart (a map), else lines.")
 @click.option("--title", metavar="TEXT",
               help="The figure's title (default: the first line of the spec's description).")
-def plot(out: str, phase: str | None, style: str, title: str | None, **options: Any) -> None:
+def plot(out: str, phase: str | None, style: str, title: str | None, force: bool,
+         **options: Any) -> None:
     """Run a spec and plot its outputs to a .png, .pdf or .svg file.
 
     Each kept output gets its own axes, stacked and sharing t. Lanes swept by a 1-D
@@ -110,12 +113,13 @@ def plot(out: str, phase: str | None, style: str, title: str | None, **options: 
 
     def before_run(spec: Spec) -> None:  # everything that can fail before a long run
         _check_writable(out)
+        check_replaceable(out, force)
         if pair is not None:
             check_phase(spec, pair, last=options["last"])
 
     ran = run_from_options(**options, before_run=before_run)
     figure = make_figure(ran, phase=pair, title=title, style=style)
-    write_figure(figure, out, fmt)
+    write_figure(figure, out, fmt, force=force)
 
 
 # -- checks ---------------------------------------------------------------------------
@@ -557,9 +561,11 @@ def _no_steps(ax: Axes, steps: int) -> None:
 # -- writing --------------------------------------------------------------------------
 
 
-def write_figure(figure: Figure, path: str, fmt: str | None = None) -> None:
+def write_figure(figure: Figure, path: str, fmt: str | None = None, *,
+                 force: bool = False) -> None:
     """Save to a temporary file beside `path`, then rename it onto `path`: whole or not
-    at all (`recur.io.atomic_write`)."""
+    at all (`recur.io.atomic_write`, which keeps the old file's mode and refuses one this
+    user may not write unless `force`)."""
     fmt = fmt or figure_format(path)
     _check_writable(path)
 
@@ -567,7 +573,7 @@ def write_figure(figure: Figure, path: str, fmt: str | None = None) -> None:
         with _quiet():
             figure.savefig(stream, format=fmt, dpi=DPI)
 
-    atomic_write(path, save)
+    atomic_write(path, save, force=force)
 
 
 @contextlib.contextmanager

@@ -399,6 +399,90 @@ def test_existing_file_is_replaced_whole(tmp_path: Path) -> None:
     assert _listing(tmp_path) == ["out.csv"]
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o604, 0o755])
+def test_a_replaced_file_keeps_its_mode(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+    target.chmod(mode)
+    old = os.umask(0o022)  # would give 0644 to a new file
+    try:
+        write_outputs([OutputArray("x", np.array([1]), per_step=True)], str(target), None)
+    finally:
+        os.umask(old)
+    assert target.read_text() == "x\n1\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == mode
+
+
+def test_set_id_bits_are_not_carried_to_the_new_content(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("old\n")
+    target.chmod(0o4755)
+    write_outputs([OutputArray("x", np.array([1]), per_step=True)], str(target), None)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o755
+
+
+def test_through_a_link_the_linked_file_keeps_its_mode(tmp_path: Path) -> None:
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "real.csv").chmod(0o600)
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    write_outputs([OutputArray("x", np.array([1]), per_step=True)], str(tmp_path / "link.csv"),
+                  None)
+    assert (tmp_path / "real.csv").read_text() == "x\n1\n"
+    assert stat.S_IMODE(os.stat(tmp_path / "real.csv").st_mode) == 0o600
+    assert (tmp_path / "link.csv").is_symlink()
+
+
+def _read_only(tmp_path: Path) -> Path:
+    target = tmp_path / "out.csv"
+    target.write_text("precious\n")
+    target.chmod(0o444)
+    return target
+
+
+def _refused(target: Path) -> None:
+    error = _usage_error(write_outputs, [OutputArray("x", np.array([1]), True)], str(target),
+                         None)
+    assert str(error) == f"cannot replace {str(target)!r}: this user may not write it (mode 0444)"
+    assert error.notes == ("--force replaces it, keeping its mode",)
+    assert error.exit_code == 2
+    assert target.read_text() == "precious\n"
+    assert _listing(target.parent) == [target.name]
+
+
+def _forced(target: Path) -> None:
+    write_outputs([OutputArray("x", np.array([1]), True)], str(target), None, force=True)
+    assert target.read_text() == "x\n1\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o444
+
+
+def test_a_file_this_user_may_not_write_is_refused_unless_forced(tmp_path: Path) -> None:
+    target = _read_only(tmp_path)
+    if os.access(target, os.W_OK):
+        pytest.skip("permissions do not apply to this user")
+    _refused(target)
+    _forced(target)
+
+
+def test_the_refusal_follows_what_the_system_says_this_user_may_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same refusal for every user, root included: `os.access` says no, as it says to
+    a user that permissions bind."""
+    target = _read_only(tmp_path)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    _refused(target)
+    _forced(target)
+
+
+def test_root_replaces_a_read_only_file_as_cp_does(tmp_path: Path) -> None:
+    target = _read_only(tmp_path)
+    if not os.access(target, os.W_OK):
+        pytest.skip("permissions bind this user (not root)")
+    write_outputs([OutputArray("x", np.array([1]), True)], str(target), None)
+    assert target.read_text() == "x\n1\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o444
+
+
 def test_disk_full_is_reported_and_cleaned_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -482,3 +566,41 @@ def test_dev_stdout_writes_into_the_pipe_that_standard_output_is() -> None:
     through_dash = _recur(str(SPECS / "fibonacci.yaml"), "-o", "-", "-f", "csv")
     assert through_name.returncode == 0, through_name.stderr
     assert through_name.stdout == through_dash.stdout and through_name.stdout.count(b"\n") > 5
+
+
+# --force on the command line: refused before the run, replaced with it
+
+OVERFLOWING = ("steps: 200\noutputs:\n  x:\n    dtype: int64\n    initial: [0, 1]\n"
+               "    step: x[t-1] + x[t-2]\n")
+
+
+@pytest.mark.parametrize(("command", "name"), [(["run", "-o"], "out.csv"),
+                                             (["run", "--meta"], "out.json"),
+                                             (["plot", "-o"], "out.png")])
+def test_the_command_line_refuses_before_running_and_force_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], name: str
+) -> None:
+    from click.testing import CliRunner
+
+    from recur.cli import cli
+
+    if command[0] == "plot":
+        pytest.importorskip("matplotlib")
+    target = tmp_path / name
+    target.write_text("precious\n")
+    target.chmod(0o444)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: (os.fspath(path) != str(target)
+                                                          and real_access(path, mode)))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(OVERFLOWING)  # would fail at t=91: the refusal comes first
+    result = CliRunner().invoke(cli, [*command, str(target), str(spec)])
+    assert result.exit_code == 2
+    assert "cannot replace" in result.stderr and "overflow" not in result.stderr
+    assert target.read_text() == "precious\n"
+    spec.write_text(OVERFLOWING.replace("200", "5"))
+    extra = ["-o", str(tmp_path / "x.csv")] if command[1] == "--meta" else []
+    result = CliRunner().invoke(cli, [*command, str(target), str(spec), "--force", *extra])
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() != b"precious\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o444

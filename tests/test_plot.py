@@ -84,7 +84,7 @@ def invoke(*args: str) -> Any:
 def run_spec(*args: str) -> Ran:
     """Run a spec with `recur plot`'s own option parsing (defaults included)."""
     params = dict(plot.make_context("plot", [*args, "-o", "unused.png"]).params)
-    for own in ("out", "phase", "style", "title"):
+    for own in ("out", "phase", "style", "title", "force"):
         params.pop(own)
     return run_from_options(**params)
 

@@ -6,6 +6,7 @@ from recur.io.inputs import read_input
 from recur.io.outputs import (
     OutputArray,
     atomic_write,
+    check_replaceable,
     resolve_format,
     write_csv,
     write_npy,
@@ -16,6 +17,7 @@ from recur.io.outputs import (
 __all__ = [
     "OutputArray",
     "atomic_write",
+    "check_replaceable",
     "read_input",
     "resolve_format",
     "write_csv",

@@ -155,8 +155,11 @@ def write_outputs(
     path: str | None,
     fmt: str | None,
     stdout: BinaryIO | None = None,
+    *,
+    force: bool = False,
 ) -> None:
-    """Write the outputs to `-o PATH` (None or `-`: standard output) in the chosen format."""
+    """Write the outputs to `-o PATH` (None or `-`: standard output) in the chosen format;
+    `force`: replace a file the user cannot write (see `atomic_write`)."""
     fmt = resolve_format(path, fmt)
     if fmt == "csv":
         _check_csv(outputs)
@@ -168,7 +171,7 @@ def write_outputs(
                              notes=("write to a file with -o PATH",))
         _write_stdout(outputs, fmt, stdout if stdout is not None else sys.stdout.buffer)
     else:
-        _write_file(outputs, fmt, path)
+        _write_file(outputs, fmt, path, force)
 
 
 def _write_stream(stream: BinaryIO, fmt: str, outputs: Sequence[OutputArray]) -> None:
@@ -220,18 +223,19 @@ def _discard(stdout: BinaryIO) -> None:
         os.close(null)
 
 
-def _write_file(outputs: Sequence[OutputArray], fmt: str, path: str) -> None:
-    atomic_write(path, lambda stream: _write_stream(stream, fmt, outputs))
+def _write_file(outputs: Sequence[OutputArray], fmt: str, path: str, force: bool) -> None:
+    atomic_write(path, lambda stream: _write_stream(stream, fmt, outputs), force=force)
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str, write: Callable[[BinaryIO], None], *, force: bool = False) -> None:
     """Write to a temporary file beside `path`, then rename it onto `path`.
 
     Whatever fails (an error, a full disk, Ctrl-C), `path` keeps its old content and
     no temporary file is left behind. A symbolic link is followed: the file it points
     to is replaced, not the link. A path that is not a regular file (`/dev/null`, a
     named pipe, `/dev/stdout`) is written to directly: renaming over it would replace
-    the device or the pipe with a file.
+    the device or the pipe with a file. A file that is replaced keeps its permissions;
+    one the user cannot write is refused unless `force` (`check_replaceable`).
     """
     if os.path.isdir(path):
         raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
@@ -239,6 +243,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
         _write_through(path, write)
         return
     target = os.path.realpath(path) if os.path.islink(path) else path
+    check_replaceable(path, force)
+    mode = _kept_mode(target)
     folder, base = os.path.split(target)
     try:
         handle, temporary = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
@@ -249,13 +255,35 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, 0o666 & ~_umask() if mode is None else mode)
         os.replace(temporary, target)
     except BaseException as exc:
         os.unlink(temporary)
         if isinstance(exc, OSError):
             raise _cannot_write(path, exc) from None
         raise
+
+
+def check_replaceable(path: str, force: bool = False) -> None:
+    """Refuse to replace a file the user cannot write, as `cp` does, unless `force`.
+
+    A read-only file is one its owner meant to keep. Whom permissions do not bind (root)
+    may write it, and it is replaced, as `cp` replaces it.
+    """
+    mode = _kept_mode(path)
+    if force or mode is None or not os.path.isfile(path) or os.access(path, os.W_OK):
+        return
+    raise UsageError(f"cannot replace {path!r}: this user may not write it (mode {mode:04o})",
+                     notes=("--force replaces it, keeping its mode",))
+
+
+def _kept_mode(path: str) -> int | None:
+    """The permissions of the file `path` names, which its replacement keeps; None when
+    there is none. Set-id and sticky bits are not carried to the new content."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except OSError:
+        return None
 
 
 def _is_special(path: str) -> bool:
