@@ -394,6 +394,61 @@ def test_bad_cells(text: str, fragment: str) -> None:
     assert fragment in _csv_error(text)
 
 
+# What Python's int, float and complex read beyond ASCII is not a number in a CSV cell.
+BEYOND_ASCII = "(digits are the ASCII 0-9, signs and points ASCII too)"
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("1_000", "(write it without '_')"),
+        ("1_000.5", "(write it without '_')"),
+        ("1e1_0", "(write it without '_')"),
+        ("(1_0+2j)", "(write it without '_')"),
+        ("１２", BEYOND_ASCII),  # full-width
+        ("٣", BEYOND_ASCII),  # Arabic-Indic
+        ("۳.5", BEYOND_ASCII),  # extended Arabic-Indic
+        ("१e3", BEYOND_ASCII),  # Devanagari
+        ("\u20037", BEYOND_ASCII),  # an em space before the 7
+        ("\u22127", ""),  # a minus sign, not '-': not a number to Python either
+        ("ｔｒｕｅ", ""),
+    ],
+)
+def test_numbers_beyond_ascii_are_refused_where_they_are(cell: str, reason: str) -> None:
+    try:
+        complex(cell)
+        python_reads_it = True
+    except ValueError:
+        python_reads_it = False
+    assert python_reads_it == bool(reason)
+    message = _csv_error(f"x,y\n1,2\n3,{cell}\n", "y")
+    assert message == f"--input y=-: line 3, column 'y': {cell!r} is not a number" + (
+        f" {reason}" if reason else "")
+
+
+@pytest.mark.parametrize("cell", ["1e400", "-1e400", "1.8e308", "(1e400+1j)", "1-1e999j",
+                                  " 9" + "9" * 400 + ".0"])
+def test_a_literal_beyond_float64_is_an_error_not_inf(cell: str) -> None:
+    assert np.isinf(complex(cell)) or np.isinf(float(cell))  # what Python makes of it
+    message = _csv_error(f"x\n0.5\n{cell}\n")
+    assert message == (f"--input x=-: line 3, column 'x': {cell.strip()} is beyond the range"
+                       " of float64 (it would become infinite; write inf if that is meant)")
+
+
+def test_ascii_numbers_in_python_syntax_are_read() -> None:
+    """The ASCII part of Python's syntax: signs, points, exponents, inf/infinity/nan in any
+    case, spaces around; the values are Python's own."""
+    cells = ["+1", " -2 ", "3.", ".5", "1E3", "-1.5e-3", "\t4\t", "inf", "-Infinity",
+             "+NaN", "1.7976931348623157e308", "1e-400"]
+    result = _from_csv("x\n" + "\n".join(cells) + "\n")
+    assert result.dtype == np.float64
+    np.testing.assert_array_equal(result, np.array([float(cell) for cell in cells]))
+    integers = _from_csv("x\n+7\n -8\n 0009 \n")
+    assert integers.dtype == np.int64 and integers.tolist() == [7, -8, 9]
+    complexes = _from_csv("x\n1+2J\n(-infj)\n-1e3-.5j\n")
+    np.testing.assert_array_equal(complexes, [1 + 2j, complex("-infj"), -1e3 - 0.5j])
+
+
 def test_cells_of_other_columns_are_not_read() -> None:
     np.testing.assert_array_equal(_from_csv("y,x\n1,2\nabc,3\n"), [2, 3])
 

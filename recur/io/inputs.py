@@ -497,14 +497,20 @@ def _read_rows(
     return columns, lines
 
 
+# What a cell may hold: printable ASCII and tabs, no '_'. Within it, Python's own syntax
+# for int, float and complex, which beyond ASCII also reads '1_000', the digits of
+# every script ('٣') and full-width ones ('１２'): a CSV file does not mean those.
+_PLAIN_CELLS = re.compile(r"[\t\x20-\x5e\x60-\x7e]*")
+_INTEGER_TEXT = re.compile(r"[ \t]*[+-]?[0-9]+[ \t]*")
+# The finite numbers written in a float or complex cell (not inf or nan).
+_FINITE_LITERAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _parse_bool(cell: str) -> bool:
     word = cell.strip().lower()
     if word not in ("true", "false"):
         raise ValueError(cell)
     return word == "true"
-
-
-_INTEGER_TEXT = re.compile(r"\s*[+-]?\d+(?:_\d+)*\s*")
 
 
 def _parse_int(cell: str) -> int:
@@ -518,6 +524,7 @@ def _parse_int(cell: str) -> int:
 
 
 # The narrowest kind that parses every cell wins: bool, then int64, float64, complex128.
+# The cells are plain (`_PLAIN_CELLS`) by then.
 _CELL_KINDS: tuple[tuple[np.dtype, Callable[[str], object]], ...] = (
     (np.dtype(np.bool_), _parse_bool),
     (np.dtype(np.int64), _parse_int),
@@ -530,15 +537,20 @@ def _convert(columns: list[list[str]], titles: list[str], lines: list[int]) -> n
     """The cells as one array of shape (columns, rows)."""
     if not lines:
         return np.empty((len(columns), 0), dtype=np.float64)
+    if not all(_PLAIN_CELLS.fullmatch("".join(column)) for column in columns):
+        raise _bad_cell(columns, titles, lines)
     for dtype, parse in _CELL_KINDS:
         try:
             values = [list(map(parse, column)) for column in columns]
         except ValueError:
             continue
         try:
-            return np.array(values, dtype=dtype)
+            array = np.array(values, dtype=dtype)
         except OverflowError:
             raise _too_big(columns, titles, lines) from None
+        if dtype.kind in "fc" and np.isinf(array).any():
+            _check_finite_literals(columns, titles, lines)
+        return array
     raise _bad_cell(columns, titles, lines)
 
 
@@ -562,15 +574,35 @@ def _too_big(columns: list[list[str]], titles: list[str], lines: list[int]) -> _
     return _Problem(f"{where}: {shown} does not fit in int64")
 
 
+def _check_finite_literals(columns: list[list[str]], titles: list[str],
+                           lines: list[int]) -> None:
+    """Refuse a number written in a cell that rounds to inf: `1e400` is not `inf`
+    (Python's `float` makes it so without a word)."""
+    for where, cell in _cells(columns, titles, lines):
+        if any(math.isinf(float(literal)) for literal in _FINITE_LITERAL.findall(cell)):
+            raise _Problem(f"{where}: {cell.strip()} is beyond the range of float64 "
+                           f"(it would become infinite; write inf if that is meant)")
+
+
 def _bad_cell(columns: list[list[str]], titles: list[str], lines: list[int]) -> _Problem:
     for where, cell in _cells(columns, titles, lines):
         if not cell.strip():
             return _Problem(f"{where}: empty cell")
-        if not (_parses(complex, cell) or _parses(_parse_bool, cell)):
-            return _Problem(f"{where}: {cell!r} is not a number")
+        if not (_PLAIN_CELLS.fullmatch(cell) and
+                (_parses(complex, cell) or _parses(_parse_bool, cell))):
+            return _Problem(f"{where}: {cell!r} is not a number{_not_plain(cell)}")
     cells = _cells(columns, titles, lines)
     where, cell = next((where, cell) for where, cell in cells if _parses(_parse_bool, cell))
     return _Problem(f"{where}: {cell!r} mixed with numbers")
+
+
+def _not_plain(cell: str) -> str:
+    """Why a cell Python would read as a number is not one here; '' for any other cell."""
+    if not _parses(complex, cell):
+        return ""
+    if "_" in cell:
+        return " (write it without '_')"
+    return " (digits are the ASCII 0-9, signs and points ASCII too)"
 
 
 def _parses(parse: Callable[[str], object], cell: str) -> bool:
