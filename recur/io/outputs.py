@@ -281,7 +281,7 @@ def _kept_mode(path: str) -> int | None:
     """The permissions of the file `path` names, which its replacement keeps; None when
     there is none. Set-id and sticky bits are not carried to the new content."""
     try:
-        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
+        return os.stat(path).st_mode & 0o777
     except OSError:
         return None
 
