@@ -320,3 +320,25 @@ def test_auto_notes_a_long_run_interpreted_for_want_of_a_compiler(
     explained = CliRunner().invoke(cli, ["explain", str(ROOT / "specs/fibonacci.yaml")])
     assert "because: the compiled engine cannot run it: no C compiler was found" \
         in explained.stdout
+
+
+def test_a_compiler_that_cannot_run(tmp_path: Path, cache: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiler that is not executable is the compiler's fault, not the cache's."""
+    fake_compiler(tmp_path, monkeypatch, "exit 0")
+    (tmp_path / "fake-cc").chmod(0o644)
+    monkeypatch.setattr(native, "compiler", lambda: [str(tmp_path / "fake-cc")])
+    with pytest.raises(RecurError, match="cannot run the C compiler .*fake-cc: Permission"):
+        run_compiled()
+    assert not any(cache.iterdir())
+
+
+def test_scratch_folders_of_killed_runs_are_swept(cache: Path) -> None:
+    cache.mkdir()
+    for name, age in (("build-old", native.STALE_SCRATCH + 60), ("build-new", 60.0)):
+        (cache / name).mkdir()
+        (cache / name / "kernel.c").write_text("int x;")
+        when = time.time() - age
+        os.utime(cache / name, (when, when))
+    assert run_compiled() == expected()
+    assert sorted(p.name for p in cache.iterdir()) == ["build-new", kernel_path().name]

@@ -1,9 +1,11 @@
 """The compiled engine: a generated C kernel, built by the system's C compiler, cached.
 
-The kernel's shared library is cached under the SHA-256 of its source and the compiler
-command, so the second run of a spec with the same structure loads it in a millisecond
-instead of compiling (a fraction of a second). Nothing is imported for it but ctypes:
-a run that does not use it pays nothing.
+The kernel's shared library is cached under the SHA-256 of its source, the compiler
+command and the machine (CPU and compiler binary), so the second run of a spec with the
+same structure loads it in a millisecond instead of compiling (a fraction of a second).
+Nothing is imported for it but ctypes: a run that does not use it pays nothing. A cache
+that is damaged heals, and one that cannot be used gives way to a temporary folder (see
+`load`); the compiler runs under a time limit, in a process group of its own.
 
 The kernel runs in chunks of steps, so that progress is reported and Ctrl-C is seen
 between them. When it reports a fault, `KernelFault` hands the run back to the caller
@@ -27,6 +29,7 @@ import subprocess
 import sysconfig
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +52,7 @@ FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-mat
 # outputs of 90 sin() terms each, 400 KB of C) compiled in 45 s on the 2-core machine.
 COMPILE_FLOOR = 60.0
 COMPILE_MARGIN = 10.0
+STALE_SCRATCH = 86_400.0  # seconds after which a scratch folder is a killed run's
 LOW_SPACE = 16 << 20  # bytes: a compile that fails with less free is blamed on the disk
 
 _loaded: dict[str, Callable[..., int]] = {}
@@ -163,7 +167,8 @@ def _cached(path: Path) -> Callable[..., int] | None:
         return _open(path)
     except (OSError, AttributeError) as error:
         _remove_if_unchanged(path, before)
-        note(f"the cached kernel {path} does not load ({_reason(error)}); rebuilding it")
+        reason = _reason(error).replace(f"{path.absolute()}: ", "")
+        note(f"the cached kernel {path} does not load ({reason}); rebuilding it")
         return None
 
 
@@ -241,6 +246,7 @@ def _build_in(command: list[str], source: str, time_limit: float,
     try:
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+            _sweep(folder)
         scratch = Path(tempfile.mkdtemp(dir=folder, prefix="build-"))
     except OSError as error:
         raise _trouble(folder, _reason(error)) from None
@@ -270,6 +276,15 @@ def _build_in(command: list[str], source: str, time_limit: float,
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _sweep(folder: Path) -> None:
+    """Remove the scratch folders that runs killed outright (SIGKILL, a power cut) left."""
+    stale = time.time() - STALE_SCRATCH
+    for scratch in folder.glob("build-*"):
+        with contextlib.suppress(OSError):
+            if scratch.lstat().st_mtime < stale:
+                shutil.rmtree(scratch)
+
+
 def _trouble(folder: Path | None, reason: str) -> Exception:
     """The error for a folder that cannot hold a kernel: the cache's (the caller then
     tries a temporary folder), or the temporary one (the run cannot compile)."""
@@ -285,9 +300,13 @@ def _compile(command: list[str], source: str, scratch: Path, time_limit: float) 
     children (cc1, as, ld) on a time-out, an exception, Ctrl-C or SIGTERM."""
     c_file, built = scratch / "kernel.c", scratch / "kernel.so"
     c_file.write_text(source)
-    process = subprocess.Popen([*command, *FLAGS, "-o", str(built), str(c_file), "-lm"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    try:
+        process = subprocess.Popen([*command, *FLAGS, "-o", str(built), str(c_file), "-lm"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   errors="replace", start_new_session=True)
+    except OSError as error:
+        raise CompileError(f"cannot run the C compiler {command[0]}: {_reason(error)}") \
+            from None
     finished = False
     try:
         with _on_sigterm(lambda: _kill_group(process)):
