@@ -328,7 +328,7 @@ def test_a_compiler_that_cannot_run(tmp_path: Path, cache: Path,
     fake_compiler(tmp_path, monkeypatch, "exit 0")
     (tmp_path / "fake-cc").chmod(0o644)
     monkeypatch.setattr(native, "compiler", lambda: [str(tmp_path / "fake-cc")])
-    with pytest.raises(RecurError, match="cannot run the C compiler .*fake-cc: Permission"):
+    with pytest.raises(RecurError, match=r"cannot run the C compiler .*fake-cc: Permission"):
         run_compiled()
     assert not any(cache.iterdir())
 

@@ -267,13 +267,23 @@ def _build_in(command: list[str], source: str, time_limit: float,
     except OSError as error:  # writing the source
         raise _trouble(folder, _reason(error)) from None
     except CompileError as error:
-        free = shutil.disk_usage(folder).free if folder is not None else LOW_SPACE
+        free = _free_space(folder)
         if free < LOW_SPACE:
             raise _CacheProblem(f"its disk is full ({free // 1024} KiB free; the compiler "
                                 f"said: {error})") from None
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _free_space(folder: Path | None) -> int:
+    """Bytes free for the cache folder (`LOW_SPACE` where that is not the question)."""
+    if folder is None:
+        return LOW_SPACE
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return LOW_SPACE
 
 
 def _sweep(folder: Path) -> None:
@@ -336,7 +346,8 @@ def _on_sigterm(cleanup: Callable[[], None]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGTERM)
+    installed = signal.getsignal(signal.SIGTERM)
+    previous = signal.SIG_DFL if installed is None else installed  # None: set outside Python
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if previous == signal.SIG_IGN:
