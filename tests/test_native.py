@@ -320,6 +320,8 @@ def test_auto_notes_a_long_run_interpreted_for_want_of_a_compiler(
     explained = CliRunner().invoke(cli, ["explain", str(ROOT / "specs/fibonacci.yaml")])
     assert "because: the compiled engine cannot run it: no C compiler was found" \
         in explained.stdout
+    checked = CliRunner().invoke(cli, ["check", "-v", str(ROOT / "specs/fibonacci.yaml")])
+    assert checked.stdout.count("no C compiler was found") == 1
 
 
 def test_a_compiler_that_cannot_run(tmp_path: Path, cache: Path,
