@@ -28,11 +28,11 @@ from recur.diagnostics import (
     option,
     option_entry,
 )
-from recur.dispatch import choose, execute
+from recur.dispatch import choose, execute, note_interpreted
 from recur.engine.backend import get_backend
 from recur.engine.frame import KernelFault
 from recur.engine.loop import run_plan
-from recur.engine.native import CompileError
+from recur.engine.native import CompileError, note
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 from recur.values import MAX_STEPS
@@ -108,12 +108,15 @@ def run(
     compiled = prepare(spec, **arguments)
     with _sourced(spec):
         choice = choose(compiled, spec, engine)
+        if engine == "auto":
+            note_interpreted(compiled, spec, choice)
         try:
             outcome = execute(choice, compiled, progress)
         except CompileError as error:
             if engine != "auto":  # asked for by name: say so rather than run another
                 raise BackendError(f"{option('engine', engine)}: {error}",
                                    notes=(f"use {option('engine', 'interp')}",)) from None
+            note(f"the compiled engine failed ({error}); the interpreter runs the spec")
             choice = choose(compiled, spec, "interp")
             outcome = run_plan(compiled.plan, progress)
         except KernelFault:

@@ -42,6 +42,8 @@ REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's 
 KERNEL_STEP = 0.8e-9
 KERNEL_LOAD = 0.5e-3  # loading a cached kernel
 KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet
+LONG_RUN = 1.0  # seconds of interpreting worth a note where no compiler could do better
+KERNEL_SOURCE_BYTES = 6000  # the usual kernel's C source, which KERNEL_COMPILE is for
 # Per element of each operation of a step: (interpreter, C kernel). A math function is a
 # libm call in C, a vectorised loop in NumPy; a matrix product is priced per multiply-add.
 ELEMENT_COST = {
@@ -106,6 +108,17 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
     if cost.compiled + compiling < cost.interp:
         return Choice("compiled", words, kernel)
     return Choice("interp", words)
+
+
+def note_interpreted(compiled: Compiled, spec: Spec, choice: Choice) -> None:
+    """A note where `auto` interprets a long run only because there is no C compiler."""
+    if choice.engine != "interp" or native.available() or compiled.plan.backend.name != "cpu":
+        return
+    seconds = estimate(compiled, spec).interp if compiled.plan.steps else 0.0
+    if seconds >= LONG_RUN:
+        native.note(f"no C compiler was found, so the interpreter runs this (about "
+                    f"{_seconds(seconds)}); set CC, or install gcc or clang, for the "
+                    "compiled engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +203,16 @@ def launch(choice: Choice, compiled: Compiled,
     if choice.engine == "scan":
         return scan.run_scan(plan, choice.kernel.coefficient, choice.kernel.offset,
                              plan.backend.launcher)
-    return native.run_kernel(plan, native.load(choice.kernel.source), choice.kernel.arrays,
-                             progress)
+    kernel = native.load(choice.kernel.source, compile_limit(choice.kernel.source))
+    return native.run_kernel(plan, kernel, choice.kernel.arrays, progress)
+
+
+def compile_limit(source: str) -> float:
+    """Seconds the C compiler may take on `source`: `native.COMPILE_FLOOR`, or the cost
+    model's estimate (`KERNEL_COMPILE` for a kernel of the usual size, in proportion to
+    the source above it) times `native.COMPILE_MARGIN`."""
+    estimate = KERNEL_COMPILE * max(1.0, len(source) / KERNEL_SOURCE_BYTES)
+    return max(native.COMPILE_FLOOR, native.COMPILE_MARGIN * estimate)
 
 
 def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]:

@@ -6,13 +6,15 @@ A command decorates itself with `@run_options` and passes the options it receive
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import sys
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TextIO, TypeVar, cast
 
 import click
 
@@ -20,6 +22,7 @@ from recur import api
 from recur.diagnostics import UsageError, did_you_mean, flag_words
 from recur.dispatch import ENGINES
 from recur.engine.backend import DEVICES
+from recur.engine.native import EngineNote
 from recur.io import read_input
 from recur.progress import ProgressBar
 
@@ -137,13 +140,31 @@ def run_from_options(
     bar = None if request.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
     started = time.monotonic()
     try:
-        result = api.run(request.spec, progress=bar, engine=request.engine,
-                         **request.arguments)
+        with _notes_on_stderr():
+            result = api.run(request.spec, progress=bar, engine=request.engine,
+                             **request.arguments)
     finally:
         if bar is not None:
             bar.close()
     names = tuple(name for name in request.names if name in result)
     return Ran(request.spec, result, names, request, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _notes_on_stderr() -> Iterator[None]:
+    """An engine's notes (`EngineNote` warnings) as `recur: note:` lines."""
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        if issubclass(category, EngineNote):
+            click.echo(f"recur: note: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:

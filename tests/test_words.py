@@ -116,7 +116,7 @@ def test_a_compiled_engine_that_cannot_run_the_spec(tmp_path: Path) -> None:
 @pytest.mark.skipif(not native.available(), reason="no C compiler")
 def test_a_kernel_that_fails_to_compile(tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(source: str) -> Any:
+    def refuse(source: str, time_limit: float) -> Any:
         raise native.CompileError("cc: error: out of disk")
 
     monkeypatch.setattr(native, "load", refuse)

@@ -1,9 +1,11 @@
 """The compiled engine: a generated C kernel, built by the system's C compiler, cached.
 
-The kernel's shared library is cached under the SHA-256 of its source and the compiler
-command, so the second run of a spec with the same structure loads it in a millisecond
-instead of compiling (a fraction of a second). Nothing is imported for it but ctypes:
-a run that does not use it pays nothing.
+The kernel's shared library is cached under the SHA-256 of its source, the compiler
+command and the machine (CPU and compiler binary), so the second run of a spec with the
+same structure loads it in a millisecond instead of compiling (a fraction of a second).
+Nothing is imported for it but ctypes: a run that does not use it pays nothing. A cache
+that is damaged heals, and one that cannot be used gives way to a temporary folder (see
+`load`); the compiler runs under a time limit, in a process group of its own.
 
 The kernel runs in chunks of steps, so that progress is reported and Ctrl-C is seen
 between them. When it reports a fault, `KernelFault` hands the run back to the caller
@@ -12,18 +14,26 @@ to replay with the interpreter, which tells exactly what went wrong where.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
 import math
 import os
+import platform
 import shlex
 import shutil
+import signal
+import stat
 import subprocess
 import sysconfig
 import tempfile
-from collections.abc import Callable
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import numpy
 
@@ -37,7 +47,24 @@ CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of wo
 # (W6 34 ms against 45-67 at -O2, W5 22 against 25, on the 2-core benchmark machine).
 FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno")
 
+# The compiler's time limit: this floor, or the cost model's estimate of the compile
+# times this margin (`recur.dispatch.compile_limit`). The largest kernel we made (60
+# outputs of 90 sin() terms each, 400 KB of C) compiled in 45 s on the 2-core machine.
+COMPILE_FLOOR = 60.0
+COMPILE_MARGIN = 10.0
+STALE_SCRATCH = 86_400.0  # seconds after which a scratch folder is a killed run's
+LOW_SPACE = 16 << 20  # bytes: a compile that fails with less free is blamed on the disk
+
 _loaded: dict[str, Callable[..., int]] = {}
+
+
+class EngineNote(UserWarning):
+    """An engine could not be used as configured, and the run went on another way."""
+
+
+def note(message: str) -> None:
+    """Tell the user (as a warning: the command line prints it as a `recur: note:` line)."""
+    warnings.warn(message, EngineNote, stacklevel=2)
 
 
 class CompileError(Exception):
@@ -71,9 +98,41 @@ def cache_dir() -> Path:
     return Path(base) / "recur" / "kernels"
 
 
+# The lines of /proc/cpuinfo that name what a CPU can run (x86, then ARM); not its
+# clock, which changes by the second.
+_CPU_IDENTITY = frozenset({"vendor_id", "cpu family", "model", "model name", "flags",
+                           "Features", "CPU implementer", "CPU architecture", "CPU variant",
+                           "CPU part"})
+
+
+@functools.cache
+def machine() -> str:
+    """What a kernel is built for: the CPU (model and flags) and the compiler's binary (its
+    size and time: a new version is a new binary). Part of the cache key, so that a kernel
+    built elsewhere (a home folder shared or copied between machines) is never loaded."""
+    parts = [platform.machine()]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if not line.strip():
+                    break  # the first processor says it for all
+                if line.split(":")[0].strip() in _CPU_IDENTITY:
+                    parts.append(line.strip())
+    except OSError:
+        parts.append(platform.processor())
+    command = compiler()
+    if command is not None:
+        with contextlib.suppress(OSError):
+            binary = os.path.realpath(command[0])
+            found = os.stat(binary)
+            parts.append(f"{binary} {found.st_size} {found.st_mtime_ns}")
+    return "\n".join(parts)
+
+
 def library_path(source: str) -> Path:
     command = compiler() or []
-    digest = hashlib.sha256("\0".join([*command, *FLAGS, source]).encode()).hexdigest()
+    key = "\0".join([machine(), *command, *FLAGS, source])
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return cache_dir() / f"kernel_{digest[:32]}.so"
 
 
@@ -82,19 +141,58 @@ def is_cached(source: str) -> bool:
     return library_path(source).exists()
 
 
-def load(source: str) -> Callable[..., int]:
-    """The kernel function of `source`, compiled now or loaded from the cache."""
+def load(source: str, time_limit: float = COMPILE_FLOOR) -> Callable[..., int]:
+    """The kernel function of `source`, loaded from the cache or compiled now, the compiler
+    given `time_limit` seconds. A cached kernel that does not load (truncated, overwritten,
+    not a library, a folder) is removed and rebuilt once.
+
+    Raises:
+        CompileError: no compiler, the compiler failed or ran out of time, or the kernel
+            it built does not load either.
+    """
     path = library_path(source)
-    key = str(path)  # the cache folder, the compiler and the flags are part of it
+    key = str(path)  # the cache folder, the machine, the compiler and the flags are in it
     if key not in _loaded:
-        if not path.exists():
-            path = _compile(source, path)
-        function = ctypes.CDLL(str(path)).kernel
-        function.restype = ctypes.c_int64
-        function.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                             ctypes.c_void_p, ctypes.c_void_p]
-        _loaded[key] = function
+        _loaded[key] = _cached(path) or _build(source, path, time_limit)
     return _loaded[key]
+
+
+def _cached(path: Path) -> Callable[..., int] | None:
+    """The kernel cached at `path`; None where there is none, or a damaged one (removed)."""
+    try:
+        before = path.lstat()
+    except OSError:  # absent, or the cache is not a folder
+        return None
+    try:
+        return _open(path)
+    except (OSError, AttributeError) as error:
+        _remove_if_unchanged(path, before)
+        reason = _reason(error).replace(f"{path.absolute()}: ", "")
+        note(f"the cached kernel {path} does not load ({reason}); rebuilding it")
+        return None
+
+
+def _open(path: Path) -> Callable[..., int]:
+    """The `kernel` function of the library at `path` (absolute: dlopen searches the
+    library path for a bare name)."""
+    function = ctypes.CDLL(str(path.absolute())).kernel
+    function.restype = ctypes.c_int64
+    function.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                         ctypes.c_void_p, ctypes.c_void_p]
+    return function  # type: ignore[no-any-return]
+
+
+def _remove_if_unchanged(path: Path, before: os.stat_result) -> None:
+    """Remove a damaged kernel, unless another run replaced it meanwhile."""
+    with contextlib.suppress(OSError):
+        now = path.lstat()
+        if (now.st_dev, now.st_ino, now.st_mtime_ns) != (before.st_dev, before.st_ino,
+                                                         before.st_mtime_ns):
+            return
+        if stat.S_ISDIR(now.st_mode):
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def run_kernel(plan: Plan, kernel: Callable[..., int], arrays: tuple[numpy.ndarray, ...],
@@ -121,27 +219,158 @@ def run_kernel(plan: Plan, kernel: Callable[..., int], arrays: tuple[numpy.ndarr
     return steps_run, stopped_by
 
 
-def _compile(source: str, path: Path) -> Path:
-    """Compile into the cache folder (a private temporary one if that is not writable)."""
+class _CacheProblem(Exception):
+    """The cache folder cannot hold a kernel; the message says why."""
+
+
+def _build(source: str, path: Path, time_limit: float) -> Callable[..., int]:
+    """Compile `source` and load it. Where the cache cannot be used, say why and compile in
+    a temporary folder instead, removed once the kernel is loaded."""
     command = compiler()
     if command is None:
         raise CompileError("no C compiler found (set CC, or install gcc or clang)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        folder = path.parent
+        return _build_in(command, source, time_limit, path)
+    except _CacheProblem as problem:
+        note(f"cannot use the kernel cache {path.parent}: {problem}; compiling in a "
+             "temporary folder (removed after loading)")
+    return _build_in(command, source, time_limit, None)
+
+
+def _build_in(command: list[str], source: str, time_limit: float,
+              target: Path | None) -> Callable[..., int]:
+    """Compile in a private scratch folder inside the cache (or the system's temporary
+    folder, where `target` is None), load the kernel from there and rename it to `target`:
+    concurrent runs each rename a whole kernel, and an unloadable one is never cached."""
+    folder = None if target is None else target.parent
+    try:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            _sweep(folder)
+        scratch = Path(tempfile.mkdtemp(dir=folder, prefix="build-"))
+    except OSError as error:
+        raise _trouble(folder, _reason(error)) from None
+    try:
+        with _on_sigterm(lambda: shutil.rmtree(scratch, ignore_errors=True)):
+            built = _compile(command, source, scratch, time_limit)
+        try:
+            function = _open(built)
+        except (OSError, AttributeError) as error:
+            raise CompileError(f"the kernel just built does not load: {_reason(error)}") \
+                from None
+        if target is not None:
+            try:
+                os.replace(built, target)
+            except OSError as error:
+                note(f"cannot store the kernel in the cache {folder}: {_reason(error)}")
+        return function
+    except OSError as error:  # writing the source
+        raise _trouble(folder, _reason(error)) from None
+    except CompileError as error:
+        free = _free_space(folder)
+        if free < LOW_SPACE:
+            raise _CacheProblem(f"its disk is full ({free // 1024} KiB free; the compiler "
+                                f"said: {error})") from None
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _free_space(folder: Path | None) -> int:
+    """Bytes free for the cache folder (`LOW_SPACE` where that is not the question)."""
+    if folder is None:
+        return LOW_SPACE
+    try:
+        return shutil.disk_usage(folder).free
     except OSError:
-        folder = Path(tempfile.mkdtemp(prefix="recur-kernels-"))
-        path = folder / path.name
-    with tempfile.TemporaryDirectory(dir=folder) as work:
-        c_file = Path(work) / "kernel.c"
-        c_file.write_text(source)
-        built = Path(work) / "kernel.so"
-        done = subprocess.run([*command, *FLAGS, "-o", str(built), str(c_file), "-lm"],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise CompileError(f"the C compiler failed: {_first_error(done.stderr)}")
-        os.replace(built, path)
-    return path
+        return LOW_SPACE
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the scratch folders that runs killed outright (SIGKILL, a power cut) left."""
+    stale = time.time() - STALE_SCRATCH
+    for scratch in folder.glob("build-*"):
+        with contextlib.suppress(OSError):
+            if scratch.lstat().st_mtime < stale:
+                shutil.rmtree(scratch)
+
+
+def _trouble(folder: Path | None, reason: str) -> Exception:
+    """The error for a folder that cannot hold a kernel: the cache's (the caller then
+    tries a temporary folder), or the temporary one (the run cannot compile)."""
+    if folder is None:
+        return CompileError(f"cannot compile in a temporary folder: {reason}")
+    if folder.exists() and not folder.is_dir():
+        return _CacheProblem("it is not a folder")
+    return _CacheProblem(reason)
+
+
+def _compile(command: list[str], source: str, scratch: Path, time_limit: float) -> Path:
+    """Run the compiler in its own process group, so that it is killed with all its
+    children (cc1, as, ld) on a time-out, an exception, Ctrl-C or SIGTERM."""
+    c_file, built = scratch / "kernel.c", scratch / "kernel.so"
+    c_file.write_text(source)
+    try:
+        process = subprocess.Popen([*command, *FLAGS, "-o", str(built), str(c_file), "-lm"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   errors="replace", start_new_session=True)
+    except OSError as error:
+        raise CompileError(f"cannot run the C compiler {command[0]}: {_reason(error)}") \
+            from None
+    finished = False
+    try:
+        with _on_sigterm(lambda: _kill_group(process)):
+            _, stderr = process.communicate(timeout=time_limit)
+        finished = True
+    except subprocess.TimeoutExpired:
+        raise CompileError(f"the C compiler did not finish within {time_limit:g} s "
+                           f"({command[0]})") from None
+    finally:
+        if not finished:
+            _kill_group(process)
+            process.communicate()
+    if process.returncode != 0:
+        raise CompileError(f"the C compiler failed: {_first_error(stderr)}")
+    return built
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _on_sigterm(cleanup: Callable[[], None]) -> Iterator[None]:
+    """Run `cleanup` before SIGTERM does what it did before: stop the process (status
+    143), or call the handler installed then. Only the main thread receives signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    installed = signal.getsignal(signal.SIGTERM)
+    previous = signal.SIG_DFL if installed is None else installed  # None: set outside Python
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if previous == signal.SIG_IGN:
+            return
+        cleanup()
+        signal.signal(signal.SIGTERM, previous)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _reason(error: BaseException) -> str:
+    """An error in words, without its errno and the path the caller names already."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error)
 
 
 def _first_error(stderr: str) -> str:
