@@ -32,8 +32,7 @@ from recur import api, cudagen, dispatch
 from recur.cli import cli
 from recur.engine import scan
 from recur.engine.cuda import CupyLauncher
-from recur.engine.native import EngineNote
-from recur.engine.native import CompileError
+from recur.engine.native import CompileError, EngineNote
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
