@@ -8,9 +8,10 @@ Only structure is checked here; names and taps are the analyzer's job.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -90,9 +91,14 @@ class Spec:
     reverse: bool
     until: n.Node | None
     span: Span
+    _by_name: dict[str, OutputSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Passes look outputs up by name once per node: a scan of all would be quadratic.
+        object.__setattr__(self, "_by_name", {o.name.name: o for o in self.outputs})
 
     def output(self, name: str) -> OutputSpec:
-        return next(o for o in self.outputs if o.name.name == name)
+        return self._by_name[name]
 
 
 def load_spec(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -166,9 +172,14 @@ class _Loader:
         self.path = path
         self._seen: set[int] = set()
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The text's lines, split once: every node's span reads them."""
+        return source_lines(self.text) or [""]
+
     def span(self, node: yaml.Node) -> Span:
         start, end = node.start_mark, node.end_mark
-        lines = source_lines(self.text) or [""]
+        lines = self.lines
         if start.line >= len(lines):  # an empty value at the end: after the last line
             line = len(lines)
             return Span(self.path, line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
@@ -452,7 +463,7 @@ class _Loader:
         return Origin(self.path, line, col, exact=False)
 
     def block_origin(self, node: yaml.ScalarNode) -> Origin:
-        lines = source_lines(self.text)
+        lines = self.lines
         top = node.start_mark.line + 1  # 0-based index of the value's first line
         value_lines = node.value.split("\n")
         if node.value.endswith("\n"):
