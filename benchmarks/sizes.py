@@ -50,11 +50,9 @@ def sequence_spec(n: int) -> str:
 
 
 def taps_spec(n: int) -> str:
-    """One output that reads N steps back, in several lanes."""
-    return "\n".join([f"steps: {max(STEPS, 2 * n)}", "params:",
-                      f"  r: arange({LANES}) * 1.0", "outputs:", "  x:",
-                      f"    initial: arange({n}) * 1.0", "    step: x[t-" + str(n) + "] * 0.5 + r",
-                      ""])
+    """One scalar output that reads N steps back (the C engine's lane kernel)."""
+    return "\n".join([f"steps: {max(STEPS, 2 * n)}", "outputs:", "  x:",
+                      f"    initial: arange({n}) * 1.0", f"    step: x[t-{n}] * 0.5 + 1", ""])
 
 
 KINDS: dict[str, Callable[[int], str]] = {

@@ -18,7 +18,7 @@ import recur
 from recur import api, codegen, dispatch, lanegen, spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import sizes  # noqa: E402  (the benchmark's spec generators)
+import sizes
 
 
 def _lines(action: Any) -> int:
