@@ -5,6 +5,7 @@ literal elements and a look-back of depth N, and times each in this process:
 
     python benchmarks/sizes.py                  # N = 100, 1000, 10000, 100000
     python benchmarks/sizes.py --sizes 100 1000 --kinds taps
+    python benchmarks/sizes.py --sizes --largest --no-compile   # specs of 1 MB
 
 A size past a limit of the language (a look-back deeper than 10,000, a spec over 1 MB)
 is skipped. Compile times are of a cold kernel cache (a fresh folder each time).
@@ -61,6 +62,16 @@ KINDS: dict[str, Callable[[int], str]] = {
 }
 
 
+def largest(kind: str) -> int:
+    """The largest N whose spec of this kind fits in the spec size limit."""
+    low, high = 1, 10**6
+    while low < high:
+        middle = (low + high + 1) // 2
+        fits = len(KINDS[kind](middle).encode()) <= MAX_SPEC_BYTES
+        low, high = (middle, high) if fits else (low, middle - 1)
+    return low
+
+
 def _timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
@@ -81,21 +92,24 @@ def measure(kind: str, n: int, compile_too: bool) -> dict[str, float | str]:
     if compile_too:
         with tempfile.TemporaryDirectory() as cache:
             os.environ["RECUR_CACHE_DIR"] = cache
+            row["auto"] = str(recur.check(spec, engine=True).engine)  # before compiling
             row["compiled"] = _timed(lambda: recur.run(spec, engine="compiled"))
-            row["auto"] = recur.run(spec).engine
     return row
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000, 100000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000, 100000])
     parser.add_argument("--kinds", nargs="+", choices=sorted(KINDS), default=list(KINDS))
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled runs")
+    parser.add_argument("--largest", action="store_true",
+                        help="also the largest N under the spec size limit (not for taps)")
     args = parser.parse_args(argv)
     print(f"{'kind':9} {'N':>7} {'bytes':>8} {'check s':>8} {'run s':>8} "
           f"{'compile s':>9} auto")
     for kind in args.kinds:
-        for n in args.sizes:
+        extra = [largest(kind)] if args.largest and kind != "taps" else []
+        for n in [*args.sizes, *extra]:
             row = measure(kind, n, not args.no_compile)
             if "skipped" in row:
                 print(f"{kind:9} {n:>7} skipped: {row['skipped']}", flush=True)

@@ -20,6 +20,8 @@ from recur import api, codegen, dispatch, lanegen, spec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import sizes
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _lines(action: Any) -> int:
     """The Python lines (and calls) that `action` executes: its work, counted."""
@@ -168,3 +170,23 @@ def test_auto_interprets_a_huge_many_output_spec_by_its_source_size() -> None:
     choice = dispatch.choose(compiled, loaded)
     assert choice.engine == "interp"
     assert f"compiling takes about {compile_time:.2g} s" in choice.reason
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "specs").glob("*.yaml")) + sorted(
+    (ROOT / "docs" / "examples").glob("*.yaml")), ids=lambda path: path.name)
+def test_libyaml_and_pyyaml_compose_the_same_spec(path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """libyaml composes large specs quickly; PyYAML's composer must find the same spec
+    (every node, value and position) wherever libyaml is missing."""
+    if spec._LIBYAML is None:
+        pytest.skip("PyYAML without libyaml")
+    try:
+        fast = recur.load(path)
+    except recur.RecurError as error:  # a documented error: the same words either way
+        fast = recur.render(error)
+    monkeypatch.setattr(spec, "_LIBYAML", None)
+    try:
+        slow = recur.load(path)
+    except recur.RecurError as error:
+        slow = recur.render(error)
+    assert fast == slow
