@@ -169,7 +169,8 @@ _RETURN_ON_FAULT = "if (status[0] != 0) { status[1] = t; return t; }"
 # The outputs one C function computes. The C compiler's time grows as the square of a
 # function's statements (gcc -O3 and -O1 alike: 1,000 outputs in one function took 91 s,
 # 300 took 9), so a step of more outputs is split into functions of this many, each
-# compiled on its own (docs/robustness.md, "Large specs").
+# compiled on its own (docs/robustness.md, "Large specs"). 1,000 outputs compiled in
+# 9.9 s at 16 a function, 9.3 s at 64, 13.9 s at 256.
 OUTPUTS_PER_FUNCTION = 64
 _ARRAY = re.compile(r"\ba(\d+)\[")
 
