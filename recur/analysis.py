@@ -7,6 +7,7 @@ taps and `initial`s, and orders the outputs of one step by their same-step reads
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from recur.diagnostics import ExprError, Span, SpecError, did_you_mean
@@ -26,7 +27,7 @@ class Context:
     """The names visible to one expression, and how to describe it in messages."""
 
     where: str  # "the step of output 'x'", "param 'a'", ...
-    params: frozenset[str]
+    params: AbstractSet[str]
     sequences: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
     time: bool = False  # `t` and `steps` are defined
@@ -68,11 +69,13 @@ def analyze_spec(spec: Spec) -> Analysis:
         ExprError: an unknown name, a misused output or sequence, a bad call.
         SpecError: taps that differ from those read, a missing initial, a cycle.
     """
-    params: list[str] = []
+    # One set grows as params are declared: each sees the earlier ones (a fresh frozenset
+    # for each would be quadratic in the number of params).
+    params: set[str] = set()
     for param in spec.params:
         if param.value is not None:
-            check_expression(param.value, Context(f"param '{param.name.name}'", frozenset(params)))
-        params.append(param.name.name)
+            check_expression(param.value, Context(f"param '{param.name.name}'", params))
+        params.add(param.name.name)
     visible = frozenset(params)
     for sequence in spec.sequences:
         if sequence.value is not None:

@@ -41,9 +41,11 @@ FRESH_BYTE = 0.04e-9  # a byte of memory taken from the OS: page faults
 REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
 KERNEL_STEP = 0.8e-9
 KERNEL_LOAD = 0.5e-3  # loading a cached kernel
-KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet
+KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet, at least
+# A large source takes the C compiler a time that grows with it: 9.1 s for the 221 KB of
+# 1,000 chained outputs of four lanes, 2.4 s for 300 (69 KB), at -O3 (benchmarks/sizes.py).
+COMPILE_BYTE = 35e-6
 LONG_RUN = 1.0  # seconds of interpreting worth a note where no compiler could do better
-KERNEL_SOURCE_BYTES = 6000  # the usual kernel's C source, which KERNEL_COMPILE is for
 # Per element of each operation of a step: (interpreter, C kernel). A math function is a
 # libm call in C, a vectorised loop in NumPy; a matrix product is priced per multiply-add.
 ELEMENT_COST = {
@@ -101,10 +103,11 @@ def choose(compiled: Compiled, spec: Spec, requested: str = "auto") -> Choice:
     if compiled.plan.steps == 0:
         return Choice("interp", "there are no steps to run")
     cost = estimate(compiled, spec)
-    compiling = 0.0 if native.is_cached(kernel.source) else KERNEL_COMPILE
+    compile_time = compile_estimate(kernel.source)
+    compiling = 0.0 if native.is_cached(kernel.source) else compile_time
     words = (f"the interpreter needs about {_seconds(cost.interp)}, the compiled loop about "
              f"{_seconds(cost.compiled)} once compiled (compiling takes about "
-             f"{KERNEL_COMPILE:g} s, once: kernels are cached)")
+             f"{compile_time:.2g} s, once: kernels are cached)")
     if cost.compiled + compiling < cost.interp:
         return Choice("compiled", words, kernel)
     return Choice("interp", words)
@@ -119,6 +122,11 @@ def note_interpreted(compiled: Compiled, spec: Spec, choice: Choice) -> None:
         native.note(f"no C compiler was found, so the interpreter runs this (about "
                     f"{_seconds(seconds)}); set CC, or install gcc or clang, for the "
                     "compiled engine")
+
+
+def compile_estimate(source: str) -> float:
+    """Seconds to compile a kernel: a floor, or in proportion to a large source."""
+    return max(KERNEL_COMPILE, len(source) * COMPILE_BYTE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,10 +217,8 @@ def launch(choice: Choice, compiled: Compiled,
 
 def compile_limit(source: str) -> float:
     """Seconds the C compiler may take on `source`: `native.COMPILE_FLOOR`, or the cost
-    model's estimate (`KERNEL_COMPILE` for a kernel of the usual size, in proportion to
-    the source above it) times `native.COMPILE_MARGIN`."""
-    estimate = KERNEL_COMPILE * max(1.0, len(source) / KERNEL_SOURCE_BYTES)
-    return max(native.COMPILE_FLOOR, native.COMPILE_MARGIN * estimate)
+    model's estimate (`compile_estimate`) times `native.COMPILE_MARGIN`."""
+    return max(native.COMPILE_FLOOR, native.COMPILE_MARGIN * compile_estimate(source))
 
 
 def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]:

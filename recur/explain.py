@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy
@@ -94,9 +95,15 @@ def _value(value: Any) -> str:
     return f"array of shape {tuple(value.shape)}, {value.dtype}: [{shown}{more}]"
 
 
+@functools.lru_cache(maxsize=2)
+def _lines(source: str) -> tuple[str, ...]:
+    """A source's lines, split once for all the outputs shown (not once for each)."""
+    return tuple(source.splitlines())
+
+
 def _text(spec: Spec, span: Span) -> str:
     """The source text under a span (its first line), or a placeholder where YAML rewrote it."""
-    lines = spec.source.splitlines()
+    lines = _lines(spec.source)
     if span.approximate or not 1 <= span.line <= len(lines):
         return "(see the spec)"
     line = lines[span.line - 1]

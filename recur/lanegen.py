@@ -19,6 +19,7 @@ from typing import Any
 
 from recur.codegen import (
     C_TYPES,
+    OUTPUTS_PER_FUNCTION,
     PRELUDE,
     STATUS_FAULT,
     STATUS_UNTIL,
@@ -29,11 +30,19 @@ from recur.codegen import (
 from recur.compiler import Compiled
 from recur.spec import Spec
 
+# Deeper than this, an output's taps are read from its history in memory (the full
+# trajectory, or the ring of a state kept 'last'), each step's value written there: a
+# register per tap, all shifted every step, costs a move per tap and step and a source
+# (and a compile) that grows with the depth. Measured on 2*10**7 steps of a scalar kept
+# 'last' (its ring read modulo its size): registers 0.10 s against 0.15 at depth 32,
+# 0.25 against 0.17 at depth 64 (docs/robustness.md, "Large specs").
+REGISTER_DEPTH = 32
+
 
 class LaneGenerator(_Generator):
     """One lane per loop iteration (a thread, on CUDA), the time loop inside, the taps of
-    every output in registers `s<output>_<lag>`. Dialects say how the function begins
-    and how a fault or `until` leaves it."""
+    every output in registers `s<output>_<lag>` (in memory beyond `REGISTER_DEPTH`).
+    Dialects say how the function begins and how a fault or `until` leaves it."""
 
     index = "long long"  # the C type of t and of the status word
     t_outside = False  # whether the frame declares t (to return it) before the lane loop
@@ -47,14 +56,20 @@ class LaneGenerator(_Generator):
         lanes = math.prod(shapes.pop()) if shapes else 1
         self.registers = {o.name: k for k, o in enumerate(outputs)}
         for output in outputs:
-            if lanes > 1 and math.prod(output.history.shape) == 1 and not output.history.full:
+            one = lanes > 1 and math.prod(output.history.shape) == 1
+            if one and not output.history.full:
                 raise Unsupported(f"one-element output '{output.name}' kept 'last' beside lanes")
+            if one and self._in_memory(output.history):
+                # Every lane computes it, one writes it: the others would read its past.
+                raise Unsupported(f"one-element output '{output.name}' read more than "
+                                  f"{REGISTER_DEPTH} steps back beside lanes")
         body = []
         for output in outputs:
             body.extend(self._output(output))
         tests, stop = self._until()
         shifts = [f"            s{k}_{lag} = s{k}_{lag - 1};"
-                  for output in outputs for k in [self.registers[output.name]]
+                  for output in outputs if not self._in_memory(output.history)
+                  for k in [self.registers[output.name]]
                   for lag in range(self._depth(output), 0, -1)]
         loads = [line for output in outputs for line in self._loads(output)]
         stores = [line for output in outputs for line in self._stores(output)]
@@ -83,6 +98,11 @@ class LaneGenerator(_Generator):
         """Record `until` at step `t`, count the step, leave the time loop."""
         raise NotImplementedError
 
+    @staticmethod
+    def _in_memory(history: Any) -> bool:
+        """Whether an output's taps are read from its history rather than registers."""
+        return bool(history.depth > REGISTER_DEPTH)
+
     def _depth(self, output: Any) -> int:
         """Registers behind this step's value: the taps, and one for a ring's last state."""
         history = output.history
@@ -96,15 +116,15 @@ class LaneGenerator(_Generator):
             lines.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
         if self.plan.check_finite and output.dtype in ("float32", "float64"):
             lines.append(f"            if (!isfinite({register})) {{ {self._stop_at_fault()} }}")
-        if output.history.full:
-            lines.append(f"            {self._first(output)}{self._cell(output, 0, 't')} = "
+        if output.history.full or self._in_memory(output.history):
+            lines.append(f"            {self._first(output)}{self._cell(output.name, 0, 't')} = "
                          f"{register};")
         return lines
 
-    def _cell(self, output: Any, lag: int, t: str) -> str:
-        rows = self._history(output.name)
-        column = "0" if math.prod(output.history.shape) == 1 else "i"
-        return f"a{rows}[({self._row(output.name, lag, t)}) * dims[{2 * rows + 1}] + {column}]"
+    def _cell(self, name: str, lag: int, t: str) -> str:
+        rows = self._history(name)
+        column = "0" if math.prod(self.histories[name].shape) == 1 else "i"
+        return f"a{rows}[({self._row(name, lag, t)}) * dims[{2 * rows + 1}] + {column}]"
 
     @staticmethod
     def _first(output: Any) -> str:
@@ -115,19 +135,21 @@ class LaneGenerator(_Generator):
         c_type, k = self.types[output.dtype], self.registers[output.name]
         depth = output.history.depth
         lines = [f"        {c_type} s{k}_0;"]
+        if self._in_memory(output.history):
+            return lines
         for lag in range(1, self._depth(output) + 1):
-            value = self._cell(output, lag, "t0") if lag <= depth else "0"
+            value = self._cell(output.name, lag, "t0") if lag <= depth else "0"
             lines.append(f"        {c_type} s{k}_{lag} = {value};")
         return lines
 
     def _stores(self, output: Any) -> list[str]:
         """A ring's last states go back to it, where the next launch or `collect` reads."""
-        if output.history.full:
+        if output.history.full or self._in_memory(output.history):
             return []
         k, depth = self.registers[output.name], output.history.depth
         lines = []
         for lag in range(1, self._depth(output) + 1):
-            store = f"{self._first(output)}{self._cell(output, lag, 't')} = s{k}_{lag};"
+            store = f"{self._first(output)}{self._cell(output.name, lag, 't')} = s{k}_{lag};"
             if lag > depth:  # a register that holds a state only once a step has run
                 store = f"if (t > t0) {{ {store} }}"
             lines.append(f"        {store}")
@@ -149,6 +171,8 @@ class LaneGenerator(_Generator):
         shape = self.histories[name].shape
         if math.prod(shape) != 1 and shape != self.target:
             raise Unsupported(f"a state of shape {shape} is read by lanes {self.target}")
+        if lag > 0 and self._in_memory(self.histories[name]):
+            return self._cell(name, lag, "t")
         return f"s{self.registers[name]}_{lag}"
 
     def _matrix_vector(self, node: Any) -> str:
@@ -163,11 +187,7 @@ class _HostLaneGenerator(LaneGenerator):
     t_outside = True
 
     def _frame(self, inner: list[str]) -> list[str]:
-        declarations = [
-            f"    {self.types[str(array.dtype)]} *restrict a{k} = "
-            f"({self.types[str(array.dtype)]} *)args[{k}];"
-            for k, array in enumerate(self.args.arrays)
-        ]
+        declarations = self._declarations(range(len(self.args.arrays)))
         return [
             PRELUDE + "".join(self.helpers.values()),
             "int64_t kernel(int64_t t0, int64_t t1, int64_t *result, int64_t steps,",
@@ -195,6 +215,8 @@ def generate_host(compiled: Compiled, spec: Spec) -> Kernel:
     """The C lane kernel for a spec whose states are single values, or `Unsupported`."""
     if any(math.prod(o.history.shape) != 1 for o in compiled.plan.outputs):
         raise Unsupported("states with lanes: the lanes-inner loop serves them better")
+    if len(compiled.plan.outputs) > OUTPUTS_PER_FUNCTION:  # registers cannot be split
+        raise Unsupported("more outputs than one C function compiles quickly")
     generator = _HostLaneGenerator(compiled, spec)
     source, _ = generator.lane_kernel()
     return Kernel(source, tuple(generator.args.arrays))

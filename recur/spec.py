@@ -8,9 +8,10 @@ Only structure is checked here; names and taps are the analyzer's job.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -90,9 +91,14 @@ class Spec:
     reverse: bool
     until: n.Node | None
     span: Span
+    _by_name: dict[str, OutputSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Passes look outputs up by name once per node: a scan of all would be quadratic.
+        object.__setattr__(self, "_by_name", {o.name.name: o for o in self.outputs})
 
     def output(self, name: str) -> OutputSpec:
-        return next(o for o in self.outputs if o.name.name == name)
+        return self._by_name[name]
 
 
 def load_spec(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -160,15 +166,49 @@ class _SafeLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+_LIBYAML = getattr(yaml, "CSafeLoader", None)  # PyYAML built with libyaml, or None
+_OPENING = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSING = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _compose_with_libyaml(text: str) -> tuple[bool, yaml.Node | None]:
+    """The text's node tree by libyaml, about ten times as fast as PyYAML's composer in
+    Python (7 s of a 1 MB spec's 8). (False, None) where libyaml is missing, finds a
+    problem, the nesting comes near the limit or the text holds a tab: PyYAML's composer
+    then decides, says what is wrong in its own words, and refuses deep nesting before
+    recursing into it (the nesting is counted from libyaml's events first, which do not
+    recurse)."""
+    if _LIBYAML is None or "\t" in text:  # libyaml allows tabs where PyYAML does not
+        return False, None
+    try:
+        depth = deepest = 0
+        for event in yaml.parse(text, Loader=_LIBYAML):
+            if isinstance(event, _OPENING):
+                depth += 1
+                deepest = max(deepest, depth)
+            elif isinstance(event, _CLOSING):
+                depth -= 1
+        if deepest >= MAX_YAML_DEPTH:
+            return False, None
+        return True, yaml.compose(text, Loader=_LIBYAML)
+    except (yaml.YAMLError, ValueError):  # ValueError: a lone surrogate, not UTF-8
+        return False, None
+
+
 class _Loader:
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
         self._seen: set[int] = set()
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The text's lines, split once: every node's span reads them."""
+        return source_lines(self.text) or [""]
+
     def span(self, node: yaml.Node) -> Span:
         start, end = node.start_mark, node.end_mark
-        lines = source_lines(self.text) or [""]
+        lines = self.lines
         if start.line >= len(lines):  # an empty value at the end: after the last line
             line = len(lines)
             return Span(self.path, line, len(lines[-1]) + 1, line, len(lines[-1]) + 2)
@@ -210,8 +250,16 @@ class _Loader:
         )
 
     def _compose(self) -> yaml.Node:
+        composed, root = _compose_with_libyaml(self.text)
+        if not composed:
+            root = self._compose_in_python()
+        if root is None or (_is_null(root) and not root.value):  # nothing, or only '---'
+            raise SpecError(f"{self.path}: the spec is empty; it needs at least 'outputs'")
+        return root
+
+    def _compose_in_python(self) -> yaml.Node | None:
         try:
-            root = yaml.compose(self.text, Loader=_SafeLoader)
+            return yaml.compose(self.text, Loader=_SafeLoader)
         except _DepthLimit as exc:
             mark = exc.problem_mark
             raise SpecError(
@@ -225,9 +273,6 @@ class _Loader:
             raise self.reader_error(exc) from None
         except yaml.YAMLError as exc:
             raise SpecError(f"invalid YAML: {exc}", source=self.text) from None
-        if root is None or (_is_null(root) and not root.value):  # nothing, or only '---'
-            raise SpecError(f"{self.path}: the spec is empty; it needs at least 'outputs'")
-        return root
 
     def reader_error(self, exc: yaml.reader.ReaderError) -> SpecError:
         """A character YAML does not allow, at its place (PyYAML gives only its index)."""
@@ -300,7 +345,7 @@ class _Loader:
         result = []
         for name, (key, value) in self.mapping(entry[1], None, what[:-1] + " name").items():
             declared = self.declare(name, key, what[:-1])
-            if isinstance(value, yaml.ScalarNode) and value.value == INPUT and value.style is None:
+            if isinstance(value, yaml.ScalarNode) and value.value == INPUT and _plain(value):
                 result.append(ValueSpec(declared, None, self.span(value)))
             else:
                 result.append(ValueSpec(declared, self.expression(value), self.span(value)))
@@ -433,7 +478,7 @@ class _Loader:
             return parse_expression(str(node.value), self.origin(node))
         except ExprError as err:
             cut = self.text[node.end_mark.index:].lstrip(" ")[:1] == ","
-            if node.style is None and cut and "was never closed" in err.message:
+            if _plain(node) and cut and "was never closed" in err.message:
                 raise err.with_note(FLOW_COMMA_NOTE) from None
             raise
 
@@ -441,7 +486,7 @@ class _Loader:
         """Where the expression text of a scalar starts, per YAML scalar style."""
         start, end = node.start_mark, node.end_mark
         line, col = start.line + 1, start.column + 1
-        if node.style is None:
+        if _plain(node):
             exact = self.text[start.index:end.index] == node.value
             return Origin(self.path, line, col, exact=exact)
         if node.style in ("'", '"'):
@@ -452,7 +497,7 @@ class _Loader:
         return Origin(self.path, line, col, exact=False)
 
     def block_origin(self, node: yaml.ScalarNode) -> Origin:
-        lines = source_lines(self.text)
+        lines = self.lines
         top = node.start_mark.line + 1  # 0-based index of the value's first line
         value_lines = node.value.split("\n")
         if node.value.endswith("\n"):
@@ -472,6 +517,11 @@ class _Loader:
             if top + i < len(lines) and (text or lines[top + i].strip())
         )
         return Origin(self.path, top + 1, indent + 1, block_indent=indent + 1, exact=exact)
+
+
+def _plain(node: yaml.ScalarNode) -> bool:
+    """A plain scalar: its style is None from PyYAML's composer, '' from libyaml's."""
+    return not node.style
 
 
 def _is_null(node: yaml.Node) -> bool:

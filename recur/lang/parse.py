@@ -226,6 +226,8 @@ class _Converter:
 
     def _char_col(self, line: int, byte_offset: int) -> int:
         source = self._lines[line - 1] if line <= len(self._lines) else ""
+        if source.isascii():  # a byte a character (and no encoding of the line per node)
+            return min(byte_offset, len(source))
         return len(source.encode("utf-8")[:byte_offset].decode("utf-8", errors="replace"))
 
     @staticmethod
