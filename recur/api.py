@@ -103,9 +103,11 @@ def run(
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
-    arguments = {"steps": steps, "params": params, "inputs": inputs, "device": device,
-                 "last": last, "check": check}
-    compiled = prepare(spec, **arguments)
+    def prepared() -> Compiled:
+        return prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
+                       last=last, check=check)
+
+    compiled = prepared()
     with _sourced(spec):
         choice = choose(compiled, spec, engine)
         if engine == "auto":
@@ -121,7 +123,7 @@ def run(
             outcome = run_plan(compiled.plan, progress)
         except KernelFault:
             # The interpreter replays the run from the start and reports the fault.
-            compiled = prepare(spec, **arguments)
+            compiled = prepared()
             choice = choose(compiled, spec, "interp")
             outcome = run_plan(compiled.plan, progress)
     order = [o.name for o in compiled.outputs if o.name in outcome.arrays]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import metadata
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy
 
@@ -50,7 +50,10 @@ def _input(source: InputSource, array: numpy.ndarray) -> dict[str, Any]:
 
 def write_meta(path: str, ran: Ran, *, force: bool = False) -> None:
     text = json.dumps(describe_run(ran), indent=2) + "\n"
-    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")), force=force)
+    def write(stream: BinaryIO) -> None:
+        stream.write(text.encode("utf-8"))
+
+    atomic_write(path, write, force=force)
 
 
 def _jsonable(value: Any) -> Any:

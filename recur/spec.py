@@ -13,6 +13,7 @@ import keyword
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -156,7 +157,7 @@ class _SafeLoader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
@@ -262,6 +263,7 @@ class _Loader:
             return yaml.compose(self.text, Loader=_SafeLoader)
         except _DepthLimit as exc:
             mark = exc.problem_mark
+            assert mark is not None  # _DepthLimit is always raised with one
             raise SpecError(
                 f"a YAML value nested more than {MAX_YAML_DEPTH} levels deep",
                 Span(self.path, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2),
@@ -390,7 +392,7 @@ class _Loader:
             for i in items
         ):
             raise self.error("'taps' must be a list of negative integers, like [-2, -1]", node)
-        taps = tuple(int(self.construct(i)) for i in items)
+        taps = tuple(cast(int, self.construct(i)) for i in items)  # int-tagged above
         for k, (item, tap) in enumerate(zip(items, taps, strict=True)):
             if tap >= 0:
                 raise self.error(f"tap {tap} is not negative; taps look back, like -1", item)

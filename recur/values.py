@@ -201,7 +201,7 @@ def _sequence_span(spec: Spec, name: str) -> Span:
 
 def _integer_steps(value: Any, span: Span) -> int:
     if isinstance(value, bool) or not isinstance(value, int | numpy.integer):
-        hint = ()
+        hint: tuple[str, ...] = ()
         if isinstance(value, float):
             hint = ("YAML reads 1e3 as text, which evaluates to a float; write 1000",)
         raise SpecError(f"'steps' must be an integer, not {value!r}", span, hint)

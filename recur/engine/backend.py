@@ -56,7 +56,7 @@ class NumpyBackend:
     name = "cpu"
 
     def __init__(self) -> None:
-        self.xp = numpy
+        self.xp: ModuleType = numpy
         self._special: ModuleType | None = None
 
     @property

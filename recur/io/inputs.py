@@ -16,7 +16,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, Protocol, cast
+from typing import IO, Any, BinaryIO, Protocol, cast
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class _Problem(Exception):
         self.exit_code = exit_code
 
 
-def read_input(name: str, path: str, stdin: BinaryIO | None = None,
+def read_input(name: str, path: str, stdin: IO[bytes] | None = None,
                digest: Digest | None = None) -> np.ndarray:
     """Load the array for `--input NAME=PATH`; PATH `-` is standard input, format sniffed.
 
@@ -87,7 +87,7 @@ def read_input(name: str, path: str, stdin: BinaryIO | None = None,
     raise error
 
 
-def read_all(path: str, stdin: BinaryIO | None = None) -> tuple[str, dict[str, np.ndarray]]:
+def read_all(path: str, stdin: IO[bytes] | None = None) -> tuple[str, dict[str, np.ndarray]]:
     """Every array of a .npy, .npz or CSV file, by name, and the format it was read as.
 
     PATH `-` is standard input, its format sniffed as for `--input NAME=-`. CSV columns
@@ -120,7 +120,7 @@ def read_all(path: str, stdin: BinaryIO | None = None) -> tuple[str, dict[str, n
     raise error
 
 
-def _standard_input(stdin: BinaryIO | None, called: str) -> BinaryIO:
+def _standard_input(stdin: IO[bytes] | None, called: str) -> BinaryIO:
     """`stdin`, else the process's standard input, which is None when it was started
     with its descriptor 0 closed (`<&-`); `called`: what the message calls it."""
     if stdin is not None:
@@ -130,7 +130,7 @@ def _standard_input(stdin: BinaryIO | None, called: str) -> BinaryIO:
     return sys.stdin.buffer
 
 
-def _read_all_stdin(stdin: BinaryIO) -> bytes:
+def _read_all_stdin(stdin: IO[bytes]) -> bytes:
     try:
         return stdin.read()
     except OSError as exc:
@@ -154,11 +154,11 @@ def _normalise_named(name: str, array: np.ndarray, fmt: str) -> np.ndarray:
         raise _Problem(f"array {name!r}: {problem}", problem.exit_code) from None
 
 
-def _load_npy_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+def _load_npy_all(stream: IO[bytes]) -> dict[str, np.ndarray]:
     return {"": _load_npy(stream, "")}
 
 
-def _load_npz_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+def _load_npz_all(stream: IO[bytes]) -> dict[str, np.ndarray]:
     """Every member of an .npz archive, in the archive's order; none is fine."""
     arrays = {}
     try:
@@ -178,7 +178,7 @@ def _load_npz_all(stream: BinaryIO) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _csv_reader(stream: BinaryIO) -> Any:
+def _csv_reader(stream: IO[bytes]) -> Any:
     try:
         text = stream.read().decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -194,7 +194,7 @@ def _csv_header(reader: Any) -> list[str]:
     return header
 
 
-def _load_csv_all(stream: BinaryIO) -> dict[str, np.ndarray]:
+def _load_csv_all(stream: IO[bytes]) -> dict[str, np.ndarray]:
     """Every column group of a CSV file, in header order, each as (rows, *shape)."""
     reader = _csv_reader(stream)
     try:
@@ -222,7 +222,7 @@ _ALL_LOADERS: dict[str, Callable[[BinaryIO], dict[str, np.ndarray]]] = {
 }
 
 
-def _read_stdin(name: str, stdin: BinaryIO, digest: Digest | None) -> np.ndarray:
+def _read_stdin(name: str, stdin: IO[bytes], digest: Digest | None) -> np.ndarray:
     try:
         data = stdin.read()
     except OSError as exc:
@@ -263,7 +263,7 @@ class _HashingReader(io.RawIOBase):
     loader skipped or read out of order (a zip's directory, a few hundred bytes).
     """
 
-    def __init__(self, raw: BinaryIO, digest: Digest) -> None:
+    def __init__(self, raw: IO[bytes], digest: Digest) -> None:
         super().__init__()
         self._raw, self._digest, self._hashed = raw, digest, 0
 
@@ -295,7 +295,7 @@ class _HashingReader(io.RawIOBase):
         self._hashed = self._raw.tell()
 
 
-def _load_npy(stream: BinaryIO, _name: str, size: int | None = None) -> np.ndarray:
+def _load_npy(stream: IO[bytes], _name: str, size: int | None = None) -> np.ndarray:
     """The one unnamed array of a .npy file; never unpickles, and says why it refuses to.
 
     The header is checked before any data is read: an array over `MAX_INPUT_ELEMENTS`, or
@@ -315,7 +315,7 @@ def _load_npy(stream: BinaryIO, _name: str, size: int | None = None) -> np.ndarr
         raise _Problem(f"not a valid .npy file, truncated or corrupt ({reason})") from None
 
 
-def _npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype a .npy header declares.
 
     NumPy parses the header's text with Python's tokenizer and `literal_eval`, which
@@ -337,7 +337,7 @@ def _npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _check_declared_size(
-    stream: BinaryIO, shape: tuple[int, ...], dtype: np.dtype, end: int | None
+    stream: IO[bytes], shape: tuple[int, ...], dtype: np.dtype, end: int | None
 ) -> None:
     """Refuse a header that declares too many elements, or more bytes than follow it."""
     if any(not isinstance(dim, int) or dim < 0 for dim in shape):
@@ -359,7 +359,7 @@ def _check_declared_size(
         )
 
 
-def _stream_end(stream: BinaryIO) -> int | None:
+def _stream_end(stream: IO[bytes]) -> int | None:
     """The stream's length, if it can seek; its position is left where it was."""
     try:
         if not stream.seekable():
@@ -372,7 +372,7 @@ def _stream_end(stream: BinaryIO) -> int | None:
     return end
 
 
-def _load_npz(stream: BinaryIO, name: str) -> np.ndarray:
+def _load_npz(stream: IO[bytes], name: str) -> np.ndarray:
     """The array NAME of an .npz archive, or its only array whatever it is called."""
     try:
         with zipfile.ZipFile(stream) as archive:
@@ -399,7 +399,7 @@ def _npz_member(members: dict[str, str], name: str) -> str:
     raise _Problem(f"no array {name!r} in the .npz file; it holds {', '.join(members)}")
 
 
-def _load_csv(stream: BinaryIO, name: str) -> np.ndarray:
+def _load_csv(stream: IO[bytes], name: str) -> np.ndarray:
     """Columns NAME or NAME[i,...] of a CSV file with a header line, as (rows, *shape)."""
     reader = _csv_reader(stream)
     try:

@@ -236,8 +236,8 @@ class _Converter:
             if isinstance(node, kind):
                 return hint
         if isinstance(node, ast.Constant):
-            kind = _CONSTANT_KINDS.get(type(node.value), f"{type(node.value).__name__} values")
-            return f"{kind} are not part of the recur language"
+            what = _CONSTANT_KINDS.get(type(node.value), f"{type(node.value).__name__} values")
+            return f"{what} are not part of the recur language"
         return f"'{type(node).__name__}' is not part of the recur language"
 
     def _convert_Constant(self, node: ast.Constant, depth: int) -> n.Node:
