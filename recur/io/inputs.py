@@ -16,7 +16,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, Any, BinaryIO, Protocol, cast
+from typing import IO, Any, Protocol, cast
 
 import numpy as np
 
@@ -120,7 +120,7 @@ def read_all(path: str, stdin: IO[bytes] | None = None) -> tuple[str, dict[str, 
     raise error
 
 
-def _standard_input(stdin: IO[bytes] | None, called: str) -> BinaryIO:
+def _standard_input(stdin: IO[bytes] | None, called: str) -> IO[bytes]:
     """`stdin`, else the process's standard input, which is None when it was started
     with its descriptor 0 closed (`<&-`); `called`: what the message calls it."""
     if stdin is not None:
@@ -215,7 +215,7 @@ def _load_csv_all(stream: IO[bytes]) -> dict[str, np.ndarray]:
     return arrays
 
 
-_ALL_LOADERS: dict[str, Callable[[BinaryIO], dict[str, np.ndarray]]] = {
+_ALL_LOADERS: dict[str, Callable[[IO[bytes]], dict[str, np.ndarray]]] = {
     "npy": _load_npy_all,
     "npz": _load_npz_all,
     "csv": _load_csv_all,
@@ -248,7 +248,7 @@ def _read_file(name: str, path: str, digest: Digest | None) -> np.ndarray:
             if digest is None:
                 return _LOADERS[fmt](stream, name)
             hashing = _HashingReader(stream, digest)
-            array = _LOADERS[fmt](cast(BinaryIO, hashing), name)
+            array = _LOADERS[fmt](cast(IO[bytes], hashing), name)
             hashing.finish()
             return array
     except OSError as exc:
@@ -626,7 +626,7 @@ def _normalise(array: np.ndarray) -> np.ndarray:
     return array.astype(target, copy=False)
 
 
-_LOADERS: dict[str, Callable[[BinaryIO, str], np.ndarray]] = {
+_LOADERS: dict[str, Callable[[IO[bytes], str], np.ndarray]] = {
     "npy": _load_npy,
     "npz": _load_npz,
     "csv": _load_csv,
