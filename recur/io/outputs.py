@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import numpy as np
 
@@ -114,23 +114,41 @@ _CELL_TEXT: dict[str, Callable[[object], str]] = {
 def write_npy(stream: BinaryIO, outputs: Sequence[OutputArray]) -> None:
     """The single output as a .npy array."""
     _check_npy(outputs)
-    np.lib.format.write_array(_Chunked(stream), np.asarray(outputs[0].array),
+    np.lib.format.write_array(_WholeWrites(stream), np.asarray(outputs[0].array),
                               allow_pickle=False)
 
 
-class _Chunked:
-    """A stream that NumPy does not take for a file, so that it writes through `write`.
+class _WholeWrites:
+    """A stream whose `write` takes all of the bytes, or raises; else it stands for `stream`.
 
-    For a real file NumPy uses `ndarray.tofile`, whose failures (a full disk, a closed
-    pipe) are OSErrors without an errno ("1000 requested and 24 written"); through
-    `write`, in chunks, they keep it, and say what went wrong.
+    Buffered standard output can take part of a large write without an error when the
+    reader of the pipe leaves in the middle of it (`| head -c 10`); NumPy, `zipfile` and
+    `TextIOWrapper` ignore the count, so the rest was lost and the run ended with status
+    0. Writing the rest finds the pipe closed. Also, NumPy does not take this for a
+    file, so it writes through `write` rather than `ndarray.tofile`, whose failures (a
+    full disk, a closed pipe) are OSErrors without an errno ("1000 requested and 24
+    written").
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def write(self, data: bytes) -> int:
-        return self._stream.write(data)
+    def write(self, data: Any) -> int:
+        return _write_whole(self._stream, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _write_whole(stream: BinaryIO, data: Any) -> int:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        written = stream.write(view[done:])
+        if not written:  # a stream that would block, or takes nothing: never spin
+            raise BlockingIOError(errno.EAGAIN, "the output takes no more bytes")
+        done += written
+    return done
 
 
 def _check_npy(outputs: Sequence[OutputArray]) -> None:
@@ -192,16 +210,16 @@ def _write_stdout(outputs: Sequence[OutputArray], fmt: str, stdout: BinaryIO) ->
             notes=("use -o FILE, pipe it, or --format csv",),
         )
     try:
-        _write_stream(stdout, fmt, outputs)
+        _write_stream(cast(BinaryIO, _WholeWrites(stdout)), fmt, outputs)
         stdout.flush()
     except BrokenPipeError:
         raise  # the reader is gone (`| head -1`): the CLI ends quietly
     except OSError as exc:
-        _discard(stdout)
+        discard_output(stdout)
         raise UsageError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
-def _discard(stdout: BinaryIO) -> None:
+def discard_output(stdout: BinaryIO | TextIO) -> None:
     """Point a failed standard output at /dev/null, so that the bytes still buffered do
     not fail again, with a traceback, when the interpreter flushes it at exit."""
     try:
@@ -271,6 +289,8 @@ def _write_through(path: str, write: Callable[[BinaryIO], None]) -> None:
     try:
         with open(path, "wb") as stream:
             write(_ForwardOnly(stream))  # type: ignore[arg-type]
+    except BrokenPipeError:
+        raise  # a named pipe or /dev/stdout whose reader left: as for standard output
     except OSError as exc:
         raise _cannot_write(path, exc) from None
 
@@ -291,7 +311,7 @@ class _ForwardOnly(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        written = self._stream.write(data)
+        written = _write_whole(self._stream, data)
         self._written += written
         return written
 
