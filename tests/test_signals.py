@@ -58,6 +58,8 @@ outputs:
 # 300,000 steps: 2.4 MB as .npy, 2 MB as CSV, more than any pipe holds (at most 1 MiB)
 COUNT = "outputs:\n  x:\n    dtype: int64\n    initial: 0\n    step: x[t-1] + 1\n"
 LONG = ["--steps", "300000"]
+# Only against a hang: a loaded machine may take many times as long as an idle one.
+TIMEOUT = 300
 
 Start = Callable[..., "subprocess.Popen[bytes]"]
 
@@ -102,7 +104,7 @@ def _start_spec(start: Start, tmp_path: Path, spec: str, *args: str, **popen: ob
 
 def _wait_until_running(process: subprocess.Popen[bytes], cpu: float = 1.5) -> None:
     """Until the process has spent `cpu` seconds working: imported, compiled, in the loop."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + TIMEOUT
     while _cpu_seconds(process.pid) < cpu:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run never got going"
@@ -112,7 +114,7 @@ def _wait_until_running(process: subprocess.Popen[bytes], cpu: float = 1.5) -> N
 def _interrupt(process: subprocess.Popen[bytes]) -> tuple[int, str]:
     """Ctrl-C as a terminal sends it: to the process group."""
     os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=TIMEOUT)
     return process.returncode, stderr.decode()
 
 
@@ -215,7 +217,7 @@ def test_ctrl_c_while_recur_is_imported(start: Start, tmp_path: Path, command: l
     env = {**os.environ, "SIGINT_ON_IMPORT": module,
            "PYTHONPATH": os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])}
     process = start(command, "run", str(SPECS / "fibonacci.yaml"), env=env)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=TIMEOUT)
     assert (process.returncode, stderr, stdout) == (130, b"recur: interrupted\n", b"")
 
 
@@ -234,7 +236,7 @@ def test_a_pipe_closed_before_recur_writes_ends_it_with_status_1(
                               stdout=writer)
     finally:
         os.close(writer)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=TIMEOUT)
     assert (process.returncode, stderr) == (1, b"")
 
 
@@ -248,7 +250,7 @@ def test_every_command_ends_quietly_at_a_closed_pipe(start: Start, args: list[st
         process = start(RECUR, *args, stdout=writer, cwd=SPECS)
     finally:
         os.close(writer)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=TIMEOUT)
     assert (process.returncode, stderr) == (1, b"")
 
 
@@ -298,7 +300,7 @@ def test_head_ends_recur_quietly_with_status_1(start: Start, tmp_path: Path, fmt
     head = start(["head", *(["-c", "10"] if fmt == "npy" else ["-1"])], stdin=recur.stdout)
     assert recur.stdout is not None
     recur.stdout.close()  # head alone holds the pipe now
-    shown, _ = head.communicate(timeout=120)
-    _, stderr = recur.communicate(timeout=120)
+    shown, _ = head.communicate(timeout=TIMEOUT)
+    _, stderr = recur.communicate(timeout=TIMEOUT)
     assert shown == (b"x\n" if fmt == "csv" else b"\x93NUMPY\x01\x00v\x00")
     assert (recur.returncode, stderr) == (1, b"")
