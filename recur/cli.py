@@ -187,5 +187,6 @@ cli.add_command(diff)
 
 
 def main() -> None:
-    """The console script's entry point."""
+    """Run the command line and exit with its status; Ctrl-C leaves as KeyboardInterrupt,
+    for the entry point, `recur/__main__.py`."""
     cli()

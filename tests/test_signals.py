@@ -58,6 +58,9 @@ outputs:
 # 300,000 steps: 2.4 MB as .npy, 2 MB as CSV, more than any pipe holds (at most 1 MiB)
 COUNT = "outputs:\n  x:\n    dtype: int64\n    initial: 0\n    step: x[t-1] + 1\n"
 LONG = ["--steps", "300000"]
+# Standard output as Python buffers it by default (a test run may have made it unbuffered)
+BUFFERED = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+UNBUFFERED = {**BUFFERED, "PYTHONUNBUFFERED": "1"}
 # Only against a hang: a loaded machine may take many times as long as an idle one.
 TIMEOUT = 300
 
@@ -223,9 +226,11 @@ def test_ctrl_c_while_recur_is_imported(start: Start, tmp_path: Path, command: l
 
 @pytest.mark.parametrize("fmt", ["csv", "npy", "npz"])
 @pytest.mark.parametrize("steps", ["10", "300000"])
-@pytest.mark.parametrize("out", ["-", "/dev/stdout"])
+@pytest.mark.parametrize(("out", "env"), [("-", BUFFERED), ("-", UNBUFFERED),
+                                          ("/dev/stdout", BUFFERED)],
+                         ids=["stdout", "unbuffered-stdout", "dev-stdout"])
 def test_a_pipe_closed_before_recur_writes_ends_it_with_status_1(
-    start: Start, tmp_path: Path, fmt: str, steps: str, out: str
+    start: Start, tmp_path: Path, fmt: str, steps: str, out: str, env: dict[str, str]
 ) -> None:
     """Small output, held by a buffer until the flush, or large, in many writes; to
     standard output or through /dev/stdout: the first write to reach the pipe fails."""
@@ -233,7 +238,7 @@ def test_a_pipe_closed_before_recur_writes_ends_it_with_status_1(
     os.close(reader)
     try:
         process = _start_spec(start, tmp_path, COUNT, "--steps", steps, "-o", out, "-f", fmt,
-                              stdout=writer)
+                              stdout=writer, env=env)
     finally:
         os.close(writer)
     _, stderr = process.communicate(timeout=TIMEOUT)
@@ -247,7 +252,31 @@ def test_every_command_ends_quietly_at_a_closed_pipe(start: Start, args: list[st
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        process = start(RECUR, *args, stdout=writer, cwd=SPECS)
+        process = start(RECUR, *args, stdout=writer, cwd=SPECS, env=BUFFERED)
+    finally:
+        os.close(writer)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert (process.returncode, stderr) == (1, b"")
+
+
+UNFLUSHED = """\
+import sys
+from recur.cli import cli
+
+@cli.command()
+def say() -> None:
+    sys.stdout.write("left in the buffer, for the interpreter to flush at exit")
+
+cli.main(["say"])
+"""
+
+
+def test_output_left_in_the_buffer_meets_the_closed_pipe_quietly(start: Start) -> None:
+    """The last flush, that the interpreter would do at exit with a traceback, is recur's."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        process = start([sys.executable, "-c", UNFLUSHED], stdout=writer, env=BUFFERED)
     finally:
         os.close(writer)
     _, stderr = process.communicate(timeout=TIMEOUT)
@@ -294,9 +323,12 @@ def test_a_stream_that_takes_nothing_is_an_error() -> None:
 
 @pytest.mark.skipif(shutil.which("head") is None, reason="needs head")
 @pytest.mark.parametrize("fmt", ["csv", "npy"])
-def test_head_ends_recur_quietly_with_status_1(start: Start, tmp_path: Path, fmt: str) -> None:
-    """`recur run ... | head`: more than a pipe holds, so some write finds it closed."""
-    recur = _start_spec(start, tmp_path, COUNT, *LONG, "-f", fmt)
+@pytest.mark.parametrize("env", [BUFFERED, UNBUFFERED], ids=["buffered", "unbuffered"])
+def test_head_ends_recur_quietly_with_status_1(start: Start, tmp_path: Path, fmt: str,
+                                               env: dict[str, str]) -> None:
+    """`recur run ... | head`: more than a pipe holds, so some write finds it closed,
+    often in the middle of a write that the pipe took in part."""
+    recur = _start_spec(start, tmp_path, COUNT, *LONG, "-f", fmt, env=env)
     head = start(["head", *(["-c", "10"] if fmt == "npy" else ["-1"])], stdin=recur.stdout)
     assert recur.stdout is not None
     recur.stdout.close()  # head alone holds the pipe now
