@@ -6,6 +6,7 @@ same folder, which replaces the target only once it is complete and on disk.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -121,13 +122,13 @@ def write_npy(stream: BinaryIO, outputs: Sequence[OutputArray]) -> None:
 class _WholeWrites:
     """A stream whose `write` takes all of the bytes, or raises; else it stands for `stream`.
 
-    Buffered standard output can take part of a large write without an error when the
-    reader of the pipe leaves in the middle of it (`| head -c 10`); NumPy, `zipfile` and
-    `TextIOWrapper` ignore the count, so the rest was lost and the run ended with status
-    0. Writing the rest finds the pipe closed. Also, NumPy does not take this for a
-    file, so it writes through `write` rather than `ndarray.tofile`, whose failures (a
-    full disk, a closed pipe) are OSErrors without an errno ("1000 requested and 24
-    written").
+    A pipe whose reader leaves in the middle of a large write (`| head -c 10`) takes
+    part of it without an error: the system call returns what went through, and Python's
+    standard output passes that count on. NumPy, `zipfile` and `TextIOWrapper` ignore
+    it, so the rest was lost and the run ended with status 0; writing the rest finds
+    the pipe closed. Also, NumPy does not take this for a file, so it writes through
+    `write` rather than `ndarray.tofile`, whose failures (a full disk, a closed pipe)
+    are OSErrors without an errno ("1000 requested and 24 written").
     """
 
     def __init__(self, stream: BinaryIO) -> None:
@@ -258,11 +259,10 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
         return
     target = os.path.realpath(path) if os.path.islink(path) else path
     folder, base = os.path.split(target)
+    folder = folder or "."
+    prefix = f".{base}.{os.urandom(4).hex()}."  # no other writer's temporary file has it
     try:
-        handle, temporary = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
         with open(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -270,10 +270,23 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException as exc:
-        os.unlink(temporary)
+        _remove_temporary(folder, prefix)
         if isinstance(exc, OSError):
             raise _cannot_write(path, exc) from None
         raise
+
+
+def _remove_temporary(folder: str, prefix: str) -> None:
+    """Remove the temporary file by its prefix: a Ctrl-C inside `mkstemp`, once the file
+    is made but before its name is returned, leaves no name to remove it by."""
+    try:
+        names = os.listdir(folder)
+    except OSError:  # a missing folder, where no file was made
+        return
+    for name in names:
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
 
 
 def _is_special(path: str) -> bool:
