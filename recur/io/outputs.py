@@ -123,12 +123,13 @@ class _WholeWrites:
     """A stream whose `write` takes all of the bytes, or raises; else it stands for `stream`.
 
     A pipe whose reader leaves in the middle of a large write (`| head -c 10`) takes
-    part of it without an error: the system call returns what went through, and Python's
-    standard output passes that count on. NumPy, `zipfile` and `TextIOWrapper` ignore
-    it, so the rest was lost and the run ended with status 0; writing the rest finds
-    the pipe closed. Also, NumPy does not take this for a file, so it writes through
-    `write` rather than `ndarray.tofile`, whose failures (a full disk, a closed pipe)
-    are OSErrors without an errno ("1000 requested and 24 written").
+    part of it without an error: the system call returns what went through, and an
+    unbuffered standard output (PYTHONUNBUFFERED, `python -u`) passes that count on.
+    NumPy, `zipfile` and `TextIOWrapper` ignore it, so the rest was lost and the run
+    ended with status 0; writing the rest finds the pipe closed. Also, NumPy does not
+    take this for a file, so it writes through `write` rather than `ndarray.tofile`,
+    whose failures (a full disk, a closed pipe) are OSErrors without an errno ("1000
+    requested and 24 written").
     """
 
     def __init__(self, stream: BinaryIO) -> None:
