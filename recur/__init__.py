@@ -1,11 +1,35 @@
-"""recur: evaluate recurrences written as YAML specs, on NumPy or CuPy."""
+"""recur: evaluate recurrences written as YAML specs, on NumPy or CuPy.
+
+The names below are imported when first used (PEP 562), so that `import recur`, which
+the `recur` command does before anything else, costs nothing: NumPy comes later.
+"""
 
 from __future__ import annotations
 
-from recur.api import Report, Result, check, load, run
-from recur.diagnostics import RecurError, render
-from recur.spec import Spec
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recur.api import Report, Result, check, load, run
+    from recur.diagnostics import RecurError, render
+    from recur.spec import Spec
 
 __version__ = "0.1.0"
 
 __all__ = ["RecurError", "Report", "Result", "Spec", "check", "load", "render", "run"]
+
+_HOMES = {"RecurError": "recur.diagnostics", "render": "recur.diagnostics", "Spec": "recur.spec",
+          "Report": "recur.api", "Result": "recur.api", "check": "recur.api", "load": "recur.api",
+          "run": "recur.api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'recur' has no attribute {name!r}")
+    value = getattr(import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

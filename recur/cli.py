@@ -7,6 +7,8 @@ exit status; click's own usage errors are reworded to `recur: error: ...`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -16,25 +18,47 @@ from recur.diagnostics import EXIT_USAGE, RecurError, render
 from recur.diff import diff
 from recur.explain import explain
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
+from recur.io.outputs import discard_output
 from recur.meta import write_meta
 from recur.plot import plot
 from recur.runopts import request_from_options, run_from_options, run_options
 
-EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 1
 
 
 class _Interrupted(Exception):
     """Ctrl-C, carried past click's `main`, which prints an empty line for KeyboardInterrupt."""
 
 
+class _PipeClosed(Exception):
+    """The reader of standard output left, carried past click's `main`, which would end
+    the run its own way (status 1, with its own wrappers around the standard streams)."""
+
+
+@contextmanager
+def _carried() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _Interrupted from None
+    except BrokenPipeError:
+        raise _PipeClosed from None
+
+
 class _RecurGroup(click.Group):
-    """A group whose errors all look like recur's: one message, the right exit status."""
+    """A group whose errors all look like recur's: one message, the right exit status.
+
+    Ctrl-C leaves as KeyboardInterrupt, for the entry point (`recur/__main__.py`) to
+    report as it does one that comes while recur is still being imported.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _carried():  # --help and --version write while the options are parsed
+            return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with _carried():
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise _Interrupted from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -52,10 +76,29 @@ class _RecurGroup(click.Group):
             if isinstance(error, click.UsageError) and error.ctx is not None:
                 click.echo(f"note: see '{error.ctx.command_path} --help'", err=True)
             sys.exit(error.exit_code)
-        except (KeyboardInterrupt, click.Abort, _Interrupted):
-            click.echo("recur: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-        sys.exit(code if isinstance(code, int) else 0)
+        except _PipeClosed:
+            sys.exit(_pipe_closed())
+        except (click.Abort, _Interrupted):
+            raise KeyboardInterrupt from None
+        sys.exit(_flushed(code if isinstance(code, int) else 0))
+
+
+def _flushed(code: int) -> int:
+    """The exit status once standard output is flushed: what is still buffered could
+    otherwise find the pipe closed only at exit, and fail there with a traceback."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _pipe_closed() if code == 0 else code
+    return code
+
+
+def _pipe_closed() -> int:
+    """A closed pipe ends recur with status 1 and no message, whichever write found it."""
+    if sys.stdout is not None:
+        discard_output(sys.stdout)
+    return EXIT_PIPE_CLOSED
 
 
 @click.group(cls=_RecurGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,5 +196,6 @@ cli.add_command(diff)
 
 
 def main() -> None:
-    """The console script's entry point."""
+    """Run the command line and exit with its status; Ctrl-C leaves as KeyboardInterrupt,
+    for the entry point, `recur/__main__.py`."""
     cli()

@@ -120,6 +120,7 @@ def _cuda_case(case: Case, where: str, engine: str) -> None:
     _check_case(case, device="cuda", engine=engine)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(cases())
@@ -127,6 +128,7 @@ def test_random_float_specs_agree_on_the_fused_kernel(where: str, case: Case) ->
     _cuda_case(case, where, "compiled")
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(cases(ints=True))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy
+import pytest
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 RECUR = [sys.executable, "-m", "recur"]
@@ -88,6 +89,28 @@ def test_importing_the_cli_does_not_import_cupy_or_scipy() -> None:
     result = subprocess.run([sys.executable, "-c", code, str(SPECS / "fibonacci.yaml")],
                             capture_output=True, timeout=60, check=False)
     assert result.stdout == b"False False\n", result.stderr
+
+
+def test_importing_recur_imports_nothing_heavy_and_its_names_still_work() -> None:
+    """`import recur` is the first thing the `recur` command does, before it handles
+    Ctrl-C: NumPy and click come only when a name needs them."""
+    code = ("import sys, recur; print([m for m in ('numpy', 'click') if m in sys.modules]); "
+            "from recur import Spec, load; result = recur.run(load(sys.argv[1]), steps=5); "
+            "print(result['x'].tolist(), Spec.__name__, 'run' in dir(recur))")
+    result = subprocess.run([sys.executable, "-c", code, str(SPECS / "fibonacci.yaml")],
+                            capture_output=True, timeout=60, check=False)
+    fibonacci = [0, 1]
+    for _ in range(5):
+        fibonacci.append(fibonacci[-1] + fibonacci[-2])
+    assert result.stdout.decode().splitlines() == ["[]", f"{fibonacci[2:]} Spec True"], (
+        result.stderr)
+
+
+def test_an_unknown_name_of_the_package_is_an_attribute_error() -> None:
+    import recur
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        recur.nope  # noqa: B018
 
 
 def test_shell_completion_completes_commands_and_options() -> None:

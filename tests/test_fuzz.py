@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -401,6 +402,7 @@ outputs:
     exercise(spec)
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=200)
 @given(spec_texts(), st.integers(0, 7), st.booleans())
 def test_near_valid_specs_run_or_fail_cleanly(text: str, choice: int, check: bool) -> None:

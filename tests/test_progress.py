@@ -17,6 +17,8 @@ from recur.progress import SHOW_AFTER, ProgressBar, render_line
 # Several seconds in the interpreter on any machine we know, so that the bar is due.
 LONG_SPEC = ('steps: 1000000\noutputs:\n  x: {initial: 0.5, step: '
              '"sin(x[t-1]) + cos(x[t-1]) * tanh(x[t-1] * 0.5) - sin(x[t-1] * 0.25) / 7"}\n')
+# Only against a hang: a loaded machine may take many times as long as an idle one.
+TIMEOUT = 600
 
 
 class FakeClock:
@@ -63,22 +65,31 @@ def _run_on_a_terminal(args: list[str], tmp_path: Path) -> tuple[int, str]:
                              "--engine", "interp", *args],
                             stdout=subprocess.PIPE, stderr=terminal)
     os.close(terminal)
+    try:
+        drawn = _read_until_closed(controller)
+        return proc.wait(timeout=TIMEOUT), drawn.decode(errors="replace")
+    finally:
+        os.close(controller)
+        if proc.poll() is None:  # a test that failed leaves nothing running
+            proc.kill()
+            proc.wait()
+
+
+def _read_until_closed(controller: int) -> bytes:
     drawn = b""
     while True:
-        ready, _, _ = select.select([controller], [], [], 60)
+        ready, _, _ = select.select([controller], [], [], TIMEOUT)
         if not ready:
-            break
+            return drawn
         try:
             chunk = os.read(controller, 4096)
         except OSError:  # the terminal closed: the process is done
-            break
+            return drawn
         if not chunk:
-            break
+            return drawn
         drawn += chunk
-    os.close(controller)
-    return proc.wait(timeout=60), drawn.decode(errors="replace")
 
-
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 def test_a_long_run_on_a_terminal_shows_progress(tmp_path: Path) -> None:
     status, drawn = _run_on_a_terminal([], tmp_path)
@@ -88,11 +99,13 @@ def test_a_long_run_on_a_terminal_shows_progress(tmp_path: Path) -> None:
     assert quiet_status == 0 and quiet == ""
 
 
+@pytest.mark.slow
 def test_a_pipe_gets_no_progress(tmp_path: Path) -> None:
     spec = tmp_path / "long.yaml"
     spec.write_text(LONG_SPEC)
     result = subprocess.run([sys.executable, "-m", "recur", "run", str(spec), "--last",
-                             "--engine", "interp"], capture_output=True, timeout=60, check=False)
+                             "--engine", "interp"],
+                            capture_output=True, timeout=TIMEOUT, check=False)
     assert result.returncode == 0
     assert result.stderr == b""
     assert result.stdout.startswith(b"x\n")

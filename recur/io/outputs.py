@@ -6,6 +6,7 @@ same folder, which replaces the target only once it is complete and on disk.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -17,7 +18,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import numpy as np
 
@@ -114,23 +115,42 @@ _CELL_TEXT: dict[str, Callable[[object], str]] = {
 def write_npy(stream: BinaryIO, outputs: Sequence[OutputArray]) -> None:
     """The single output as a .npy array."""
     _check_npy(outputs)
-    np.lib.format.write_array(_Chunked(stream), np.asarray(outputs[0].array),
+    np.lib.format.write_array(_WholeWrites(stream), np.asarray(outputs[0].array),
                               allow_pickle=False)
 
 
-class _Chunked:
-    """A stream that NumPy does not take for a file, so that it writes through `write`.
+class _WholeWrites:
+    """A stream whose `write` takes all of the bytes, or raises; else it stands for `stream`.
 
-    For a real file NumPy uses `ndarray.tofile`, whose failures (a full disk, a closed
-    pipe) are OSErrors without an errno ("1000 requested and 24 written"); through
-    `write`, in chunks, they keep it, and say what went wrong.
+    A pipe whose reader leaves in the middle of a large write (`| head -c 10`) takes
+    part of it without an error: the system call returns what went through, and an
+    unbuffered standard output (PYTHONUNBUFFERED, `python -u`) passes that count on.
+    NumPy, `zipfile` and `TextIOWrapper` ignore it, so the rest was lost and the run
+    ended with status 0; writing the rest finds the pipe closed. Also, NumPy does not
+    take this for a file, so it writes through `write` rather than `ndarray.tofile`,
+    whose failures (a full disk, a closed pipe) are OSErrors without an errno ("1000
+    requested and 24 written").
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def write(self, data: bytes) -> int:
-        return self._stream.write(data)
+    def write(self, data: Any) -> int:
+        return _write_whole(self._stream, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _write_whole(stream: BinaryIO, data: Any) -> int:
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        written = stream.write(view[done:])
+        if not written:  # a stream that would block, or takes nothing: never spin
+            raise BlockingIOError(errno.EAGAIN, "the output takes no more bytes")
+        done += written
+    return done
 
 
 def _check_npy(outputs: Sequence[OutputArray]) -> None:
@@ -195,16 +215,16 @@ def _write_stdout(outputs: Sequence[OutputArray], fmt: str, stdout: BinaryIO) ->
             notes=("use -o FILE, pipe it, or --format csv",),
         )
     try:
-        _write_stream(stdout, fmt, outputs)
+        _write_stream(cast(BinaryIO, _WholeWrites(stdout)), fmt, outputs)
         stdout.flush()
     except BrokenPipeError:
         raise  # the reader is gone (`| head -1`): the CLI ends quietly
     except OSError as exc:
-        _discard(stdout)
+        discard_output(stdout)
         raise UsageError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
-def _discard(stdout: BinaryIO) -> None:
+def discard_output(stdout: BinaryIO | TextIO) -> None:
     """Point a failed standard output at /dev/null, so that the bytes still buffered do
     not fail again, with a traceback, when the interpreter flushes it at exit."""
     try:
@@ -246,11 +266,10 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, force: bool = 
     check_replaceable(path, force)
     mode = _kept_mode(target)
     folder, base = os.path.split(target)
+    folder = folder or "."
+    prefix = f".{base}.{os.urandom(4).hex()}."  # no other writer's temporary file has it
     try:
-        handle, temporary = tempfile.mkstemp(dir=folder or ".", prefix=f".{base}.", suffix=".tmp")
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
         with open(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -258,7 +277,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, force: bool = 
         os.chmod(temporary, 0o666 & ~_umask() if mode is None else mode)
         os.replace(temporary, target)
     except BaseException as exc:
-        os.unlink(temporary)
+        _remove_temporary(folder, prefix)
         if isinstance(exc, OSError):
             raise _cannot_write(path, exc) from None
         raise
@@ -286,6 +305,19 @@ def _kept_mode(path: str) -> int | None:
         return None
 
 
+def _remove_temporary(folder: str, prefix: str) -> None:
+    """Remove the temporary file by its prefix: a Ctrl-C inside `mkstemp`, once the file
+    is made but before its name is returned, leaves no name to remove it by."""
+    try:
+        names = os.listdir(folder)
+    except OSError:  # a missing folder, where no file was made
+        return
+    for name in names:
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+
+
 def _is_special(path: str) -> bool:
     """Whether `path` exists and is something other than a regular file."""
     try:
@@ -299,6 +331,8 @@ def _write_through(path: str, write: Callable[[BinaryIO], None]) -> None:
     try:
         with open(path, "wb") as stream:
             write(_ForwardOnly(stream))  # type: ignore[arg-type]
+    except BrokenPipeError:
+        raise  # a named pipe or /dev/stdout whose reader left: as for standard output
     except OSError as exc:
         raise _cannot_write(path, exc) from None
 
@@ -319,7 +353,7 @@ class _ForwardOnly(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        written = self._stream.write(data)
+        written = _write_whole(self._stream, data)
         self._written += written
         return written
 
