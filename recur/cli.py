@@ -14,8 +14,9 @@ from typing import Any
 import click
 
 from recur import api
-from recur.diagnostics import EXIT_USAGE, RecurError, render
+from recur.diagnostics import EXIT_USAGE, RecurError, flag_words, render
 from recur.diff import diff
+from recur.engine.memory import out_of_memory
 from recur.explain import explain
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
 from recur.io.outputs import discard_output
@@ -43,6 +44,9 @@ def _carried() -> Iterator[None]:
         raise _Interrupted from None
     except BrokenPipeError:
         raise _PipeClosed from None
+    except MemoryError as exc:  # one the memory check could not foresee, run or write
+        with flag_words():
+            raise out_of_memory(exc) from None
 
 
 class _RecurGroup(click.Group):
