@@ -1,7 +1,8 @@
 """The `recur` command: options in, library calls, results and diagnostics out.
 
 No numerics here. Every `RecurError` becomes one rendered message on stderr and its
-exit status; click's own usage errors are reworded to `recur: error: ...`.
+exit status, and so does a `MemoryError` (a run that does not fit, exit 1); click's own
+usage errors are reworded to `recur: error: ...`.
 """
 
 from __future__ import annotations
