@@ -19,7 +19,7 @@ from recur.diagnostics import RunError, option
 # Kept free of every limit: a tenth of it, at least MARGIN_FLOOR. What a run takes
 # beyond its kept outputs (measured, docs/robustness.md): SciPy when first used
 # (120 MB of address space), the sub-expressions swept ahead of the loop (64 MB each
-# at most), the CSV writer's block (about 35 MB), the engines' own (40 MB); and the
+# at most), the CSV writer's block (12 to 17 MB), the engines' own (40 MB); and the
 # available memory is an estimate that other processes and the page cache of the file
 # being written draw on while the run goes.
 MARGIN_FLOOR = 512 * 2**20

@@ -1,7 +1,8 @@
 """Writing results as CSV, .npy or .npz, to standard output or to a file.
 
 A file is written whole or not at all: the result goes to a temporary file in the
-same folder, which replaces the target only once it is complete and on disk.
+same folder, which replaces the target only once it is complete and on disk; one that a
+writer killed outright left is removed by the next write of the same target.
 """
 
 from __future__ import annotations
