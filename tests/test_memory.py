@@ -89,6 +89,17 @@ def test_the_issue_s_run_is_refused_and_one_within_the_margin_accepted() -> None
     compiler._check_memory({"x": 22_000_000_000}, backend)  # 22.14 GB may be used
 
 
+def test_on_the_gpu_the_host_must_hold_the_outputs_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outputs come back to the host: a roomy GPU on a small host is refused."""
+    backend = _Backend(Room(100 * 10**9, "the GPU's free memory"))
+    backend.name = "cuda"
+    monkeypatch.setattr(compiler, "host_room", lambda: Room(2 * 10**9, "the host's memory"))
+    with pytest.raises(compiler.RunError) as error:
+        compiler._check_memory({"x": 2 * 10**9 - 512 * MIB + 1}, backend)
+    assert "under the host's memory, less 536.9 MB kept free" in error.value.message
+    compiler._check_memory({"x": 2 * 10**9 - 512 * MIB}, backend)
+
+
 def test_small_runs_do_not_ask() -> None:
     compiler._check_memory({"x": compiler.ALWAYS_AVAILABLE}, _Backend(Room(0, "nothing")))
 
