@@ -1,7 +1,8 @@
 """The `recur` command: options in, library calls, results and diagnostics out.
 
 No numerics here. Every `RecurError` becomes one rendered message on stderr and its
-exit status; click's own usage errors are reworded to `recur: error: ...`.
+exit status, and so does a `MemoryError` (a run that does not fit, exit 1); click's own
+usage errors are reworded to `recur: error: ...`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 import click
 
 from recur import api
-from recur.diagnostics import EXIT_USAGE, RecurError, render
+from recur.diagnostics import EXIT_USAGE, RecurError, flag_words, render
 from recur.diff import diff
+from recur.engine.memory import out_of_memory
 from recur.explain import explain
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
 from recur.io.outputs import discard_output
@@ -43,6 +45,9 @@ def _carried() -> Iterator[None]:
         raise _Interrupted from None
     except BrokenPipeError:
         raise _PipeClosed from None
+    except MemoryError as exc:  # one the memory check could not foresee, run or write
+        with flag_words():
+            raise out_of_memory(exc) from None
 
 
 class _RecurGroup(click.Group):

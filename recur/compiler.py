@@ -16,10 +16,11 @@ from typing import Any
 import numpy
 
 from recur.analysis import Analysis
-from recur.diagnostics import RunError, SpecError, option
+from recur.diagnostics import RunError, SpecError
 from recur.engine.backend import NumpyBackend
 from recur.engine.frame import Fault, Frame
 from recur.engine.history import History
+from recur.engine.memory import fitting_hint, host_room
 from recur.engine.plan import OutputPlan, Plan
 from recur.lang import exact
 from recur.lang import nodes as n
@@ -464,19 +465,22 @@ def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, 
 
 
 def _check_memory(sizes: Mapping[str, int], backend: Any) -> None:
-    """Refuse, before allocating, a run whose outputs cannot fit in memory."""
+    """Refuse, before allocating, a run whose outputs cannot fit in memory: on the device,
+    and on the host, where they come back; leaving a margin free (`Room.usable`)."""
     needed = sum(sizes.values())
     if needed <= ALWAYS_AVAILABLE:
         return
-    parts = [f"{name}: {format_bytes(size)}" for name, size in sizes.items()]
-    available = backend.available_memory()
-    if available is not None and needed > available:
-        raise RunError(
-            f"the outputs need {format_bytes(needed)} ({', '.join(parts)}), more than the "
-            f"{format_bytes(available)} of memory available",
-            notes=(f"keep only final states with {option('last', True)}, or 'keep: last' on "
-                   f"outputs you do not need whole; or run fewer {option('steps')}",),
-        )
+    rooms = [backend.memory_room(), *([] if backend.name == "cpu" else [host_room()])]
+    for room in rooms:
+        if room is not None and needed > room.usable():
+            parts = ", ".join(f"{name}: {format_bytes(size)}" for name, size in sizes.items())
+            raise RunError(
+                f"the outputs need {format_bytes(needed)} ({parts}), more than the "
+                f"{format_bytes(room.usable())} of memory available: "
+                f"{format_bytes(room.size)} under {room.source}, less "
+                f"{format_bytes(room.margin())} kept free",
+                notes=(fitting_hint(),),
+            )
 
 
 def format_bytes(size: float) -> str:

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -604,3 +605,70 @@ def test_the_command_line_refuses_before_running_and_force_replaces(
     assert result.exit_code == 0, result.output
     assert target.read_bytes() != b"precious\n"
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o444
+
+
+# stale temporary files: what a writer killed outright (SIGKILL, the OOM killer) left
+
+
+def _temporary(folder: Path, base: str, age: float = 0.0, middle: str = "0123abcd.k2_x9qzt"
+               ) -> Path:
+    path = folder / f".{base}.{middle}.tmp"
+    path.write_bytes(b"partial")
+    if age:
+        past = path.stat().st_mtime - age
+        os.utime(path, (past, past))
+    return path
+
+
+def test_stale_temporaries_of_the_target_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    stale = _temporary(tmp_path, "out.csv", age=3600)
+    kept = [
+        _temporary(tmp_path, "out.csv", middle="89abcdef.aaaaaaaa"),  # fresh: maybe live
+        _temporary(tmp_path, "other.csv", age=3600),  # another target's
+        _temporary(tmp_path, "out.csv", age=3600, middle="0123abcg.aaaaaaaa"),  # not hex
+        _temporary(tmp_path, "out.csv", age=3600, middle="aaaaaaaa"),  # not recur's naming
+        _temporary(tmp_path, "out.csv.x", age=3600),
+    ]
+    write_outputs([OutputArray("x", np.arange(3.0), True)], str(tmp_path / "out.csv"), None)
+    assert (tmp_path / "out.csv").read_text() == "x\n0.0\n1.0\n2.0\n"
+    assert not stale.exists()
+    assert _listing(tmp_path) == sorted(["out.csv", *(path.name for path in kept)])
+
+
+def test_a_live_writer_s_temporary_is_kept_however_old(tmp_path: Path) -> None:
+    """A writer that started before this process holds a lock on its temporary file."""
+    live = _temporary(tmp_path, "out.csv", age=3600)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys\n"
+         f"f = open({str(live)!r}, 'rb'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        write_outputs([OutputArray("x", np.arange(3.0), True)], str(tmp_path / "out.csv"), None)
+        assert live.exists()
+    finally:
+        holder.communicate("")
+    write_outputs([OutputArray("x", np.arange(3.0), True)], str(tmp_path / "out.csv"), None)
+    assert not live.exists()  # its writer is gone
+
+
+def test_a_write_killed_outright_leaves_a_temporary_the_next_run_removes(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("outputs:\n  x:\n    initial: 0.0\n    step: x[t-1] + 1\n")
+    target = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "recur", "run", str(spec), "-o", str(target)]
+    writer = subprocess.Popen([*command, "--steps", "10000000"], stderr=subprocess.PIPE)
+    try:
+        while not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]:
+            assert writer.poll() is None, writer.communicate()[1]
+            time.sleep(0.01)
+    finally:
+        writer.kill()
+        writer.communicate()
+    assert len(_listing(tmp_path)) == 2  # the spec, the temporary: no out.csv
+    done = subprocess.run([*command, "--steps", "2"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _listing(tmp_path) == ["out.csv", "s.yaml"]
+    assert target.read_text() == "x\n1.0\n2.0\n"

@@ -7,13 +7,13 @@ importing recur never imports CuPy or SciPy; `get_backend` is the one lookup poi
 from __future__ import annotations
 
 import contextlib
-import os
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy
 
 from recur.diagnostics import BackendError, option
+from recur.engine.memory import Room, host_room
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -34,22 +34,7 @@ class Backend(Protocol):
 
     def errstate(self) -> contextlib.AbstractContextManager[Any]: ...
 
-    def available_memory(self) -> int | None: ...
-
-
-def host_available_memory() -> int | None:
-    """Bytes of memory the OS can give us now (Linux's MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    def memory_room(self) -> Room | None: ...
 
 
 class NumpyBackend:
@@ -76,8 +61,8 @@ class NumpyBackend:
         # for floats, inf and nan are values, reported only under --check.
         return numpy.errstate(all="ignore")
 
-    def available_memory(self) -> int | None:
-        return host_available_memory()
+    def memory_room(self) -> Room | None:
+        return host_room()
 
 
 class CupyBackend:
@@ -125,9 +110,9 @@ class CupyBackend:
     def errstate(self) -> contextlib.AbstractContextManager[Any]:
         return numpy.errstate(all="ignore")
 
-    def available_memory(self) -> int | None:
+    def memory_room(self) -> Room | None:
         free, _total = self.xp.cuda.runtime.memGetInfo()
-        return int(free)
+        return Room(int(free), "the GPU's free memory")
 
 
 def get_backend(device: str) -> Backend:

@@ -1,7 +1,8 @@
 """Writing results as CSV, .npy or .npz, to standard output or to a file.
 
 A file is written whole or not at all: the result goes to a temporary file in the
-same folder, which replaces the target only once it is complete and on disk.
+same folder, which replaces the target only once it is complete and on disk; one that a
+writer killed outright left is removed by the next write of the same target.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import fcntl
 import io
+import itertools
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
+import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO, cast
 
@@ -53,14 +58,63 @@ def resolve_format(path: str | None, fmt: str | None) -> str:
 
 
 def write_csv(stream: TextIO, outputs: Sequence[OutputArray]) -> None:
-    """RFC 4180 CSV: a header line, then one line per step (or one line for final states)."""
+    """RFC 4180 CSV: a header line, then one line per step (or one line for final states).
+
+    Written a block of about `CSV_BLOCK_CELLS` cells at a time (rows, or pieces of one
+    wide row): as Python text a cell takes some 130 bytes, 17 times a float64, so the
+    whole table at once would need far more memory than the run that made it.
+    """
     _check_csv(outputs)
     if not outputs:
         return
+    _write_line(stream, (title for output in outputs for title in _titles(output)))
+    tables = [_Table(output) for output in outputs]
+    width = sum(table.width for table in tables)
+    if width > CSV_BLOCK_CELLS:
+        for row in range(tables[0].rows):
+            _write_line(stream, (cell for table in tables for cell in table.row(row)))
+        return
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow([title for output in outputs for title in _titles(output)])
-    columns = [column for output in outputs for column in _text_columns(output)]
-    writer.writerows(zip(*columns, strict=True))
+    block = CSV_BLOCK_CELLS // max(width, 1)
+    for start in range(0, tables[0].rows, block):
+        columns = [column for table in tables for column in table.columns(start, block)]
+        writer.writerows(zip(*columns, strict=True))
+
+
+CSV_BLOCK_CELLS = 2**16
+
+
+def _write_line(stream: TextIO, cells: Iterator[str]) -> None:
+    """One CSV line, written a block of cells at a time: the same text as one `writerow`."""
+    piece = csv.writer(stream, lineterminator="")
+    separator = ""
+    while block := list(itertools.islice(cells, CSV_BLOCK_CELLS)):
+        stream.write(separator)
+        piece.writerow(block)
+        separator = ","
+    stream.write("\n")
+
+
+class _Table:
+    """An output as CSV cells: one row per step (or one for final states), one column per
+    element of the state in C order; formatted a block at a time."""
+
+    def __init__(self, output: OutputArray) -> None:
+        self.steps = output.array if output.per_step else output.array[np.newaxis]
+        self.rows = len(self.steps)
+        self.width = math.prod(_state_shape(output))
+        self.text = _CELL_TEXT[self.steps.dtype.kind]
+
+    def columns(self, start: int, count: int) -> list[list[str]]:
+        """Rows `start` to `start + count` as text, a whole column at a time."""
+        block = self.steps[start:start + count]
+        table = block.reshape(len(block), self.width)
+        return [list(map(self.text, column)) for column in table.T.tolist()]
+
+    def row(self, row: int) -> Iterator[str]:
+        values = self.steps[row].reshape(self.width)
+        for start in range(0, self.width, CSV_BLOCK_CELLS):
+            yield from map(self.text, values[start:start + CSV_BLOCK_CELLS].tolist())
 
 
 def _check_csv(outputs: Sequence[OutputArray]) -> None:
@@ -82,20 +136,17 @@ def _state_shape(output: OutputArray) -> tuple[int, ...]:
     return output.array.shape[1:] if output.per_step else output.array.shape
 
 
-def _titles(output: OutputArray) -> list[str]:
+def _titles(output: OutputArray) -> Iterator[str]:
     """`x` for a scalar state, else `x[i,...]` for each element in C order."""
     shape = _state_shape(output)
     if not shape:
-        return [output.name]
-    return [f"{output.name}[{','.join(map(str, index))}]" for index in np.ndindex(shape)]
-
-
-def _text_columns(output: OutputArray) -> list[list[str]]:
-    """The output's CSV columns as text, formatted a whole column at a time."""
-    steps = output.array if output.per_step else output.array[np.newaxis]
-    table = steps.reshape(len(steps), math.prod(_state_shape(output)))
-    text = _CELL_TEXT[table.dtype.kind]
-    return [list(map(text, column)) for column in table.T.tolist()]
+        yield output.name
+        return
+    size = math.prod(shape)  # a block at a time: np.ndindex takes 40 bytes an index
+    for start in range(0, size, CSV_BLOCK_CELLS):
+        indices = np.unravel_index(np.arange(start, min(start + CSV_BLOCK_CELLS, size)), shape)
+        for index in zip(*(axis.tolist() for axis in indices), strict=True):
+            yield f"{output.name}[{','.join(map(str, index))}]"
 
 
 def _bool_text(value: bool) -> str:
@@ -267,9 +318,12 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, force: bool = 
     mode = _kept_mode(target)
     folder, base = os.path.split(target)
     folder = folder or "."
+    _remove_stale_temporaries(folder, base)
     prefix = f".{base}.{os.urandom(4).hex()}."  # no other writer's temporary file has it
     try:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+        with contextlib.suppress(OSError):  # a file system without locks: age alone guards it
+            fcntl.flock(handle, fcntl.LOCK_EX)  # held while written: the file is live
         with open(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -316,6 +370,41 @@ def _remove_temporary(folder: str, prefix: str) -> None:
         if name.startswith(prefix):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
+
+
+# When this process started, as near as its writer can tell: no temporary file it or a
+# writer started after it made can be older.
+_STARTED = time.time()
+
+
+def _remove_stale_temporaries(folder: str, base: str) -> None:
+    """Remove the temporary files of `base` that writers killed outright (SIGKILL, the
+    OOM killer) left beside it: only names of `atomic_write`'s own pattern, older than
+    this process, and not locked by a live writer (each holds a lock on its own)."""
+    pattern = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{8}}\.[a-z0-9_]{{8}}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if pattern.fullmatch(name):
+            _remove_if_stale(os.path.join(folder, name))
+
+
+def _remove_if_stale(path: str) -> None:
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        status = os.fstat(handle)
+        if stat.S_ISREG(status.st_mode) and status.st_mtime < _STARTED:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a writer lives
+            os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _is_special(path: str) -> bool:
