@@ -287,7 +287,7 @@ class _SweepBindings(_StepBindings):
             return self._constant(self._pad(numpy.arange(self.steps), 0))
         if name in self.sequences:
             return self.sequence(name, 0)
-        value = self.params[name] if name != "steps" else self.steps
+        value: Any = self.params[name] if name != "steps" else self.steps
         if hasattr(value, "ndim"):
             value = value.reshape((1,) * (self.rank - value.ndim) + tuple(value.shape))
         return self._constant(value)
@@ -379,8 +379,7 @@ class _Probe:
             output = self.spec.output(name)
             closure = builder.build(output.step)
             where = f"the step of output '{name}'"
-            value = self.evaluate(lambda frame, closure=closure: xp.asarray(closure(frame)),
-                                  frame, output.step, where)
+            value = self.evaluate(_as_array(xp, closure), frame, output.step, where)
             _check_dimensions(value.ndim, output.step.span, where)
             new_shapes[name] = self.merge(name, shapes[name], tuple(value.shape), output)
             bounds[name] = self.check_dtype(output, value.dtype)
@@ -489,3 +488,8 @@ def format_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     raise AssertionError("unreachable")
+
+
+def _as_array(xp: Any, closure: Closure) -> Closure:
+    """The closure's value as an array of the backend (a Python number becomes 0-d)."""
+    return lambda frame: xp.asarray(closure(frame))

@@ -149,7 +149,7 @@ def _titles(output: OutputArray) -> Iterator[str]:
             yield f"{output.name}[{','.join(map(str, index))}]"
 
 
-def _bool_text(value: bool) -> str:
+def _bool_text(value: object) -> str:
     return "true" if value else "false"
 
 
