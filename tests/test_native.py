@@ -101,10 +101,21 @@ def library_without_kernel(path: Path) -> None:
     source.unlink()
 
 
+def rewrite(path: Path, data: bytes) -> None:
+    """Give `path` new contents as a new file. This process has the kernel mapped, and
+    changing that file in place (truncating it) would end the process with SIGBUS when the
+    library's pages are next read, at exit at the latest; another process's damage looks
+    the same to a later run either way."""
+    damaged = path.with_name(path.name + ".damaged")
+    damaged.write_bytes(data)
+    os.replace(damaged, path)
+
+
 DAMAGE: dict[str, Callable[[Path], None]] = {
-    "truncated to 100 bytes": lambda path: os.truncate(path, 100),
-    "truncated to 0 bytes": lambda path: os.truncate(path, 0),
-    "random bytes": lambda path: path.write_bytes(
+    "truncated to 100 bytes": lambda path: rewrite(path, path.read_bytes()[:100]),
+    "truncated to 0 bytes": lambda path: rewrite(path, b""),
+    "random bytes": lambda path: rewrite(
+        path,
         numpy.random.default_rng(7).integers(0, 256, 20_000, dtype=numpy.uint8).tobytes()),
     "a folder": lambda path: (path.unlink(), path.mkdir(), (path / "x").write_text("x")),
     "a library without kernel": library_without_kernel,
@@ -130,7 +141,7 @@ def test_a_damaged_kernel_is_rebuilt(damage: str, engine: str, cache: Path,
 
 def test_the_command_line_says_a_damaged_kernel_was_rebuilt(cache: Path) -> None:
     run_compiled()
-    os.truncate(kernel_path(), 0)
+    rewrite(kernel_path(), b"")
     native._loaded.clear()
     spec = cache.parent / "spec.yaml"
     spec.write_text(SPEC)
