@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import cast
 
 from recur.diagnostics import ExprError, Span, SpecError, did_you_mean
 from recur.lang import nodes as n
@@ -65,10 +66,19 @@ class Analysis:
 def analyze_spec(spec: Spec) -> Analysis:
     """Check every expression of `spec`; return evaluation order, taps and offsets.
 
+    The analysis is kept with the spec: `load` makes it, and each run reuses it.
+
     Raises:
         ExprError: an unknown name, a misused output or sequence, a bad call.
         SpecError: taps that differ from those read, a missing initial, a cycle.
     """
+    analysis = spec.derived.get("analysis")
+    if analysis is None:
+        analysis = spec.derived["analysis"] = _analyze(spec)
+    return cast(Analysis, analysis)
+
+
+def _analyze(spec: Spec) -> Analysis:
     # One set grows as params are declared: each sees the earlier ones (a fresh frozenset
     # for each would be quadratic in the number of params).
     params: set[str] = set()

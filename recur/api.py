@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,9 +45,10 @@ def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
     Raises:
         RecurError: the spec is malformed; `recur.render(err)` formats it.
     """
-    spec = load_spec(path_or_text, path=path)
-    with _sourced(spec):
-        analyze_spec(spec)
+    with _uncollected():
+        spec = load_spec(path_or_text, path=path)
+        with _sourced(spec):
+            analyze_spec(spec)
     return spec
 
 
@@ -184,7 +186,7 @@ def prepare(
     overrides = _overrides(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
-    with _sourced(spec), _set_sourced(params or {}):
+    with _sourced(spec), _set_sourced(params or {}), _uncollected():
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
@@ -273,6 +275,20 @@ def _set_sourced(params: Mapping[str, Any]) -> Iterator[None]:
             if len(named or texts) == 1:
                 error.source = texts[(named or list(texts))[0]]
         raise
+
+
+@contextlib.contextmanager
+def _uncollected() -> Iterator[None]:
+    """Without the cycle collector: loading and compiling make many objects (a node, a
+    span, a closure each) and free few, and its passes over them took as long as the work
+    itself on a large spec. Freed objects still go at once; cycles wait till the end."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager

@@ -355,10 +355,17 @@ class _Probe:
             record: dict[int, str] = {}
             observations: dict[int, Observation] = {}
             new_shapes, bounds = self.step(shapes, record, observations)
-            if new_shapes == shapes:
-                return shapes, record, bounds, observations
+            if self._settled(shapes, new_shapes):
+                return new_shapes, record, bounds, observations
             shapes = new_shapes
         raise SpecError("the state shapes do not settle", self.spec.span)
+
+    def _settled(self, old: Mapping[str, tuple[int, ...]],
+                 new: Mapping[str, tuple[int, ...]]) -> bool:
+        """Whether another step would see what this one saw: only states read steps back
+        enter a step (reads at `t` see this step's values, already of their new shape)."""
+        return all(new[name] == shape or self.analysis.depth(name) == 0
+                   for name, shape in old.items())
 
     def step(self, shapes: dict[str, tuple[int, ...]], record: dict[int, str],
              observations: dict[int, Observation]) -> tuple[

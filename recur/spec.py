@@ -13,7 +13,7 @@ import keyword
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import yaml
 
@@ -93,10 +93,14 @@ class Spec:
     until: n.Node | None
     span: Span
     _by_name: dict[str, OutputSpec] = field(init=False, repr=False, compare=False)
+    # Facts derived from the spec alone, kept by whoever derives them (the spec never
+    # changes): a spec loaded once is analysed once, however often it runs.
+    derived: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Passes look outputs up by name once per node: a scan of all would be quadratic.
         object.__setattr__(self, "_by_name", {o.name.name: o for o in self.outputs})
+        object.__setattr__(self, "derived", {})
 
     def output(self, name: str) -> OutputSpec:
         return self._by_name[name]

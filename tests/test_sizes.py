@@ -4,6 +4,7 @@ priced by their source's size. No timings: work is counted, sources are read."""
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from types import FrameType
@@ -15,7 +16,8 @@ from cuda_emulator import EmulatedCuda, compiler
 from numpy.testing import assert_array_equal
 
 import recur
-from recur import api, codegen, dispatch, lanegen, spec
+from recur import analysis, api, codegen, dispatch, lanegen, spec
+from recur.compiler import _Probe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import sizes
@@ -54,6 +56,61 @@ def test_the_source_is_split_into_lines_once(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(spec, "source_lines", lambda text: calls.append(1) or real(text))
     recur.check(sizes.outputs_spec(200))
     assert len(calls) == 1
+
+
+def _probe_steps(text: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, recur.Result]:
+    """How many probe steps settling shapes takes, and the run's result."""
+    calls = []
+    real = _Probe.step
+    monkeypatch.setattr(_Probe, "step", lambda self, *args: calls.append(1) or real(self, *args))
+    result = recur.run(text)
+    return len(calls), result
+
+
+def test_shapes_settle_in_one_probe_step_when_no_changed_state_is_read_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # o1 ... o49 start with no shape and take o0's (4,) lanes, but are read only at `t`.
+    steps, result = _probe_steps(sizes.outputs_spec(50), monkeypatch)
+    assert steps == 1
+    assert_array_equal(result["o49"][-1], result["o0"][-1] + 49)
+
+
+def test_a_state_read_back_with_a_new_shape_takes_another_probe_step(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    text = ("steps: 3\nparams:\n  r: arange(4) * 1.0\noutputs:\n  x:\n    initial: 0.0\n"
+            "    step: x[t-1] + r\n")
+    steps, result = _probe_steps(text, monkeypatch)
+    assert steps == 2
+    r = numpy.arange(4) * 1.0
+    assert_array_equal(result["x"], numpy.array([r, r + r, r + r + r]))
+
+
+def test_a_loaded_spec_is_analysed_once_however_often_it_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = analysis._analyze
+    monkeypatch.setattr(analysis, "_analyze", lambda spec: calls.append(1) or real(spec))
+    loaded = recur.load(sizes.params_spec(3))
+    recur.check(loaded)
+    first = recur.run(loaded, params={"p0": 1.0})["x"]
+    second = recur.run(loaded, params={"p0": 2.0})["x"]
+    assert len(calls) == 1
+    assert_array_equal(second - first, numpy.arange(1, sizes.STEPS + 1) * 1.0)
+    recur.check(sizes.params_spec(3))  # another spec: analysed anew
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_cycle_collector_is_left_as_it_was(collecting: bool) -> None:
+    """Loading and compiling go without it (it took half of checking a 1 MB spec)."""
+    (gc.enable if collecting else gc.disable)()
+    try:
+        recur.check(sizes.outputs_spec(3))
+        with pytest.raises(recur.RecurError):
+            recur.check("outputs:\n  x:\n    step: y[t-1]\n")
+        assert gc.isenabled() == collecting
+    finally:
+        gc.enable()
 
 
 def _python_loop(depth: int, steps: int, lanes: numpy.ndarray) -> numpy.ndarray:

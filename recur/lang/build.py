@@ -79,6 +79,17 @@ _SWEEPABLE = (n.Number, n.Name, n.Unary, n.Binary, n.Compare, n.Select, n.Call, 
 _WIDE_DTYPES = frozenset({"float64", "int64", "complex128", "bool"})
 
 
+_DTYPE_NAMES: dict[numpy.dtype, str] = {}
+
+
+def _dtype_name(dtype: numpy.dtype) -> str:
+    """`str(dtype)`, which NumPy computes in Python each time: once per node of a probe."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
+
+
 class Builder:
     """Builds closures for the nodes of one context; see the module docstring."""
 
@@ -129,7 +140,7 @@ class Builder:
             if not isinstance(value, list):
                 array = asarray(value)
                 observe[id(node)] = Observation(
-                    intops.is_python_number(value), tuple(array.shape), str(array.dtype))
+                    intops.is_python_number(value), tuple(array.shape), _dtype_name(array.dtype))
             return value
 
         return observed
