@@ -158,14 +158,20 @@ def _expected(lanes: int) -> tuple[numpy.ndarray, numpy.ndarray]:
 def test_a_deep_tap_is_read_from_memory_with_the_interpreters_bits(keep: str) -> None:
     loaded = recur.load(_deep_spec(1, keep))
     source = lanegen.generate_host(api.prepare(loaded), loaded).source
-    assert f"s0_{DEPTH}" not in source and "s0_1 =" not in source  # no shifted registers
-    compiled = recur.run(loaded, engine="compiled")
+    _agrees_with_the_loop(loaded, source, recur.run(loaded, engine="compiled"), 1, keep)
+
+
+def _agrees_with_the_loop(loaded: recur.Spec, source: str, kernel_run: recur.Result,
+                          lanes: int, keep: str) -> None:
+    """No shifted registers in the kernel's source; its run and the interpreter's give a
+    plain Python loop's values, bit for bit."""
+    assert f"s0_{DEPTH}" not in source and "s0_1 =" not in source
     interp = recur.run(loaded, engine="interp")
-    x, y = _expected(1)
+    x, y = _expected(lanes)
     assert_array_equal(interp["x"], x[-1] if keep == "last" else x)
     assert_array_equal(interp["y"], y)
     for name in ("x", "y"):
-        assert_array_equal(compiled[name], interp[name], strict=True)
+        assert_array_equal(kernel_run[name], interp[name], strict=True)
 
 
 def test_taps_within_the_threshold_stay_in_registers() -> None:
@@ -186,14 +192,8 @@ def test_a_deep_tap_on_cuda_lanes_agrees_bit_for_bit(keep: str, monkeypatch: pyt
                         lambda device: backend if device == "cuda" else real(device))
     loaded = recur.load(_deep_spec(5, keep))
     choice = dispatch.choose(api.prepare(loaded, device="cuda"), loaded, "compiled")
-    assert f"s0_{DEPTH}" not in choice.kernel.source and "s0_1 =" not in choice.kernel.source
     cuda = recur.run(loaded, device="cuda", engine="compiled")
-    interp = recur.run(loaded, engine="interp")
-    x, y = _expected(5)
-    assert_array_equal(interp["x"], x[-1] if keep == "last" else x)
-    assert_array_equal(interp["y"], y)
-    for name in ("x", "y"):
-        assert_array_equal(cuda[name], interp[name], strict=True)
+    _agrees_with_the_loop(loaded, choice.kernel.source, cuda, 5, keep)
 
 
 def test_many_outputs_are_split_over_functions_with_the_interpreters_bits() -> None:
