@@ -119,7 +119,7 @@ def note_interpreted(compiled: Compiled, spec: Spec, choice: Choice) -> None:
         return
     seconds = estimate(compiled, spec).interp if compiled.plan.steps else 0.0
     if seconds >= LONG_RUN:
-        native.note(f"no C compiler was found, so the interpreter runs this (about "
+        native.note(f"{native.missing_compiler()}, so the interpreter runs this (about "
                     f"{_seconds(seconds)}); set CC, or install gcc or clang, for the "
                     "compiled engine")
 
@@ -223,7 +223,7 @@ def compile_limit(source: str) -> float:
 
 def _kernel(compiled: Compiled, spec: Spec) -> tuple[codegen.Kernel | None, str]:
     if not native.available():
-        return None, "no C compiler was found (set CC, or install gcc or clang)"
+        return None, f"{native.missing_compiler()} (set CC, or install gcc or clang)"
     one_lane, _ = _attempt(lanegen.generate_host, compiled, spec)  # taps in registers
     return (one_lane, "") if one_lane is not None else _attempt(codegen.generate, compiled,
                                                                 spec)

@@ -335,6 +335,23 @@ def test_auto_notes_a_long_run_interpreted_for_want_of_a_compiler(
     assert checked.stdout.count("no C compiler was found") == 1
 
 
+def test_a_compiler_named_by_cc_that_is_not_there_is_not_replaced_by_another(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CC names the compiler the user wants: where it is missing, recur says so instead
+    of compiling with cc."""
+    monkeypatch.setenv("CC", "/does/not/exist -O1")
+    spec = recur.load(SPEC)
+    with pytest.raises(RecurError) as error:
+        recur.run(spec, engine="compiled")
+    assert "CC names '/does/not/exist -O1', which is not a program found here" \
+        in error.value.message and error.value.exit_code == 2
+    result = recur.run(spec)
+    assert result.engine == "interp" and result["x"].tolist() == expected()
+    explained = CliRunner().invoke(cli, ["explain", str(ROOT / "specs/fibonacci.yaml")])
+    assert "cannot run it: CC names '/does/not/exist -O1'" in explained.stdout
+    assert not cache.exists()
+
+
 def test_a_compiler_that_cannot_run(tmp_path: Path, cache: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A compiler that is not executable is the compiler's fault, not the cache's."""

@@ -73,16 +73,32 @@ class CompileError(Exception):
 
 @functools.cache
 def compiler() -> list[str] | None:
-    """The C compiler command: $CC, else Python's own, else cc/gcc/clang on PATH."""
-    configured = os.environ.get("CC") or sysconfig.get_config_var("CC") or ""
-    candidates = [shlex.split(configured)] if configured.strip() else []
-    candidates += [["cc"], ["gcc"], ["clang"]]
+    """The C compiler command: $CC where it is set (that one only: a user who names a
+    compiler means it), else Python's own, else cc/gcc/clang on PATH."""
+    chosen = os.environ.get("CC", "").strip()
+    configured = sysconfig.get_config_var("CC") or ""
+    candidates = [_split(chosen)] if chosen else [
+        _split(configured), ["cc"], ["gcc"], ["clang"]]
     for command in candidates:
-        found = shutil.which(command[0])
+        found = shutil.which(command[0]) if command else None
         if found:
             return [found, *command[1:]]
     return None
 
+
+def missing_compiler() -> str:
+    """Why `compiler()` found none, in words for a reason or an error."""
+    chosen = os.environ.get("CC", "").strip()
+    if chosen:
+        return f"CC names {chosen!r}, which is not a program found here"
+    return "no C compiler was found"
+
+
+def _split(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:  # unbalanced quotes: not a command line
+        return []
 
 
 def available() -> bool:
@@ -228,7 +244,7 @@ def _build(source: str, path: Path, time_limit: float) -> Callable[..., int]:
     a temporary folder instead, removed once the kernel is loaded."""
     command = compiler()
     if command is None:
-        raise CompileError("no C compiler found (set CC, or install gcc or clang)")
+        raise CompileError(f"{missing_compiler()} (set CC, or install gcc or clang)")
     try:
         return _build_in(command, source, time_limit, path)
     except _CacheProblem as problem:
