@@ -190,6 +190,7 @@ def _initial(output: OutputSpec, depth: int, names: Mapping[str, Any], backend: 
         )
     _check_dimensions(value.ndim - (depth > 1), span, f"the initial of output '{name}'")
     _check_int_range(value, output.dtype, span, f"the initial of output '{name}'")
+    _check_float_range(value, output.dtype, span, f"the initial of output '{name}'")
     stacked = value if depth > 1 else value[None]
     return stacked.astype(output.dtype)
 
@@ -204,6 +205,22 @@ def _check_int_range(value: Any, dtype: str, span: Any, what: str) -> None:
     bounds = _bounds(value.dtype, dtype)
     if bounds is not None and bool(((value < bounds[0]) | (value > bounds[1])).any()):
         raise RunError(f"integer overflow: {what} does not fit in {dtype}", span)
+
+
+def _check_float_range(value: Any, dtype: str, span: Any, what: str) -> None:
+    """Refuse finite values that a narrower float dtype would store as inf (NumPy would
+    only warn): a typed value that does not fit, like an integer literal that does not."""
+    target = numpy.dtype(dtype)
+    if target.kind not in "fc" or value.dtype.kind not in "fc" or (
+            value.dtype.itemsize <= target.itemsize):
+        return
+    with numpy.errstate(over="ignore"):
+        stored = value.astype(target)
+    if bool(((abs(stored) == math.inf) & (abs(value) != math.inf)).any()):
+        raise SpecError(
+            f"{what} has values beyond {dtype} (largest {numpy.finfo(target).max:.8g}): "
+            "stored, they would be inf", span,
+            (f"declare 'dtype: {value.dtype}', or give values within {dtype}",))
 
 
 def _bounds(source: Any, target: str) -> tuple[int, int] | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
 import pytest
 
 import recur
@@ -218,3 +221,29 @@ def test_zero_steps_kept_last_without_an_initial_is_a_usage_error_at_the_output(
                                     "is kept only where a step reads x[t-k]")
     read = recur.load(f"outputs:\n  x:\n    step: x[t-1] * 2.0\n    initial: 1.5\n{keep}")
     assert recur.run(read, steps=0, last=last)["x"].tolist() == 1.5
+
+
+# The smallest magnitude float32 rounds to inf, from its format: the largest float32,
+# (2 - 2**-23) * 2**127, plus half its last place (a tie, which rounds to the even inf).
+FLOAT32_INF_FROM = 2.0**128 - 2.0**103
+
+
+@pytest.mark.parametrize("value", [1e308, -1e39, FLOAT32_INF_FROM, -FLOAT32_INF_FROM,
+                                   float.fromhex("0x1.fffffefffffffp+127"), 3.4e38,
+                                   float("inf"), float("-inf"), float("nan")])
+def test_an_initial_that_float32_would_store_as_inf_is_refused_at_the_initial(
+        value: float) -> None:
+    text = (f"outputs:\n  y:\n    dtype: float32\n    initial: {value!r}\n"
+            "    step: y[t-1] * 0.5\n").replace("nan", ".nan").replace("inf", ".inf")
+    beyond = math.isfinite(value) and abs(value) >= FLOAT32_INF_FROM
+    if not beyond:
+        result = recur.run(recur.load(text), steps=1)
+        stored = struct.unpack("f", struct.pack("f", value))[0] if math.isfinite(value) else value
+        assert result["y"].tolist()[0] == pytest.approx(stored * 0.5, nan_ok=True, rel=0)
+        return
+    with pytest.raises(RecurError) as error:
+        recur.run(recur.load(text), steps=1)
+    assert error.value.exit_code == 2 and error.value.span is not None
+    assert (error.value.span.line, error.value.span.col) == (4, 14)
+    assert "the initial of output 'y' has values beyond float32" in error.value.message
+    assert "declare 'dtype: float64'" in error.value.notes[0]
