@@ -68,19 +68,27 @@ def _available() -> Room | None:
 
 def _rlimit_rooms() -> Iterator[Room]:
     """The address-space and data-size limits (soft), less what the process maps now
-    (/proc/self/statm: its whole size; its data and stack)."""
+    (/proc/self/statm: its whole size; its data and stack), read only where one is set."""
+    limits = [(soft, mapped, name) for limit, mapped, name in (
+        (resource.RLIMIT_AS, "size", "address-space limit (ulimit -v)"),
+        (resource.RLIMIT_DATA, "data", "data-size limit (ulimit -d)"))
+        if (soft := resource.getrlimit(limit)[0]) != resource.RLIM_INFINITY]
+    if not limits:
+        return
+    pages = _mapped_pages()
+    page = resource.getpagesize()
+    for soft, mapped, name in limits:
+        yield Room(max(soft - pages[mapped] * page, 0), f"the process's {name}")
+
+
+def _mapped_pages() -> dict[str, int]:
+    """The pages the process maps now, in all ("size") and for data and stack ("data")."""
     try:
         with open("/proc/self/statm", encoding="ascii") as statm:
             fields = statm.read().split()
-        pages = {"size": int(fields[0]), "data": int(fields[5])}
+        return {"size": int(fields[0]), "data": int(fields[5])}
     except (OSError, ValueError, IndexError):
-        pages = {"size": 0, "data": 0}
-    page = resource.getpagesize()
-    for limit, mapped, name in ((resource.RLIMIT_AS, "size", "address-space limit (ulimit -v)"),
-                                (resource.RLIMIT_DATA, "data", "data-size limit (ulimit -d)")):
-        soft, _hard = resource.getrlimit(limit)
-        if soft != resource.RLIM_INFINITY:
-            yield Room(max(soft - pages[mapped] * page, 0), f"the process's {name}")
+        return {"size": 0, "data": 0}
 
 
 def cgroup_rooms(proc: str = "/proc/self") -> Iterator[Room]:
