@@ -247,7 +247,7 @@ def _work(compiled: Compiled, spec: Spec) -> tuple[int, dict[str, int]]:
     multiply-add per element of the widest state (`W @ h`: h's length)."""
     moved = compiled.hoisted_values.keys() | compiled.swept_values.keys()
     work = dict.fromkeys(ELEMENT_COST, 0)
-    calls = 0
+    calls, lanes = 0, _lanes(compiled)
 
     def count(node: n.Node) -> None:
         if id(node) in moved or isinstance(node, n.Number | n.Name | n.TimeIndex):
@@ -259,7 +259,7 @@ def _work(compiled: Compiled, spec: Spec) -> tuple[int, dict[str, int]]:
         nonlocal calls
         calls += 1
         if isinstance(node, n.Binary) and node.op == "@":
-            work["multiply-add"] += _lanes(compiled)
+            work["multiply-add"] += lanes
         else:
             work["function" if isinstance(node, n.Call) and node.func in _LIBM
                  else "arithmetic"] += 1
