@@ -462,9 +462,9 @@ def _check_int_literals(root: n.Node, observations: Mapping[int, Observation]) -
         if (seen is None or seen.python or isinstance(node, n.Compare)
                 or seen.dtype not in _NARROW_INTS):
             continue
+        info = numpy.iinfo(seen.dtype)
         for child in n.children(node):
             value = exact.literal(child)
-            info = numpy.iinfo(seen.dtype)
             if type(value) is int and not info.min <= value <= info.max:
                 raise SpecError(
                     f"the integer literal {value} does not fit {seen.dtype}, the dtype this "
