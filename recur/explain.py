@@ -15,12 +15,12 @@ from recur.spec import Spec
 MAX_SHOWN_VALUES = 6
 
 
+_INTERP_WORDS = ("the interpreter: a Python loop over {} calls, one per operation and step; "
+                 "the reference every engine must match")
 # By engine (the names `--engine` takes) and device.
 ENGINE_WORDS = {
-    ("interp", "cpu"): "the interpreter: a Python loop over NumPy calls, one per operation "
-                       "and step; the reference every engine must match",
-    ("interp", "cuda"): "the interpreter: a Python loop over CuPy calls, one per operation "
-                        "and step; the reference every engine must match",
+    ("interp", "cpu"): _INTERP_WORDS.format("NumPy"),
+    ("interp", "cuda"): _INTERP_WORDS.format("CuPy"),
     ("compiled", "cpu"): "a C kernel with the time loop inside, built once and cached on disk",
     ("compiled", "cuda"): "one fused CUDA kernel with the time loop inside, a thread per "
                           "lane, taps in registers; compiled once by NVRTC and cached by CuPy",
