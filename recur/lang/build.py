@@ -448,10 +448,11 @@ class Builder:
 
     def _build_Call(self, node: n.Call) -> Closure:
         function = FUNCTIONS[node.func]
-        impl = function.resolve(self.backend)
-        args = [self.build(arg) for arg in node.args]
         if node.func in ("minimum", "maximum", "clip"):
             impl = _extremum(self.xp, node.func)
+        else:
+            impl = function.resolve(self.backend)
+        args = [self.build(arg) for arg in node.args]
         if node.func in ("min", "max") and len(args) > 1:
             fold = exact.ieee_extremum(self.xp, largest=node.func == "max")
 
