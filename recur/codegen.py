@@ -34,7 +34,7 @@ from recur.compiler import Compiled
 from recur.lang import exact
 from recur.lang import nodes as n
 from recur.lang.build import Observation
-from recur.lang.casts import DTYPES
+from recur.lang.casts import DTYPES, truncation_limit
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.spec import Spec
 
@@ -410,6 +410,10 @@ class _Generator:
         code = self._typed(node, "int64")
         if dtype == "int64" or not self._seen(node).python:
             return code
+        return self._fit(code, dtype)
+
+    def _fit(self, code: str, dtype: str) -> str:
+        """An int64 value checked to fit integer `dtype` (else a fault), still in int64."""
         self.checked = True
         info = numpy.iinfo(dtype)
         return f"r_fit({code}, {_int(int(info.min))}, {_int(int(info.max))}, status)"
@@ -557,8 +561,7 @@ class _Generator:
         self.checked = True
         if dtype == "int64":
             return code
-        info = numpy.iinfo(dtype)
-        return f"(({self.types[dtype]})r_fit({code}, {_int(info.min)}, {_int(info.max)}, status))"
+        return f"(({self.types[dtype]}){self._fit(code, dtype)})"
 
     def _expr_Compare(self, node: n.Compare) -> str:
         seen = [self._seen(operand) for operand in node.operands]
@@ -631,7 +634,7 @@ class _Generator:
             return f"(({self._expr(arg)}) != 0)"
         if dtype in _INT_DTYPES and have in _FLOAT_DTYPES:
             self.checked = True
-            limit = -float(numpy.iinfo(dtype).min)
+            limit = truncation_limit(dtype)
             return self._cast(f"r_trunc_i((double)({self._expr(arg)}), {limit!r}, status)",
                               "int64", dtype)
         if dtype in _INT_DTYPES and have in _INT_DTYPES and not numpy.can_cast(have, dtype):

@@ -323,11 +323,12 @@ class Builder:
         """`x ** k` for an integer literal k: checked on integers, else `exact.chain`."""
         exponent: int | float = k if isinstance(exact.literal(node.right), int) else float(k)
         power, checked = exact.integer_power, intops.checked_binary
+        natural = isinstance(exponent, int) and k >= 0  # an int to it stays an int
 
         def integer_power(frame: Frame) -> Any:
             a = base(frame)
             if intops.is_python_number(a):
-                if isinstance(a, int) and isinstance(exponent, int) and k >= 0:
+                if natural and isinstance(a, int):
                     result, fault = intops.python_binary("**", a, exponent)
                     if fault:
                         frame.fault(fault, None, node)
@@ -447,10 +448,11 @@ class Builder:
 
     def _build_Call(self, node: n.Call) -> Closure:
         function = FUNCTIONS[node.func]
-        impl = function.resolve(self.backend)
-        args = [self.build(arg) for arg in node.args]
         if node.func in ("minimum", "maximum", "clip"):
             impl = _extremum(self.xp, node.func)
+        else:
+            impl = function.resolve(self.backend)
+        args = [self.build(arg) for arg in node.args]
         if node.func in ("min", "max") and len(args) > 1:
             fold = exact.ieee_extremum(self.xp, largest=node.func == "max")
 

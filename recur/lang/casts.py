@@ -47,13 +47,15 @@ def cast(xp: Any, dtype: str, value: Any) -> tuple[Any, tuple[tuple[str, Any], .
     return array.astype(target), faults
 
 
-def _truncated(xp: Any, array: Any, dtype: str) -> tuple[Any, tuple[tuple[str, Any], ...]]:
-    """Whole floats toward zero, zero where no integer of `dtype` holds the value.
+def truncation_limit(dtype: str) -> float:
+    """2**(bits-1): a whole float w fits integer `dtype` where -limit <= w < limit. The
+    limit is exact in every float dtype, so that the test is exact (here and in C)."""
+    return -float(numpy.iinfo(dtype).min)
 
-    The limits are -2**(bits-1) and 2**(bits-1), exact in every float dtype, so that
-    the test is exact.
-    """
-    limit = -float(numpy.iinfo(dtype).min)
+
+def _truncated(xp: Any, array: Any, dtype: str) -> tuple[Any, tuple[tuple[str, Any], ...]]:
+    """Whole floats toward zero, zero where no integer of `dtype` holds the value."""
+    limit = truncation_limit(dtype)
     whole = xp.trunc(array)
     finite = xp.isfinite(array)
     inside = (whole >= -limit) & (whole < limit)

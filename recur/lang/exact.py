@@ -147,9 +147,10 @@ def float_power(xp: Any) -> Callable[[Any, Any], Any]:
         result = power(a, b)
         if getattr(result, "dtype", None) is None or result.dtype.kind != "f":
             return result
-        special = (b == 0.5) & ((a == 0) | (a == -numpy.inf))
-        if not numpy.any(special):
+        half = b == 0.5  # one comparison in the common case, of the (often scalar) exponent
+        if not numpy.any(half):
             return result
+        special = half & ((a == 0) | (a == -numpy.inf))
         return numpy.where(special, numpy.abs(a), result).astype(result.dtype)[()]
 
     return pow_
