@@ -39,14 +39,16 @@ class _PipeClosed(Exception):
 
 @contextmanager
 def _carried() -> Iterator[None]:
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise _Interrupted from None
-    except BrokenPipeError:
-        raise _PipeClosed from None
-    except MemoryError as exc:  # one the memory check could not foresee, run or write
-        with flag_words():
+    """Every command's messages name options by their flags, and its errors leave as
+    recur's own."""
+    with flag_words():
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+        except BrokenPipeError:
+            raise _PipeClosed from None
+        except MemoryError as exc:  # one the memory check could not foresee, run or write
             raise out_of_memory(exc) from None
 
 

@@ -182,6 +182,8 @@ def flag_words() -> Iterator[None]:
 
 
 def speaking_flags() -> bool:
+    """Whether messages now speak the command line's words, for one whose wording differs
+    beyond an option's name."""
     return _SPEAKING_FLAGS.get()
 
 

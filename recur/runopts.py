@@ -7,19 +7,18 @@ A command decorates itself with `@run_options` and passes the options it receive
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO, TypeVar, cast
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from recur import api
-from recur.diagnostics import UsageError, did_you_mean, flag_words
+from recur.diagnostics import UsageError, did_you_mean
 from recur.dispatch import ENGINES
 from recur.engine.backend import DEVICES
 from recur.engine.native import EngineNote
@@ -51,17 +50,10 @@ _OPTIONS = [
 
 
 def run_options(command: F) -> F:
-    """Add the shared run options to a click command, whose messages then name options
-    by their flags (the library's name its parameters)."""
-    @functools.wraps(command)
-    def in_flag_words(*args: Any, **kwargs: Any) -> Any:
-        with flag_words():
-            return command(*args, **kwargs)
-
-    wrapped = in_flag_words
+    """Add the shared run options to a click command."""
     for option in reversed(_OPTIONS):
-        wrapped = option(wrapped)
-    return cast(F, wrapped)
+        command = option(command)
+    return command
 
 
 @dataclass(frozen=True, slots=True)

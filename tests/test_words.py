@@ -71,6 +71,8 @@ CASES: list[tuple[str, Callable[[], Any], list[str], list[str], str | None, list
       "note: run with --input W=file.npy"]),
     ("no step count", lambda: recur.run(recur.load(COUNTER)),
      ["or run with steps=N"], ["run", "SPEC"], COUNTER, ["or run with --steps N"]),
+    ("no step count, checked", lambda: recur.check(recur.load(COUNTER)),
+     ["or run with steps=N"], ["check", "SPEC"], COUNTER, ["or run with --steps N"]),
     ("outputs too large", lambda: recur.run(recur.load(COUNTER), steps=10**14),
      ["keep only final states with last=True", "or run fewer steps"],
      ["run", "SPEC", "--steps", str(10**14)], COUNTER,

@@ -362,14 +362,19 @@ def _kept_mode(path: str) -> int | None:
 def _remove_temporary(folder: str, prefix: str) -> None:
     """Remove the temporary file by its prefix: a Ctrl-C inside `mkstemp`, once the file
     is made but before its name is returned, leaves no name to remove it by."""
+    for path in _files_named(folder, lambda name: name.startswith(prefix)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _files_named(folder: str, matches: Callable[[str], object]) -> list[str]:
+    """The paths of the entries of `folder` whose names `matches`; none when it cannot
+    be listed (a missing folder, where no temporary file was made)."""
     try:
         names = os.listdir(folder)
-    except OSError:  # a missing folder, where no file was made
-        return
-    for name in names:
-        if name.startswith(prefix):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(folder, name))
+    except OSError:
+        return []
+    return [os.path.join(folder, name) for name in names if matches(name)]
 
 
 # When this process started, as near as its writer can tell: no temporary file it or a
@@ -382,13 +387,8 @@ def _remove_stale_temporaries(folder: str, base: str) -> None:
     OOM killer) left beside it: only names of `atomic_write`'s own pattern, older than
     this process, and not locked by a live writer (each holds a lock on its own)."""
     pattern = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{8}}\.[a-z0-9_]{{8}}\.tmp")
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if pattern.fullmatch(name):
-            _remove_if_stale(os.path.join(folder, name))
+    for path in _files_named(folder, pattern.fullmatch):
+        _remove_if_stale(path)
 
 
 def _remove_if_stale(path: str) -> None:
