@@ -396,13 +396,15 @@ class _Loader:
         ):
             raise self.error("'taps' must be a list of negative integers, like [-2, -1]", node)
         taps = tuple(cast(int, self.construct(i)) for i in items)  # int-tagged above
-        for k, (item, tap) in enumerate(zip(items, taps, strict=True)):
+        listed: dict[int, yaml.Node] = {}  # tap -> its first item (a long list: no rescans)
+        for item, tap in zip(items, taps, strict=True):
             if tap >= 0:
                 raise self.error(f"tap {tap} is not negative; taps look back, like -1", item)
-            if tap in taps[:k]:
-                first = self.span(items[taps.index(tap)])
+            if tap in listed:
+                first = self.span(listed[tap])
                 raise self.error(f"tap {tap} is listed twice", item,
                                  f"{first.path}:{first.line}:{first.col}: first listed here")
+            listed[tap] = item
         return taps
 
     def declare(self, name: str, key: yaml.Node, what: str) -> Declared:
