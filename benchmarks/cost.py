@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cpu import cpu_model  # benchmarks/cpu.py, beside this file
+from cpu import cpu_model, progress  # benchmarks/cpu.py, beside this file
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -138,8 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             estimates = dispatch.estimate(compiled, spec)
             for engine in ENGINES:
                 seconds = measure(case, engine, args.repeats)
-                print(f"[{time.strftime('%H:%M:%S')}] {case[0]} {engine}: {seconds:.4g} s",
-                      file=sys.stderr, flush=True)
+                progress(f"{case[0]} {engine}: {seconds:.4g} s")
                 rows.append((*case, engine, f"{seconds:.4g}",
                              f"{getattr(estimates, engine):.3g}"))
     print("| case | engine | measured s | estimate s | estimate / measured |")

@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from collections.abc import Callable
+
+from cpu import time_calls  # benchmarks/cpu.py, beside this file
 
 import recur
 from recur.analysis import MAX_TAP_DEPTH
@@ -72,12 +73,6 @@ def largest(kind: str) -> int:
     return low
 
 
-def _timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def measure(kind: str, n: int, compile_too: bool) -> dict[str, float | str]:
     """Check, interpreted-run and compiled-run times of one generated spec."""
     if kind == "taps" and n > MAX_TAP_DEPTH:
@@ -86,14 +81,14 @@ def measure(kind: str, n: int, compile_too: bool) -> dict[str, float | str]:
     if len(text.encode()) > MAX_SPEC_BYTES:
         return {"skipped": f"{len(text.encode())} bytes, over the limit"}
     row: dict[str, float | str] = {"bytes": float(len(text))}
-    row["check"] = _timed(lambda: recur.check(text))
+    row["check"] = time_calls(lambda: recur.check(text), 1)[0]
     spec = recur.load(text)
-    row["run"] = _timed(lambda: recur.run(spec, engine="interp"))
+    row["run"] = time_calls(lambda: recur.run(spec, engine="interp"), 1)[0]
     if compile_too:
         with tempfile.TemporaryDirectory() as cache:
             os.environ["RECUR_CACHE_DIR"] = cache
             row["auto"] = str(recur.check(spec, engine=True).engine)  # before compiling
-            row["compiled"] = _timed(lambda: recur.run(spec, engine="compiled"))
+            row["compiled"] = time_calls(lambda: recur.run(spec, engine="compiled"), 1)[0]
     return row
 
 

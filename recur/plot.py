@@ -45,7 +45,7 @@ import errno
 import os
 import textwrap
 import warnings
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -260,12 +260,14 @@ def _kind(ran: Ran, name: str) -> str:
     return "bars"
 
 
-def _real_params(ran: Ran) -> Iterator[tuple[str, np.ndarray]]:
-    """The run's finite real params, in declaration order, as float64 host arrays: what
-    a sweep or a grid axis can be read from."""
+def _real_params(ran: Ran, shapes: Container[tuple[int, ...]]
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+    """The run's finite real params of one of `shapes`, in declaration order, as float64
+    host arrays: what a sweep or a grid axis can be read from. The shape is checked
+    first, so that no other param is copied from a GPU or converted."""
     for declared in ran.spec.params:
         name = declared.name.name
-        if name not in ran.result.params:
+        if name not in ran.result.params or np.shape(ran.result.params[name]) not in shapes:
             continue
         value = _host(ran.result.params[name])
         if value.dtype.kind in "iuf" and np.all(np.isfinite(value)):
@@ -276,11 +278,10 @@ def _sweep_param(ran: Ran, lanes: int) -> tuple[str, np.ndarray] | None:
     """The first param with one value per lane, strictly monotonic: what the lanes sweep."""
     if lanes < 2:
         return None
-    for name, value in _real_params(ran):
-        if value.shape == (lanes,):
-            steps = np.diff(value)
-            if np.all(steps > 0) or np.all(steps < 0):
-                return name, value
+    for name, value in _real_params(ran, [(lanes,)]):
+        steps = np.diff(value)
+        if np.all(steps > 0) or np.all(steps < 0):
+            return name, value
     return None
 
 
@@ -418,9 +419,7 @@ def grid_axis(ran: Ran, shape: tuple[int, ...], axis: int) -> GridAxis | None:
     if size < 2:
         return None
     shapes = [(size, 1)] if axis == 0 else [(1, size), (size,)]
-    for name, value in _real_params(ran):
-        if value.shape not in shapes:
-            continue
+    for name, value in _real_params(ran, shapes):
         flat = value.ravel()
         step = (flat[-1] - flat[0]) / (size - 1)
         if step != 0 and np.all(np.abs(flat - np.linspace(flat[0], flat[-1], size))

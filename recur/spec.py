@@ -176,28 +176,27 @@ _OPENING = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _CLOSING = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
-def _compose_with_libyaml(text: str) -> tuple[bool, yaml.Node | None]:
+def _compose_with_libyaml(text: str) -> yaml.Node | None:
     """The text's node tree by libyaml, about ten times as fast as PyYAML's composer in
-    Python (7 s of a 1 MB spec's 8). (False, None) where libyaml is missing, finds a
-    problem, the nesting comes near the limit or the text holds a tab: PyYAML's composer
+    Python (7 s of a 1 MB spec's 8). None where libyaml is missing, finds a problem, the
+    nesting comes near the limit, the text holds a tab or nothing: PyYAML's composer
     then decides, says what is wrong in its own words, and refuses deep nesting before
     recursing into it (the nesting is counted from libyaml's events first, which do not
-    recurse)."""
+    recurse, and libyaml's composer does)."""
     if _LIBYAML is None or "\t" in text:  # libyaml allows tabs where PyYAML does not
-        return False, None
+        return None
     try:
-        depth = deepest = 0
+        depth = 0
         for event in yaml.parse(text, Loader=_LIBYAML):
             if isinstance(event, _OPENING):
                 depth += 1
-                deepest = max(deepest, depth)
+                if depth >= MAX_YAML_DEPTH:
+                    return None
             elif isinstance(event, _CLOSING):
                 depth -= 1
-        if deepest >= MAX_YAML_DEPTH:
-            return False, None
-        return True, yaml.compose(text, Loader=_LIBYAML)
+        return yaml.compose(text, Loader=_LIBYAML)
     except (yaml.YAMLError, ValueError):  # ValueError: a lone surrogate, not UTF-8
-        return False, None
+        return None
 
 
 class _Loader:
@@ -255,8 +254,8 @@ class _Loader:
         )
 
     def _compose(self) -> yaml.Node:
-        composed, root = _compose_with_libyaml(self.text)
-        if not composed:
+        root = _compose_with_libyaml(self.text)
+        if root is None:
             root = self._compose_in_python()
         if root is None or (_is_null(root) and not root.value):  # nothing, or only '---'
             raise SpecError(f"{self.path}: the spec is empty; it needs at least 'outputs'")
@@ -397,13 +396,15 @@ class _Loader:
         ):
             raise self.error("'taps' must be a list of negative integers, like [-2, -1]", node)
         taps = tuple(cast(int, self.construct(i)) for i in items)  # int-tagged above
-        for k, (item, tap) in enumerate(zip(items, taps, strict=True)):
+        listed: dict[int, yaml.Node] = {}  # tap -> its first item (a long list: no rescans)
+        for item, tap in zip(items, taps, strict=True):
             if tap >= 0:
                 raise self.error(f"tap {tap} is not negative; taps look back, like -1", item)
-            if tap in taps[:k]:
-                first = self.span(items[taps.index(tap)])
+            if tap in listed:
+                first = self.span(listed[tap])
                 raise self.error(f"tap {tap} is listed twice", item,
                                  f"{first.path}:{first.line}:{first.col}: first listed here")
+            listed[tap] = item
         return taps
 
     def declare(self, name: str, key: yaml.Node, what: str) -> Declared:
