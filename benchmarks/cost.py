@@ -83,7 +83,7 @@ def prepared(case: Sequence[str]) -> tuple[Any, Any]:
 
 def time_once(case: Sequence[str], engine: str) -> float:
     """CPU seconds (user and system) of the loop of one run, in this process."""
-    from recur import dispatch
+    from recur.engine import choose as dispatch
 
     spec, compiled = prepared(case)
     choice = dispatch.choose(compiled, spec, engine)
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     only = {name.strip() for name in args.only.split(",")} if args.only else None
     with tempfile.TemporaryDirectory(prefix="recur-cost-") as scratch:
         os.environ["RECUR_CACHE_DIR"] = scratch  # neither read nor fill the user's cache
-        from recur import dispatch
+        from recur.engine import choose as dispatch
 
         rows = []
         for case in CASES:

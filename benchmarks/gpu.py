@@ -113,8 +113,8 @@ def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
     scan's chunk on G2; rows per block and unrolling of the matrix kernel on G3."""
     import cupy
 
-    from recur import cudagen
-    from recur.engine import scan
+    from recur.engine.cuda import generate as cudagen
+    from recur.engine.cuda import scan
 
     defaults = (cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK)
     results = []
@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     import cupy
 
     import recur
-    from recur import api, dispatch
+    from recur import api
+    from recur.engine import choose as dispatch
 
     modules = (recur, api, dispatch)
     report: dict[str, Any] = {

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from cpu import time_calls  # benchmarks/cpu.py, beside this file
 
 import recur
-from recur.analysis import MAX_TAP_DEPTH
-from recur.spec import MAX_SPEC_BYTES
+from recur.compile.analyze import MAX_TAP_DEPTH
+from recur.spec.load import MAX_SPEC_BYTES
 
 LANES = 4  # several lanes, so that the kernels' lane loops are exercised
 STEPS = 100

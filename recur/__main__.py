@@ -19,7 +19,7 @@ def main() -> None:
     try:
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _on_ctrl_c)  # not when started with it ignored
-        from recur.cli import main as run_command
+        from recur.cli.main import main as run_command
 
         try:
             run_command()

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy
 
-from recur.analysis import Context, analyze_spec, check_expression
-from recur.compiler import Compiled, OutputSummary, compile_spec
+from recur.compile.analyze import Context, analyze_spec, check_expression
+from recur.compile.evaluate import MAX_STEPS
+from recur.compile.frame import KernelFault
+from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
     Origin,
@@ -29,14 +31,12 @@ from recur.diagnostics import (
     option,
     option_entry,
 )
-from recur.dispatch import choose, execute, note_interpreted
 from recur.engine.backend import get_backend
-from recur.engine.frame import KernelFault
-from recur.engine.loop import run_plan
-from recur.engine.native import CompileError, note
+from recur.engine.c.native import CompileError, note
+from recur.engine.choose import choose, execute, note_interpreted
+from recur.engine.interp.loop import run_plan
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
-from recur.values import MAX_STEPS
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -98,7 +98,7 @@ def run(
         last: keep only the final state of every output.
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
-        engine: "auto", "interp", "compiled" or "scan" (see `recur.dispatch`).
+        engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.choose`).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).

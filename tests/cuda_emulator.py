@@ -50,7 +50,7 @@ def compiler() -> str | None:
 
 
 class EmulatedLauncher:
-    """`recur.engine.cuda.Launcher` on the host: one thread, the same source."""
+    """`recur.engine.cuda.launch.Launcher` on the host: one thread, the same source."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from test_cuda import where  # noqa: F401 (the fixture: emulated CUDA, or a real GPU)
 
 import recur
-from recur import api, dispatch
-from recur.cli import cli
+from recur import api
+from recur.cli.main import cli
 from recur.diagnostics import render
-from recur.engine import native
+from recur.engine import choose as dispatch
+from recur.engine.c import native
 
 INT_LIMITS = {"int32": 2**31, "int64": 2**63}
 

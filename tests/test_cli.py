@@ -9,7 +9,7 @@ import numpy
 import pytest
 from click.testing import CliRunner
 
-from recur.cli import cli
+from recur.cli.main import cli
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 FIB = str(SPECS / "fibonacci.yaml")

@@ -1,6 +1,6 @@
 """docs/cli.md names every command, option and argument of the CLI, and every `--help` works.
 
-The command tree is walked from `recur.cli.cli`, so a new command or option fails here
+The command tree is walked from `recur.cli.main.cli`, so a new command or option fails here
 until docs/cli.md documents it. A name counts only as a whole word: `--out` is not
 documented by `--output`, nor `run` by `runs`.
 """
@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from recur.cli import cli
+from recur.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "cli.md"

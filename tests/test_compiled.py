@@ -20,9 +20,11 @@ from numpy.testing import assert_array_equal
 from test_engine import OVERFLOWS, Case, _check_case, cases
 
 import recur
-from recur import api, codegen, dispatch
-from recur.cli import cli
-from recur.engine import native
+from recur import api
+from recur.cli.main import cli
+from recur.engine import choose as dispatch
+from recur.engine.c import generate as codegen
+from recur.engine.c import native
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"

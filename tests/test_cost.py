@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recur import dispatch
-from recur.engine import native
+from recur.engine import choose as dispatch
+from recur.engine.c import native
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "benchmarks" / "results" / "cost-model.csv"

@@ -28,11 +28,13 @@ from test_compiled import DEEP_TAPS_SPEC
 from test_engine import OVERFLOWS, Case, _check_case, cases
 
 import recur
-from recur import api, cudagen, dispatch
-from recur.cli import cli
-from recur.engine import scan
-from recur.engine.cuda import CupyLauncher
-from recur.engine.native import CompileError, EngineNote
+from recur import api
+from recur.cli.main import cli
+from recur.engine import choose as dispatch
+from recur.engine.c.native import CompileError, EngineNote
+from recur.engine.cuda import generate as cudagen
+from recur.engine.cuda import scan
+from recur.engine.cuda.launch import CupyLauncher
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
@@ -185,7 +187,7 @@ def test_deep_gapped_taps_over_lanes_reversed_and_kept_last(where: str) -> None:
 def test_launches_in_chunks_give_the_same_states(where: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Progress splits the loop into launches; taps and rings carry across them."""
-    from recur.engine import cuda
+    from recur.engine.cuda import launch as cuda
 
     monkeypatch.setattr(cuda, "CHUNK_LANE_STEPS", 12)  # 3 lanes: 4 steps a launch
     text = ("steps: 23\nparams:\n  r: linspace(2.5, 4.0, 3)\noutputs:\n  x:\n"

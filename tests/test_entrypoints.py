@@ -83,7 +83,7 @@ def test_closed_pipe_exits_quietly() -> None:
 
 
 def test_importing_the_cli_does_not_import_cupy_or_scipy() -> None:
-    code = ("import sys, recur.cli; from recur import api; "
+    code = ("import sys, recur.cli.main; from recur import api; "
             "api.run(api.load(sys.argv[1]), steps=3); "
             "print('cupy' in sys.modules, 'scipy' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(SPECS / "fibonacci.yaml")],

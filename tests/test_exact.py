@@ -28,12 +28,16 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import recur
-from recur import api, codegen, cudagen, dispatch, lanegen
-from recur.analysis import analyze_spec
-from recur.compiler import compile_spec
-from recur.engine import native
+from recur import api
+from recur.compile.analyze import analyze_spec
+from recur.compile.frame import KernelFault
+from recur.compile.lower import compile_spec
+from recur.engine import choose as dispatch
 from recur.engine.backend import NumpyBackend
-from recur.engine.frame import KernelFault
+from recur.engine.c import generate as codegen
+from recur.engine.c import lanes as lanegen
+from recur.engine.c import native
+from recur.engine.cuda import generate as cudagen
 
 ROOT = Path(__file__).resolve().parent.parent
 INF, NAN = math.inf, math.nan

@@ -21,7 +21,7 @@ import scipy.signal
 from click.testing import CliRunner
 
 import recur
-from recur.cli import cli
+from recur.cli.main import cli
 from recur.io import read_input
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

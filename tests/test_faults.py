@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import recur
-from recur.cli import cli
+from recur.cli.main import cli
 from recur.diagnostics import RecurError, UsageError
 from recur.io import outputs
 from recur.io.inputs import read_input

@@ -29,7 +29,7 @@ from hypothesis.extra import numpy as hnp
 
 import recur
 from recur import api
-from recur.cli import cli
+from recur.cli.main import cli
 from recur.diagnostics import (
     ExprError,
     Origin,

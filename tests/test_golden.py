@@ -28,7 +28,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from recur.cli import cli
+from recur.cli.main import cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(path for path in GOLDEN.glob("[!._]*") if path.is_dir())

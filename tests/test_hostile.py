@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 import recur
 from recur import api
-from recur.cli import cli
+from recur.cli.main import cli
 from recur.diagnostics import ExprError, Origin, RecurError, SpecError, render
 from recur.lang.parse import parse_expression
 
@@ -281,7 +281,7 @@ def test_broadcast_blowup_meets_the_memory_of_the_machine(tmp_path: Path) -> Non
     code = (
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (2**30 + 2**29, 2**30 + 2**29))\n"
-        "from recur.cli import main\n"
+        "from recur.cli.main import main\n"
         f"sys.argv = ['recur', 'run', {str(path)!r}]\n"
         "main()\n"
     )

@@ -583,7 +583,7 @@ def test_the_command_line_refuses_before_running_and_force_replaces(
 ) -> None:
     from click.testing import CliRunner
 
-    from recur.cli import cli
+    from recur.cli.main import cli
 
     if command[0] == "plot":
         pytest.importorskip("matplotlib")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recur import compiler
+from recur.compile import lower as compiler
 from recur.engine.memory import Room, cgroup_rooms
 from recur.io import outputs
 from recur.io.outputs import OutputArray, write_csv
@@ -30,7 +30,7 @@ MIB = 2**20
 # arguments, or print the room recur sees.
 LIMITED = """\
 import resource, sys
-from recur.cli import main
+from recur.cli.main import main
 from recur.engine.memory import host_room
 room = int(sys.argv[1]) * 2**20
 field = {field}

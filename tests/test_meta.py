@@ -13,7 +13,7 @@ import numpy
 import pytest
 from click.testing import CliRunner
 
-from recur.cli import cli
+from recur.cli.main import cli
 from recur.io import read_input
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

@@ -21,10 +21,11 @@ import pytest
 from click.testing import CliRunner
 
 import recur
-from recur import api, dispatch
-from recur.cli import cli
+from recur import api
+from recur.cli.main import cli
 from recur.diagnostics import RecurError
-from recur.engine import native
+from recur.engine import choose as dispatch
+from recur.engine.c import native
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler")
 

@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from recur.cli import cli
+from recur.cli.main import cli
+from recur.cli.options import Ran, run_from_options
+from recur.cli.plot import plot
 from recur.diagnostics import UsageError
-from recur.plot import JUMP, jump, make_figure, plot, resolve_style
-from recur.runopts import Ran, run_from_options
+from recur.report.plot import JUMP, jump, make_figure, resolve_style
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 EXAMPLES = SPECS.parent / "docs" / "examples"
@@ -72,7 +73,7 @@ def mpl() -> Any:
 
 @pytest.fixture(autouse=True)
 def registered() -> Iterator[None]:
-    """The lead registers the command in recur.cli; here the tests do it."""
+    """The lead registers the command in recur.cli.main; here the tests do it."""
     cli.add_command(plot)
     yield
 
@@ -521,7 +522,7 @@ def test_missing_matplotlib_says_how_to_install_it(
 
 
 def test_importing_the_module_does_not_import_matplotlib() -> None:
-    code = "import sys, recur.plot, recur.cli; print('matplotlib' in sys.modules)"
+    code = "import sys, recur.report.plot, recur.cli.main; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recur.progress import SHOW_AFTER, ProgressBar, render_line
+from recur.cli.progress import SHOW_AFTER, ProgressBar, render_line
 
 # Several seconds in the interpreter on any machine we know, so that the bar is due.
 LONG_SPEC = ('steps: 1000000\noutputs:\n  x: {initial: 0.5, step: '

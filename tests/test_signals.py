@@ -227,7 +227,7 @@ sys.meta_path.insert(0, _CtrlCOnImport())
 """
 
 
-@pytest.mark.parametrize("module", ["click", "numpy", "recur.api", "recur.engine.native"])
+@pytest.mark.parametrize("module", ["click", "numpy", "recur.api", "recur.engine.c.native"])
 @pytest.mark.parametrize("command", [RECUR, [SCRIPT]], ids=["python-m", "script"])
 def test_ctrl_c_while_recur_is_imported(start: Start, tmp_path: Path, command: list[str],
                                         module: str) -> None:
@@ -283,7 +283,7 @@ def test_every_command_ends_quietly_at_a_closed_pipe(start: Start, args: list[st
 
 UNFLUSHED = """\
 import sys
-from recur.cli import cli
+from recur.cli.main import cli
 
 @cli.command()
 def say() -> None:

@@ -16,8 +16,13 @@ from cuda_emulator import EmulatedCuda, compiler
 from numpy.testing import assert_array_equal
 
 import recur
-from recur import analysis, api, codegen, dispatch, lanegen, spec
-from recur.compiler import _Probe
+from recur import api
+from recur.compile import analyze as analysis
+from recur.compile.lower import _Probe
+from recur.engine import choose as dispatch
+from recur.engine.c import generate as codegen
+from recur.engine.c import lanes as lanegen
+from recur.spec import load as spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import sizes

@@ -8,10 +8,10 @@ import struct
 import pytest
 
 import recur
-from recur.analysis import INITIAL_REACH
+from recur.compile.analyze import INITIAL_REACH
 from recur.diagnostics import RecurError, render
 from recur.lang.functions import FUNCTIONS_LISTED, MISSING_FUNCTIONS
-from recur.spec import FLOW_COMMA_NOTE
+from recur.spec.load import FLOW_COMMA_NOTE
 
 
 def error_of(text: str) -> RecurError:

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import recur
-from recur import api, dispatch
-from recur.cli import cli
+from recur import api
+from recur.cli.main import cli
 from recur.diagnostics import RecurError, flag_words, option, option_entry, render
-from recur.engine import native
+from recur.engine import choose as dispatch
+from recur.engine.c import native
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 FIB = str(SPECS / "fibonacci.yaml")

@@ -91,9 +91,9 @@ class CupyBackend:
 
     @property
     def launcher(self) -> Any:
-        """Compiles and launches recur's generated kernels (`recur.engine.cuda`)."""
+        """Compiles and launches recur's generated kernels (`recur.engine.cuda.launch`)."""
         if self._launcher is None:
-            from recur.engine.cuda import CupyLauncher
+            from recur.engine.cuda.launch import CupyLauncher
 
             self._launcher = CupyLauncher(self.xp)
         return self._launcher

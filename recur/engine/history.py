@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from recur.engine.frame import Frame
+from recur.compile.frame import Frame
 
 
 class History:

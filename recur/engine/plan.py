@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from recur.compile.frame import Frame
 from recur.diagnostics import Span
-from recur.engine.frame import Frame
 from recur.engine.history import History
 
 

@@ -98,7 +98,7 @@ def c_integer_power_name(suffix: str, k: int) -> str:
     return f"r_powi_{suffix}_{'m' if k < 0 else ''}{abs(k)}"
 
 
-# pow and the IEEE minimum/maximum in C, for `recur.codegen`'s prelude. `pow` is called
+# pow and the IEEE minimum/maximum in C, for `recur.engine.c.generate`'s prelude. `pow` is called
 # through a function the compiler may not inline: GCC's vectoriser turns
 # `pow(x, 0.5)` with a constant 0.5 into `sqrt(x)` for the lanes it vectorises, which
 # gives -0.0 and NaN where pow gives +0.0 and inf.

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy
 
-from recur.engine.frame import KernelFault
-from recur.engine.native import CompileError
+from recur.compile.frame import KernelFault
+from recur.engine.c.native import CompileError
 from recur.engine.plan import Plan
 
 BLOCK = 256  # threads per block
@@ -61,8 +61,8 @@ class CupyLauncher:
 
 def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
               progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
-    """Every step through the fused kernel of `recur.cudagen`, results left on the device:
-    the steps run and what stopped them. `KernelFault` on a fault."""
+    """Every step through the fused kernel of `recur.engine.cuda.generate`, results left
+    on the device: the steps run and what stopped them. `KernelFault` on a fault."""
     xp = plan.backend.xp
     result = xp.full(2, NO_STEP, dtype=xp.int64)
     dims = xp.asarray(numpy.array([size for a in kernel.arrays for size in a.shape] or [0],

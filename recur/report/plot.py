@@ -47,21 +47,34 @@ import textwrap
 import warnings
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-import click
 import numpy as np
 
 from recur.diagnostics import UsageError, did_you_mean
-from recur.io import atomic_write, check_replaceable
-from recur.runopts import Ran, run_from_options, run_options
+from recur.io import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from recur.api import Spec
+    from recur.api import Result, Spec
+
+
+
+class Shown(Protocol):
+    """A finished run as a figure needs it: the spec, its result, the outputs to draw."""
+
+    @property
+    def spec(self) -> Spec: ...
+
+    @property
+    def result(self) -> Result: ...
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
 
 FORMATS = ("png", "pdf", "svg")
 DPI = 100
@@ -75,57 +88,10 @@ STYLES = ("auto", "points", "lines")
 INSTALL_NOTE = "pip install 'recur[plot]'"
 
 
-@click.command()
-@run_options
-@click.option("-o", "--out", "out", required=True, metavar="PATH",
-              help="The figure to write: .png, .pdf or .svg.")
-@click.option("--force", is_flag=True,
-              help="Replace an -o file this user may not write (a read-only one).")
-@click.option("--phase", metavar="X,Y",
-              help="Plot output Y against output X (a phase portrait); both kept 'all', "
-                   "scalar or with the same lanes.")
-@click.option("--style", type=click.Choice(STYLES), default="auto", show_default=True,
-              help="Lines over t and phase portraits: points, lines, or auto: points "
-                   "when consecutive states are far apart (a map), else lines.")
-@click.option("--title", metavar="TEXT",
-              help="The figure's title (default: the first line of the spec's description).")
-def plot(out: str, phase: str | None, style: str, title: str | None, force: bool,
-         **options: Any) -> None:
-    """Run a spec and plot its outputs to a .png, .pdf or .svg file.
-
-    Each kept output gets its own axes, stacked and sharing t. Lanes swept by a 1-D
-    param (r in the logistic sweep) are drawn against that param over the last half
-    of the steps: a bifurcation diagram. Other lanes are lines (points for a map), or
-    an image (t vs lane) when there are many; a 2-D grid of lanes is an image on the
-    values of the params that make it; a final state (--last, keep: last) is a
-    marker, bars or an image. Needs matplotlib: pip install 'recur[plot]'.
-
-    \b
-    Example:
-      recur plot specs/logistic_sweep.yaml -o bifurcation.png
-      recur plot specs/lotka_volterra.yaml --phase prey,pred -o orbit.svg
-      recur plot docs/examples/mandelbrot.yaml -o mandelbrot.png
-      recur plot specs/fibonacci.yaml --steps 30 -o fib.pdf --title Fibonacci
-    """
-    _require_matplotlib()
-    fmt = figure_format(out)
-    pair = parse_phase(phase) if phase is not None else None
-
-    def before_run(spec: Spec) -> None:  # everything that can fail before a long run
-        _check_writable(out)
-        check_replaceable(out, force)
-        if pair is not None:
-            check_phase(spec, pair, last=options["last"])
-
-    ran = run_from_options(**options, before_run=before_run)
-    figure = make_figure(ran, phase=pair, title=title, style=style)
-    write_figure(figure, out, fmt, force=force)
-
-
 # -- checks ---------------------------------------------------------------------------
 
 
-def _require_matplotlib() -> tuple[type[Figure], type[FigureCanvasAgg]]:
+def require_matplotlib() -> tuple[type[Figure], type[FigureCanvasAgg]]:
     """matplotlib's `Figure` and Agg canvas, or a usage error saying how to install it."""
     try:
         import matplotlib  # noqa: F401  (first: a missing or blocked package fails here)
@@ -145,7 +111,7 @@ def figure_format(path: str) -> str:
     return suffix
 
 
-def _check_writable(path: str) -> None:
+def check_writable(path: str) -> None:
     if os.path.isdir(path):
         raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     folder = os.path.dirname(path) or "."
@@ -183,13 +149,13 @@ def check_phase(spec: Spec, pair: tuple[str, str], *, last: bool = False) -> Non
 # -- the figure -----------------------------------------------------------------------
 
 
-def make_figure(ran: Ran, phase: tuple[str, str] | str | None = None,
+def make_figure(ran: Shown, phase: tuple[str, str] | str | None = None,
                 title: str | None = None, style: str = "auto") -> Figure:
     """Draw a finished run: each shown output against t (or a sweep param), or a phase
     portrait of `phase` = (X, Y) or "X,Y". `title` defaults to the description's first
     line; `style` is one of `STYLES`, for lines over t and phase portraits. Returns a
     matplotlib `Figure` on an Agg canvas (no pyplot involved)."""
-    new_figure, canvas = _require_matplotlib()
+    new_figure, canvas = require_matplotlib()
     if style not in STYLES:
         raise UsageError(f"unknown plot style {style!r}",
                          notes=(f"use one of {', '.join(STYLES)}",))
@@ -220,7 +186,7 @@ def make_figure(ran: Ran, phase: tuple[str, str] | str | None = None,
     return figure
 
 
-def _draw_outputs(figure: Figure, ran: Ran, style: str) -> None:
+def _draw_outputs(figure: Figure, ran: Shown, style: str) -> None:
     count = len(ran.names)
     shared: Axes | None = None  # the first axes over t; later ones share its x axis
     over_t: list[bool] = []
@@ -244,7 +210,7 @@ def _draw_outputs(figure: Figure, ran: Ran, style: str) -> None:
             ax.set_xlabel("")
 
 
-def _kind(ran: Ran, name: str) -> str:
+def _kind(ran: Shown, name: str) -> str:
     array = ran.result[name]
     per_step = ran.result.keeps[name] == "all"
     state = array.shape[1:] if per_step else array.shape
@@ -260,7 +226,7 @@ def _kind(ran: Ran, name: str) -> str:
     return "bars"
 
 
-def _real_params(ran: Ran, shapes: Container[tuple[int, ...]]
+def _real_params(ran: Shown, shapes: Container[tuple[int, ...]]
                  ) -> Iterator[tuple[str, np.ndarray]]:
     """The run's finite real params of one of `shapes`, in declaration order, as float64
     host arrays: what a sweep or a grid axis can be read from. The shape is checked
@@ -274,7 +240,7 @@ def _real_params(ran: Ran, shapes: Container[tuple[int, ...]]
             yield name, value.astype(np.float64)
 
 
-def _sweep_param(ran: Ran, lanes: int) -> tuple[str, np.ndarray] | None:
+def _sweep_param(ran: Shown, lanes: int) -> tuple[str, np.ndarray] | None:
     """The first param with one value per lane, strictly monotonic: what the lanes sweep."""
     if lanes < 2:
         return None
@@ -311,7 +277,7 @@ def resolve_style(style: str, *coordinates: np.ndarray) -> str:
     return "points" if jump(*coordinates) > JUMP else "lines"
 
 
-def _draw_trace(ax: Axes, ran: Ran, name: str, style: str) -> None:
+def _draw_trace(ax: Axes, ran: Shown, name: str, style: str) -> None:
     """A scalar or a few lanes over t: one line (or set of points) per lane."""
     label, values = _plottable(name, ran.result[name])
     lanes = _as_lanes(values)
@@ -339,7 +305,7 @@ def _trace(ax: Axes, x: np.ndarray, y: np.ndarray, *, points: bool, total: int,
                 marker="o" if len(y) <= MAX_MARKED else None, markersize=3, label=label)
 
 
-def _draw_image_t(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_image_t(ax: Axes, ran: Shown, name: str) -> None:
     label, values = _plottable(name, ran.result[name])
     values = _as_lanes(values)
     steps, lanes = values.shape
@@ -354,7 +320,7 @@ def _draw_image_t(ax: Axes, ran: Ran, name: str) -> None:
     _integer_ticks(ax.yaxis)
 
 
-def _draw_sweep(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_sweep(ax: Axes, ran: Shown, name: str) -> None:
     """The last half of the steps against the swept param: a bifurcation diagram."""
     label, values = _plottable(name, ran.result[name])
     param, swept = _sweep_param(ran, values.shape[1])  # type: ignore[misc]
@@ -368,7 +334,7 @@ def _draw_sweep(ax: Axes, ran: Ran, name: str) -> None:
     _no_steps(ax, len(values))
 
 
-def _draw_sweep_last(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_sweep_last(ax: Axes, ran: Shown, name: str) -> None:
     label, values = _plottable(name, ran.result[name])
     param, swept = _sweep_param(ran, values.shape[0])  # type: ignore[misc]
     ax.plot(swept, values, marker=".", linestyle="none", markersize=3 if len(values) >= 100 else 6,
@@ -377,7 +343,7 @@ def _draw_sweep_last(ax: Axes, ran: Ran, name: str) -> None:
     _label(ax, param, f"{label} (final state)")
 
 
-def _draw_image_last(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_image_last(ax: Axes, ran: Shown, name: str) -> None:
     label, values = _plottable(name, ran.result[name])
     if len(values) == 0:
         _label(ax, "", label)
@@ -386,7 +352,7 @@ def _draw_image_last(ax: Axes, ran: Ran, name: str) -> None:
     _matrix(ax, ran, values[-1], f"{label} at t = {len(values) - 1}")
 
 
-def _draw_image_state(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_image_state(ax: Axes, ran: Shown, name: str) -> None:
     label, values = _plottable(name, ran.result[name])
     _matrix(ax, ran, values, f"{label} (final state)")
 
@@ -411,7 +377,7 @@ class GridAxis:
         return high - low
 
 
-def grid_axis(ran: Ran, shape: tuple[int, ...], axis: int) -> GridAxis | None:
+def grid_axis(ran: Shown, shape: tuple[int, ...], axis: int) -> GridAxis | None:
     """The first evenly spaced param that varies along `axis` (0: rows, 1: columns) of a
     2-D state of `shape`, and along no other: shaped (M, 1) for rows, (1, N) or (N,)
     for columns. Evenly: every value within 1% of a step of a linspace's."""
@@ -428,7 +394,7 @@ def grid_axis(ran: Ran, shape: tuple[int, ...], axis: int) -> GridAxis | None:
     return None
 
 
-def _matrix(ax: Axes, ran: Ran, values: np.ndarray, label: str) -> None:
+def _matrix(ax: Axes, ran: Shown, values: np.ndarray, label: str) -> None:
     """A matrix, or a lane grid on its params' values with its origin at the lower left."""
     rows, cols = grid_axis(ran, values.shape, 0), grid_axis(ran, values.shape, 1)
     if rows is None and cols is None:  # a matrix: row 0 at the top, as it is printed
@@ -460,7 +426,7 @@ def _index_note(rows: GridAxis | None, cols: GridAxis | None,
     return [f"indices: no evenly spaced param shaped {' or '.join(missing)}"]
 
 
-def _draw_marker(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_marker(ax: Axes, ran: Shown, name: str) -> None:
     """A final scalar: one marker at the last step taken (t = -1: the initial state)."""
     label, value = _plottable(name, ran.result[name])
     t = ran.result.steps_run - 1
@@ -470,7 +436,7 @@ def _draw_marker(ax: Axes, ran: Ran, name: str) -> None:
     _label(ax, "t", f"{label} (final state)")
 
 
-def _draw_bars(ax: Axes, ran: Ran, name: str) -> None:
+def _draw_bars(ax: Axes, ran: Shown, name: str) -> None:
     label, values = _plottable(name, ran.result[name])
     values = values.ravel()
     lanes = np.arange(len(values))
@@ -489,7 +455,7 @@ _DRAW = {
 }
 
 
-def _draw_phase(ax: Axes, ran: Ran, x_name: str, y_name: str, style: str) -> None:
+def _draw_phase(ax: Axes, ran: Shown, x_name: str, y_name: str, style: str) -> None:
     x_label, x = _plottable(x_name, ran.result[x_name])
     y_label, y = _plottable(y_name, ran.result[y_name])
     if x.shape != y.shape:
@@ -566,7 +532,7 @@ def write_figure(figure: Figure, path: str, fmt: str | None = None, *,
     at all (`recur.io.atomic_write`, which keeps the old file's mode and refuses one this
     user may not write unless `force`)."""
     fmt = fmt or figure_format(path)
-    _check_writable(path)
+    check_writable(path)
 
     def save(stream: BinaryIO) -> None:
         with _quiet():

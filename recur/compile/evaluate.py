@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy
 
+from recur.compile.closures import Builder, Closure
+from recur.compile.frame import Fault, Frame
 from recur.diagnostics import (
     ExprError,
     RunError,
@@ -21,9 +23,7 @@ from recur.diagnostics import (
     option_entry,
     speaking_flags,
 )
-from recur.engine.frame import Fault, Frame
 from recur.lang import nodes as n
-from recur.lang.build import Builder, Closure
 from recur.spec import Spec
 
 

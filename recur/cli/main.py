@@ -15,15 +15,15 @@ from typing import Any
 import click
 
 from recur import api
+from recur.cli.meta import write_meta
+from recur.cli.options import request_from_options, run_from_options, run_options
+from recur.cli.plot import plot
 from recur.diagnostics import EXIT_USAGE, RecurError, flag_words, render
-from recur.diff import diff
 from recur.engine.memory import out_of_memory
-from recur.explain import explain
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
 from recur.io.outputs import discard_output
-from recur.meta import write_meta
-from recur.plot import plot
-from recur.runopts import request_from_options, run_from_options, run_options
+from recur.report.diff import diff
+from recur.report.explain import explain
 
 EXIT_PIPE_CLOSED = 1
 

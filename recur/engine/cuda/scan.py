@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from recur.engine.cuda import Launcher
-from recur.engine.frame import KernelFault
-from recur.engine.loop import not_finite
+from recur.compile.frame import KernelFault
+from recur.engine.cuda.launch import Launcher
+from recur.engine.interp.loop import not_finite
 from recur.engine.plan import Plan
 
 CHUNK = 16  # steps composed by one thread: 16 ran G2 in 0.48 ms on an H200, 64 in 0.50

@@ -11,9 +11,8 @@ from __future__ import annotations
 import functools
 import keyword
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import yaml
 
@@ -30,6 +29,7 @@ from recur.lang import nodes as n
 from recur.lang.casts import DTYPES
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.lang.parse import parse_expression
+from recur.spec.model import Declared, OutputSpec, Spec, ValueSpec
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_YAML_DEPTH = 100  # collections in collections; a 64-dimensional initial takes 67
@@ -46,64 +46,6 @@ FLOW_COMMA_NOTE = (
     "at its first ','; quote it, as in a: 'f(1, 2)', or write the mapping or list in block "
     "style, one entry per line"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Declared:
-    """A name declared in the spec, and where."""
-
-    name: str
-    span: Span
-
-
-@dataclass(frozen=True, slots=True)
-class ValueSpec:
-    """A param or a sequence: an expression (numbers and lists included), or `input`."""
-
-    name: Declared
-    value: n.Node | None  # None: the array must come from --input
-    span: Span
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSpec:
-    name: Declared
-    step: n.Node
-    initial: n.Node | None
-    taps: tuple[int, ...] | None
-    taps_span: Span | None
-    dtype: str
-    dtype_span: Span | None
-    keep: str
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """A spec file, checked for structure; `source` is kept for error messages."""
-
-    path: str
-    source: str
-    description: str
-    params: tuple[ValueSpec, ...]
-    sequences: tuple[ValueSpec, ...]
-    outputs: tuple[OutputSpec, ...]
-    steps: n.Node | None
-    dtype: str
-    reverse: bool
-    until: n.Node | None
-    span: Span
-    _by_name: dict[str, OutputSpec] = field(init=False, repr=False, compare=False)
-    # Facts derived from the spec alone, kept by whoever derives them (the spec never
-    # changes): a spec loaded once is analysed once, however often it runs.
-    derived: dict[str, Any] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Passes look outputs up by name once per node: a scan of all would be quadratic.
-        object.__setattr__(self, "_by_name", {o.name.name: o for o in self.outputs})
-        object.__setattr__(self, "derived", {})
-
-    def output(self, name: str) -> OutputSpec:
-        return self._by_name[name]
 
 
 def load_spec(path_or_text: str | Path, *, path: str | None = None) -> Spec:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy
 
+from recur.compile.frame import Fault
 from recur.diagnostics import EXIT_USAGE, RunError
-from recur.engine.frame import Fault
 from recur.engine.plan import OutputPlan, Plan
 
 

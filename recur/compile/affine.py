@@ -2,7 +2,7 @@
 
 The affine maps `y -> a*y + b` compose associatively ((a2, b2) after (a1, b1) is
 (a2*a1, a2*b1 + b2)), so such a recurrence is a scan that can run in parallel
-(`recur.engine.scan`): a long run with few lanes then takes a few passes over memory
+(`recur.engine.cuda.scan`): a long run with few lanes then takes a few passes over memory
 instead of one step after another. Recognised: one output of a float dtype with the
 single tap `-1`, no `until`, and a step that is `y[t-1]`, `c * y[t-1]` or `y[t-1] * c`,
 plus or minus a term free of the state, every operation in the output's dtype; `a` and
@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from recur.codegen import Unsupported
-from recur.compiler import Compiled
+from recur.compile.lower import Compiled
+from recur.engine.c.generate import Unsupported
 from recur.lang import nodes as n
 from recur.spec import Spec
 

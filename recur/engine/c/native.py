@@ -37,7 +37,7 @@ from types import FrameType
 
 import numpy
 
-from recur.engine.frame import KernelFault
+from recur.compile.frame import KernelFault
 from recur.engine.plan import Plan
 
 STATUS_FAULT, STATUS_UNTIL = 1, -1  # as the generated code writes them
@@ -48,7 +48,7 @@ CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of wo
 FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno")
 
 # The compiler's time limit: this floor, or the cost model's estimate of the compile
-# times this margin (`recur.dispatch.compile_limit`). The largest kernel we made (60
+# times this margin (`recur.engine.choose.compile_limit`). The largest kernel we made (60
 # outputs of 90 sin() terms each, 400 KB of C) compiled in 45 s on the 2-core machine.
 COMPILE_FLOOR = 60.0
 COMPILE_MARGIN = 10.0

@@ -1,9 +1,9 @@
 """The lane loop: each lane walks every step with the taps of every output in registers.
 
-On CUDA (`recur.cudagen`) a lane is a thread; on the CPU this is the kernel for specs
+On CUDA (`recur.engine.cuda.generate`) a lane is a thread; on the CPU this is the kernel for specs
 whose states are single values, where the C engine's usual loop (all lanes of one step,
 then the next step, reading taps back from memory) would make every step wait for the
-store of the last one. The expressions are `recur.codegen`'s, so values are computed
+store of the last one. The expressions are `recur.engine.c.generate`'s, so values are computed
 with the same operations in the same order and dtypes.
 
 Every output must have the kernel's lanes, or one element (computed by every lane
@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from recur.codegen import (
+from recur.compile.lower import Compiled
+from recur.engine.c.generate import (
     C_TYPES,
     OUTPUTS_PER_FUNCTION,
     PRELUDE,
@@ -27,7 +28,6 @@ from recur.codegen import (
     Unsupported,
     _Generator,
 )
-from recur.compiler import Compiled
 from recur.spec import Spec
 
 # Deeper than this, an output's taps are read from its history in memory (the full
@@ -180,7 +180,7 @@ class LaneGenerator(_Generator):
 
 
 class _HostLaneGenerator(LaneGenerator):
-    """The C dialect, with the native engine's calling convention (`recur.engine.native`)."""
+    """The C dialect, with the native engine's calling convention (`recur.engine.c.native`)."""
 
     types = C_TYPES
     index = "int64_t"

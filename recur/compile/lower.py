@@ -15,24 +15,24 @@ from typing import Any
 
 import numpy
 
-from recur.analysis import Analysis
-from recur.diagnostics import RunError, SpecError
-from recur.engine.backend import NumpyBackend
-from recur.engine.frame import Fault, Frame
-from recur.engine.history import History
-from recur.engine.memory import fitting_hint, host_room
-from recur.engine.plan import OutputPlan, Plan
-from recur.lang import exact
-from recur.lang import nodes as n
-from recur.lang.build import Builder, Closure, Observation
-from recur.spec import OutputSpec, Spec
-from recur.values import (
+from recur.compile.analyze import Analysis
+from recur.compile.closures import Builder, Closure, Observation
+from recur.compile.evaluate import (
     count_steps,
     evaluate,
     evaluate_params,
     evaluate_sequences,
     initial_names,
 )
+from recur.compile.frame import Fault, Frame
+from recur.diagnostics import RunError, SpecError
+from recur.engine.backend import NumpyBackend
+from recur.engine.history import History
+from recur.engine.memory import fitting_hint, host_room
+from recur.engine.plan import OutputPlan, Plan
+from recur.lang import exact
+from recur.lang import nodes as n
+from recur.spec import OutputSpec, Spec
 
 MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
 # Outputs this small fit anywhere recur runs: asking the OS (a tenth of a millisecond,

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy
 
-from recur.compiler import Compiled, format_bytes
+from recur.compile.lower import Compiled, format_bytes
 from recur.diagnostics import Span
-from recur.dispatch import choose
+from recur.engine.choose import choose
 from recur.spec import Spec
 
 MAX_SHOWN_VALUES = 6

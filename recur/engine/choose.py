@@ -1,11 +1,11 @@
 """Which engine runs a compiled plan, and why; and running it there.
 
-`interp` (the interpreter in `recur.engine.loop`) runs everything, on NumPy or CuPy, and
-is the reference. On the CPU, `compiled` is a C kernel (`recur.codegen`) with the time
+`interp` (the interpreter in `recur.engine.interp.loop`) runs everything, on NumPy or CuPy, and
+is the reference. On the CPU, `compiled` is a C kernel (`recur.engine.c.generate`) with the time
 loop in machine code; `auto` picks it only where the time it saves repays compiling it
-(once: kernels are cached). On CUDA, `compiled` is one fused kernel (`recur.cudagen`)
+(once: kernels are cached). On CUDA, `compiled` is one fused kernel (`recur.engine.cuda.generate`)
 running the whole loop, a thread per lane; `scan` is a parallel scan for steps affine in
-the state (`recur.linear`). `auto` takes the scan for long runs of few lanes, else the
+the state (`recur.compile.affine`). `auto` takes the scan for long runs of few lanes, else the
 fused kernel, else the interpreter, which launches each step's operations.
 """
 
@@ -16,11 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from recur import codegen, cudagen, lanegen, linear
-from recur.compiler import Compiled
+from recur.compile import affine as linear
+from recur.compile.lower import Compiled
 from recur.diagnostics import UsageError, option
-from recur.engine import cuda, native, scan
-from recur.engine.loop import Outcome, collect, run_steps
+from recur.engine.c import generate as codegen
+from recur.engine.c import lanes as lanegen
+from recur.engine.c import native
+from recur.engine.cuda import generate as cudagen
+from recur.engine.cuda import launch as cuda
+from recur.engine.cuda import scan
+from recur.engine.interp.loop import Outcome, collect, run_steps
 from recur.lang import nodes as n
 from recur.spec import Spec
 

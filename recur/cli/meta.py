@@ -9,8 +9,8 @@ from typing import Any, BinaryIO
 
 import numpy
 
+from recur.cli.options import InputSource, Ran
 from recur.io import atomic_write
-from recur.runopts import InputSource, Ran
 
 MAX_LISTED_VALUES = 1000  # larger arrays are described, not listed
 

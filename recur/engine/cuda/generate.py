@@ -1,8 +1,8 @@
 """A compiled plan -> the CUDA source of one fused kernel: the time loop inside.
 
-Most specs get the lane loop of `recur.lanegen` with a thread per lane: each thread
+Most specs get the lane loop of `recur.engine.c.lanes` with a thread per lane: each thread
 walks all steps of its lane, the taps in registers, and writes a kept state once. The
-expressions are `recur.codegen`'s, so a value is computed with the same operations, in
+expressions are `recur.engine.c.generate`'s, so a value is computed with the same operations, in
 the same order and dtypes, as the interpreter computes it; compiled with
 `--fmad=false`, `+ - * /` and `sqrt` round as NumPy's do.
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from recur.codegen import COMMON, Unsupported, _Generator, where_functions
-from recur.compiler import Compiled
-from recur.lanegen import LaneGenerator
+from recur.compile.lower import Compiled
+from recur.engine.c.generate import COMMON, Unsupported, _Generator, where_functions
+from recur.engine.c.lanes import LaneGenerator
 from recur.lang import nodes as n
 from recur.spec import Spec
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy
 
+from recur.compile.frame import Fault, Frame
 from recur.diagnostics import ExprError
-from recur.engine.frame import Fault, Frame
 from recur.lang import exact, intops
 from recur.lang import nodes as n
 from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused

@@ -18,12 +18,12 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from recur import api
+from recur.cli.progress import ProgressBar
 from recur.diagnostics import UsageError, did_you_mean
-from recur.dispatch import ENGINES
 from recur.engine.backend import DEVICES
-from recur.engine.native import EngineNote
+from recur.engine.c.native import EngineNote
+from recur.engine.choose import ENGINES
 from recur.io import read_input
-from recur.progress import ProgressBar
 
 F = TypeVar("F", bound=Callable[..., Any])
 

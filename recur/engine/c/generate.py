@@ -1,7 +1,7 @@
 """A compiled plan -> the C source of one kernel function with the time loop inside.
 
 For each step, for each output in evaluation order, for each lane, the kernel evaluates
-the step expression and stores it (`recur.engine.native` compiles and runs it). It
+the step expression and stores it (`recur.engine.c.native` compiles and runs it). It
 gives the interpreter's values because every operation is done in the dtype NumPy uses
 there, which the probe step observed: each operand is cast to that dtype first (so a
 weak Python float next to float32 is rounded to float32, as under NEP 50), integer
@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy
 
-from recur.compiler import Compiled
+from recur.compile.closures import Observation
+from recur.compile.lower import Compiled
 from recur.lang import exact
 from recur.lang import nodes as n
-from recur.lang.build import Observation
 from recur.lang.casts import DTYPES, truncation_limit
 from recur.lang.functions import CONSTANTS, FUNCTIONS
 from recur.spec import Spec
@@ -216,7 +216,7 @@ def generate(compiled: Compiled, spec: Spec) -> Kernel:
 
 
 class _Generator:
-    """The C dialect; `recur.cudagen` derives the CUDA one from it."""
+    """The C dialect; `recur.engine.cuda.generate` derives the CUDA one from it."""
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
 
