@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy
 
+from recur.compile import ir
 from recur.compile.analyze import Analysis
 from recur.compile.closures import Builder, Closure, Observation
 from recur.compile.evaluate import (
@@ -25,6 +26,7 @@ from recur.compile.evaluate import (
     initial_names,
 )
 from recur.compile.frame import Fault, Frame
+from recur.compile.program import Scope, typed_tree
 from recur.diagnostics import RunError, SpecError
 from recur.engine.backend import NumpyBackend
 from recur.engine.history import History
@@ -70,6 +72,7 @@ class Compiled:
     observations: dict[int, Observation]
     hoisted_values: dict[int, Any]
     swept_values: dict[int, Any]
+    program: ir.Program
 
 
 def compile_spec(
@@ -149,11 +152,47 @@ def compile_spec(
         )
         for o in spec.outputs
     )
+    hoisted = {key: value for key, (_, value) in builder.hoisted.items()}
+    swept = {key: value for key, (_, value) in builder.swept.items()}
+    program = _program(spec, analysis, observations, types, hoisted, swept, shapes, keeps,
+                       bounds, initials, n_steps, params, sequences, backend, check_finite)
     return Compiled(plan, summaries, params, dict(sequences), steps_reason,
                     tuple(node for node, _ in builder.hoisted.values()),
                     tuple(node for node, _ in builder.swept.values()), analysis, observations,
-                    {key: value for key, (_, value) in builder.hoisted.items()},
-                    {key: value for key, (_, value) in builder.swept.items()})
+                    hoisted, swept, program)
+
+
+def _program(spec: Spec, analysis: Analysis, observations: Mapping[int, Observation],
+             types: Mapping[int, str], hoisted: Mapping[int, Any], swept: Mapping[int, Any],
+             shapes: Mapping[str, tuple[int, ...]], keeps: Mapping[str, str],
+             bounds: Mapping[str, tuple[int, int] | None], initials: Mapping[str, Any],
+             steps: int, params: Mapping[str, Any], sequences: Mapping[str, Any],
+             backend: Any, check_finite: bool) -> ir.Program:
+    slots = {key: ("hoisted", k) for k, key in enumerate(hoisted)}
+    slots.update({key: ("swept", k) for k, key in enumerate(swept)})
+
+    def type_of(node: n.Node) -> ir.Type | None:
+        seen = observations.get(id(node))
+        if seen is None:
+            return None
+        return ir.Type(seen.dtype, seen.shape, seen.python, types.get(id(node)))
+
+    scope = Scope(frozenset(params), {name: analysis.sequence_offsets[name][0]
+                                      for name in sequences}, frozenset(analysis.order))
+
+    def lower(node: n.Node) -> ir.Node:
+        return typed_tree(node, scope, type_of, lambda part: slots.get(id(part)))
+
+    outputs = tuple(
+        ir.Output(name, lower(spec.output(name).step), spec.output(name).dtype, shapes[name],
+                  analysis.taps[name], analysis.depth(name), keeps[name],
+                  _broadcast_initial(initials[name], shapes[name], backend.xp), bounds[name],
+                  spec.output(name).step.span)
+        for name in analysis.order)
+    return ir.Program(outputs, lower(spec.until) if spec.until is not None else None,
+                      spec.until.span if spec.until is not None else None, steps,
+                      backend.name, dict(params), dict(sequences), tuple(hoisted.values()),
+                      tuple(swept.values()), check_finite)
 
 
 def _to_device(value: Any, xp: Any) -> Any:

@@ -48,8 +48,14 @@ def literal(node: n.Node) -> int | float | None:
 
 def integer_exponent(node: n.Node) -> int | None:
     """k where `node` is an integer literal exponent: `2`, `-3`, `+2`, `2.0`."""
-    value = literal(node)
-    if value is None or not math.isfinite(value) or value != int(value):
+    return integer_exponent_of(literal(node))
+
+
+def integer_exponent_of(value: int | float | complex | bool | None) -> int | None:
+    """k where a literal exponent's value is an integer computed by `chain`."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if not math.isfinite(value) or value != int(value):
         return None
     return int(value) if abs(value) <= MAX_INTEGER_EXPONENT else None
 
@@ -120,7 +126,11 @@ R_FN float r_max_f(float a, float b)
 
 def is_half(node: n.Node) -> bool:
     """Whether `node` is the literal exponent 0.5 (`x ** 0.5`)."""
-    value = literal(node)
+    return is_half_of(literal(node))
+
+
+def is_half_of(value: int | float | complex | bool | None) -> bool:
+    """Whether a literal exponent's value is 0.5 (a float: `x ** 0.5`, not a fraction)."""
     return isinstance(value, float) and value == 0.5
 
 
