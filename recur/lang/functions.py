@@ -37,6 +37,12 @@ class Function:
     # The implementation returns (value, faults): (kind, mask of lanes) for each way the
     # value may be wrong, reported as integer faults are.
     checked: bool = False
+    # The C and CUDA math library's name for float64 (float32 adds "f"), where the
+    # compiled engines call one; None where they compute it otherwise or cannot.
+    c: str | None = None
+    # Whether every engine gives the same bits (correctly rounded, or exact); the rest
+    # (transcendental functions) agree within a few ulp.
+    exact: bool = False
 
 
 def _xp(name: str) -> Callable[[Any], Impl]:
@@ -45,10 +51,6 @@ def _xp(name: str) -> Callable[[Any], Impl]:
 
 def _special(name: str) -> Callable[[Any], Impl]:
     return lambda backend: getattr(backend.special, name)
-
-
-def _elementwise(name: str, args: int = 1, impl: str | None = None) -> Function:
-    return Function(args, args, "elementwise", _xp(impl or name))
 
 
 def _reduction(impl: str) -> Function:
@@ -112,35 +114,40 @@ def _constructor(name: str, min_args: int, max_args: int, count: Callable[..., i
 def _cast(dtype: str) -> Function:
     return Function(1, 1, "elementwise",
                     lambda backend: functools.partial(casts.cast, backend.xp, dtype),
-                    checked=True)
+                    checked=True, exact=True)
 
 
 def _shape_fn(name: str, min_args: int, max_args: int, axis: bool = False) -> Function:
     return Function(min_args, max_args, "shape", _xp(name), axis=axis)
 
 
+# The C math library's names where they differ from NumPy's.
+_C_NAMES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "abs": "fabs",
+            "arctan2": "atan2"}
+_LIBM = ("cbrt", "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan",
+         "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arctan2", "hypot")
+_ROUNDED = ("sqrt", "floor", "ceil", "trunc", "abs")  # correctly rounded, or exact
+
+
+def _libm(name: str, args: int = 1, *, exact: bool = False) -> Function:
+    return Function(args, args, "elementwise", _xp(name), c=_C_NAMES.get(name, name),
+                    exact=exact)
+
+
 FUNCTIONS: dict[str, Function] = {
-    **{
-        name: _elementwise(name)
-        for name in (
-            *("sign", "sqrt", "cbrt", "exp", "expm1", "log", "log1p", "log2", "log10"),
-            *("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh"),
-            *("floor", "ceil", "trunc", "isnan", "isfinite"),
-        )
-    },
-    "abs": _elementwise("abs"),
-    "arctan2": _elementwise("arctan2", 2),
-    "hypot": _elementwise("hypot", 2),
-    "minimum": _elementwise("minimum", 2),
-    "maximum": _elementwise("maximum", 2),
-    "clip": _elementwise("clip", 3),
-    "where": _elementwise("where", 3),
+    **{name: _libm(name, 2 if name in ("arctan2", "hypot") else 1) for name in _LIBM},
+    **{name: _libm(name, exact=True) for name in _ROUNDED},
+    **{name: Function(1, 1, "elementwise", _xp(name), exact=True)
+       for name in ("sign", "isnan", "isfinite")},
+    "minimum": Function(2, 2, "elementwise", _xp("minimum"), exact=True),
+    "maximum": Function(2, 2, "elementwise", _xp("maximum"), exact=True),
+    "clip": Function(3, 3, "elementwise", _xp("clip"), exact=True),
+    "where": Function(3, 3, "elementwise", _xp("where"), exact=True),
     "round": Function(1, 2, "elementwise", _round),
     # complex numbers, and their parts (of a real value too, as in NumPy)
-    "real": _elementwise("real"),
-    "imag": _elementwise("imag"),
-    "conj": _elementwise("conj"),
-    "angle": _elementwise("angle"),
+    **{name: Function(1, 1, "elementwise", _xp(name), exact=True)
+       for name in ("real", "imag", "conj")},
+    "angle": Function(1, 1, "elementwise", _xp("angle")),
     # casts, one per dtype an output may have: `astype`, checked (see `casts`)
     **{dtype: _cast(dtype) for dtype in casts.DTYPES},
     "gamma": Function(1, 1, "elementwise", _special("gamma")),

@@ -50,13 +50,6 @@ _INT_DTYPES = frozenset(name for name in C_TYPES if "int" in name)
 _FLOAT_DTYPES = frozenset({"float32", "float64"})
 
 # libm's functions; NumPy's own are within a few ulp of them (docs/performance.md).
-_FLOAT_FUNCTIONS = {
-    "sqrt": "sqrt", "cbrt": "cbrt", "exp": "exp", "expm1": "expm1", "log": "log",
-    "log1p": "log1p", "log2": "log2", "log10": "log10", "sin": "sin", "cos": "cos",
-    "tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
-    "cosh": "cosh", "tanh": "tanh", "arctan2": "atan2", "hypot": "hypot",
-    "floor": "floor", "ceil": "ceil", "trunc": "trunc", "abs": "fabs",
-}
 # Functions whose C form is exact: casts (`recur.lang.casts`), and the parts of a real
 # number (complex values are not compiled).
 _EXACT_FUNCTIONS = frozenset({*DTYPES, "real", "imag", "conj", "angle"})
@@ -616,9 +609,11 @@ class _Generator:
             raise Unsupported(f"{func}() on {dtype}")
         if func == "sign":
             return f"r_sign_{kind}({self._typed(args[0], dtype)})"
-        if func not in _FLOAT_FUNCTIONS:
-            raise Unsupported(f"the function {func}()")
-        name = _FLOAT_FUNCTIONS[func] + ("" if dtype == "float64" else "f")
+        c_name = FUNCTIONS[func].c
+        if c_name is None:
+            raise Unsupported(f"the function {func}(), which has no C name in "
+                              "recur.lang.functions")
+        name = c_name + ("" if dtype == "float64" else "f")
         return f"{name}({', '.join(self._typed(arg, dtype) for arg in args)})"
 
     def _exact_call(self, func: str, arg: n.Node, dtype: str) -> str:
