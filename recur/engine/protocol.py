@@ -1,0 +1,61 @@
+"""What an engine is: a small class that says whether it can run a `Program`, what a
+run would cost, and runs it (einops' backends are the model).
+
+The registry (`recur.engine.registry`) lists the engines; `auto` asks each one that
+runs on the device for its estimate and takes the cheapest; `explain` prints the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from recur.compile.ir import Program
+from recur.engine.plan import Buffers
+
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+
+
+class Unsupported(Exception):
+    """An engine cannot run a program; the message says why, in words for `explain`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What `auto` weighs: seconds for the time loop, plus `setup` seconds the first
+    time only (compiling a kernel not in the cache yet), and why, in words."""
+
+    seconds: float
+    words: str
+    setup: float = 0.0
+
+
+class Engine(Protocol):
+    """One way to run a `Program`."""
+
+    name: str  # what `engine=` (and `--engine`) takes
+
+    def describe(self, device: str) -> str | None:
+        """What this engine is on `device`, for `explain`; None where it does not run."""
+        ...
+
+    def supports(self, program: Program) -> str | None:
+        """None, or why this engine cannot run `program` (in words)."""
+        ...
+
+    def estimate(self, program: Program) -> Estimate:
+        """The cost of running `program` here; only asked of a program it supports."""
+        ...
+
+    def ready(self, program: Program) -> bool:
+        """Whether the set-up the estimate prices is done already (a cached kernel)."""
+        ...
+
+    def run(self, program: Program, buffers: Buffers,
+            progress: Progress | None = None) -> tuple[int, str]:
+        """Run every step into `buffers`: the steps run, and "steps" or "until".
+
+        Raises `KernelFault` where the interpreter must replay the run to report it.
+        """
+        ...
