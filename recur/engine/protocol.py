@@ -34,11 +34,9 @@ class Estimate:
 class Engine(Protocol):
     """One way to run a `Program`."""
 
-    name: str  # what `engine=` (and `--engine`) takes
-
-    def describe(self, device: str) -> str | None:
-        """What this engine is on `device`, for `explain`; None where it does not run."""
-        ...
+    name: str  # what `engine=` (and `--engine`) takes: "interp", "compiled", "scan"
+    device: str  # where it runs: "cpu" or "cuda"
+    words: str  # what it is, for `explain`
 
     def supports(self, program: Program) -> str | None:
         """None, or why this engine cannot run `program` (in words)."""

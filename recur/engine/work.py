@@ -1,0 +1,52 @@
+"""What a program's loop does per step, counted for the engines' cost models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recur.compile import ir
+from recur.lang.functions import FUNCTIONS
+
+# The kinds of work per lane and step that the cost models price.
+KINDS = ("arithmetic", "tap", "function", "multiply-add")
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """`calls`: the array operations of a step (the interpreter's NumPy calls); `per_lane`:
+    the work of each of `KINDS` per lane and step."""
+
+    calls: int
+    per_lane: dict[str, int]
+
+
+def work(program: ir.Program) -> Work:
+    """Count the loop's work. Sub-expressions moved out of the loop run once, before it,
+    so they are not counted. A matrix product counts a multiply-add per element of the
+    widest state (`W @ h`: h's length). A function is a libm call (`function`) where it
+    is not exact; the exact ones (sqrt, abs, floor, min, where ...) count as arithmetic."""
+    counts = dict.fromkeys(KINDS, 0)
+    calls, lanes = 0, program.lanes
+    for root in program.roots():
+        for node in _counted(root):
+            if isinstance(node, ir.Tap | ir.SequenceRead):
+                counts["tap"] += 1
+                continue
+            calls += 1
+            if isinstance(node, ir.Binary) and node.op == "@":
+                counts["multiply-add"] += lanes
+            elif isinstance(node, ir.Call) and not FUNCTIONS[node.func].exact:
+                counts["function"] += 1
+            else:
+                counts["arithmetic"] += 1
+    return Work(calls, counts)
+
+
+def _counted(node: ir.Node) -> list[ir.Node]:
+    """The nodes that cost something in the loop: operations and reads."""
+    if isinstance(node, ir.Hoisted | ir.Swept | ir.Literal | ir.Param | ir.Time | ir.Steps
+                  | ir.TimeIndex):
+        return []
+    if isinstance(node, ir.Tap | ir.SequenceRead):
+        return [node]
+    return [node, *(part for child in ir.children(node) for part in _counted(child))]
