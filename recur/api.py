@@ -21,6 +21,7 @@ import numpy
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
 from recur.compile.frame import KernelFault
+from recur.compile.ir import Program
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
@@ -31,10 +32,13 @@ from recur.diagnostics import (
     option,
     option_entry,
 )
-from recur.engine.backend import get_backend
+from recur.engine.backend import NumpyBackend, get_backend
+from recur.engine.c.advice import note_interpreted
 from recur.engine.c.native import CompileError, note
-from recur.engine.choose import choose, execute, note_interpreted
-from recur.engine.interp.loop import run_plan
+from recur.engine.memory import check_outputs_fit
+from recur.engine.plan import allocate, collect
+from recur.engine.protocol import Engine
+from recur.engine.registry import choose
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 
@@ -98,47 +102,54 @@ def run(
         last: keep only the final state of every output.
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
-        engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.choose`).
+        engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
-    def prepared() -> Compiled:
-        return prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
+    compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                        last=last, check=check)
-
-    compiled = prepared()
+    program, backend = compiled.program, compiled.backend
     with _sourced(spec):
-        choice = choose(compiled, spec, engine)
+        choice = choose(program, engine)
         if engine == "auto":
-            note_interpreted(compiled, spec, choice)
+            note_interpreted(program, choice)
         try:
-            outcome = execute(choice, compiled, progress)
+            steps_run, stopped_by, arrays = _execute(choice.engine, program, backend, progress)
         except CompileError as error:
             if engine != "auto":  # asked for by name: say so rather than run another
                 raise BackendError(f"{option('engine', engine)}: {error}",
                                    notes=(f"use {option('engine', 'interp')}",)) from None
             note(f"the compiled engine failed ({error}); the interpreter runs the spec")
-            choice = choose(compiled, spec, "interp")
-            outcome = run_plan(compiled.plan, progress)
+            choice = choose(program, "interp")
+            steps_run, stopped_by, arrays = _execute(choice.engine, program, backend, progress)
         except KernelFault:
-            # The interpreter replays the run from the start and reports the fault.
-            compiled = prepared()
-            choice = choose(compiled, spec, "interp")
-            outcome = run_plan(compiled.plan, progress)
-    order = [o.name for o in compiled.outputs if o.name in outcome.arrays]
+            # The interpreter replays the run from the start, on fresh buffers, and
+            # reports the fault with its output, step and lane.
+            choice = choose(program, "interp")
+            steps_run, stopped_by, arrays = _execute(choice.engine, program, backend, progress)
+    order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
-        {name: outcome.arrays[name] for name in order},
-        {o.name: o.keep for o in compiled.outputs if o.name in outcome.arrays},
-        outcome.steps_run,
-        outcome.stopped_by,
+        {name: arrays[name] for name in order},
+        {o.name: o.keep for o in compiled.outputs if o.name in arrays},
+        steps_run,
+        stopped_by,
         compiled.params,
-        compiled.plan.steps,
-        compiled.plan.backend.name,
-        choice.engine,
+        program.steps,
+        program.device,
+        choice.engine.name,
     )
+
+
+def _execute(engine: Engine, program: Program, backend: Any,
+             progress: Callable[[int, int], None] | None) -> tuple[int, str, dict[str, Any]]:
+    """One run of `program` on `engine` into fresh buffers: the steps run, what stopped
+    them, and the kept outputs on the host."""
+    buffers = allocate(program, backend)
+    steps_run, stopped_by = engine.run(program, buffers, progress)
+    return steps_run, stopped_by, collect(program, buffers, steps_run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +172,12 @@ def check(spec: Spec | str | Path, *, engine: bool = False) -> Report:
     if needs:
         return Report(None, (), needs)
     compiled = prepare(spec)
+    steps = compiled.program.steps
     if not engine:
-        return Report(compiled.plan.steps, compiled.outputs, ())
+        return Report(steps, compiled.outputs, ())
     with _sourced(spec):
-        choice = choose(compiled, spec)
-    return Report(compiled.plan.steps, compiled.outputs, (), choice.engine, choice.reason)
+        choice = choose(compiled.program)
+    return Report(steps, compiled.outputs, (), choice.engine.name, choice.reason)
 
 
 def prepare(
@@ -186,13 +198,15 @@ def prepare(
     overrides = _overrides(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
+    host = backend if backend.name == "cpu" else NumpyBackend()
     with _sourced(spec), _set_sourced(params or {}), _uncollected():
         compiled = compile_spec(
-            spec, analyze_spec(spec), backend, steps=steps, overrides=overrides,
+            spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
         )
-        if compiled.plan.steps == 0:
+        if compiled.program.steps == 0:
             _check_last_states(spec, compiled, last)
+        check_outputs_fit({o.name: o.kept_bytes for o in compiled.outputs}, backend)
     return compiled
 
 

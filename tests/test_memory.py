@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recur.compile import lower as compiler
+from recur.diagnostics import RunError
+from recur.engine import memory
 from recur.engine.memory import Room, cgroup_rooms
 from recur.io import outputs
 from recur.io.outputs import OutputArray, write_csv
@@ -80,13 +81,13 @@ def test_the_margin_is_a_tenth_or_512_mib_whichever_is_more() -> None:
 def test_the_issue_s_run_is_refused_and_one_within_the_margin_accepted() -> None:
     """3.0e9 float64 steps (24.0 GB) against 24.6 GB available ran out of memory."""
     backend = _Backend(Room(24_600_000_000, "the test's memory"))
-    with pytest.raises(compiler.RunError) as error:
-        compiler._check_memory({"x": 24_000_000_008}, backend)
+    with pytest.raises(RunError) as error:
+        memory.check_outputs_fit({"x": 24_000_000_008}, backend)
     assert error.value.exit_code == 1
     assert error.value.message == (
         "the outputs need 24.0 GB (x: 24.0 GB), more than the 22.1 GB of memory "
         "available: 24.6 GB under the test's memory, less 2.5 GB kept free")
-    compiler._check_memory({"x": 22_000_000_000}, backend)  # 22.14 GB may be used
+    memory.check_outputs_fit({"x": 22_000_000_000}, backend)  # 22.14 GB may be used
 
 
 def test_on_the_gpu_the_host_must_hold_the_outputs_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,14 +95,14 @@ def test_on_the_gpu_the_host_must_hold_the_outputs_too(monkeypatch: pytest.Monke
     backend = _Backend(Room(100 * 10**9, "the GPU's free memory"))
     backend.name = "cuda"
     monkeypatch.setattr(compiler, "host_room", lambda: Room(2 * 10**9, "the host's memory"))
-    with pytest.raises(compiler.RunError) as error:
-        compiler._check_memory({"x": 2 * 10**9 - 512 * MIB + 1}, backend)
+    with pytest.raises(RunError) as error:
+        memory.check_outputs_fit({"x": 2 * 10**9 - 512 * MIB + 1}, backend)
     assert "under the host's memory, less 536.9 MB kept free" in error.value.message
-    compiler._check_memory({"x": 2 * 10**9 - 512 * MIB}, backend)
+    memory.check_outputs_fit({"x": 2 * 10**9 - 512 * MIB}, backend)
 
 
 def test_small_runs_do_not_ask() -> None:
-    compiler._check_memory({"x": compiler.ALWAYS_AVAILABLE}, _Backend(Room(0, "nothing")))
+    memory.check_outputs_fit({"x": memory.ALWAYS_AVAILABLE}, _Backend(Room(0, "nothing")))
 
 
 # --- the limits read -------------------------------------------------------------------------

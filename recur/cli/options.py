@@ -22,10 +22,25 @@ from recur.cli.progress import ProgressBar
 from recur.diagnostics import UsageError, did_you_mean
 from recur.engine.backend import DEVICES
 from recur.engine.c.native import EngineNote
-from recur.engine.choose import ENGINES
+from recur.engine.registry import engine_names
 from recur.io import read_input
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+class EngineChoice(click.Choice):  # type: ignore[type-arg]
+    """The registered engines' names, asked of the registry when needed."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return engine_names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        """`click.Choice` sets its list once; this one is always the registry's."""
+
 
 _OPTIONS = [
     click.argument("spec", type=click.Path(dir_okay=False)),
@@ -39,7 +54,7 @@ _OPTIONS = [
     click.option("--last", is_flag=True, help="Keep only the final state of every output."),
     click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                  help="Where to run: NumPy (cpu) or CuPy (cuda)."),
-    click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+    click.option("--engine", type=EngineChoice(), default="auto", show_default=True,
                  help="The interpreter, the compiled loop (C, or one CUDA kernel), a "
                       "parallel scan (CUDA, affine steps), or the faster for this run."),
     click.option("--check", "check_finite", is_flag=True,

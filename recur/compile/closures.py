@@ -1,31 +1,31 @@
-"""Expression tree -> a Python closure over the array module, built once per run.
+"""A `Program` tree (`recur.compile.ir`) -> a Python closure over the array module.
 
 Each node becomes a closure over its children's closures, so a step costs a handful
-of calls and no tree walking. Integer operations are checked (see `intops`).
+of calls and no tree walking. Integer operations are checked (see `intops`). These
+closures define what an expression means: lowering evaluates params, initials and
+the probe step with them, and the interpreter runs the loop with them.
 
-Closures are built in one of two ways. Without `types`, every arithmetic node looks
-at its operands at run time (used for one-off evaluations and for the probe step that
-settles shapes and dtypes, which records what it saw into `record`). With `types`
-from the probe, each node is built for the kind of values it will see, so float
-arithmetic runs with no check at all.
+A tree without types (lowered but not yet probed) gives closures where every
+arithmetic node looks at its operands at run time; the probe step runs those and
+records what each node saw (`observe`). A typed tree gives closures built for the
+kind of values each node will see, so float arithmetic runs with no check at all.
 """
 
 from __future__ import annotations
 
-import math
 import operator
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy
 
+from recur.compile import ir
 from recur.compile.frame import Fault, Frame
+from recur.compile.ir import INT, OTHER, PY
 from recur.diagnostics import ExprError
 from recur.lang import exact, intops
-from recur.lang import nodes as n
 from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused
-from recur.lang.functions import CONSTANTS, FUNCTIONS
+from recur.lang.functions import FUNCTIONS
 
 Closure = Callable[["Frame"], Any]
 
@@ -43,40 +43,22 @@ _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 }
 _SHADOW_CHECKED = frozenset({"sum", "prod", "dot"})
 
-# What a checked node saw in the probe: Python numbers, integer arrays, or anything else.
-PY, INT, OTHER = "py", "int", "other"
-
 
 class Bindings(Protocol):
-    """How names resolve where an expression is built (params only, or a whole step)."""
+    """Where the leaves of a tree get their values: params, `t`, `steps`, the states read
+    by taps and the rows of sequences (a run, the probe step, a sweep, params only)."""
 
-    def name(self, name: str) -> Closure: ...
+    def param(self, name: str) -> Closure: ...
 
-    def output(self, name: str, lag: int) -> Closure: ...
+    def time(self) -> Closure: ...
 
-    def sequence(self, name: str, offset: int) -> Closure: ...
+    def steps(self) -> Closure: ...
 
-    def is_constant(self, name: str) -> bool:
-        """Whether the name has the same value at every step (params, `steps`)."""
+    def tap(self, output: str, lag: int) -> Closure: ...
+
+    def sequence(self, name: str, row: int) -> Closure:
+        """The sequence's row `t + row` (the read `name[t + offset]`)."""
         ...
-
-    def is_sequence(self, name: str) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What a node gave in the probe step: a Python number or an array, its shape, dtype."""
-
-    python: bool
-    shape: tuple[int, ...]
-    dtype: str
-
-
-# Sub-expressions free of state are computed for all steps at once, but only up to this
-# many bytes, and only with operations that work lane by lane.
-SWEEP_BUDGET = 64 * 2**20
-_SWEEPABLE = (n.Number, n.Name, n.Unary, n.Binary, n.Compare, n.Select, n.Call, n.Subscript)
-_WIDE_DTYPES = frozenset({"float64", "int64", "complex128", "bool"})
 
 
 _DTYPE_NAMES: dict[numpy.dtype, str] = {}
@@ -91,47 +73,39 @@ def _dtype_name(dtype: numpy.dtype) -> str:
 
 
 class Builder:
-    """Builds closures for the nodes of one context; see the module docstring."""
+    """Builds closures for the nodes of one tree; see the module docstring.
+
+    `slots` gives the values of `Hoisted` and `Swept` nodes (a `Program`'s). `observe`
+    collects what each node gives, and `record` what each checked operation saw (the
+    probe step, on an untyped tree). `typed=False` ignores the types of a typed tree
+    (values of other kinds than the loop's: a sweep over all steps).
+    """
 
     def __init__(
         self,
         backend: Any,
         bindings: Bindings,
-        types: dict[int, str] | None = None,
-        record: dict[int, str] | None = None,
-        hoist: bool = False,
-        observe: dict[int, Observation] | None = None,
-        sweep: tuple[Any, int, dict[int, Observation]] | None = None,
+        slots: ir.Program | None = None,
+        observe: dict[ir.Node, ir.Type] | None = None,
+        record: dict[ir.Node, str] | None = None,
+        typed: bool = True,
     ) -> None:
-        """`observe` collects what each node gives (the probe). `hoist` computes constant
-        sub-expressions once; `sweep` = (bindings over whole sequences, steps, the probe's
-        observations) computes state-free ones for all steps at once."""
         self.backend = backend
+        self.typed = typed
         self.xp = backend.xp
         self.bindings = bindings
-        self.types = types
-        self.record = record
-        self.hoist = hoist
+        self.slots = slots
         self.observe = observe
-        self.sweep = sweep
-        # Sub-expressions moved out of the loop, with their values (for explain, and for
-        # compiled engines, which take them as arguments).
-        self.hoisted: dict[int, tuple[n.Node, Any]] = {}  # id -> (node, value)
-        self.swept: dict[int, tuple[n.Node, Any]] = {}  # id -> (node, rows by step)
+        self.record = record
 
-    def build(self, node: n.Node) -> Closure:
-        if self.hoist and not isinstance(node, n.Number | n.Name | n.TimeIndex):
-            if self._invariant(node):
-                return self._hoisted(node)
-            if self.sweep is not None and self._sweepable(node):
-                return self._swept(node)
+    def build(self, node: ir.Node) -> Closure:
         method: Callable[[Any], Closure] = getattr(self, f"_build_{type(node).__name__}")
         closure = method(node)
         if self.observe is not None:
             return self._observed(node, closure)
         return closure
 
-    def _observed(self, node: n.Node, closure: Closure) -> Closure:
+    def _observed(self, node: ir.Node, closure: Closure) -> Closure:
         observe, asarray = self.observe, self.xp.asarray
         assert observe is not None
 
@@ -139,139 +113,79 @@ class Builder:
             value = closure(frame)
             if not isinstance(value, list):
                 array = asarray(value)
-                observe[id(node)] = Observation(
-                    intops.is_python_number(value), tuple(array.shape), _dtype_name(array.dtype))
+                observe[node] = ir.Type(_dtype_name(array.dtype), tuple(array.shape),
+                                        intops.is_python_number(value))
             return value
 
         return observed
 
-    def _unhoisted(self, node: n.Node) -> Closure:
-        """The subtree built plainly: no hoisting or sweeping inside it."""
-        hoist, self.hoist = self.hoist, False
-        try:
-            return self.build(node)
-        finally:
-            self.hoist = hoist
-
-    def _invariant(self, node: n.Node) -> bool:
-        """The same value at every step: built from literals, constants and params only."""
-        if isinstance(node, n.TimeIndex):
-            return False
-        if isinstance(node, n.Name):
-            return node.id in CONSTANTS or self.bindings.is_constant(node.id)
-        return all(self._invariant(child) for child in n.children(node))
-
-    def _hoisted(self, node: n.Node) -> Closure:
-        """Evaluate once; a sub-expression that fails stays in the loop, to fail at its step."""
-        closure = self._unhoisted(node)
-        try:
-            with self.backend.errstate():
-                value = closure(Frame())
-        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
-            return closure
-        self.hoisted[id(node)] = (node, value)
-        return lambda frame: value
-
-    def _sweepable(self, node: n.Node) -> bool:
-        """State-free, lane-by-lane, worth it, and giving the loop's exact values."""
-        assert self.sweep is not None
-        _, steps, observations = self.sweep
-        if steps == 0 or isinstance(node, n.Subscript):  # a bare read costs nothing
-            return False
-        subtree = list(_parts(node))
-        if not all(self._lane_wise(part) for part in subtree):
-            return False
-        seen = [observations.get(id(part)) for part in subtree]
-        if any(observation is None for observation in seen):
-            return False
-        largest = max(math.prod(o.shape) for o in seen if o is not None)
-        if steps * largest * 16 > SWEEP_BUDGET:
-            return False
-        # A Python number in the loop is "weak"; swept, it becomes a strong array. That
-        # changes results only next to narrower dtypes, so those are left in the loop.
-        weak = any(o.python for part, o in zip(subtree, seen, strict=True)
-                   if o is not None and not self._invariant(part))
-        return not weak or all(o.dtype in _WIDE_DTYPES for o in seen if o is not None)
-
-    def _lane_wise(self, node: n.Node) -> bool:
-        if isinstance(node, n.Subscript):  # only `s[t+k]`, a sequence read
-            target = node.value
-            return (isinstance(target, n.Name) and self.bindings.is_sequence(target.id)
-                    and len(node.index) == 1 and isinstance(node.index[0], n.TimeIndex))
-        if isinstance(node, n.TimeIndex):
-            return True
-        if isinstance(node, n.Call):
-            return FUNCTIONS[node.func].kind == "elementwise" or (
-                node.func in ("min", "max") and len(node.args) > 1)
-        if isinstance(node, n.Binary):
-            return node.op != "@"
-        return isinstance(node, _SWEEPABLE)
-
-    def _swept(self, node: n.Node) -> Closure:
-        """All steps' values at once, as rows indexed by `t`; the loop's closure if that fails."""
-        assert self.sweep is not None
-        bindings, steps, observations = self.sweep
-        seen = observations[id(node)]
-        bindings.rank = 1 + max(len(observations[id(part)].shape) for part in _parts(node))
-        try:
-            with self.backend.errstate():
-                value = self.xp.asarray(Builder(self.backend, bindings).build(node)(Frame()))
-                rows = self.xp.broadcast_to(value, (steps, *value.shape[1:])).reshape(
-                    (steps, *seen.shape))
-        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
-            return self._unhoisted(node)
-        if str(rows.dtype) != seen.dtype:
-            return self._unhoisted(node)
-        self.swept[id(node)] = (node, rows)
-        if seen.python:
-            values = rows.tolist()
-            return lambda frame: values[frame.t]
-        return lambda frame: rows[frame.t]
-
-    def array(self, node: n.Node) -> Closure:
+    def array(self, node: ir.Node) -> Closure:
         """Like `build`, but a list literal becomes an array (for arithmetic on it)."""
         closure = self.build(node)
-        if isinstance(node, n.ListExpr):
+        if isinstance(node, ir.ListExpr):
             asarray = self.xp.asarray
             return lambda frame: asarray(closure(frame))
         return closure
 
-    def _seen(self, node: n.Node) -> str | None:
-        return None if self.types is None else self.types.get(id(node))
+    def _seen(self, node: ir.Node) -> str | None:
+        return None if node.type is None or not self.typed else node.type.arithmetic
 
-    def _note(self, node: n.Node, kind: str) -> None:
+    def _note(self, node: ir.Node, kind: str) -> None:
         if self.record is not None:
-            self.record[id(node)] = kind
+            self.record[node] = kind
 
     # Leaves
 
-    def _build_Number(self, node: n.Number) -> Closure:
+    def _build_Literal(self, node: ir.Literal) -> Closure:
         value = node.value
         return lambda frame: value
 
-    def _build_Name(self, node: n.Name) -> Closure:
-        if node.id in CONSTANTS:
-            value = CONSTANTS[node.id]
-            return lambda frame: value
-        return self.bindings.name(node.id)
+    def _build_Param(self, node: ir.Param) -> Closure:
+        return self.bindings.param(node.name)
 
-    def _build_TimeIndex(self, node: n.TimeIndex) -> Closure:
-        offset = node.offset
-        return lambda frame: frame.t + offset
+    def _build_Time(self, node: ir.Time) -> Closure:
+        return self.bindings.time()
 
-    def _build_ListExpr(self, node: n.ListExpr) -> Closure:
+    def _build_Steps(self, node: ir.Steps) -> Closure:
+        return self.bindings.steps()
+
+    def _build_TimeIndex(self, node: ir.TimeIndex) -> Closure:
+        offset, time = node.offset, self.bindings.time()
+        return lambda frame: time(frame) + offset
+
+    def _build_Tap(self, node: ir.Tap) -> Closure:
+        return self.bindings.tap(node.output, node.lag)
+
+    def _build_SequenceRead(self, node: ir.SequenceRead) -> Closure:
+        return self.bindings.sequence(node.sequence, node.row)
+
+    def _build_Hoisted(self, node: ir.Hoisted) -> Closure:
+        assert self.slots is not None
+        value = self.slots.hoisted[node.slot]
+        return lambda frame: value
+
+    def _build_Swept(self, node: ir.Swept) -> Closure:
+        assert self.slots is not None and node.type is not None
+        rows = self.slots.swept[node.slot]
+        if node.type.python:  # Python numbers in the loop stay Python numbers
+            values = rows.tolist()
+            return lambda frame: values[frame.t]
+        return lambda frame: rows[frame.t]
+
+    def _build_ListExpr(self, node: ir.ListExpr) -> Closure:
         items = [self.build(item) for item in node.items]
         return lambda frame: [item(frame) for item in items]
 
     # Arithmetic
 
-    def _build_Binary(self, node: n.Binary) -> Closure:
-        if _fixed_power(node):
-            if exact.is_half(node.right):
+    def _build_Binary(self, node: ir.Binary) -> Closure:
+        fixed = ir.fixed_exponent(node)
+        if fixed is not None:
+            if exact.is_half_of(fixed):
                 return self._half_power(self.array(node.left))
-            k = exact.integer_exponent(node.right)
+            k = exact.integer_exponent_of(fixed)
             assert k is not None
-            return self._integer_power(node, self.array(node.left), k)
+            return self._integer_power(node, self.array(node.left), fixed, k)
         left, right = self.array(node.left), self.array(node.right)
         if node.op in ("and", "or"):
             logical = self.xp.logical_and if node.op == "and" else self.xp.logical_or
@@ -319,9 +233,10 @@ class Builder:
 
         return half_power
 
-    def _integer_power(self, node: n.Binary, base: Closure, k: int) -> Closure:
+    def _integer_power(self, node: ir.Binary, base: Closure, fixed: int | float,
+                       k: int) -> Closure:
         """`x ** k` for an integer literal k: checked on integers, else `exact.chain`."""
-        exponent: int | float = k if isinstance(exact.literal(node.right), int) else float(k)
+        exponent: int | float = k if isinstance(fixed, int) else float(k)
         power, checked = exact.integer_power, intops.checked_binary
         natural = isinstance(exponent, int) and k >= 0  # an int to it stays an int
 
@@ -344,7 +259,7 @@ class Builder:
 
         return integer_power
 
-    def _generic_binary(self, node: n.Binary, left: Closure, right: Closure) -> Closure:
+    def _generic_binary(self, node: ir.Binary, left: Closure, right: Closure) -> Closure:
         op, plain = node.op, self._plain(node.op)
         note = self._note
 
@@ -367,7 +282,7 @@ class Builder:
 
         return generic
 
-    def _build_Unary(self, node: n.Unary) -> Closure:
+    def _build_Unary(self, node: ir.Unary) -> Closure:
         operand = self.array(node.operand)
         if node.op == "+":
             return operand
@@ -377,7 +292,7 @@ class Builder:
         return self._checked_unary(node, operand, intops.negative, operator.neg, operator.neg)
 
     def _checked_unary(
-        self, node: n.Node, operand: Closure, checked: Callable[[Any], Any],
+        self, node: ir.Node, operand: Closure, checked: Callable[[Any], Any],
         plain: Callable[[Any], Any], python: Callable[[int], int],
     ) -> Closure:
         seen, note = self._seen(node), self._note
@@ -403,7 +318,7 @@ class Builder:
 
         return unary
 
-    def _build_Compare(self, node: n.Compare) -> Closure:
+    def _build_Compare(self, node: ir.Compare) -> Closure:
         operands = [self.array(operand) for operand in node.operands]
         tests = [_as_numpy_compares(_COMPARISONS[op]) for op in node.ops]
         if len(tests) == 1:
@@ -420,7 +335,7 @@ class Builder:
 
         return chain
 
-    def _build_Select(self, node: n.Select) -> Closure:
+    def _build_Select(self, node: ir.Select) -> Closure:
         test, body, orelse = self.array(node.test), self.array(node.body), self.array(node.orelse)
         where, xp = self.xp.where, self.xp
 
@@ -446,7 +361,7 @@ class Builder:
 
     # Calls and indexing
 
-    def _build_Call(self, node: n.Call) -> Closure:
+    def _build_Call(self, node: ir.Call) -> Closure:
         function = FUNCTIONS[node.func]
         if node.func in ("minimum", "maximum", "clip"):
             impl = _extremum(self.xp, node.func)
@@ -467,13 +382,13 @@ class Builder:
             return self._checked_unary(node, args[0], intops.absolute, impl, abs)
         if function.checked:
             return _checked_call(node, impl, args)
-        call = _call(impl, args, n.constant_axis(node.axis) if node.axis is not None else None)
+        call = _call(impl, args, node.axis)
         if node.func in _SHADOW_CHECKED:
             return self._shadowed(node, call, lambda values: impl(*values), args)
         return call
 
     def _shadowed(
-        self, node: n.Node, call: Closure, again: Callable[[list[Any]], Any],
+        self, node: ir.Node, call: Closure, again: Callable[[list[Any]], Any],
         args: tuple[Closure, ...] | list[Closure],
     ) -> Closure:
         """An integer reduction, checked against the same reduction done in float64."""
@@ -493,31 +408,15 @@ class Builder:
 
         return shadowed
 
-    def _build_Subscript(self, node: n.Subscript) -> Closure:
-        target = node.value
-        index = node.index[0] if len(node.index) == 1 else None
-        if isinstance(target, n.Name) and isinstance(index, n.TimeIndex):
-            read = self._time_read(target.id, index.offset)
-            if read is not None:
-                return read
-        value = self.build(target)
+    def _build_Subscript(self, node: ir.Subscript) -> Closure:
+        value = self.build(node.value)
         parts = [self.build(part) for part in node.index]
         if len(parts) == 1:
             part = parts[0]
             return lambda frame: value(frame)[_index(part(frame))]
         return lambda frame: value(frame)[tuple(_index(p(frame)) for p in parts)]
 
-    def _time_read(self, name: str, offset: int) -> Closure | None:
-        try:
-            return self.bindings.output(name, -offset)
-        except KeyError:
-            pass
-        try:
-            return self.bindings.sequence(name, offset)
-        except KeyError:
-            return None
-
-    def _build_Slice(self, node: n.Slice) -> Closure:
+    def _build_Slice(self, node: ir.Slice) -> Closure:
         parts = [None if p is None else self.build(p) for p in (node.lower, node.upper, node.step)]
         lower, upper, step = (p or (lambda frame: None) for p in parts)
         return lambda frame: slice(lower(frame), upper(frame), step(frame))
@@ -545,23 +444,6 @@ def _extremum(xp: Any, func: str) -> Callable[..., Any]:
     return minimum if func == "minimum" else maximum
 
 
-def _parts(node: n.Node) -> Iterator[n.Node]:
-    """The nodes of a subtree as evaluated: a read `s[t+k]` counts as one node."""
-    yield node
-    if isinstance(node, n.Subscript):
-        return
-    children = n.children(node)
-    if _fixed_power(node):
-        children = children[:1]  # the base; the literal exponent has no closure
-    for child in children:
-        yield from _parts(child)
-
-
-def _fixed_power(node: n.Node) -> bool:
-    """`x ** k`, k a literal computed without `pow` (an integer, or 0.5: see `exact`);
-    the literal's closure is never built."""
-    return isinstance(node, n.Binary) and node.op == "**" and (
-        exact.integer_exponent(node.right) is not None or exact.is_half(node.right))
 
 
 def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:
@@ -573,7 +455,7 @@ def _call(impl: Callable[..., Any], args: list[Closure], axis: Any) -> Closure:
     return lambda frame: impl(*[arg(frame) for arg in args])
 
 
-def _checked_call(node: n.Call, impl: Callable[..., Any], args: list[Closure]) -> Closure:
+def _checked_call(node: ir.Call, impl: Callable[..., Any], args: list[Closure]) -> Closure:
     """A function that says which lanes it got wrong (a cast); refusals get its place."""
 
     def checked(frame: Frame) -> Any:
@@ -617,7 +499,7 @@ def _as_exact(value: Any) -> Any:
     return numpy.asarray(host).astype(object)
 
 
-def _check_reduction(frame: Frame, node: n.Node, result: Any, values: list[Any],
+def _check_reduction(frame: Frame, node: ir.Node, result: Any, values: list[Any],
                      again: Callable[[list[Any]], Any]) -> None:
     terms = max(int(getattr(v, "size", 1)) for v in values)
     bad = intops.check_reduction(

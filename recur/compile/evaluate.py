@@ -14,6 +14,7 @@ import numpy
 
 from recur.compile.closures import Builder, Closure
 from recur.compile.frame import Fault, Frame
+from recur.compile.program import Scope, typed_tree
 from recur.diagnostics import (
     ExprError,
     RunError,
@@ -28,35 +29,37 @@ from recur.spec import Spec
 
 
 class ParamBindings:
-    """Names in params, sequences, `steps` and initials: the params evaluated so far."""
+    """What params, sequences, `steps` and initials read: the values given so far."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.values = values
 
-    def name(self, name: str) -> Closure:
+    def param(self, name: str) -> Closure:
         value = self.values[name]
         return lambda frame: value
 
-    def output(self, name: str, lag: int) -> Closure:
+    def time(self) -> Closure:
+        raise KeyError("t")
+
+    def steps(self) -> Closure:
+        raise KeyError("steps")
+
+    def tap(self, output: str, lag: int) -> Closure:
+        raise KeyError(output)
+
+    def sequence(self, name: str, row: int) -> Closure:
         raise KeyError(name)
-
-    def sequence(self, name: str, offset: int) -> Closure:
-        raise KeyError(name)
-
-    def is_constant(self, name: str) -> bool:
-        return True
-
-    def is_sequence(self, name: str) -> bool:
-        return False
 
 
 def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) -> Any:
-    """The value of a params-only expression; lists become arrays, 0-d arrays numbers.
+    """The value of an expression over `values` (params, and in an initial sequences as
+    whole arrays); lists become arrays, 0-d arrays numbers.
 
     A 0-d result becomes a Python number, so that a scalar param is "weak" in NumPy 2's
     promotion, like a number literal: a float32 state times a param stays float32.
     """
-    closure = Builder(backend, ParamBindings(values)).build(node)
+    tree = typed_tree(node, Scope(frozenset(values), {}, frozenset()))
+    closure = Builder(backend, ParamBindings(values)).build(tree)
     try:
         with backend.errstate():
             value = closure(Frame())
@@ -66,7 +69,7 @@ def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) 
     except MemoryError as exc:
         raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
     except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
-        raise ExprError(f"cannot evaluate {where}: {_reason(exc)}", node.span) from None
+        raise ExprError(f"cannot evaluate {where}: {reason_of(exc)}", node.span) from None
 
 
 def as_value(value: Any, xp: Any) -> Any:
@@ -77,7 +80,8 @@ def as_value(value: Any, xp: Any) -> Any:
     return value
 
 
-def _reason(exc: Exception) -> str:
+def reason_of(exc: Exception) -> str:
+    """NumPy's complaint in words for a spec's author (its first line)."""
     text = str(exc).strip() or type(exc).__name__
     if "inhomogeneous" in text:
         return "the nested lists are not rectangular"

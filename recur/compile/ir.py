@@ -13,8 +13,8 @@ up by its identity.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from recur.diagnostics import Span
@@ -41,8 +41,8 @@ class Type:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Node:
-    """A node of a `Program`; `type` is None where the probe saw no value of it (a list
-    literal, a slice, the literal exponent of a power computed without `pow`)."""
+    """A node of a `Program`; `type` is None before the probe step, and where it saw no
+    value of the node (a list literal, a slice, an `Exponent`)."""
 
     span: Span
     type: Type | None
@@ -52,6 +52,12 @@ class Node:
 @dataclass(frozen=True, slots=True, eq=False)
 class Literal(Node):
     value: Scalar  # a number, or a named constant (pi, e, inf, nan) by its value
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Exponent(Literal):
+    """The literal exponent of `x ** k` computed without `pow` (`recur.lang.exact`): an
+    integer k (an int, or a float such as 2.0) or 0.5. Never evaluated alone."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -191,13 +197,38 @@ def children(node: Node) -> tuple[Node, ...]:
 
 
 def fixed_exponent(node: Binary) -> int | float | None:
-    """The exponent of `x ** k` computed without `pow` (`recur.lang.exact`): an integer
-    k (an int, or a float such as 2.0) or 0.5; None for any other operation."""
-    if node.op != "**" or not isinstance(node.right, Literal) or node.right.type is not None:
+    """The `Exponent` of `x ** k` computed without `pow`; None for any other operation."""
+    if not isinstance(node.right, Exponent):
         return None
     value = node.right.value
     assert isinstance(value, int | float)
     return value
+
+
+def map_children(node: Node, change: Callable[[Node], Node], **fields: Any) -> Node:
+    """A copy of `node` with `change` applied to each child (and `fields` replaced):
+    the one place that knows which fields of each kind hold children."""
+    if isinstance(node, Unary):
+        return replace(node, operand=change(node.operand), **fields)
+    if isinstance(node, Binary):
+        return replace(node, left=change(node.left), right=change(node.right), **fields)
+    if isinstance(node, Compare):
+        return replace(node, operands=tuple(map(change, node.operands)), **fields)
+    if isinstance(node, Select):
+        return replace(node, test=change(node.test), body=change(node.body),
+                       orelse=change(node.orelse), **fields)
+    if isinstance(node, Call):
+        return replace(node, args=tuple(map(change, node.args)), **fields)
+    if isinstance(node, Slice):
+        lower, upper, step = (None if part is None else change(part)
+                              for part in (node.lower, node.upper, node.step))
+        return replace(node, lower=lower, upper=upper, step=step, **fields)
+    if isinstance(node, Subscript):
+        return replace(node, value=change(node.value),
+                       index=tuple(map(change, node.index)), **fields)
+    if isinstance(node, ListExpr):
+        return replace(node, items=tuple(map(change, node.items)), **fields)
+    return replace(node, **fields) if fields else node
 
 
 def walk(node: Node) -> Iterator[Node]:

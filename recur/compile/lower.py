@@ -1,9 +1,11 @@
-"""Spec + values -> a runnable `Plan`: settle shapes and dtypes, then bind closures.
+"""Spec + values -> the typed `Program` every engine runs (`recur.compile.ir`).
 
 The pipeline, each step a function below: evaluate params and sequences, count the
-steps, evaluate initials, probe one step to settle every state's shape and dtype
-(and record what each arithmetic node sees), check the memory the kept outputs
-need, then build the step closures for exactly those types, bound to histories.
+steps, evaluate initials; lower each step to a tree with its names resolved (once per
+spec: `--set` and later runs reuse it); probe one step to settle every state's shape
+and dtype and record what each node gives; attach those types; then move out of the
+loop what need not be in it: constant sub-expressions computed once (`Hoisted`), and
+sub-expressions free of the state computed for all steps at once (`Swept`).
 """
 
 from __future__ import annotations
@@ -17,29 +19,28 @@ import numpy
 
 from recur.compile import ir
 from recur.compile.analyze import Analysis
-from recur.compile.closures import Builder, Closure, Observation
+from recur.compile.closures import Builder, Closure
 from recur.compile.evaluate import (
     count_steps,
     evaluate,
     evaluate_params,
     evaluate_sequences,
     initial_names,
+    reason_of,
 )
 from recur.compile.frame import Fault, Frame
 from recur.compile.program import Scope, typed_tree
 from recur.diagnostics import RunError, SpecError
-from recur.engine.backend import NumpyBackend
-from recur.engine.history import History
-from recur.engine.memory import fitting_hint, host_room
-from recur.engine.plan import OutputPlan, Plan
-from recur.lang import exact
 from recur.lang import nodes as n
+from recur.lang.functions import FUNCTIONS
 from recur.spec import OutputSpec, Spec
 
 MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
-# Outputs this small fit anywhere recur runs: asking the OS (a tenth of a millisecond,
-# a noticeable part of a small run) is not worth it.
-ALWAYS_AVAILABLE = 16 * 2**20
+# Sub-expressions free of state are computed for all steps at once, but only up to this
+# many bytes, and only with operations that work lane by lane.
+SWEEP_BUDGET = 64 * 2**20
+_WIDE_DTYPES = frozenset({"float64", "int64", "complex128", "bool"})
+_LEAVES = (ir.Literal, ir.Param, ir.Time, ir.Steps, ir.TimeIndex, ir.Tap, ir.SequenceRead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,28 +58,23 @@ class OutputSummary:
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A plan ready to run, and what was learned making it (for `check` and `explain`)."""
+    """A program ready to run, and what was learned making it (for `check` and
+    `explain`)."""
 
-    plan: Plan
+    program: ir.Program
     outputs: tuple[OutputSummary, ...]  # in declaration order
     params: dict[str, Any]
     sequences: dict[str, Any]  # as walked (reversed under `reverse`)
     steps_reason: str
-    hoisted: tuple[n.Node, ...]  # sub-expressions computed once, before the loop
-    swept: tuple[n.Node, ...]  # sub-expressions computed for all steps, before the loop
     analysis: Analysis
-    # For compiled engines: what each node gave in the probe, and the values of the
-    # hoisted (one per run) and swept (rows by step) sub-expressions, by node id.
-    observations: dict[int, Observation]
-    hoisted_values: dict[int, Any]
-    swept_values: dict[int, Any]
-    program: ir.Program
+    backend: Any  # the run's (`recur.engine.backend`): where the program's arrays live
 
 
 def compile_spec(
     spec: Spec,
     analysis: Analysis,
     backend: Any,
+    host: Any,
     *,
     steps: int | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -89,11 +85,10 @@ def compile_spec(
     """Everything short of running: see the module docstring for the order.
 
     Params, sequences, the step count and initial states are evaluated with NumPy on the
-    host whatever the device, then copied to it: constructors such as `linspace` round
-    differently on CuPy, and a chaotic map would amplify that last bit.
+    `host` backend whatever the device, then copied to it: constructors such as
+    `linspace` round differently on CuPy, and a chaotic map would amplify that last bit.
     """
     inputs = inputs or {}
-    host = backend if backend.name == "cpu" else NumpyBackend()
     params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)}, host)
     sequences = evaluate_sequences(spec, params, inputs, host)
     n_steps, steps_reason = count_steps(spec, params, sequences, analysis.sequence_offsets,
@@ -107,42 +102,25 @@ def compile_spec(
         params, sequences, initials = (
             {name: _to_device(value, backend.xp) for name, value in values.items()}
             for values in (params, sequences, initials))
-    probe = _Probe(spec, analysis, backend, params, sequences, n_steps, initials)
-    shapes, types, bounds, observations = probe.settle()
-    for root in (*(o.step for o in spec.outputs), *([spec.until] if spec.until else [])):
-        _check_int_literals(root, observations)
+    trees = structure(spec, analysis)
+    probe = _Probe(spec, analysis, trees, backend, params, sequences, n_steps, initials)
+    shapes, bounds, types = probe.settle()
+    typed = {name: _with_types(tree, types) for name, tree in trees.items()}
+    for tree in typed.values():
+        _check_int_literals(tree)
     keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
-    sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
-    _check_memory(sizes, backend)
-
-    xp = backend.xp
-    histories = {
-        name: History(
-            xp, shapes[name], spec.output(name).dtype,
-            _broadcast_initial(initials[name], shapes[name], xp),
-            analysis.depth(name), n_steps if keeps[name] == "all" else None,
-        )
-        for name in analysis.order
-    }
-    bindings = _StepBindings(params, sequences, analysis.sequence_offsets, n_steps, histories)
-    sweep = _SweepBindings(params, sequences, analysis.sequence_offsets, n_steps, None)
-    builder = Builder(backend, bindings, types=types, hoist=True,
-                      sweep=(sweep, n_steps, observations))
+    mover = _Mover(backend, params, sequences, n_steps)
+    moved = {name: mover.move(tree) for name, tree in typed.items()}
     outputs = tuple(
-        OutputPlan(
-            name=name,
-            step=builder.build(spec.output(name).step),
-            history=histories[name],
-            dtype=spec.output(name).dtype,
-            keep=keeps[name],
-            span=spec.output(name).step.span,
-            check_range=bounds[name],
-        )
-        for name in analysis.order
-    )
-    until = builder.build(spec.until) if spec.until is not None else None
-    plan = Plan(outputs, n_steps, until, spec.until.span if spec.until else None, Frame(),
-                backend, check_finite)
+        ir.Output(name, moved[name], spec.output(name).dtype, shapes[name],
+                  analysis.taps[name], analysis.depth(name), keeps[name],
+                  _broadcast_initial(initials[name], shapes[name], backend.xp), bounds[name],
+                  spec.output(name).step.span)
+        for name in analysis.order)
+    program = ir.Program(outputs, moved.get(UNTIL), spec.until.span if spec.until else None,
+                         n_steps, backend.name, params, sequences, tuple(mover.hoisted),
+                         tuple(mover.swept), check_finite)
+    sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
     summaries = tuple(
         OutputSummary(
             o.name.name, o.dtype, shapes[o.name.name], analysis.taps[o.name.name],
@@ -152,47 +130,33 @@ def compile_spec(
         )
         for o in spec.outputs
     )
-    hoisted = {key: value for key, (_, value) in builder.hoisted.items()}
-    swept = {key: value for key, (_, value) in builder.swept.items()}
-    program = _program(spec, analysis, observations, types, hoisted, swept, shapes, keeps,
-                       bounds, initials, n_steps, params, sequences, backend, check_finite)
-    return Compiled(plan, summaries, params, dict(sequences), steps_reason,
-                    tuple(node for node, _ in builder.hoisted.values()),
-                    tuple(node for node, _ in builder.swept.values()), analysis, observations,
-                    hoisted, swept, program)
+    return Compiled(program, summaries, params, dict(sequences), steps_reason, analysis,
+                    backend)
 
 
-def _program(spec: Spec, analysis: Analysis, observations: Mapping[int, Observation],
-             types: Mapping[int, str], hoisted: Mapping[int, Any], swept: Mapping[int, Any],
-             shapes: Mapping[str, tuple[int, ...]], keeps: Mapping[str, str],
-             bounds: Mapping[str, tuple[int, int] | None], initials: Mapping[str, Any],
-             steps: int, params: Mapping[str, Any], sequences: Mapping[str, Any],
-             backend: Any, check_finite: bool) -> ir.Program:
-    slots = {key: ("hoisted", k) for k, key in enumerate(hoisted)}
-    slots.update({key: ("swept", k) for k, key in enumerate(swept)})
+UNTIL = ""  # the key of `until`'s tree among the outputs' (no output has an empty name)
 
-    def type_of(node: n.Node) -> ir.Type | None:
-        seen = observations.get(id(node))
-        if seen is None:
-            return None
-        return ir.Type(seen.dtype, seen.shape, seen.python, types.get(id(node)))
 
-    scope = Scope(frozenset(params), {name: analysis.sequence_offsets[name][0]
-                                      for name in sequences}, frozenset(analysis.order))
+def structure(spec: Spec, analysis: Analysis) -> dict[str, ir.Node]:
+    """Each output's step, and `until`, as untyped `Program` trees with names resolved:
+    the same for every run of the spec, so made once and kept with it."""
+    trees = spec.derived.get("structure")
+    if trees is None:
+        scope = Scope(frozenset(p.name.name for p in spec.params),
+                      {s.name.name: analysis.sequence_offsets[s.name.name][0]
+                       for s in spec.sequences},
+                      frozenset(analysis.order))
+        trees = {name: typed_tree(spec.output(name).step, scope) for name in analysis.order}
+        if spec.until is not None:
+            trees[UNTIL] = typed_tree(spec.until, scope)
+        spec.derived["structure"] = trees
+    return dict(trees)
 
-    def lower(node: n.Node) -> ir.Node:
-        return typed_tree(node, scope, type_of, lambda part: slots.get(id(part)))
 
-    outputs = tuple(
-        ir.Output(name, lower(spec.output(name).step), spec.output(name).dtype, shapes[name],
-                  analysis.taps[name], analysis.depth(name), keeps[name],
-                  _broadcast_initial(initials[name], shapes[name], backend.xp), bounds[name],
-                  spec.output(name).step.span)
-        for name in analysis.order)
-    return ir.Program(outputs, lower(spec.until) if spec.until is not None else None,
-                      spec.until.span if spec.until is not None else None, steps,
-                      backend.name, dict(params), dict(sequences), tuple(hoisted.values()),
-                      tuple(swept.values()), check_finite)
+def _with_types(node: ir.Node, types: Mapping[ir.Node, ir.Type]) -> ir.Node:
+    """A copy of an untyped tree with what the probe saw of each node."""
+    return ir.map_children(node, lambda child: _with_types(child, types),
+                           type=types.get(node))
 
 
 def _to_device(value: Any, xp: Any) -> Any:
@@ -287,132 +251,120 @@ def _per_step_shape(initial: Any) -> tuple[int, ...]:
     return () if initial is None else tuple(initial.shape[1:])
 
 
-class _StepBindings:
-    """Names in a step: params, sequences at `t + offset`, outputs' histories, `t`, `steps`."""
+class _ConstantBindings:
+    """What a constant sub-expression reads: params and `steps` (at step 0)."""
 
-    def __init__(
-        self, params: Mapping[str, Any], sequences: Mapping[str, Any],
-        offsets: Mapping[str, tuple[int, int]], steps: int,
-        histories: Mapping[str, History] | None,
-    ) -> None:
+    def __init__(self, params: Mapping[str, Any], steps: int) -> None:
         self.params = params
-        self.sequences = sequences
-        self.offsets = offsets
-        self.steps = steps
-        self.histories = histories
+        self.n_steps = steps
 
-    def name(self, name: str) -> Closure:
-        if name == "t":
-            return lambda frame: frame.t
-        if name == "steps":
-            steps = self.steps
-            return lambda frame: steps
-        if name in self.sequences:
-            return self.sequence(name, 0)
+    def param(self, name: str) -> Closure:
         value = self.params[name]
         return lambda frame: value
 
-    def output(self, name: str, lag: int) -> Closure:
-        if self.histories is None or name not in self.histories:
-            raise KeyError(name)
-        return self.histories[name].reader(lag)
+    def time(self) -> Closure:
+        return lambda frame: frame.t
 
-    def sequence(self, name: str, offset: int) -> Closure:
+    def steps(self) -> Closure:
+        steps = self.n_steps
+        return lambda frame: steps
+
+    def tap(self, output: str, lag: int) -> Closure:
+        raise KeyError(output)
+
+    def sequence(self, name: str, row: int) -> Closure:
+        raise KeyError(name)
+
+
+class _ProbeBindings(_ConstantBindings):
+    """Step 0 with states given as plain values, tolerant of empty sequences."""
+
+    def __init__(self, params: Mapping[str, Any], sequences: Mapping[str, Any], steps: int,
+                 states: dict[str, Any], current: dict[str, Any],
+                 depths: Mapping[str, int]) -> None:
+        super().__init__(params, steps)
+        self.sequences = sequences
+        self.states = states
+        self.current = current
+        self.depths = depths
+
+    def tap(self, output: str, lag: int) -> Closure:
+        if lag == 0:
+            current = self.current
+            return lambda frame: current[output]
+        rows = self.states[output]
+        row = self.depths[output] - lag
+        return lambda frame: rows[row]
+
+    def sequence(self, name: str, row: int) -> Closure:
         array = self.sequences[name]
-        shift = offset - self.offsets[name][0]
-        return lambda frame: array[frame.t + shift]
-
-    def is_constant(self, name: str) -> bool:
-        return name in self.params or name == "steps"
-
-    def is_sequence(self, name: str) -> bool:
-        return name in self.sequences
+        if row >= len(array):  # zero steps over an empty sequence: any element will do
+            element = numpy.zeros(array.shape[1:], array.dtype)
+            return lambda frame: element
+        return lambda frame: array[row]
 
 
-class _SweepBindings(_StepBindings):
+class _SweepBindings(_ConstantBindings):
     """Every step at once: `t` and sequence reads as arrays with time first.
 
     Leaves are padded to `rank` dimensions (time, then each value's own shape aligned
     right), so that element-wise operations broadcast as they do step by step.
     """
 
-    rank = 1
+    def __init__(self, params: Mapping[str, Any], sequences: Mapping[str, Any], steps: int,
+                 rank: int) -> None:
+        super().__init__(params, steps)
+        self.sequences = sequences
+        self.rank = rank
 
-    def name(self, name: str) -> Closure:
-        if name == "t":
-            return self._constant(self._pad(numpy.arange(self.steps), 0))
-        if name in self.sequences:
-            return self.sequence(name, 0)
-        value: Any = self.params[name] if name != "steps" else self.steps
+    def param(self, name: str) -> Closure:
+        value = self.params[name]
         if hasattr(value, "ndim"):
             value = value.reshape((1,) * (self.rank - value.ndim) + tuple(value.shape))
-        return self._constant(value)
+        return lambda frame: value
 
-    def sequence(self, name: str, offset: int) -> Closure:
-        shift = offset - self.offsets[name][0]
-        rows = self.sequences[name][shift:shift + self.steps]
-        return self._constant(self._pad(rows, rows.ndim - 1))
+    def time(self) -> Closure:
+        times = self._pad(numpy.arange(self.n_steps), 0)
+        return lambda frame: times
+
+    def sequence(self, name: str, row: int) -> Closure:
+        rows = self.sequences[name][row:row + self.n_steps]
+        padded = self._pad(rows, rows.ndim - 1)
+        return lambda frame: padded
 
     def _pad(self, rows: Any, element_rank: int) -> Any:
         ones = (1,) * (self.rank - 1 - element_rank)
         return rows.reshape((rows.shape[0], *ones, *rows.shape[1:]))
 
-    @staticmethod
-    def _constant(value: Any) -> Closure:
-        return lambda frame: value
-
-
-class _ProbeBindings(_StepBindings):
-    """Step 0 with states given as plain values, tolerant of empty sequences."""
-
-    def __init__(self, base: _StepBindings, states: dict[str, Any], current: dict[str, Any],
-                 depths: Mapping[str, int]) -> None:
-        super().__init__(base.params, base.sequences, base.offsets, base.steps, None)
-        self.states = states
-        self.current = current
-        self.depths = depths
-
-    def output(self, name: str, lag: int) -> Closure:
-        if name not in self.depths:
-            raise KeyError(name)
-        if lag == 0:
-            current = self.current
-            return lambda frame: current[name]
-        rows = self.states[name]
-        row = self.depths[name] - lag
-        return lambda frame: rows[row]
-
-    def sequence(self, name: str, offset: int) -> Closure:
-        array = self.sequences[name]
-        index = offset - self.offsets[name][0]
-        if index >= len(array):  # zero steps over an empty sequence: any element will do
-            element = numpy.zeros(array.shape[1:], array.dtype)
-            return lambda frame: element
-        return lambda frame: array[index]
-
 
 class _Probe:
     """Step 0, repeated until every state's shape stops changing (lanes spread)."""
 
-    def __init__(self, spec: Spec, analysis: Analysis, backend: Any, params: Mapping[str, Any],
-                 sequences: Mapping[str, Any], steps: int, initials: Mapping[str, Any]) -> None:
+    def __init__(self, spec: Spec, analysis: Analysis, trees: Mapping[str, ir.Node],
+                 backend: Any, params: Mapping[str, Any], sequences: Mapping[str, Any],
+                 steps: int, initials: Mapping[str, Any]) -> None:
         self.spec = spec
         self.analysis = analysis
+        self.trees = trees
         self.backend = backend
-        self.base = _StepBindings(params, sequences, analysis.sequence_offsets, steps, None)
+        self.params = params
+        self.sequences = sequences
+        self.steps = steps
         self.initials = initials
 
-    def settle(self) -> tuple[dict[str, tuple[int, ...]], dict[int, str],
-                              dict[str, tuple[int, int] | None], dict[int, Observation]]:
-        """State shapes, the types each node saw, integer bounds to check on store, and
-        what each node gave."""
+    def settle(self) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, int] | None],
+                              dict[ir.Node, ir.Type]]:
+        """State shapes, integer bounds to check on store, and what each node gave (with
+        what each checked operation saw)."""
         shapes = {name: _per_step_shape(init) for name, init in self.initials.items()}
         for _ in range(len(self.spec.outputs) + 2):
-            record: dict[int, str] = {}
-            observations: dict[int, Observation] = {}
-            new_shapes, bounds = self.step(shapes, record, observations)
+            observed: dict[ir.Node, ir.Type] = {}
+            record: dict[ir.Node, str] = {}
+            new_shapes, bounds = self.step(shapes, observed, record)
             if self._settled(shapes, new_shapes):
-                return new_shapes, record, bounds, observations
+                types = {node: ir.Type(seen.dtype, seen.shape, seen.python, record.get(node))
+                         for node, seen in observed.items()}
+                return new_shapes, bounds, types
             shapes = new_shapes
         raise SpecError("the state shapes do not settle", self.spec.span)
 
@@ -423,24 +375,24 @@ class _Probe:
         return all(new[name] == shape or self.analysis.depth(name) == 0
                    for name, shape in old.items())
 
-    def step(self, shapes: dict[str, tuple[int, ...]], record: dict[int, str],
-             observations: dict[int, Observation]) -> tuple[
+    def step(self, shapes: dict[str, tuple[int, ...]], observed: dict[ir.Node, ir.Type],
+             record: dict[ir.Node, str]) -> tuple[
         dict[str, tuple[int, ...]], dict[str, tuple[int, int] | None]
     ]:
         xp = self.backend.xp
         states = {name: _broadcast_initial(init, shapes[name], xp)
                   for name, init in self.initials.items()}
         current: dict[str, Any] = {}
-        bindings = _ProbeBindings(self.base, states, current,
+        bindings = _ProbeBindings(self.params, self.sequences, self.steps, states, current,
                                   {o: self.analysis.depth(o) for o in self.analysis.order})
-        builder = Builder(self.backend, bindings, record=record, observe=observations)
+        builder = Builder(self.backend, bindings, observe=observed, record=record)
         frame = Frame()
         frame.faults.append([])  # faults surface in the run, at the step where they occur
         new_shapes = dict(shapes)
         bounds: dict[str, tuple[int, int] | None] = {}
         for name in self.analysis.order:
             output = self.spec.output(name)
-            closure = builder.build(output.step)
+            closure = builder.build(self.trees[name])
             where = f"the step of output '{name}'"
             value = self.evaluate(_as_array(xp, closure), frame, output.step, where)
             _check_dimensions(value.ndim, output.step.span, where)
@@ -448,7 +400,7 @@ class _Probe:
             bounds[name] = self.check_dtype(output, value.dtype)
             current[name] = xp.broadcast_to(value.astype(output.dtype), new_shapes[name])
         if self.spec.until is not None:
-            value = self.evaluate(builder.build(self.spec.until), frame, self.spec.until,
+            value = self.evaluate(builder.build(self.trees[UNTIL]), frame, self.spec.until,
                                   "'until'")
             if getattr(value, "size", 1) != 1:
                 raise SpecError(
@@ -466,10 +418,7 @@ class _Probe:
         except MemoryError as exc:
             raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
         except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "inhomogeneous" in reason:
-                reason = "the nested lists are not rectangular"
-            raise SpecError(f"cannot evaluate {where}: {reason}", node.span) from None
+            raise SpecError(f"cannot evaluate {where}: {reason_of(exc)}", node.span) from None
 
     def merge(self, name: str, old: tuple[int, ...], new: tuple[int, ...],
               output: OutputSpec) -> tuple[int, ...]:
@@ -492,24 +441,125 @@ class _Probe:
         return _bounds(dtype, output.dtype)
 
 
-def _check_int_literals(root: n.Node, observations: Mapping[int, Observation]) -> None:
+class _Mover:
+    """Moves out of the loop what need not run in it, keeping the values in slots: a
+    constant sub-expression is computed once (`Hoisted`); one free of the state, made
+    of lane-wise operations and small enough, for every step at once (`Swept`). One
+    that fails to compute stays in the loop, to fail at its step, and so does all
+    inside it."""
+
+    def __init__(self, backend: Any, params: Mapping[str, Any], sequences: Mapping[str, Any],
+                 steps: int) -> None:
+        self.backend = backend
+        self.params = params
+        self.sequences = sequences
+        self.steps = steps
+        self.hoisted: list[Any] = []
+        self.swept: list[Any] = []
+
+    def move(self, node: ir.Node) -> ir.Node:
+        if not isinstance(node, _LEAVES):
+            if node.varies == ir.CONSTANT:
+                return self._hoisted(node)
+            if node.varies == ir.PER_STEP and self._sweepable(node):
+                return self._swept(node)
+        return ir.map_children(node, self.move)
+
+    def _hoisted(self, node: ir.Node) -> ir.Node:
+        closure = Builder(self.backend, _ConstantBindings(self.params, self.steps)).build(node)
+        try:
+            with self.backend.errstate():
+                value = closure(Frame())
+        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+            return node
+        self.hoisted.append(value)
+        return ir.Hoisted(node.span, node.type, node.varies, len(self.hoisted) - 1, node)
+
+    def _sweepable(self, node: ir.Node) -> bool:
+        """State-free, lane-by-lane, worth it, and giving the loop's exact values."""
+        if self.steps == 0:
+            return False
+        parts = _parts(node)
+        if not all(_lane_wise(part) for part in parts):
+            return False
+        seen = [part.type for part in parts]
+        if any(typed is None for typed in seen):
+            return False
+        largest = max(math.prod(typed.shape) for typed in seen if typed is not None)
+        if self.steps * largest * 16 > SWEEP_BUDGET:
+            return False
+        # A Python number in the loop is "weak"; swept, it becomes a strong array. That
+        # changes results only next to narrower dtypes, so those are left in the loop.
+        weak = any(typed.python for part, typed in zip(parts, seen, strict=True)
+                   if typed is not None and part.varies != ir.CONSTANT)
+        return not weak or all(typed.dtype in _WIDE_DTYPES for typed in seen
+                               if typed is not None)
+
+    def _swept(self, node: ir.Node) -> ir.Node:
+        """All steps' values at once, as rows indexed by `t`; left in the loop if that
+        fails or gives another dtype than the loop's."""
+        seen = node.type
+        assert seen is not None
+        rank = 1 + max(len(part.type.shape) for part in _parts(node) if part.type is not None)
+        bindings = _SweepBindings(self.params, self.sequences, self.steps, rank)
+        try:
+            with self.backend.errstate():
+                value = self.backend.xp.asarray(
+                    Builder(self.backend, bindings, typed=False).build(node)(Frame()))
+                rows = self.backend.xp.broadcast_to(
+                    value, (self.steps, *value.shape[1:])).reshape((self.steps, *seen.shape))
+        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+            return node
+        if str(rows.dtype) != seen.dtype:
+            return node
+        self.swept.append(rows)
+        return ir.Swept(node.span, seen, node.varies, len(self.swept) - 1, node)
+
+
+def _parts(node: ir.Node) -> list[ir.Node]:
+    """The nodes of a subtree as evaluated (a power's literal exponent is not)."""
+    return [part for part in ir.walk(node) if not isinstance(part, ir.Exponent)]
+
+
+def _lane_wise(node: ir.Node) -> bool:
+    if isinstance(node, ir.Call):
+        return FUNCTIONS[node.func].kind == "elementwise" or (
+            node.func in ("min", "max") and len(node.args) > 1)
+    if isinstance(node, ir.Binary):
+        return node.op != "@"
+    return isinstance(node, ir.Literal | ir.Param | ir.Time | ir.Steps | ir.TimeIndex
+                      | ir.SequenceRead | ir.Unary | ir.Compare | ir.Select)
+
+
+def _check_int_literals(root: ir.Node) -> None:
     """Refuse an integer literal that an operation on a narrower integer dtype cannot
     hold (`x % 4294967296`, x int32): NumPy refuses it too, and a kernel working in
     int64 would quietly give another answer. Comparisons are exact and exempt."""
-    for node in n.walk(root):
-        seen = observations.get(id(node))
-        if (seen is None or seen.python or isinstance(node, n.Compare)
+    for node in ir.walk(root):
+        seen = node.type
+        if (seen is None or seen.python or isinstance(node, ir.Compare)
                 or seen.dtype not in _NARROW_INTS):
             continue
         info = numpy.iinfo(seen.dtype)
-        for child in n.children(node):
-            value = exact.literal(child)
+        for child in ir.children(node):
+            value = _literal(child)
             if type(value) is int and not info.min <= value <= info.max:
                 raise SpecError(
                     f"the integer literal {value} does not fit {seen.dtype}, the dtype this "
                     "operation works in", child.span,
                     (f"{seen.dtype} holds {info.min} to {info.max}; declare the output "
                      "'dtype: int64', or use a literal in that range",))
+
+
+def _literal(node: ir.Node) -> Any:
+    """The value of a number literal, signed ones (`-3`, `+2`) included, else None."""
+    sign = 1
+    while isinstance(node, ir.Unary) and node.op in ("-", "+"):
+        sign = -sign if node.op == "-" else sign
+        node = node.operand
+    if not isinstance(node, ir.Literal) or isinstance(node.value, bool):
+        return None
+    return sign * node.value
 
 
 _NARROW_INTS = frozenset({"int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64"})
@@ -524,33 +574,6 @@ def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, 
         rows = analysis.depth(name) + (steps if keeps[name] == "all" else 1)
         sizes[name] = rows * math.prod(shapes[name]) * numpy.dtype(output.dtype).itemsize
     return sizes
-
-
-def _check_memory(sizes: Mapping[str, int], backend: Any) -> None:
-    """Refuse, before allocating, a run whose outputs cannot fit in memory: on the device,
-    and on the host, where they come back; leaving a margin free (`Room.usable`)."""
-    needed = sum(sizes.values())
-    if needed <= ALWAYS_AVAILABLE:
-        return
-    rooms = [backend.memory_room(), *([] if backend.name == "cpu" else [host_room()])]
-    for room in rooms:
-        if room is not None and needed > room.usable():
-            parts = ", ".join(f"{name}: {format_bytes(size)}" for name, size in sizes.items())
-            raise RunError(
-                f"the outputs need {format_bytes(needed)} ({parts}), more than the "
-                f"{format_bytes(room.usable())} of memory available: "
-                f"{format_bytes(room.size)} under {room.source}, less "
-                f"{format_bytes(room.margin())} kept free",
-                notes=(fitting_hint(),),
-            )
-
-
-def format_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if size < 1000 or unit == "PB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
 
 
 def _as_array(xp: Any, closure: Closure) -> Closure:

@@ -27,11 +27,13 @@ class Scope:
 
 
 def typed_tree(
-    node: n.Node, scope: Scope, type_of: Callable[[n.Node], ir.Type | None],
-    moved: Callable[[n.Node], tuple[str, int] | None],
+    node: n.Node, scope: Scope,
+    type_of: Callable[[n.Node], ir.Type | None] = lambda node: None,
+    moved: Callable[[n.Node], tuple[str, int] | None] = lambda node: None,
 ) -> ir.Node:
-    """`node` as a `Program` tree: `type_of` gives a node's type, `moved` its slot
-    ("hoisted" or "swept", index) where it was moved out of the loop."""
+    """`node` as a `Program` tree: `type_of` gives a node's type (none: an untyped
+    tree, for the probe step), `moved` its slot ("hoisted" or "swept", index) where it
+    was moved out of the loop."""
     return _Lowering(scope, type_of, moved).lower(node)
 
 
@@ -127,7 +129,7 @@ class _Lowering:
         evaluated alone (`-2` stays one literal)."""
         value = exact.literal(node)
         assert value is not None
-        return ir.Literal(node.span, None, ir.CONSTANT, value)
+        return ir.Exponent(node.span, None, ir.CONSTANT, value)
 
 
 def _varies(*parts: ir.Node) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from recur.diagnostics import RunError, option
 
@@ -24,6 +25,11 @@ from recur.diagnostics import RunError, option
 # being written draw on while the run goes.
 MARGIN_FLOOR = 512 * 2**20
 MARGIN_FRACTION = 0.1
+
+
+# Outputs this small fit anywhere recur runs: asking the OS (a tenth of a millisecond,
+# a noticeable part of a small run) is not worth it.
+ALWAYS_AVAILABLE = 16 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +193,30 @@ def out_of_memory(exc: MemoryError) -> RunError:
     detail = str(exc).splitlines()[0] if str(exc) else "an allocation failed"
     return RunError(f"the run does not fit in the memory available: {detail}",
                     notes=(fitting_hint(),))
+
+
+def check_outputs_fit(sizes: Mapping[str, int], backend: Any) -> None:
+    """Refuse, before allocating, a run whose outputs cannot fit in memory: on the device,
+    and on the host, where they come back; leaving a margin free (`Room.usable`)."""
+    needed = sum(sizes.values())
+    if needed <= ALWAYS_AVAILABLE:
+        return
+    rooms = [backend.memory_room(), *([] if backend.name == "cpu" else [host_room()])]
+    for room in rooms:
+        if room is not None and needed > room.usable():
+            parts = ", ".join(f"{name}: {format_bytes(size)}" for name, size in sizes.items())
+            raise RunError(
+                f"the outputs need {format_bytes(needed)} ({parts}), more than the "
+                f"{format_bytes(room.usable())} of memory available: "
+                f"{format_bytes(room.size)} under {room.source}, less "
+                f"{format_bytes(room.margin())} kept free",
+                notes=(fitting_hint(),),
+            )
+
+
+def format_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if size < 1000 or unit == "PB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

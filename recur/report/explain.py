@@ -7,41 +7,28 @@ from typing import Any
 
 import numpy
 
-from recur.compile.lower import Compiled, format_bytes
+from recur.compile import ir
+from recur.compile.lower import Compiled
 from recur.diagnostics import Span
-from recur.engine.choose import choose
+from recur.engine.memory import format_bytes
+from recur.engine.registry import choose
 from recur.spec import Spec
 
 MAX_SHOWN_VALUES = 6
 
 
-_INTERP_WORDS = ("the interpreter: a Python loop over {} calls, one per operation and step; "
-                 "the reference every engine must match")
-# By engine (the names `--engine` takes) and device.
-ENGINE_WORDS = {
-    ("interp", "cpu"): _INTERP_WORDS.format("NumPy"),
-    ("interp", "cuda"): _INTERP_WORDS.format("CuPy"),
-    ("compiled", "cpu"): "a C kernel with the time loop inside, built once and cached on disk",
-    ("compiled", "cuda"): "one fused CUDA kernel with the time loop inside, a thread per "
-                          "lane, taps in registers; compiled once by NVRTC and cached by CuPy",
-    ("scan", "cuda"): "a chunked parallel scan of the affine step on the GPU; agrees with the "
-                      "loop within the tolerance docs/performance.md states",
-}
-
-
 def explain(spec: Spec, compiled: Compiled, engine: str = "auto") -> str:
     """A multi-line description of what running `compiled` with `engine` will do."""
-    plan, analysis = compiled.plan, compiled.analysis
+    program, analysis = compiled.program, compiled.analysis
     lines = [f"{spec.path}" + (f": {spec.description.splitlines()[0]}" if spec.description
                                else "")]
-    lines.append(f"device: {plan.backend.name} ({_device_words(plan.backend.name)})")
-    choice = choose(compiled, spec, engine)
-    lines.append(f"engine: {choice.engine} "
-                 f"({ENGINE_WORDS[choice.engine, plan.backend.name]})")
+    lines.append(f"device: {program.device} ({_device_words(program.device)})")
+    choice = choose(program, engine)
+    lines.append(f"engine: {choice.engine.name} ({choice.engine.words})")
     lines.append(f"  because: {choice.reason}")
     until = f", or fewer: 'until' may stop it ({_text(spec, spec.until.span)})" \
         if spec.until is not None else ""
-    lines.append(f"steps: {plan.steps} ({compiled.steps_reason}){until}")
+    lines.append(f"steps: {program.steps} ({compiled.steps_reason}){until}")
     if compiled.params:
         lines.append("params:")
         lines.extend(f"  {name} = {_value(value)}" for name, value in compiled.params.items())
@@ -57,10 +44,13 @@ def explain(spec: Spec, compiled: Compiled, engine: str = "auto") -> str:
     for number, name in enumerate(analysis.order, start=1):
         lines.extend(_output(number, spec, summaries[name]))
     lines.append("moved out of the loop:")
-    lines.extend(f"  {_text(spec, node.span)}  (computed once)" for node in compiled.hoisted)
-    lines.extend(f"  {_text(spec, node.span)}  (computed for all steps at once)"
-                 for node in compiled.swept)
-    if not compiled.hoisted and not compiled.swept:
+    moved = [node for root in program.roots() for node in ir.walk(root)
+             if isinstance(node, ir.Hoisted | ir.Swept)]
+    for kind, words in ((ir.Hoisted, "computed once"),
+                        (ir.Swept, "computed for all steps at once")):
+        lines.extend(f"  {_text(spec, node.span)}  ({words})" for node in sorted(
+            (node for node in moved if isinstance(node, kind)), key=lambda node: node.slot))
+    if not moved:
         lines.append("  nothing")
     total = sum(summary.kept_bytes for summary in compiled.outputs)
     lines.append(f"memory for the outputs: {format_bytes(total)}")

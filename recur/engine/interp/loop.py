@@ -1,4 +1,4 @@
-"""The interpreter: runs a `Plan` step by step, the reference every engine must match.
+"""The interpreter: runs a `Program` step by step, the reference every engine must match.
 
 Semantics, as a plain loop (`keep: all` outputs, no faults):
 
@@ -7,7 +7,8 @@ Semantics, as a plain loop (`keep: all` outputs, no faults):
             x[t] = cast(step_x(t, taps of earlier steps, x'[t] of outputs already done))
         if until is given and until(t): stop, step t included
 
-Results are copied to the host once, at the end.
+Each run builds the closures of the program's trees (`recur.compile.closures`) bound
+to that run's buffers; results are copied to the host once, at the end.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 
 import numpy
 
-from recur.compile.frame import Fault
+from recur.compile.closures import Builder, Closure
+from recur.compile.frame import Fault, Frame
+from recur.compile.ir import Output, Program
 from recur.diagnostics import EXIT_USAGE, RunError
-from recur.engine.plan import OutputPlan, Plan
+from recur.engine.plan import Buffers
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,33 +38,57 @@ class Outcome:
 PROGRESS_EVERY = 4096  # steps between progress reports: rare enough to cost nothing
 
 
-def run_plan(plan: Plan, progress: Callable[[int, int], None] | None = None) -> Outcome:
-    """Run every step of `plan`; `progress(done, total)` is called every few thousand steps.
+class _RunBindings:
+    """The leaves of a step in the run: params, `t`, `steps`, the outputs' histories and
+    the sequences' rows."""
+
+    def __init__(self, program: Program, buffers: Buffers) -> None:
+        self.program = program
+        self.buffers = buffers
+
+    def param(self, name: str) -> Closure:
+        value = self.program.params[name]
+        return lambda frame: value
+
+    def time(self) -> Closure:
+        return lambda frame: frame.t
+
+    def steps(self) -> Closure:
+        steps = self.program.steps
+        return lambda frame: steps
+
+    def tap(self, output: str, lag: int) -> Closure:
+        return self.buffers.histories[output].reader(lag)
+
+    def sequence(self, name: str, row: int) -> Closure:
+        array = self.program.sequences[name]
+        return lambda frame: array[frame.t + row]
+
+
+def run_steps(program: Program, buffers: Buffers,
+              progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
+    """Run every step of `program` into `buffers`: the steps run and what stopped them;
+    `progress(done, total)` is called every few thousand steps.
 
     Raises:
-        RunError: an integer fault, a non-finite value under `--check`, a state whose
-            shape changes, or any failure of an operation, with the output and `t`.
+        RunError: an integer fault, a non-finite value under `check_finite`, a state
+            whose shape changes, or any failure of an operation, with the output and `t`.
     """
-    steps_run, stopped_by = run_steps(plan, progress)
-    return Outcome(collect(plan, steps_run), steps_run, stopped_by)
-
-
-def run_steps(plan: Plan, progress: Callable[[int, int], None] | None = None
-              ) -> tuple[int, str]:
-    """`run_plan` short of copying the results out: the steps run and what stopped them."""
-    steps_run, stopped_by = plan.steps, "steps"
-    frame = plan.frame
-    stores = [(output, _store(plan, output)) for output in plan.outputs]
-    until = plan.until
-    output: OutputPlan | None = None
-    chunk = PROGRESS_EVERY if progress is not None else max(plan.steps, 1)
-    with plan.backend.errstate():
+    builder = Builder(buffers.backend, _RunBindings(program, buffers), slots=program)
+    frame = Frame()
+    steps = [(output, builder.build(output.step), _store(program, buffers, output, frame))
+             for output in program.outputs]
+    until = builder.build(program.until) if program.until is not None else None
+    steps_run, stopped_by = program.steps, "steps"
+    output: Output | None = None
+    chunk = PROGRESS_EVERY if progress is not None else max(program.steps, 1)
+    with buffers.backend.errstate():
         try:
-            for start in range(0, plan.steps, chunk):
-                for t in range(start, min(start + chunk, plan.steps)):
+            for start in range(0, program.steps, chunk):
+                for t in range(start, min(start + chunk, program.steps)):
                     frame.t = t
-                    for output, store in stores:
-                        store(t, output.step(frame))
+                    for output, step, store in steps:  # noqa: B007 (the handlers name it)
+                        store(t, step(frame))
                     output = None
                     if until is not None and until(frame):
                         steps_run, stopped_by = t + 1, "until"
@@ -69,26 +96,27 @@ def run_steps(plan: Plan, progress: Callable[[int, int], None] | None = None
                 if stopped_by == "until":
                     break
                 if progress is not None:
-                    progress(min(start + chunk, plan.steps), plan.steps)
+                    progress(min(start + chunk, program.steps), program.steps)
         except Fault as fault:
             raise _fault_error(fault, output, frame.t) from None
         except RunError:
             raise
         except (ArithmeticError, ValueError, TypeError, IndexError, MemoryError) as exc:
             where = f"the step of output '{output.name}'" if output else "'until'"
-            span = output.span if output else plan.until_span
+            span = output.span if output else program.until_span
             raise RunError(f"evaluating {where} failed at t={frame.t}: {exc}", span) from None
     return steps_run, stopped_by
 
 
-def _store(plan: Plan, output: OutputPlan) -> Any:
+def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> Any:
     """The function that casts, checks and writes one step's value of `output`."""
-    write = output.history.writer()
-    xp = plan.backend.xp
-    check_finite = plan.check_finite and numpy.dtype(output.dtype).kind in "fc"
+    history = buffers.histories[output.name]
+    write = history.writer()
+    xp = buffers.backend.xp
+    check_finite = program.check_finite and numpy.dtype(output.dtype).kind in "fc"
     bounds = output.check_range
-    shape = output.history.shape
-    read_back = output.history.reader(0)
+    shape = output.shape
+    read_back = history.reader(0)
 
     def store(t: int, value: Any) -> None:
         if bounds is not None:
@@ -102,7 +130,7 @@ def _store(plan: Plan, output: OutputPlan) -> Any:
                 f"{shape} before, {got} now", output.span, exit_code=EXIT_USAGE,
             ) from None
         if check_finite:
-            finite = xp.isfinite(read_back(plan.frame))
+            finite = xp.isfinite(read_back(frame))
             if not bool(finite.all()):
                 raise not_finite(output, t, xp.logical_not(finite))
 
@@ -117,10 +145,10 @@ def _store(plan: Plan, output: OutputPlan) -> Any:
     return store
 
 
-def not_finite(output: OutputPlan, t: int, bad: Any) -> RunError:
-    """The error of `--check` for `output` at step `t`, `bad` marking its lanes."""
+def not_finite(output: Output, t: int, bad: Any) -> RunError:
+    """The error of `check_finite` for `output` at step `t`, `bad` marking its lanes."""
     return RunError(f"output '{output.name}' is not finite at t={t}"
-                    f"{_lane(bad, output.history.shape)}", output.span)
+                    f"{_lane(bad, output.shape)}", output.span)
 
 
 def _lane(bad: Any, shape: tuple[int, ...]) -> str:
@@ -135,25 +163,8 @@ def _lane(bad: Any, shape: tuple[int, ...]) -> str:
     return f" (lane {lane[0] if len(lane) == 1 else lane})"
 
 
-def _fault_error(fault: Fault, output: OutputPlan | None, t: int) -> RunError:
+def _fault_error(fault: Fault, output: Output | None, t: int) -> RunError:
     where = f"the step of output '{output.name}'" if output else "'until'"
-    shape = output.history.shape if output else ()
+    shape = output.shape if output else ()
     lane = "" if fault.mask is None else _lane(fault.mask, shape)
     return RunError(f"{fault.kind} in {where} at t={t}{lane}", fault.node.span)
-
-
-def collect(plan: Plan, steps: int) -> dict[str, numpy.ndarray]:
-    """The kept outputs after `steps` steps, copied to the host (any engine's last act)."""
-    to_host = plan.backend.to_host
-    arrays: dict[str, numpy.ndarray] = {}
-    for output in plan.outputs:
-        if output.keep == "all":
-            arrays[output.name] = to_host(output.history.trajectory(steps))
-        elif output.keep == "last":
-            last = output.history.last(steps)
-            if last is None:
-                raise RunError(
-                    f"output '{output.name}' has no state after 0 steps: it has no 'initial'"
-                )
-            arrays[output.name] = to_host(last)
-    return arrays

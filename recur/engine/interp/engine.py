@@ -1,0 +1,68 @@
+"""The interpreter as an engine: runs anything, anywhere; the reference for the others."""
+
+from __future__ import annotations
+
+from recur.compile.ir import Program
+from recur.engine.interp.loop import run_steps
+from recur.engine.plan import Buffers
+from recur.engine.protocol import Estimate, Progress
+from recur.engine.work import work
+
+# The cost model of the interpreter, in seconds, fitted to the figures of
+# benchmarks/results/cost-model.csv (tests/test_cost.py holds it within 2x of each): it
+# pays per step, output, tap and NumPy call (far more on an array than on a single
+# value), per element of each operation, and for fresh memory from the OS where a
+# temporary is too large for the allocator to reuse (wide states).
+INTERP_STEP = 150e-9  # the loop
+INTERP_STORE = 150e-9  # storing an output's state
+INTERP_TAP = 30e-9
+INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
+INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
+FRESH_BYTE = 0.04e-9  # a byte of memory taken from the OS: page faults
+REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
+# Per element of each kind of work (`recur.engine.work.KINDS`) of a step.
+ELEMENT_COST = {
+    "arithmetic": 0.3e-9,
+    "tap": 0.0,
+    "function": 3e-9,
+    "multiply-add": 0.25e-9,
+}
+_WORDS = ("the interpreter: a Python loop over {} calls, one per operation and step; "
+          "the reference every engine must match")
+
+
+class Interpreter:
+    """NumPy (or CuPy) closures called step after step."""
+
+    name = "interp"
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.words = _WORDS.format("NumPy" if device == "cpu" else "CuPy")
+
+    def supports(self, program: Program) -> str | None:
+        return None
+
+    def estimate(self, program: Program) -> Estimate:
+        seconds = interp_seconds(program)
+        return Estimate(seconds, f"the interpreter needs about {seconds:.2g} s")
+
+    def ready(self, program: Program) -> bool:
+        return True
+
+    def run(self, program: Program, buffers: Buffers,
+            progress: Progress | None = None) -> tuple[int, str]:
+        return run_steps(program, buffers, progress)
+
+
+def interp_seconds(program: Program) -> float:
+    """The interpreter's time for the loop of `program` on the CPU, by the cost model."""
+    done = work(program)
+    lanes = program.lanes
+    per_call = INTERP_SCALAR_CALL if lanes == 1 else INTERP_ARRAY_CALL
+    temporary = lanes * 8  # bytes: a float64 state's worth
+    fresh = done.calls * temporary * FRESH_BYTE if temporary > REUSED_BYTES else 0.0
+    per_element = sum(count * ELEMENT_COST[kind] for kind, count in done.per_lane.items())
+    stores = len(program.outputs) * INTERP_STORE
+    return program.steps * (INTERP_STEP + stores + done.per_lane["tap"] * INTERP_TAP
+                            + done.calls * per_call + fresh + lanes * per_element)
