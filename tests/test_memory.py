@@ -94,7 +94,7 @@ def test_on_the_gpu_the_host_must_hold_the_outputs_too(monkeypatch: pytest.Monke
     """The outputs come back to the host: a roomy GPU on a small host is refused."""
     backend = _Backend(Room(100 * 10**9, "the GPU's free memory"))
     backend.name = "cuda"
-    monkeypatch.setattr(compiler, "host_room", lambda: Room(2 * 10**9, "the host's memory"))
+    monkeypatch.setattr(memory, "host_room", lambda: Room(2 * 10**9, "the host's memory"))
     with pytest.raises(RunError) as error:
         memory.check_outputs_fit({"x": 2 * 10**9 - 512 * MIB + 1}, backend)
     assert "under the host's memory, less 536.9 MB kept free" in error.value.message
