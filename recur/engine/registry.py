@@ -16,16 +16,18 @@ from recur.engine.protocol import Engine, Estimate
 
 AUTO = "auto"
 _REGISTRY: list[Engine] = []
+_LOADED: list[bool] = []  # the built-in engines are registered on first use
 
 
 def register(engine: Engine) -> None:
     """Add an engine; one of the same name and device is replaced."""
-    _REGISTRY[:] = [e for e in _REGISTRY if (e.name, e.device) != (engine.name, engine.device)]
+    unregister(engine.name, engine.device)
     _REGISTRY.append(engine)
 
 
 def unregister(name: str, device: str) -> None:
-    _REGISTRY[:] = [e for e in _REGISTRY if (e.name, e.device) != (name, device)]
+    kept = [e for e in _registered() if (e.name, e.device) != (name, device)]
+    _REGISTRY[:] = kept
 
 
 def engine_names() -> tuple[str, ...]:
@@ -115,7 +117,8 @@ def _cheapest(program: Program, candidates: list[tuple[Engine, Estimate]]) -> En
 
 
 def _registered() -> list[Engine]:
-    if not _REGISTRY:
+    if not _LOADED:
+        _LOADED.append(True)
         _builtin()
     return _REGISTRY
 
@@ -125,4 +128,4 @@ def _builtin() -> None:
     from recur.engine.interp.engine import Interpreter
 
     for device in ("cpu", "cuda"):
-        register(Interpreter(device))
+        _REGISTRY.append(Interpreter(device))
