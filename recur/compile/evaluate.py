@@ -8,10 +8,11 @@ expression's place in the spec.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy
 
+from recur.compile import ir
 from recur.compile.closures import Builder, Closure
 from recur.compile.frame import Fault, Frame
 from recur.compile.program import Scope, typed_tree
@@ -51,14 +52,16 @@ class ParamBindings:
         raise KeyError(name)
 
 
-def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) -> Any:
+def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str,
+             spec: Spec | None = None) -> Any:
     """The value of an expression over `values` (params, and in an initial sequences as
-    whole arrays); lists become arrays, 0-d arrays numbers.
+    whole arrays); lists become arrays, 0-d arrays numbers. An expression of `spec` is
+    lowered once, and kept with it.
 
     A 0-d result becomes a Python number, so that a scalar param is "weak" in NumPy 2's
     promotion, like a number literal: a float32 state times a param stays float32.
     """
-    tree = typed_tree(node, Scope(frozenset(values), {}, frozenset()))
+    tree = _lowered(node, spec)
     closure = Builder(backend, ParamBindings(values)).build(tree)
     try:
         with backend.errstate():
@@ -70,6 +73,20 @@ def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) 
         raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
     except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
         raise ExprError(f"cannot evaluate {where}: {reason_of(exc)}", node.span) from None
+
+
+_EVERY_NAME_A_VALUE = Scope(frozenset(), {}, frozenset())  # every name reads `values`
+
+
+def _lowered(node: n.Node, spec: Spec | None) -> ir.Node:
+    """`node` as an untyped tree; kept with the spec (whose nodes live as long as it)."""
+    if spec is None:
+        return typed_tree(node, _EVERY_NAME_A_VALUE)
+    memo = spec.derived.setdefault("lowered values", {})
+    tree = memo.get(id(node))
+    if tree is None:
+        tree = memo[id(node)] = typed_tree(node, _EVERY_NAME_A_VALUE)
+    return cast(ir.Node, tree)
 
 
 def as_value(value: Any, xp: Any) -> Any:
@@ -104,7 +121,7 @@ def evaluate_params(
         elif param.value is None:
             raise _missing_input(name, "param", param.span)
         else:
-            values[name] = evaluate(param.value, values, backend, where)
+            values[name] = evaluate(param.value, values, backend, where, spec)
     return values
 
 
@@ -121,7 +138,8 @@ def evaluate_sequences(
         elif sequence.value is None:
             raise _missing_input(name, "sequence", sequence.span)
         else:
-            value = xp.asarray(evaluate(sequence.value, params, backend, f"sequence '{name}'"))
+            value = xp.asarray(evaluate(sequence.value, params, backend, f"sequence '{name}'",
+                                          spec))
         if value.ndim == 0:
             raise SpecError(
                 f"sequence '{name}' is a single number; a sequence needs a time axis",
@@ -172,7 +190,7 @@ def count_steps(
                 _sequence_span(spec, name),
             )
     if requested is None and spec.steps is not None:
-        requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'"),
+        requested = _integer_steps(evaluate(spec.steps, params, backend, "'steps'", spec),
                                    spec.steps.span)
         reason = "from 'steps:'"
         if requested > MAX_STEPS:

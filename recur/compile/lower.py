@@ -95,7 +95,7 @@ def compile_spec(
                                         steps, host)
     readable = initial_names(spec, params, sequences)
     initials = {
-        o.name.name: _initial(o, analysis.depth(o.name.name), readable, host)
+        o.name.name: _initial(spec, o, analysis.depth(o.name.name), readable, host)
         for o in spec.outputs
     }
     if host is not backend:
@@ -171,13 +171,14 @@ def _param_inputs(spec: Spec, inputs: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in inputs.items() if name in names}
 
 
-def _initial(output: OutputSpec, depth: int, names: Mapping[str, Any], backend: Any) -> Any:
+def _initial(spec: Spec, output: OutputSpec, depth: int, names: Mapping[str, Any],
+             backend: Any) -> Any:
     """The initial states as an array (depth, *state), cast to the output's dtype."""
     if output.initial is None:
         return None
     name = output.name.name
     value = backend.xp.asarray(
-        evaluate(output.initial, names, backend, f"the initial of output '{name}'")
+        evaluate(output.initial, names, backend, f"the initial of output '{name}'", spec)
     )
     span = output.initial.span
     if not numpy.can_cast(value.dtype, output.dtype, "same_kind"):
