@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy
@@ -118,7 +119,8 @@ def compile_spec(
                   spec.output(name).step.span)
         for name in analysis.order)
     program = ir.Program(outputs, moved.get(UNTIL), spec.until.span if spec.until else None,
-                         n_steps, backend.name, params, sequences, tuple(mover.hoisted),
+                         n_steps, backend.name, MappingProxyType(dict(params)),
+                         MappingProxyType(dict(sequences)), tuple(mover.hoisted),
                          tuple(mover.swept), check_finite)
     sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
     summaries = tuple(
