@@ -25,8 +25,8 @@ def describe_run(ran: Ran) -> dict[str, Any]:
         "recur_version": metadata.version("recur"),
         "spec": ran.spec.path,
         "spec_sha256": hashlib.sha256(ran.spec.source.encode("utf-8")).hexdigest(),
-        "options": ran.request.options,
-        "inputs": {name: _input(source, ran.request.arguments["inputs"][name])
+        "options": ran.request.flags.described(),
+        "inputs": {name: _input(source, ran.request.options.inputs[name])
                    for name, source in ran.request.sources.items()},
         "params": {name: _jsonable(value) for name, value in result.params.items()},
         "steps": result.steps,
