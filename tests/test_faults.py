@@ -31,9 +31,10 @@ from hypothesis import strategies as st
 import recur
 from recur.cli.main import cli
 from recur.diagnostics import RecurError, UsageError
-from recur.io import outputs
+from recur.io import outputs, writers
 from recur.io.inputs import read_input
-from recur.io.outputs import OutputArray, write_outputs
+from recur.io.outputs import write_outputs
+from recur.io.writers import OutputArray
 
 COUNT = "steps: 5\noutputs:\n  x:\n    dtype: int64\n    initial: 0\n    step: x[t-1] + 1\n"
 TWO = COUNT + "  y:\n    step: x[t] * 0.5\n"
@@ -158,7 +159,7 @@ def test_a_full_disk_reported_by_ndarray_tofile_names_the_cause(tmp_path: Path) 
             return original(data)
 
         real.write = counting  # type: ignore[method-assign]
-        outputs.write_npy(real, sample())
+        writers.write_npy(real, sample())
     assert sum(calls) == (tmp_path / "x.npy").stat().st_size
     assert np.load(tmp_path / "x.npy").shape == (2000,)
 

@@ -21,6 +21,7 @@ from recur.cli.plot import plot
 from recur.diagnostics import EXIT_USAGE, RecurError, flag_words, render
 from recur.engine.memory import out_of_memory
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
+from recur.io.formats import FORMATS
 from recur.io.outputs import discard_output
 from recur.report.diff import diff
 from recur.report.explain import explain
@@ -124,7 +125,7 @@ def cli() -> None:
 @click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
 @click.option("--force", is_flag=True,
               help="Replace -o and --meta files this user may not write (read-only ones).")
-@click.option("-f", "--format", "fmt", type=click.Choice(["npy", "npz", "csv"]),
+@click.option("-f", "--format", "fmt", type=click.Choice(list(FORMATS)),
               help="Output format (default: from the suffix, else csv).")
 @click.option("--meta", "meta", metavar="PATH",
               help="Also write a JSON sidecar: version, spec and input hashes, params, "

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import numpy as np
 
 from recur.diagnostics import UsageError, did_you_mean
-from recur.io import atomic_write
+from recur.io import atomic_write, cannot_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -113,10 +113,10 @@ def figure_format(path: str) -> str:
 
 def check_writable(path: str) -> None:
     if os.path.isdir(path):
-        raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+        raise cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise _cannot_write(path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+        raise cannot_write(path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
 
 
 def parse_phase(text: str) -> tuple[str, str]:
@@ -547,7 +547,3 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def _cannot_write(path: str, exc: OSError) -> UsageError:
-    return UsageError(f"cannot write {path!r}: {exc.strerror or exc}")
