@@ -11,6 +11,7 @@ import numpy
 
 from recur.cli.options import InputSource, Ran
 from recur.io import atomic_write
+from recur.lang.host import to_host
 
 MAX_LISTED_VALUES = 1000  # larger arrays are described, not listed
 
@@ -63,7 +64,7 @@ def _jsonable(value: Any) -> Any:
         return repr(value)  # JSON has no inf or nan
     if not hasattr(value, "shape"):
         return value
-    array = numpy.asarray(value.get() if hasattr(value, "get") else value)
+    array = to_host(value)
     described: dict[str, Any] = {"dtype": str(array.dtype), "shape": list(array.shape)}
     if array.size <= MAX_LISTED_VALUES and array.dtype.kind in "biuf":
         described["values"] = [_jsonable(v) for v in array.ravel().tolist()]
