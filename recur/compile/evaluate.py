@@ -66,7 +66,7 @@ def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str) 
     except MemoryError as exc:
         raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
     except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
-        raise ExprError(f"cannot evaluate {where}: {_reason(exc)}", node.span) from None
+        raise ExprError(f"cannot evaluate {where}: {failure_reason(exc)}", node.span) from None
 
 
 def as_value(value: Any, xp: Any) -> Any:
@@ -77,7 +77,8 @@ def as_value(value: Any, xp: Any) -> Any:
     return value
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:
+    """Why NumPy failed, in one line of recur's words (a ragged list is not 'inhomogeneous')."""
     text = str(exc).strip() or type(exc).__name__
     if "inhomogeneous" in text:
         return "the nested lists are not rectangular"

@@ -23,6 +23,7 @@ from recur.compile.evaluate import (
     evaluate,
     evaluate_params,
     evaluate_sequences,
+    failure_reason,
     initial_names,
 )
 from recur.compile.frame import Fault, Frame
@@ -466,10 +467,8 @@ class _Probe:
         except MemoryError as exc:
             raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
         except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "inhomogeneous" in reason:
-                reason = "the nested lists are not rectangular"
-            raise SpecError(f"cannot evaluate {where}: {reason}", node.span) from None
+            raise SpecError(f"cannot evaluate {where}: {failure_reason(exc)}",
+                            node.span) from None
 
     def merge(self, name: str, old: tuple[int, ...], new: tuple[int, ...],
               output: OutputSpec) -> tuple[int, ...]:
