@@ -55,36 +55,6 @@ def _alarm(signum: int, frame: Any) -> None:
 
 # --- targets: payload bytes -> one call to judge ------------------------------------------
 
-TEMPLATE_STEP = """\
-params:
-  a: 2
-  b: [1.0, 2.0, 3.0]
-  n: 3
-  v: arange(3)
-sequences:
-  s: linspace(0, 1, 8)
-steps: 4
-outputs:
-  x:
-    initial: [0, 1]
-    step: {step}
-  y:
-    initial: 1
-    step: y[t-1] + 1
-"""
-
-TEMPLATE_SET = """\
-params:
-  a: 2
-  b: a * 2
-  v: arange(3)
-steps: 3
-outputs:
-  x:
-    initial: 0
-    step: x[t-1] + a + b + sum(v)
-"""
-
 TEMPLATE_INPUT = """\
 sequences:
   s: input
@@ -111,7 +81,7 @@ class Targets:
         self.origin = Origin
         self.read_input = read_input
         self.parse_expression = parse_expression
-        self.set_spec = recur.load(TEMPLATE_SET, path="set.yaml")
+        self.set_spec = recur.load(tf.SET_SPEC, path="set.yaml")
         self.input_spec = recur.load(TEMPLATE_INPUT, path="input.yaml")
         self.by_byte: list[tuple[str, Callable[[bytes], Callable[[], object]]]] = [
             ("spec", self.spec),
@@ -153,8 +123,7 @@ class Targets:
             except self.recur.RecurError as error:
                 error.source = text  # as the spec loader would
                 raise
-            quoted = "'" + text.replace("'", "''") + "'"
-            spec = self.recur.load(TEMPLATE_STEP.format(step=quoted), path="step.yaml")
+            spec = self.recur.load(self.tf.step_spec(text), path="step.yaml")
             return self.tf.run_capped(spec)
 
         return call
@@ -344,9 +313,7 @@ def run_hypothesis(worker: int, inputs: int, out: Path) -> None:
             shown: bytes | str = text
         elif kind == "expression":
             shown = data.draw(tf.near_expressions)
-            quoted = "'" + shown.replace("'", "''") + "'"
-            source = TEMPLATE_STEP.format(step=quoted).replace(
-                "steps: 4", f"steps: 4\ndtype: {data.draw(dtypes)}")
+            source = tf.step_spec(shown, data.draw(dtypes))
             call = lambda: tf.run_capped(  # noqa: E731
                 targets.recur.load(source, path="step.yaml"))
         elif kind == "set":

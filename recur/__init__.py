@@ -10,17 +10,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from recur.api import Report, Result, check, load, run
+    from recur.api import Report, Result, RunOptions, check, load, run, run_with
     from recur.diagnostics import RecurError, render
     from recur.spec import Spec
 
 __version__ = "0.1.0"
 
-__all__ = ["RecurError", "Report", "Result", "Spec", "check", "load", "render", "run"]
+__all__ = ["RecurError", "Report", "Result", "RunOptions", "Spec", "check", "load", "render",
+           "run", "run_with"]
 
 _HOMES = {"RecurError": "recur.diagnostics", "render": "recur.diagnostics", "Spec": "recur.spec",
           "Report": "recur.api", "Result": "recur.api", "check": "recur.api", "load": "recur.api",
-          "run": "recur.api"}
+          "run": "recur.api", "RunOptions": "recur.api", "run_with": "recur.api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,24 @@ from recur.engine.protocol import Engine
 from recur.engine.registry import choose
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The keyword arguments of `run` as one value, for a caller that builds them once and
+    runs them later or more than once (the CLI builds one from its flags).
+
+    A misspelt field is a TypeError, as a misspelt keyword of `run` is.
+    """
+
+    steps: int | None = None  # overrides the spec's step count
+    params: Mapping[str, Any] = field(default_factory=dict)  # as `--set`: text, number, array
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # as `--input`: arrays
+    device: str = "cpu"  # "cpu", "cuda" or "auto"
+    last: bool = False  # keep only the final state of every output
+    check: bool = False  # stop at the first non-finite value
+    progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
+    engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -152,6 +170,13 @@ def _execute(engine: Engine, program: Program, backend: Any,
     return steps_run, stopped_by, collect(program, buffers, steps_run)
 
 
+def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
+    """`run` with its keyword arguments given as one `RunOptions`."""
+    return run(spec, steps=options.steps, params=options.params, inputs=options.inputs,
+               device=options.device, last=options.last, check=options.check,
+               progress=options.progress, engine=options.engine)
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """What `recur check` prints: outputs and the step count, when values are known."""
@@ -208,6 +233,12 @@ def prepare(
             _check_last_states(spec, compiled, last)
         check_outputs_fit({o.name: o.kept_bytes for o in compiled.outputs}, backend)
     return compiled
+
+
+def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
+    """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
+    return prepare(spec, steps=options.steps, params=options.params, inputs=options.inputs,
+                   device=options.device, last=options.last, check=options.check)
 
 
 def _check_last_states(spec: Spec, compiled: Compiled, last: bool) -> None:

@@ -70,7 +70,10 @@ class RecurError(Exception):
     """A user-facing error: a message, where it happened, and hints.
 
     `source` is the text the span points into; the layer that knows it fills it in
-    (the spec loader for spec files, the CLI for `--set` expressions).
+    (the spec loader for spec files, the CLI for `--set` expressions). An error of a
+    run also says, as data, what the message says in words: the `output` whose step
+    failed (None for `until`), the step `t`, and the first `lane` that failed, an index
+    into the output's state (None for a state without lanes).
     """
 
     message: str
@@ -78,6 +81,9 @@ class RecurError(Exception):
     notes: tuple[str, ...] = ()
     exit_code: int = EXIT_USAGE
     source: str | None = field(default=None, repr=False)
+    output: str | None = field(default=None, kw_only=True)
+    t: int | None = field(default=None, kw_only=True)
+    lane: tuple[int, ...] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy
 import pytest
 from click.testing import CliRunner
 
+from recur import api
 from recur.cli.main import cli
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -210,3 +212,53 @@ def test_meta_lists_small_array_params_and_describes_large_ones(tmp_path: Path) 
     params = json.loads(meta.read_text())["params"]
     assert params["small"] == {"dtype": "int64", "shape": [2], "values": [1, 2]}
     assert params["big"] == {"dtype": "float64", "shape": [5000]}
+
+
+# --- RunOptions: the CLI's run is the library's -------------------------------------------
+
+
+def test_cli_and_library_run_the_same_options(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("params:\n  k: 2\n  c: 1.5\nsequences:\n  s: input\noutputs:\n"
+                    "  y:\n    initial: 0.0\n    step: y[t-1] * c + s * k\n")
+    samples = [0.5, -1.25, 2.0, 3.5, 7.0]
+    data = tmp_path / "s.npy"
+    numpy.save(data, numpy.array(samples))
+    out = tmp_path / "out.npz"
+    result = invoke("run", str(spec), "--input", f"s={data}", "--set", "k=3", "--set",
+                    "c=k / 6", "--steps", "4", "--last", "--engine", "interp", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    options = api.RunOptions(steps=4, params={"k": "3", "c": "k / 6"},
+                             inputs={"s": numpy.array(samples)}, last=True, engine="interp")
+    by_options = api.run_with(api.load(str(spec)), options)
+    by_keywords = api.run(str(spec), steps=4, params={"k": "3", "c": "k / 6"},
+                          inputs={"s": numpy.array(samples)}, last=True, engine="interp")
+    y = 0.0
+    for t in range(4):  # the spec's step by hand
+        y = y * 0.5 + samples[t] * 3
+    with numpy.load(out) as written:
+        assert written["y"].tolist() == by_options["y"].tolist() == by_keywords["y"].tolist()
+    assert by_options["y"].shape == () and by_options["y"].item() == y
+    assert by_options.engine == "interp"
+
+
+def test_explain_prepares_what_the_options_say() -> None:
+    compiled = api.prepare_with(api.load(FIB), api.RunOptions(steps=7, last=True))
+    assert compiled.plan.steps == 7
+    assert "steps: 7" in invoke("explain", FIB, "--steps", "7").stdout
+
+
+@pytest.mark.parametrize("typo", [{"step": 5}, {"param": {}}, {"checks": True}])
+def test_a_misspelt_run_option_is_a_type_error(typo: dict[str, object]) -> None:
+    with pytest.raises(TypeError, match=next(iter(typo))):
+        api.RunOptions(**typo)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=next(iter(typo))):
+        dataclasses.replace(api.RunOptions(), **typo)
+    with pytest.raises(TypeError, match=next(iter(typo))):
+        api.run(FIB, **typo)  # type: ignore[arg-type]
+
+
+def test_run_options_cannot_be_changed_after_they_are_made() -> None:
+    options = api.RunOptions(steps=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.steps = 4  # type: ignore[misc]

@@ -31,9 +31,11 @@ from hypothesis import strategies as st
 import recur
 from recur.cli.main import cli
 from recur.diagnostics import RecurError, UsageError
-from recur.io import outputs
+from recur.engine.c import native
+from recur.io import outputs, writers
 from recur.io.inputs import read_input
-from recur.io.outputs import OutputArray, write_outputs
+from recur.io.outputs import write_outputs
+from recur.io.writers import OutputArray
 
 COUNT = "steps: 5\noutputs:\n  x:\n    dtype: int64\n    initial: 0\n    step: x[t-1] + 1\n"
 TWO = COUNT + "  y:\n    step: x[t] * 0.5\n"
@@ -158,7 +160,7 @@ def test_a_full_disk_reported_by_ndarray_tofile_names_the_cause(tmp_path: Path) 
             return original(data)
 
         real.write = counting  # type: ignore[method-assign]
-        outputs.write_npy(real, sample())
+        writers.write_npy(real, sample())
     assert sum(calls) == (tmp_path / "x.npy").stat().st_size
     assert np.load(tmp_path / "x.npy").shape == (2000,)
 
@@ -632,3 +634,58 @@ outputs:
 def test_check_accepts_finite_runs_and_ignores_integers() -> None:
     text = "steps: 3\noutputs:\n  x:\n    dtype: int64\n    step: t * 2\n"
     assert recur.run(recur.load(text, path="ok.yaml"), check=True)["x"].tolist() == [0, 2, 4]
+
+
+# --- the fields of a run's error: output, t, lane ---------------------------------------------
+
+POWERS = ("params:\n  r: [2, 3, 5, 4]\nsteps: 40\noutputs:\n"
+          "  x:\n    dtype: int64\n    initial: [1, 1, 1, 1]\n    step: x[t-1] * r\n")
+ENGINES = ["interp", pytest.param("compiled", marks=pytest.mark.skipif(
+    not native.available(), reason="no C compiler"))]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_integer_overflow_carries_its_output_step_and_lane(engine: str) -> None:
+    # x[t] = r ** (t + 1) in each lane: the first step and lane past int64, by hand
+    states, t = [1, 1, 1, 1], 0
+    while True:
+        states = [x * r for x, r in zip(states, [2, 3, 5, 4], strict=True)]
+        over = [i for i, x in enumerate(states) if x > I64.max]
+        if over:
+            break
+        t += 1
+    with pytest.raises(RecurError) as error:
+        recur.run(recur.load(POWERS, path="powers.yaml"), engine=engine)
+    assert (error.value.output, error.value.t, error.value.lane) == ("x", t, (over[0],))
+    assert error.value.exit_code == 1
+    assert f"at t={t} (lane {over[0]})" in error.value.message
+
+
+def test_a_fault_in_until_carries_no_output() -> None:
+    text = ("steps: 5\nuntil: 10 // (2 - t) > 100\noutputs:\n"
+            "  x:\n    dtype: int64\n    step: t\n")
+    with pytest.raises(RecurError) as error:
+        recur.run(recur.load(text, path="until.yaml"), engine="interp")
+    assert (error.value.output, error.value.t, error.value.lane) == (None, 2, None)
+
+
+def test_a_non_finite_value_under_check_carries_its_output_step_and_lane() -> None:
+    # lanes of a 2x2 grid, each multiplied by its own factor every step: the first step
+    # at which one passes float64's largest value, and the first such lane in C order
+    factors = [[10.0, 1e100], [1e150, 1e-10]]
+    text = (f"params:\n  f: {factors}\nsteps: 6\noutputs:\n"
+            "  x:\n    initial: f * 0 + 1\n    step: x[t-1] * f\n")
+    grid, t = [[1.0, 1.0], [1.0, 1.0]], 0
+    while True:
+        grid = [[x * f for x, f in zip(row, frow, strict=True)]
+                for row, frow in zip(grid, factors, strict=True)]
+        bad = [(i, j) for i in range(2) for j in range(2) if grid[i][j] == float("inf")]
+        if bad:
+            break
+        t += 1
+    with pytest.raises(RecurError) as error:
+        recur.run(recur.load(text, path="grid.yaml"), check=True)
+    assert (error.value.output, error.value.t, error.value.lane) == ("x", t, bad[0])
+    assert error.value.span is not None and error.value.exit_code == 1
+    unchecked = recur.run(recur.load(text, path="grid.yaml"))["x"]  # runs on
+    assert np.isinf(unchecked[t][bad[0]])

@@ -29,6 +29,7 @@ import yaml
 from click.testing import CliRunner
 
 from recur.cli.main import cli
+from recur.report.diff import Side, diff_sides
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(path for path in GOLDEN.glob("[!._]*") if path.is_dir())
@@ -182,6 +183,9 @@ def _compare_arrays(
     actual: dict[str, np.ndarray],
     tolerance: dict[str, float | None],
 ) -> str:
+    """What differs, array by array, as `recur diff` says it: how many elements, the
+    largest errors, and the first index with both values. Dtypes and shapes must match
+    exactly; integers and bools are compared exactly, floats within the case's tolerance."""
     if list(expected) != list(actual):
         return f"arrays {list(actual)}, expected {list(expected)}"
     problems = []
@@ -193,20 +197,36 @@ def _compare_arrays(
                 f"{label}: {got.dtype} {got.shape}, expected {want.dtype} {want.shape}"
             )
             continue
-        if want.dtype.kind in "fc":
-            rtol = tolerance["rtol"] if tolerance["rtol"] is not None else FLOAT_RTOL
-            atol = tolerance["atol"] if tolerance["atol"] is not None else 0.0
-            close = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
-        else:
-            close = got == want
-        if not np.all(close):
-            first = tuple(int(i) for i in np.argwhere(~np.asarray(close))[0])
-            problems.append(
-                f"{label}: {np.size(close) - np.count_nonzero(close)} values "
-                f"differ; first at {first}: {got[first].item()!r}, expected "
-                f"{want[first].item()!r}"
-            )
+        rtol, atol = _tolerance(want.dtype, tolerance)
+        name = key or "array"
+        same, lines = diff_sides(Side("actual", "npz", {name: got}),
+                                 Side("expected", "npz", {name: want}), rtol, atol)
+        if not same:
+            problems.append(f"{lines[1].strip()} (rtol={rtol!r}, atol={atol!r})")
     return "; ".join(problems)
+
+
+def _tolerance(dtype: np.dtype, tolerance: dict[str, float | None]) -> tuple[float, float]:
+    if dtype.kind not in "fc":
+        return 0.0, 0.0
+    rtol = tolerance["rtol"] if tolerance["rtol"] is not None else FLOAT_RTOL
+    atol = tolerance["atol"] if tolerance["atol"] is not None else 0.0
+    return rtol, atol
+
+
+def test_an_array_that_differs_is_described_where_and_by_how_much() -> None:
+    want = np.array([[1.0, 2.0], [3.0, np.nan], [5.0, 6.0]])
+    got = want.copy()
+    got[1, 0], got[2, 1] = 3.0 + 1e-10, 6.5
+    problem = _compare_arrays({"x": want}, {"x": got}, {"rtol": None, "atol": None})
+    # by hand: 1e-10 > 1e-12 * 3 and |0.5| > 1e-12 * 6; the largest error is 0.5
+    assert problem.startswith("x: 2 of 6 elements differ"), problem
+    assert "max abs error 0.5" in problem and f"first at x[1,0]: {3.0 + 1e-10!r} vs 3.0" in problem
+    loose = {"rtol": 0.1, "atol": None}
+    assert _compare_arrays({"x": want}, {"x": got}, loose) == ""
+    ints = np.array([2**62, 7])
+    off_by_one = _compare_arrays({"": ints}, {"": ints + np.array([1, 0])}, loose)
+    assert off_by_one.startswith("array: 1 of 2 elements differ"), off_by_one
 
 
 def _regenerate(expected_dir: Path, actual: dict[str, bytes], problems: list[str]) -> list[str]:

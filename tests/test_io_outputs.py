@@ -20,14 +20,8 @@ from hypothesis.extra import numpy as hnp
 
 from recur.diagnostics import UsageError
 from recur.io.inputs import read_input
-from recur.io.outputs import (
-    OutputArray,
-    resolve_format,
-    write_csv,
-    write_npy,
-    write_npz,
-    write_outputs,
-)
+from recur.io.outputs import resolve_format, write_outputs
+from recur.io.writers import OutputArray, write_csv, write_npy, write_npz
 
 
 def _csv_text(*outputs: OutputArray) -> str:
@@ -70,7 +64,7 @@ def _listing(folder: Path) -> list[str]:
     ],
 )
 def test_resolve_format(path: str | None, fmt: str | None, expected: str) -> None:
-    assert resolve_format(path, fmt) == expected
+    assert resolve_format(path, fmt).name == expected
 
 
 @pytest.mark.parametrize("path", ["out.txt", "out"])

@@ -20,8 +20,8 @@ import pytest
 from recur.diagnostics import RunError
 from recur.engine import memory
 from recur.engine.memory import Room, cgroup_rooms
-from recur.io import outputs
-from recur.io.outputs import OutputArray, write_csv
+from recur.io import writers
+from recur.io.writers import OutputArray, write_csv
 
 COUNTER = "outputs:\n  x:\n    initial: 0.0\n    step: x[t-1] + 1\n"
 MIB = 2**20
@@ -223,7 +223,7 @@ def _reference_csv(*arrays: tuple[str, np.ndarray]) -> str:
 def test_blocks_join_into_the_whole_table(monkeypatch: pytest.MonkeyPatch, steps: int,
                                           lanes: int) -> None:
     """Blocks of 100 cells: rows split across blocks, and rows wider than a block."""
-    monkeypatch.setattr(outputs, "CSV_BLOCK_CELLS", 100)
+    monkeypatch.setattr(writers, "CSV_BLOCK_CELLS", 100)
     rng = np.random.default_rng(steps)
     x, y = rng.normal(size=(steps, lanes)), rng.normal(size=(steps, 2)) * 1e300
     text = io.StringIO()
@@ -236,7 +236,7 @@ def test_csv_memory_does_not_grow_with_the_table(monkeypatch: pytest.MonkeyPatch
                                                  shape: tuple[int, ...]) -> None:
     """A block's text takes some 130 bytes a cell; the whole table's was 13 times the
     array (here 21 MB for 1.6 MB). With blocks of 1024 cells it stays under the array."""
-    monkeypatch.setattr(outputs, "CSV_BLOCK_CELLS", 1024)
+    monkeypatch.setattr(writers, "CSV_BLOCK_CELLS", 1024)
     array = np.arange(200_000, dtype=np.float64).reshape(shape) / 7
     with open(os.devnull, "w", encoding="utf-8", newline="") as sink:
         tracemalloc.start()

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from recur.cli.main import cli
-from recur.cli.options import Ran, run_from_options
+from recur.cli.options import Ran, RunFlags, run_from_options
 from recur.cli.plot import plot
 from recur.diagnostics import UsageError
 from recur.report.plot import JUMP, jump, make_figure, resolve_style
@@ -85,9 +85,7 @@ def invoke(*args: str) -> Any:
 def run_spec(*args: str) -> Ran:
     """Run a spec with `recur plot`'s own option parsing (defaults included)."""
     params = dict(plot.make_context("plot", [*args, "-o", "unused.png"]).params)
-    for own in ("out", "phase", "style", "title", "force"):
-        params.pop(own)
-    return run_from_options(**params)
+    return run_from_options(RunFlags.take(params))
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -247,3 +247,16 @@ def test_an_initial_that_float32_would_store_as_inf_is_refused_at_the_initial(
     assert (error.value.span.line, error.value.span.col) == (4, 14)
     assert "the initial of output 'y' has values beyond float32" in error.value.message
     assert "declare 'dtype: float64'" in error.value.notes[0]
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("params:\n  a: '[[1, 2], [3]]'\noutputs:\n  x:\n    step: t\n", "param 'a'"),
+    ("steps: 2\noutputs:\n  x:\n    initial: 0.0\n    step: '[x[t-1], [1, 2]]'\n",
+     "the step of output 'x'"),
+])
+def test_a_ragged_list_is_said_in_recurs_words(text: str, where: str) -> None:
+    with pytest.raises(RecurError) as caught:
+        recur.run(recur.load(text, path="spec.yaml"))
+    error = caught.value
+    assert error.message == f"cannot evaluate {where}: the nested lists are not rectangular"
+    assert error.span is not None

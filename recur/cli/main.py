@@ -16,11 +16,12 @@ import click
 
 from recur import api
 from recur.cli.meta import write_meta
-from recur.cli.options import request_from_options, run_from_options, run_options
+from recur.cli.options import RunFlags, request_from_options, run_from_options, run_options
 from recur.cli.plot import plot
 from recur.diagnostics import EXIT_USAGE, RecurError, flag_words, render
 from recur.engine.memory import out_of_memory
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
+from recur.io.formats import FORMATS
 from recur.io.outputs import discard_output
 from recur.report.diff import diff
 from recur.report.explain import explain
@@ -124,13 +125,13 @@ def cli() -> None:
 @click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
 @click.option("--force", is_flag=True,
               help="Replace -o and --meta files this user may not write (read-only ones).")
-@click.option("-f", "--format", "fmt", type=click.Choice(["npy", "npz", "csv"]),
+@click.option("-f", "--format", "fmt", type=click.Choice(list(FORMATS)),
               help="Output format (default: from the suffix, else csv).")
 @click.option("--meta", "meta", metavar="PATH",
               help="Also write a JSON sidecar: version, spec and input hashes, params, "
                    "steps, timing.")
-def run(out: str | None, fmt: str | None, meta: str | None, force: bool,
-        **options: Any) -> None:
+def run(flags: RunFlags, out: str | None, fmt: str | None, meta: str | None,
+        force: bool) -> None:
     """Run a spec and write its outputs.
 
     \b
@@ -146,7 +147,7 @@ def run(out: str | None, fmt: str | None, meta: str | None, force: bool,
             if path is not None:
                 check_replaceable(path, force)
 
-    ran = run_from_options(**options, before_run=before_run, hash_inputs=meta is not None)
+    ran = run_from_options(flags, before_run, hash_inputs=meta is not None)
     columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
                for name in ran.names]
     write_outputs(columns, out, fmt, force=force)
@@ -184,7 +185,7 @@ def check(specs: tuple[str, ...], verbose: bool) -> None:
 
 @cli.command(name="explain")
 @run_options
-def explain_command(**options: Any) -> None:
+def explain_command(flags: RunFlags) -> None:
     """Show what a run would do: order, taps, shapes, dtypes, steps, memory, engine.
 
     Takes the options of `run`, and compiles without running.
@@ -193,9 +194,9 @@ def explain_command(**options: Any) -> None:
     Example:
       recur explain specs/taylor_exp.yaml --set x=2
     """
-    request = request_from_options(**options)
-    compiled = api.prepare(request.spec, **request.arguments)
-    click.echo(explain(request.spec, compiled, request.engine))
+    request = request_from_options(flags)
+    compiled = api.prepare_with(request.spec, request.options)
+    click.echo(explain(request.spec, compiled, request.options.engine))
 
 
 cli.add_command(plot)

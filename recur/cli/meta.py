@@ -11,6 +11,7 @@ import numpy
 
 from recur.cli.options import InputSource, Ran
 from recur.io import atomic_write
+from recur.lang.host import to_host
 
 MAX_LISTED_VALUES = 1000  # larger arrays are described, not listed
 
@@ -25,8 +26,8 @@ def describe_run(ran: Ran) -> dict[str, Any]:
         "recur_version": metadata.version("recur"),
         "spec": ran.spec.path,
         "spec_sha256": hashlib.sha256(ran.spec.source.encode("utf-8")).hexdigest(),
-        "options": ran.request.options,
-        "inputs": {name: _input(source, ran.request.arguments["inputs"][name])
+        "options": ran.request.flags.described(),
+        "inputs": {name: _input(source, ran.request.options.inputs[name])
                    for name, source in ran.request.sources.items()},
         "params": {name: _jsonable(value) for name, value in result.params.items()},
         "steps": result.steps,
@@ -63,7 +64,7 @@ def _jsonable(value: Any) -> Any:
         return repr(value)  # JSON has no inf or nan
     if not hasattr(value, "shape"):
         return value
-    array = numpy.asarray(value.get() if hasattr(value, "get") else value)
+    array = to_host(value)
     described: dict[str, Any] = {"dtype": str(array.dtype), "shape": list(array.shape)}
     if array.size <= MAX_LISTED_VALUES and array.dtype.kind in "biuf":
         described["values"] = [_jsonable(v) for v in array.ravel().tolist()]

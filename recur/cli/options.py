@@ -1,19 +1,22 @@
-"""The options every command that runs a spec shares (`run`, `plot`), and running them.
+"""The options every command that runs a spec shares (`run`, `plot`, `explain`), and
+running them.
 
-A command decorates itself with `@run_options` and passes the options it received to
-`run_from_options`, which checks them, reads the inputs and runs the spec.
+A command decorates itself with `@run_options` and receives the shared options as one
+`RunFlags`, which `run_from_options` checks against the spec, reads the inputs of and
+runs as an `api.RunOptions`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TextIO, TypeVar
+from dataclasses import dataclass, fields, replace
+from typing import Any, TextIO
 
 import click
 
@@ -25,7 +28,6 @@ from recur.engine.c.native import EngineNote
 from recur.engine.registry import engine_names
 from recur.io import read_input
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 class EngineChoice(click.Choice):  # type: ignore[type-arg]
     """The registered engines' names, asked of the registry when needed."""
@@ -64,11 +66,43 @@ _OPTIONS = [
 ]
 
 
-def run_options(command: F) -> F:
-    """Add the shared run options to a click command."""
+@dataclass(frozen=True, slots=True)
+class RunFlags:
+    """The shared run options as the command line gave them (click's parameter names)."""
+
+    spec: str
+    steps: int | None
+    sets: tuple[str, ...]
+    inputs: tuple[str, ...]
+    selected: tuple[str, ...]
+    last: bool
+    device: str
+    engine: str
+    check_finite: bool
+    quiet: bool
+
+    @classmethod
+    def take(cls, params: dict[str, Any]) -> RunFlags:
+        """The shared options, removed from `params` (a command's click parameters)."""
+        return cls(**{f.name: params.pop(f.name) for f in fields(cls)})
+
+    def described(self) -> dict[str, Any]:
+        """The options that shape the result, for `--meta`."""
+        return {"sets": list(self.sets), "inputs": list(self.inputs), "steps": self.steps,
+                "last": self.last, "device": self.device, "check": self.check_finite,
+                "engine": self.engine}
+
+
+def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared run options to a click command, which receives them as its first
+    argument, one `RunFlags`."""
+    @functools.wraps(command)
+    def with_flags(**params: Any) -> Any:
+        return command(RunFlags.take(params), **params)
+
     for option in reversed(_OPTIONS):
-        command = option(command)
-    return command
+        with_flags = option(with_flags)
+    return with_flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +118,13 @@ class Ran:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """The options, checked against the spec, as arguments of `api.run`/`api.prepare`."""
+    """The options, checked against the spec, with the inputs read: ready to run."""
 
     spec: api.Spec
     names: tuple[str, ...]  # the outputs to show, in order
-    arguments: dict[str, Any]
-    options: dict[str, Any]  # as given on the command line
-    quiet: bool
-    engine: str  # as `api.run` takes it
-    sources: dict[str, InputSource]  # where each of `arguments["inputs"]` was read from
+    options: api.RunOptions  # progress unset: `run_from_options` adds the bar
+    flags: RunFlags  # as given on the command line
+    sources: dict[str, InputSource]  # where each of `options.inputs` was read from
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,42 +146,34 @@ def _read_inputs(pairs: list[tuple[str, str]], hashed: bool
     return arrays, sources
 
 
-def request_from_options(
-    spec: str, steps: int | None, sets: tuple[str, ...], inputs: tuple[str, ...],
-    selected: tuple[str, ...], last: bool, device: str, check_finite: bool, quiet: bool,
-    engine: str = "auto", hash_inputs: bool = False,
-) -> Request:
+def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     """Load the spec, check the options against it, and read the inputs (hashing them
     with `hash_inputs`, for `--meta`)."""
-    api.check_steps(steps)  # before reading anything
-    loaded = api.load(spec)
-    names = _selected_outputs(loaded, selected)
-    input_paths = _input_pairs(inputs)
+    api.check_steps(flags.steps)  # before reading anything
+    loaded = api.load(flags.spec)
+    names = _selected_outputs(loaded, flags.selected)
+    input_paths = _input_pairs(flags.inputs)
     api.check_input_names(loaded, [name for name, _ in input_paths])
     arrays, sources = _read_inputs(input_paths, hash_inputs)
-    arguments = {
-        "steps": steps, "params": dict(_pairs(sets, "--set")), "inputs": arrays,
-        "device": device, "last": last, "check": check_finite,
-    }
-    options = {"sets": list(sets), "inputs": list(inputs), "steps": steps, "last": last,
-               "device": device, "check": check_finite, "engine": engine}
-    return Request(loaded, tuple(names), arguments, options, quiet, engine, sources)
+    options = api.RunOptions(
+        steps=flags.steps, params=dict(_pairs(flags.sets, "--set")), inputs=arrays,
+        device=flags.device, last=flags.last, check=flags.check_finite, engine=flags.engine,
+    )
+    return Request(loaded, tuple(names), options, flags, sources)
 
 
-def run_from_options(
-    before_run: Callable[[api.Spec], None] | None = None, **options: Any
-) -> Ran:
+def run_from_options(flags: RunFlags, before_run: Callable[[api.Spec], None] | None = None,
+                     hash_inputs: bool = False) -> Ran:
     """Run with the shared options; `before_run` checks what must be right before a long
     run (an output path)."""
-    request = request_from_options(**options)
+    request = request_from_options(flags, hash_inputs)
     if before_run is not None:
         before_run(request.spec)
-    bar = None if request.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
+    bar = None if flags.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
     started = time.monotonic()
     try:
         with _notes_on_stderr():
-            result = api.run(request.spec, progress=bar, engine=request.engine,
-                             **request.arguments)
+            result = api.run_with(request.spec, replace(request.options, progress=bar))
     finally:
         if bar is not None:
             bar.close()

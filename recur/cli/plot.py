@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from recur.cli.options import run_from_options, run_options
+from recur.cli.options import RunFlags, run_from_options, run_options
 from recur.io import check_replaceable
 from recur.report.plot import (
     STYLES,
@@ -35,8 +33,8 @@ from recur.spec import Spec
                    "when consecutive states are far apart (a map), else lines.")
 @click.option("--title", metavar="TEXT",
               help="The figure's title (default: the first line of the spec's description).")
-def plot(out: str, phase: str | None, style: str, title: str | None, force: bool,
-         **options: Any) -> None:
+def plot(flags: RunFlags, out: str, phase: str | None, style: str, title: str | None,
+         force: bool) -> None:
     """Run a spec and plot its outputs to a .png, .pdf or .svg file.
 
     Each kept output gets its own axes, stacked and sharing t. Lanes swept by a 1-D
@@ -61,8 +59,8 @@ def plot(out: str, phase: str | None, style: str, title: str | None, force: bool
         check_writable(out)
         check_replaceable(out, force)
         if pair is not None:
-            check_phase(spec, pair, last=options["last"])
+            check_phase(spec, pair, last=flags.last)
 
-    ran = run_from_options(**options, before_run=before_run)
+    ran = run_from_options(flags, before_run)
     figure = make_figure(ran, phase=pair, title=title, style=style)
     write_figure(figure, out, fmt, force=force)

@@ -26,6 +26,7 @@ from recur.diagnostics import ExprError
 from recur.lang import exact, intops
 from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused
 from recur.lang.functions import FUNCTIONS
+from recur.lang.host import to_host
 
 Closure = Callable[["Frame"], Any]
 
@@ -495,8 +496,7 @@ def _as_float(value: Any) -> Any:
 
 def _as_exact(value: Any) -> Any:
     """Python integers in an object array (on the host), for exact integer sums."""
-    host = value.get() if hasattr(value, "get") else value
-    return numpy.asarray(host).astype(object)
+    return to_host(value).astype(object)
 
 
 def _check_reduction(frame: Frame, node: ir.Node, result: Any, values: list[Any],

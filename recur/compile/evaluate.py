@@ -72,7 +72,7 @@ def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str,
     except MemoryError as exc:
         raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
     except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
-        raise ExprError(f"cannot evaluate {where}: {reason_of(exc)}", node.span) from None
+        raise ExprError(f"cannot evaluate {where}: {failure_reason(exc)}", node.span) from None
 
 
 _EVERY_NAME_A_VALUE = Scope(frozenset(), {}, frozenset())  # every name reads `values`
@@ -97,8 +97,8 @@ def as_value(value: Any, xp: Any) -> Any:
     return value
 
 
-def reason_of(exc: Exception) -> str:
-    """NumPy's complaint in words for a spec's author (its first line)."""
+def failure_reason(exc: Exception) -> str:
+    """Why NumPy failed, in one line of recur's words (a ragged list is not 'inhomogeneous')."""
     text = str(exc).strip() or type(exc).__name__
     if "inhomogeneous" in text:
         return "the nested lists are not rectangular"

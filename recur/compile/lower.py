@@ -26,8 +26,8 @@ from recur.compile.evaluate import (
     evaluate,
     evaluate_params,
     evaluate_sequences,
+    failure_reason,
     initial_names,
-    reason_of,
 )
 from recur.compile.frame import Fault, Frame
 from recur.compile.program import Scope, typed_tree
@@ -421,7 +421,8 @@ class _Probe:
         except MemoryError as exc:
             raise RunError(f"{where} asks for too much memory: {exc}", node.span) from None
         except (ArithmeticError, ValueError, TypeError, IndexError) as exc:
-            raise SpecError(f"cannot evaluate {where}: {reason_of(exc)}", node.span) from None
+            raise SpecError(f"cannot evaluate {where}: {failure_reason(exc)}",
+                            node.span) from None
 
     def merge(self, name: str, old: tuple[int, ...], new: tuple[int, ...],
               output: OutputSpec) -> tuple[int, ...]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import numpy
-
 from recur.compile import ir
 from recur.compile.lower import Compiled
 from recur.diagnostics import Span
 from recur.engine.memory import format_bytes
 from recur.engine.registry import choose
+from recur.lang.host import to_host
 from recur.spec import Spec
 
 MAX_SHOWN_VALUES = 6
@@ -79,7 +78,7 @@ def _device_words(name: str) -> str:
 def _value(value: Any) -> str:
     if not hasattr(value, "shape"):
         return repr(value)
-    flat = numpy.asarray(value.get() if hasattr(value, "get") else value).ravel()
+    flat = to_host(value).ravel()
     shown = ", ".join(repr(v) for v in flat[:MAX_SHOWN_VALUES].tolist())
     more = ", ..." if flat.size > MAX_SHOWN_VALUES else ""
     return f"array of shape {tuple(value.shape)}, {value.dtype}: [{shown}{more}]"

@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import numpy as np
 
 from recur.diagnostics import UsageError, did_you_mean
-from recur.io import atomic_write
+from recur.io import atomic_write, cannot_write
+from recur.lang.host import to_host
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -113,10 +114,10 @@ def figure_format(path: str) -> str:
 
 def check_writable(path: str) -> None:
     if os.path.isdir(path):
-        raise _cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+        raise cannot_write(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise _cannot_write(path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+        raise cannot_write(path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
 
 
 def parse_phase(text: str) -> tuple[str, str]:
@@ -235,7 +236,7 @@ def _real_params(ran: Shown, shapes: Container[tuple[int, ...]]
         name = declared.name.name
         if name not in ran.result.params or np.shape(ran.result.params[name]) not in shapes:
             continue
-        value = _host(ran.result.params[name])
+        value = to_host(ran.result.params[name])
         if value.dtype.kind in "iuf" and np.all(np.isfinite(value)):
             yield name, value.astype(np.float64)
 
@@ -480,7 +481,7 @@ def _draw_phase(ax: Axes, ran: Shown, x_name: str, y_name: str, style: str) -> N
 
 def _plottable(name: str, array: Any) -> tuple[str, np.ndarray]:
     """A float64 host array to draw, and its label: |x| for complex, inf as a gap."""
-    values = _host(array)
+    values = to_host(array)
     label = name
     if values.dtype.kind == "c":
         values, label = np.abs(values), f"|{name}|"
@@ -491,13 +492,6 @@ def _plottable(name: str, array: Any) -> tuple[str, np.ndarray]:
 def _as_lanes(values: np.ndarray) -> np.ndarray:
     """Steps by lanes: (steps, *state) flattened to (steps, number of lanes)."""
     return values.reshape(len(values), int(np.prod(values.shape[1:])))
-
-
-def _host(value: Any) -> np.ndarray:
-    """A NumPy array of a value that may live on a GPU (CuPy arrays have `.get()`)."""
-    if not isinstance(value, np.ndarray) and hasattr(value, "__cuda_array_interface__"):
-        value = value.get()
-    return np.asarray(value)
 
 
 def _lane_name(label: str, array: np.ndarray, lane: int) -> str:
@@ -547,7 +541,3 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def _cannot_write(path: str, exc: OSError) -> UsageError:
-    return UsageError(f"cannot write {path!r}: {exc.strerror or exc}")

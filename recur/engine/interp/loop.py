@@ -24,6 +24,7 @@ from recur.compile.frame import Fault, Frame
 from recur.compile.ir import Output, Program
 from recur.diagnostics import EXIT_USAGE, RunError
 from recur.engine.plan import Buffers
+from recur.lang.host import to_host
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,8 @@ def run_steps(program: Program, buffers: Buffers,
         except (ArithmeticError, ValueError, TypeError, IndexError, MemoryError) as exc:
             where = f"the step of output '{output.name}'" if output else "'until'"
             span = output.span if output else program.until_span
-            raise RunError(f"evaluating {where} failed at t={frame.t}: {exc}", span) from None
+            raise RunError(f"evaluating {where} failed at t={frame.t}: {exc}", span,
+                           output=output.name if output else None, t=frame.t) from None
     return steps_run, stopped_by
 
 
@@ -128,6 +130,7 @@ def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> 
             raise RunError(
                 f"the state of output '{output.name}' changes shape at t={t}: "
                 f"{shape} before, {got} now", output.span, exit_code=EXIT_USAGE,
+                output=output.name, t=t,
             ) from None
         if check_finite:
             finite = xp.isfinite(read_back(frame))
@@ -137,9 +140,11 @@ def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> 
     def _check_bounds(t: int, value: Any, bounds: tuple[int, int]) -> None:
         bad = (value < bounds[0]) | (value > bounds[1])
         if bool(bad.any()):
+            lane = _first_lane(bad, shape)
             raise RunError(
                 f"integer overflow: the step of output '{output.name}' gives a value outside "
-                f"{output.dtype} at t={t}{_lane(bad, shape)}", output.span,
+                f"{output.dtype} at t={t}{_lane_words(lane)}", output.span,
+                output=output.name, t=t, lane=lane,
             )
 
     return store
@@ -147,24 +152,30 @@ def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> 
 
 def not_finite(output: Output, t: int, bad: Any) -> RunError:
     """The error of `check_finite` for `output` at step `t`, `bad` marking its lanes."""
-    return RunError(f"output '{output.name}' is not finite at t={t}"
-                    f"{_lane(bad, output.shape)}", output.span)
+    lane = _first_lane(bad, output.shape)
+    return RunError(f"output '{output.name}' is not finite at t={t}{_lane_words(lane)}",
+                    output.span, output=output.name, t=t, lane=lane)
 
 
-def _lane(bad: Any, shape: tuple[int, ...]) -> str:
-    """` (lane i)` for the first bad lane of a state that has lanes."""
+def _first_lane(bad: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The index of the first bad lane (C order) of a state that has lanes."""
     if not shape:
+        return None
+    where = numpy.argwhere(numpy.broadcast_to(to_host(bad), shape))
+    return tuple(int(i) for i in where[0]) if len(where) else None
+
+
+def _lane_words(lane: tuple[int, ...] | None) -> str:
+    """` (lane i)`, or ` (lane (i, j))` for a grid of lanes, for a message."""
+    if lane is None:
         return ""
-    flat = numpy.asarray(bad.get() if hasattr(bad, "get") else bad)
-    where = numpy.argwhere(numpy.broadcast_to(flat, shape))
-    if not len(where):
-        return ""
-    lane = tuple(int(i) for i in where[0])
     return f" (lane {lane[0] if len(lane) == 1 else lane})"
 
 
 def _fault_error(fault: Fault, output: Output | None, t: int) -> RunError:
     where = f"the step of output '{output.name}'" if output else "'until'"
     shape = output.shape if output else ()
-    lane = "" if fault.mask is None else _lane(fault.mask, shape)
-    return RunError(f"{fault.kind} in {where} at t={t}{lane}", fault.node.span)
+    lane = None if fault.mask is None else _first_lane(fault.mask, shape)
+    return RunError(f"{fault.kind} in {where} at t={t}{_lane_words(lane)}", fault.node.span,
+                    output=output.name if output else None, t=t, lane=lane)
+
