@@ -244,7 +244,7 @@ def test_cli_and_library_run_the_same_options(tmp_path: Path) -> None:
 
 def test_explain_prepares_what_the_options_say() -> None:
     compiled = api.prepare_with(api.load(FIB), api.RunOptions(steps=7, last=True))
-    assert compiled.plan.steps == 7
+    assert compiled.program.steps == 7
     assert "steps: 7" in invoke("explain", FIB, "--steps", "7").stdout
 
 
