@@ -114,18 +114,19 @@ def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
     import cupy
 
     from recur.engine.cuda import generate as cudagen
-    from recur.engine.cuda import scan
+    from recur.engine.cuda import launch, scan
 
-    defaults = (cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK)
+    defaults = (launch.BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK)
+    owners = {"BLOCK": launch, "CHUNK": scan}
     results = []
-    settings = [("G1", g1, {}, {"LANE_BLOCK": block}) for block in (128, 256, 512)]
+    settings = [("G1", g1, {}, {"BLOCK": block}) for block in (128, 256, 512)]
     settings += [("G3", g3, g3_inputs, {"ROWS_PER_BLOCK": rows, "UNROLL": unroll})
                  for rows, unroll in ((8, 1), (8, 8), (4, 8), (16, 8), (8, 16), (4, 16),
                                       (2, 8))]
     settings += [("G2", g2[0], g2[1], {"CHUNK": chunk}) for chunk in (16, 32, 64, 128, 256)]
     for name, path, inputs, constants in settings:
         for key, value in constants.items():
-            setattr(scan if key == "CHUNK" else cudagen, key, value)
+            setattr(owners.get(key, cudagen), key, value)
         engine = "scan" if name == "G2" else "compiled"
         try:
             wall, device, compiled, _ = time_launch(modules, path, inputs, engine, repeats)
@@ -135,7 +136,7 @@ def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
         except Exception as error:
             results.append({"workload": name, **constants, "error": str(error)})
         progress(f"  {results[-1]}")
-        cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK = defaults
+        launch.BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK = defaults
         cupy.get_default_memory_pool().free_all_blocks()
     return results
 

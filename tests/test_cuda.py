@@ -32,6 +32,7 @@ from recur import api
 from recur.cli.main import cli
 from recur.engine import choose as dispatch
 from recur.engine.c.native import CompileError, EngineNote
+from recur.engine.cuda import engine as cuda_engine
 from recur.engine.cuda import generate as cudagen
 from recur.engine.cuda import scan
 from recur.engine.cuda.launch import CupyLauncher
@@ -285,7 +286,8 @@ def test_the_scan_agrees_with_the_loop(form: str, dtype: str, lanes: int, keep: 
 def test_auto_takes_the_scan_for_long_runs_of_few_lanes(where: str) -> None:
     text = _affine_spec("a * y[t-1] + b", "float64", 1, "all")
     spec = recur.load(text)
-    long_run = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(dispatch.SCAN_MIN_STEPS)})
+    long_run = api.prepare(spec, device="cuda",
+                           inputs={"b": numpy.ones(cuda_engine.SCAN_MIN_STEPS)})
     choice = dispatch.choose(long_run, spec)
     assert choice.engine == "scan" and "affine" in choice.reason
     short = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(100)})
@@ -359,7 +361,7 @@ def test_fused_kernel_source_is_golden(name: str, request: pytest.FixtureRequest
     if where == "gpu":
         pytest.skip("the source does not depend on the device")
     spec = recur.load(ROOT / "specs" / f"{name}.yaml")
-    source = cudagen.generate(api.prepare(spec, device="cuda"), spec).source
+    source = fused_source(spec)
     body = source[source.index('extern "C"'):]  # the prelude is the same for all
     golden = KERNELS / f"{name}.cu"
     if request.config.getoption("--update-golden") and (
@@ -367,6 +369,11 @@ def test_fused_kernel_source_is_golden(name: str, request: pytest.FixtureRequest
         golden.write_text(body)
         pytest.fail(f"regenerated {golden.name}; review git diff tests/golden_kernels")
     assert body == golden.read_text()
+
+
+def fused_source(spec: recur.Spec) -> str:
+    compiled = api.prepare(spec, device="cuda")
+    return cudagen.generate(compiled.program, compiled.plan.backend.xp).source
 
 
 def _nvrtc() -> Any:
@@ -396,7 +403,7 @@ def test_nvrtc_compiles_the_generated_source(name: str, where: str) -> None:
         source = scan.source(name.removeprefix("scan_"))
     else:
         spec = recur.load(ROOT / "specs" / f"{name}.yaml")
-        source = cudagen.generate(api.prepare(spec, device="cuda"), spec).source
+        source = fused_source(spec)
     program = ctypes.c_void_p()
     assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"recur.cu",
                                     0, None, None) == 0

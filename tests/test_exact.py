@@ -97,11 +97,11 @@ def run_on(engine: str, text: str, cuda: EmulatedCuda) -> Ran:
     if engine == "interp":
         choice = dispatch.Choice("interp", "")
     elif engine == "c-array":
-        choice = dispatch.Choice("compiled", "", codegen.generate(compiled, spec))
+        choice = dispatch.Choice("compiled", "", codegen.generate(compiled.program, numpy))
     elif engine == "c-lane":
-        choice = dispatch.Choice("compiled", "", lanegen.generate_host(compiled, spec))
+        choice = dispatch.Choice("compiled", "", lanegen.generate_host(compiled.program, numpy))
     else:
-        choice = dispatch.Choice("compiled", "", cudagen.generate(compiled, spec))
+        choice = dispatch.Choice("compiled", "", cudagen.generate(compiled.program, cuda.xp))
     try:
         outcome = dispatch.execute(choice, compiled)
     except KernelFault as fault:

@@ -20,6 +20,7 @@ from recur import api
 from recur.compile import analyze as analysis
 from recur.compile.lower import _Probe
 from recur.engine import choose as dispatch
+from recur.engine.c import engine as c_engine
 from recur.engine.c import generate as codegen
 from recur.engine.c import lanes as lanegen
 from recur.spec import load as spec
@@ -162,7 +163,7 @@ def _expected(lanes: int) -> tuple[numpy.ndarray, numpy.ndarray]:
 @pytest.mark.parametrize("keep", ["all", "last"])
 def test_a_deep_tap_is_read_from_memory_with_the_interpreters_bits(keep: str) -> None:
     loaded = recur.load(_deep_spec(1, keep))
-    source = lanegen.generate_host(api.prepare(loaded), loaded).source
+    source = lanegen.generate_host(api.prepare(loaded).program, numpy).source
     _agrees_with_the_loop(loaded, source, recur.run(loaded, engine="compiled"), 1, keep)
 
 
@@ -182,7 +183,7 @@ def _agrees_with_the_loop(loaded: recur.Spec, source: str, kernel_run: recur.Res
 def test_taps_within_the_threshold_stay_in_registers() -> None:
     text = _deep_spec(1, "all").replace(str(DEPTH), str(lanegen.REGISTER_DEPTH))
     loaded = recur.load(text)
-    source = lanegen.generate_host(api.prepare(loaded), loaded).source
+    source = lanegen.generate_host(api.prepare(loaded).program, numpy).source
     assert f"s0_{lanegen.REGISTER_DEPTH} = s0_{lanegen.REGISTER_DEPTH - 1};" in source
 
 
@@ -223,11 +224,10 @@ def test_many_outputs_are_split_over_functions_with_the_interpreters_bits() -> N
 def test_auto_interprets_a_huge_many_output_spec_by_its_source_size() -> None:
     loaded = recur.load(sizes.outputs_spec(2000))
     compiled = api.prepare(loaded)
-    kernel, _ = dispatch._kernel(compiled, loaded)
-    assert kernel is not None
+    kernel = c_engine.kernel(compiled.program)
     cost = dispatch.estimate(compiled, loaded)
-    compile_time = dispatch.compile_estimate(kernel.source)
-    assert compile_time == len(kernel.source) * dispatch.COMPILE_BYTE
+    compile_time = c_engine.compile_estimate(kernel.source)
+    assert compile_time == len(kernel.source) * c_engine.COMPILE_BYTE
     assert cost.compiled + compile_time > cost.interp  # the cost model's verdict
     choice = dispatch.choose(compiled, loaded)
     assert choice.engine == "interp"

@@ -26,6 +26,10 @@ class OutputPlan:
     span: Span  # the step expression, for runtime errors
     check_range: tuple[int, int] | None  # integer bounds when the step's dtype is wider
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.history.shape
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:

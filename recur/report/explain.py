@@ -9,7 +9,9 @@ import numpy
 
 from recur.compile.lower import Compiled, format_bytes
 from recur.diagnostics import Span
+from recur.engine.c.engine import CEngine
 from recur.engine.choose import choose
+from recur.engine.cuda.engine import FusedEngine, ScanEngine
 from recur.spec import Spec
 
 MAX_SHOWN_VALUES = 6
@@ -21,11 +23,8 @@ _INTERP_WORDS = ("the interpreter: a Python loop over {} calls, one per operatio
 ENGINE_WORDS = {
     ("interp", "cpu"): _INTERP_WORDS.format("NumPy"),
     ("interp", "cuda"): _INTERP_WORDS.format("CuPy"),
-    ("compiled", "cpu"): "a C kernel with the time loop inside, built once and cached on disk",
-    ("compiled", "cuda"): "one fused CUDA kernel with the time loop inside, a thread per "
-                          "lane, taps in registers; compiled once by NVRTC and cached by CuPy",
-    ("scan", "cuda"): "a chunked parallel scan of the affine step on the GPU; agrees with the "
-                      "loop within the tolerance docs/performance.md states",
+    **{(engine.name, engine.device): engine.words
+       for engine in (CEngine, FusedEngine, ScanEngine)},
 }
 
 

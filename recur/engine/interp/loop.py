@@ -19,6 +19,7 @@ from typing import Any
 import numpy
 
 from recur.compile.frame import Fault
+from recur.compile.ir import Output
 from recur.diagnostics import EXIT_USAGE, RunError
 from recur.engine.plan import OutputPlan, Plan
 
@@ -117,10 +118,10 @@ def _store(plan: Plan, output: OutputPlan) -> Any:
     return store
 
 
-def not_finite(output: OutputPlan, t: int, bad: Any) -> RunError:
+def not_finite(output: OutputPlan | Output, t: int, bad: Any) -> RunError:
     """The error of `--check` for `output` at step `t`, `bad` marking its lanes."""
     return RunError(f"output '{output.name}' is not finite at t={t}"
-                    f"{_lane(bad, output.history.shape)}", output.span)
+                    f"{_lane(bad, output.shape)}", output.span)
 
 
 def _lane(bad: Any, shape: tuple[int, ...]) -> str:
