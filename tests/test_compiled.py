@@ -9,6 +9,7 @@ example specs are golden files (`--update-golden` rewrites them).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -23,8 +24,12 @@ import recur
 from recur import api
 from recur.cli.main import cli
 from recur.engine import choose as dispatch
+from recur.engine.backend import NumpyBackend
+from recur.engine.c import engine as c_engine
 from recur.engine.c import generate as codegen
 from recur.engine.c import native
+from recur.engine.plan import allocate, collect
+from recur.lang.functions import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
@@ -307,3 +312,54 @@ def test_one_value_kernels_carry_their_taps_across_calls(
     spec = recur.load(text)
     choice = dispatch.choose(api.prepare(spec), spec, "compiled")
     assert "s0_3" in choice.kernel.source  # the taps are registers
+
+
+# Single values (the lane kernel, taps in registers) and lanes (the loop over lanes);
+# `n` is kept as a ring of its last states.
+REPLAYED = {
+    "one value": "steps: 40\noutputs:\n  x:\n    initial: 1.0\n    step: 0.5 * x[t-1] + 1\n"
+                 "  n:\n    initial: 0\n    step: n[t-1] + 3\n    keep: last\n",
+    "lanes": "steps: 40\noutputs:\n  x:\n    initial: [1.0, -2.0, 7.0]\n"
+             "    step: 0.5 * x[t-1] + 1\n  n:\n    initial: 0\n    step: n[t-1] + 3\n"
+             "    keep: last\n",
+}
+
+
+@pytest.mark.parametrize("form", list(REPLAYED))
+def test_a_kernel_runs_again_on_fresh_buffers_without_regenerating(
+        form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel holds no states: a second run (a replay) binds new buffers to it."""
+    made: list[object] = []
+    real = c_engine.kernel
+    monkeypatch.setattr(c_engine, "kernel", lambda *args: made.append(args) or real(*args))
+    spec = recur.load(REPLAYED[form])
+    program = api.prepare(spec).program
+    engine = c_engine.CEngine()
+    assert engine.supports(program) is None
+    engine.estimate(program)
+    runs = []
+    for _ in range(2):
+        buffers = allocate(program, NumpyBackend())
+        assert engine.run(program, buffers) == (40, "steps")
+        runs.append(collect(program, buffers, 40))
+    assert len(made) == 1
+    lanes = [1.0] if form == "one value" else [1.0, -2.0, 7.0]
+    trajectory = []
+    for _ in range(40):
+        lanes = [0.5 * value + 1 for value in lanes]
+        trajectory.append(lanes)
+    want = numpy.array(trajectory).reshape(40, *([] if form == "one value" else [3]))
+    for arrays in runs:
+        assert_array_equal(arrays["x"], want, strict=True)
+        assert int(arrays["n"]) == 3 * 40
+
+
+def test_a_function_without_a_c_name_is_the_reason_the_kernel_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FUNCTIONS, "sinh", dataclasses.replace(FUNCTIONS["sinh"], c=None))
+    spec = recur.load("steps: 3\noutputs:\n  x:\n    initial: 0.5\n    step: sinh(x[t-1])\n")
+    reason = "the function sinh(), which has no C name in recur.lang.functions"
+    assert c_engine.CEngine().supports(api.prepare(spec).program) == reason
+    assert dispatch.choose(api.prepare(spec), spec).reason.endswith(reason)
+    with pytest.raises(recur.RecurError, match=r"cannot run this spec: the function sinh\(\)"):
+        recur.run(spec, engine="compiled")

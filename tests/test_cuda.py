@@ -36,6 +36,7 @@ from recur.engine.cuda import engine as cuda_engine
 from recur.engine.cuda import generate as cudagen
 from recur.engine.cuda import scan
 from recur.engine.cuda.launch import CupyLauncher
+from recur.engine.plan import allocate, collect
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
@@ -448,3 +449,28 @@ def test_a_kernel_that_does_not_compile_falls_back_to_the_interpreter(
     with pytest.raises(recur.RecurError) as error:
         recur.run(spec, device="cuda", engine="compiled")
     assert error.value.exit_code == 2 and "NVRTC failed" in error.value.message
+
+
+@pytest.mark.parametrize("engine", ["compiled", "scan"])
+def test_a_cuda_kernel_runs_again_on_fresh_buffers(engine: str, where: str) -> None:
+    """A replay binds new states to the kernel (or the scan's coefficients) made once."""
+    spec = recur.load("steps: 30\noutputs:\n  y:\n    initial: [1.0, 2.0]\n"
+                      "    step: 0.5 * y[t-1] + 0.25\n")
+    compiled = api.prepare(spec, device="cuda")
+    program, backend = compiled.program, compiled.plan.backend
+    made = {"compiled": cuda_engine.FusedEngine, "scan": cuda_engine.ScanEngine}[engine](backend)
+    assert made.supports(program) is None
+    kernel = made.kernel(program)
+    lanes, want = [1.0, 2.0], []
+    for _ in range(30):
+        lanes = [0.5 * y + 0.25 for y in lanes]
+        want.append(lanes)
+    for _ in range(2):
+        buffers = allocate(program, backend)
+        steps, _ = made.run(program, buffers)
+        got = collect(program, buffers, steps)["y"]
+        assert made.kernel(program) is kernel
+        if engine == "compiled":
+            assert_array_equal(got, numpy.array(want), strict=True)
+        else:  # the scan's compositions round otherwise
+            assert_allclose(got, numpy.array(want), rtol=0, atol=SCAN_RTOL["float64"] * 2)
