@@ -64,6 +64,8 @@ class Making:
     kernel, a scan's coefficients), its arrays in `xp`, and keeps what it made of the
     last program asked about: `supports`, `estimate` and `run` come in that order."""
 
+    device: str  # the engine's: a program for another device is not supported
+
     def __init__(self, xp: Any) -> None:
         self.xp = xp
         self._program: Program | None = None
@@ -80,6 +82,8 @@ class Making:
         return self._made
 
     def supports(self, program: Program) -> str | None:
+        if program.device != self.device:
+            return f"it runs on {self.device}, and this program on {program.device}"
         made = self.made(program)
         return made if isinstance(made, str) else None
 
