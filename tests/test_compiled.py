@@ -327,8 +327,10 @@ REPLAYED = {
 
 @pytest.mark.parametrize("form", list(REPLAYED))
 def test_a_kernel_runs_again_on_fresh_buffers_without_regenerating(
-        form: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The kernel holds no states: a second run (a replay) binds new buffers to it."""
+        form: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The kernel holds no states: a second run (a replay) binds new buffers to it. The
+    engine is ready (nothing to compile) once the first run has cached its kernel."""
+    monkeypatch.setenv("RECUR_CACHE_DIR", str(tmp_path))
     made: list[object] = []
     real = c_engine.kernel
     monkeypatch.setattr(c_engine, "kernel", lambda *args: made.append(args) or real(*args))
@@ -336,13 +338,13 @@ def test_a_kernel_runs_again_on_fresh_buffers_without_regenerating(
     program = api.prepare(spec).program
     engine = c_engine.CEngine()
     assert engine.supports(program) is None
-    engine.estimate(program)
+    assert engine.estimate(program).setup > 0 and not engine.ready(program)
     runs = []
     for _ in range(2):
         buffers = allocate(program, NumpyBackend())
         assert engine.run(program, buffers) == (40, "steps")
         runs.append(collect(program, buffers, 40))
-    assert len(made) == 1
+    assert len(made) == 1 and engine.ready(program)
     lanes = [1.0] if form == "one value" else [1.0, -2.0, 7.0]
     trajectory = []
     for _ in range(40):

@@ -474,3 +474,19 @@ def test_a_cuda_kernel_runs_again_on_fresh_buffers(engine: str, where: str) -> N
             assert_array_equal(got, numpy.array(want), strict=True)
         else:  # the scan's compositions round otherwise
             assert_allclose(got, numpy.array(want), rtol=0, atol=SCAN_RTOL["float64"] * 2)
+
+
+def test_the_cuda_estimates_prefer_the_scan_only_for_long_runs_of_few_lanes(where: str) -> None:
+    """What `auto` decides on CUDA, as the engines' estimates say it to a registry."""
+    cheaper = {}
+    for lanes, steps in ((1, cuda_engine.SCAN_MIN_STEPS), (1, 100),
+                         (cuda_engine.SCAN_MAX_LANES + 1, cuda_engine.SCAN_MIN_STEPS)):
+        spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", lanes, "last"))
+        compiled = api.prepare(spec, device="cuda", steps=steps,
+                               inputs={"b": numpy.ones(steps)})
+        backend, program = compiled.plan.backend, compiled.program
+        fused, scanned = cuda_engine.FusedEngine(backend), cuda_engine.ScanEngine(backend)
+        assert fused.supports(program) is None and scanned.supports(program) is None
+        cheaper[lanes, steps] = (scanned.estimate(program).seconds
+                                 < fused.estimate(program).seconds)
+    assert list(cheaper.values()) == [True, False, False]
