@@ -2,7 +2,7 @@
 
 For each case of `CASES` (the workloads W1-W8, and wider and narrower variants of the
 logistic sweep) and each engine (`interp`, `compiled`), it times
-`recur.dispatch.launch`, the time loop alone (what the model estimates), in CPU seconds
+an engine's `run`, the time loop alone (what the model estimates), in CPU seconds
 (user and system: on a machine shared with other work, the wall clock counts that work
 too), each time in a new process, as `recur run` runs it: a process's first run of
 wide states pays for fresh memory (page faults) that later runs in the same process do
@@ -83,12 +83,15 @@ def prepared(case: Sequence[str]) -> tuple[Any, Any]:
 
 def time_once(case: Sequence[str], engine: str) -> float:
     """CPU seconds (user and system) of the loop of one run, in this process."""
-    from recur.engine import choose as dispatch
+    from recur.engine import registry
+    from recur.engine.plan import allocate
 
-    spec, compiled = prepared(case)
-    choice = dispatch.choose(compiled, spec, engine)
+    _, compiled = prepared(case)
+    program = compiled.program
+    chosen = registry.choose(program, engine).engine
+    buffers = allocate(program, compiled.backend)
     start = time.process_time()
-    dispatch.launch(choice, compiled)
+    chosen.run(program, buffers)
     return time.process_time() - start
 
 
@@ -102,7 +105,7 @@ def measure(case: Sequence[str], engine: str, repeats: int) -> float:
 
 def header(repeats: int) -> list[str]:
     return [
-        "Engine time of `recur.dispatch.launch` (the time loop alone), in CPU seconds",
+        "Engine time of `an engine's `run`` (the time loop alone), in CPU seconds",
         "(user and system; on an idle machine the wall clock's),",
         "measured by benchmarks/cost.py; tests/test_cost.py checks the cost model",
         "of --engine auto against it (within 2x). Each figure is the fastest of",
@@ -128,19 +131,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     only = {name.strip() for name in args.only.split(",")} if args.only else None
     with tempfile.TemporaryDirectory(prefix="recur-cost-") as scratch:
         os.environ["RECUR_CACHE_DIR"] = scratch  # neither read nor fill the user's cache
-        from recur.engine import choose as dispatch
+        from recur.engine import registry
 
         rows = []
         for case in CASES:
             if only is not None and case[0] not in only:
                 continue
-            spec, compiled = prepared(case)
-            estimates = dispatch.estimate(compiled, spec)
+            _, compiled = prepared(case)
+            estimates = registry.estimates(compiled.program)
             for engine in ENGINES:
                 seconds = measure(case, engine, args.repeats)
                 progress(f"{case[0]} {engine}: {seconds:.4g} s")
                 rows.append((*case, engine, f"{seconds:.4g}",
-                             f"{getattr(estimates, engine):.3g}"))
+                             f"{estimates[engine].seconds:.3g}"))
     print("| case | engine | measured s | estimate s | estimate / measured |")
     print("|---|---|--:|--:|--:|")
     for row in rows:

@@ -2,7 +2,7 @@
 
 For each workload it measures, as medians over --repeats runs after a warm-up:
 
-- recur's engine time in process (`dispatch.launch`: the loop, results left on the
+- recur's engine time in process (an engine's `run`: the loop, results left on the
   GPU), for the engine `auto` picks and the others worth showing;
 - the floor: the bytes the run must write (and read) over the card's copy bandwidth,
   measured here with a device-to-device copy (bytes read plus bytes written);
@@ -84,27 +84,31 @@ def bandwidths(cupy: Any, repeats: int) -> tuple[float, float]:
 
 def time_launch(recur_modules: Any, path: Path, inputs: dict[str, Any], engine: str,
                 repeats: int) -> tuple[list[float], list[float], Any, str]:
-    """Seconds of `dispatch.launch` per run after a warm-up, by the host's clock and by
-    the GPU's events (the host's includes Python and launch overheads); the plan; the
-    engine used."""
+    """Seconds of an engine's `run` per run after a warm-up, by the host's clock and by
+    the GPU's events (the host's includes Python and launch overheads); the program
+    and the buffers of the last run; the engine used."""
     import cupy
 
-    _recur, api, dispatch = recur_modules
+    _recur, api, registry = recur_modules
+    from recur.engine.plan import allocate
+
     spec = _recur.load(path)
     compiled = api.prepare(spec, device="cuda", inputs=inputs)
-    choice = dispatch.choose(compiled, spec, engine)
+    program = compiled.program
+    choice = registry.choose(program, engine)
     wall, device = [], []
     for _ in range(repeats + 1):
+        buffers = allocate(program, compiled.backend)
         cupy.cuda.Device().synchronize()
         begin, end = cupy.cuda.Event(), cupy.cuda.Event()
         start = time.perf_counter()
         begin.record()
-        dispatch.launch(choice, compiled)
+        choice.engine.run(program, buffers)
         end.record()
         end.synchronize()
         wall.append(time.perf_counter() - start)
         device.append(cupy.cuda.get_elapsed_time(begin, end) / 1e3)
-    return wall[1:], device[1:], compiled, choice.engine
+    return wall[1:], device[1:], (program, buffers), choice.engine.name
 
 
 def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
@@ -114,18 +118,19 @@ def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
     import cupy
 
     from recur.engine.cuda import generate as cudagen
-    from recur.engine.cuda import scan
+    from recur.engine.cuda import launch, scan
 
-    defaults = (cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK)
+    defaults = (launch.BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK)
+    owners = {"BLOCK": launch, "CHUNK": scan}
     results = []
-    settings = [("G1", g1, {}, {"LANE_BLOCK": block}) for block in (128, 256, 512)]
+    settings = [("G1", g1, {}, {"BLOCK": block}) for block in (128, 256, 512)]
     settings += [("G3", g3, g3_inputs, {"ROWS_PER_BLOCK": rows, "UNROLL": unroll})
                  for rows, unroll in ((8, 1), (8, 8), (4, 8), (16, 8), (8, 16), (4, 16),
                                       (2, 8))]
     settings += [("G2", g2[0], g2[1], {"CHUNK": chunk}) for chunk in (16, 32, 64, 128, 256)]
     for name, path, inputs, constants in settings:
         for key, value in constants.items():
-            setattr(scan if key == "CHUNK" else cudagen, key, value)
+            setattr(owners.get(key, cudagen), key, value)
         engine = "scan" if name == "G2" else "compiled"
         try:
             wall, device, compiled, _ = time_launch(modules, path, inputs, engine, repeats)
@@ -135,14 +140,20 @@ def variants(modules: Any, g1: Path, g2: tuple[Path, dict[str, Any]], g3: Path,
         except Exception as error:
             results.append({"workload": name, **constants, "error": str(error)})
         progress(f"  {results[-1]}")
-        cudagen.LANE_BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK = defaults
+        launch.BLOCK, cudagen.ROWS_PER_BLOCK, cudagen.UNROLL, scan.CHUNK = defaults
         cupy.get_default_memory_pool().free_all_blocks()
     return results
 
 
-def states(compiled: Any) -> np.ndarray:
-    """The trajectory of the plan's first output, copied to the host."""
-    history = compiled.plan.outputs[0].history
+def _first_history(ran: Any) -> Any:
+    """The history of the first output after the last run: `ran` is (program, buffers)."""
+    program, buffers = ran
+    return buffers.histories[program.outputs[0].name]
+
+
+def states(ran: Any) -> np.ndarray:
+    """The trajectory of the first output of the last run, copied to the host."""
+    history = _first_history(ran)
     return history.rows[history.depth:].get()
 
 
@@ -151,7 +162,7 @@ def g1_check(compiled: Any) -> str:
     each step in float64 and stores it as float32)."""
     r = np.linspace(2.5, 4.0, 1_000_000)[:G1_CHECKED_LANES]
     x = np.full(G1_CHECKED_LANES, 0.5, dtype=np.float32)
-    history = compiled.plan.outputs[0].history
+    history = _first_history(compiled)
     got = history.rows[history.depth:, :G1_CHECKED_LANES].get()
     for t in range(got.shape[0]):
         x = (r * x * (1 - x)).astype(np.float32)
@@ -290,9 +301,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import recur
     from recur import api
-    from recur.engine import choose as dispatch
+    from recur.engine import registry
 
-    modules = (recur, api, dispatch)
+    modules = (recur, api, registry)
     report: dict[str, Any] = {
         "device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
         "cupy": cupy.__version__, "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),

@@ -21,7 +21,6 @@ import numpy
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
 from recur.compile.frame import KernelFault
-from recur.compile.ir import Program
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
@@ -36,8 +35,7 @@ from recur.engine.backend import NumpyBackend, get_backend
 from recur.engine.c.advice import note_interpreted
 from recur.engine.c.native import CompileError, note
 from recur.engine.memory import check_outputs_fit
-from recur.engine.plan import allocate, collect
-from recur.engine.protocol import Engine
+from recur.engine.plan import run_on
 from recur.engine.registry import choose
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
@@ -135,39 +133,31 @@ def run(
         if engine == "auto":
             note_interpreted(program, choice)
         try:
-            steps_run, stopped_by, arrays = _execute(choice.engine, program, backend, progress)
+            outcome = run_on(choice.engine, program, backend, progress)
         except CompileError as error:
             if engine != "auto":  # asked for by name: say so rather than run another
                 raise BackendError(f"{option('engine', engine)}: {error}",
                                    notes=(f"use {option('engine', 'interp')}",)) from None
             note(f"the compiled engine failed ({error}); the interpreter runs the spec")
             choice = choose(program, "interp")
-            steps_run, stopped_by, arrays = _execute(choice.engine, program, backend, progress)
+            outcome = run_on(choice.engine, program, backend, progress)
         except KernelFault:
             # The interpreter replays the run from the start, on fresh buffers, and
             # reports the fault with its output, step and lane.
             choice = choose(program, "interp")
-            steps_run, stopped_by, arrays = _execute(choice.engine, program, backend, progress)
+            outcome = run_on(choice.engine, program, backend, progress)
+    arrays = outcome.arrays
     order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
         {name: arrays[name] for name in order},
         {o.name: o.keep for o in compiled.outputs if o.name in arrays},
-        steps_run,
-        stopped_by,
+        outcome.steps_run,
+        outcome.stopped_by,
         compiled.params,
         program.steps,
         program.device,
         choice.engine.name,
     )
-
-
-def _execute(engine: Engine, program: Program, backend: Any,
-             progress: Callable[[int, int], None] | None) -> tuple[int, str, dict[str, Any]]:
-    """One run of `program` on `engine` into fresh buffers: the steps run, what stopped
-    them, and the kept outputs on the host."""
-    buffers = allocate(program, backend)
-    steps_run, stopped_by = engine.run(program, buffers, progress)
-    return steps_run, stopped_by, collect(program, buffers, steps_run)
 
 
 def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:

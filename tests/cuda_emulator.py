@@ -21,6 +21,7 @@ from typing import Any
 import numpy
 
 from recur.engine.backend import NumpyBackend
+from recur.engine.cuda.launch import BLOCK
 
 SHIM = """\
 #include <cmath>
@@ -61,7 +62,7 @@ class EmulatedLauncher:
         kernel = getattr(library, name)
         kernel.restype = None
 
-        def launch(threads: int, arguments: tuple[Any, ...], block: int = 256) -> None:
+        def launch(threads: int, arguments: tuple[Any, ...], block: int = BLOCK) -> None:
             assert threads >= 1 and 1 <= block <= 1024
             self.launched.append(name)
             kernel(*[_argument(a) for a in arguments])

@@ -20,8 +20,9 @@ import recur
 from recur import api
 from recur.cli.main import cli
 from recur.diagnostics import render
-from recur.engine import choose as dispatch
+from recur.engine import registry
 from recur.engine.c import native
+from recur.engine.plan import run_on
 
 INT_LIMITS = {"int32": 2**31, "int64": 2**63}
 
@@ -147,7 +148,8 @@ def test_a_cast_no_value_holds_is_a_fault_on_every_engine(
     inputs = {"s": _faulty(source, bad)}
     with pytest.raises(native.KernelFault) as fault:  # the C kernel itself stops there
         prepared = api.prepare(spec, inputs=inputs)
-        dispatch.execute(dispatch.choose(prepared, spec, "compiled"), prepared)
+        run_on(registry.choose(prepared.program, "compiled").engine, prepared.program,
+               prepared.backend)
     assert fault.value.t == 3
     for device in ("cpu", "cuda"):
         for engine in ("interp", "compiled"):

@@ -9,6 +9,7 @@ example specs are golden files (`--update-golden` rewrites them).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -22,9 +23,13 @@ from test_engine import OVERFLOWS, Case, _check_case, cases
 import recur
 from recur import api
 from recur.cli.main import cli
-from recur.engine import choose as dispatch
+from recur.engine import registry
+from recur.engine.backend import NumpyBackend
+from recur.engine.c import engine as c_engine
 from recur.engine.c import generate as codegen
 from recur.engine.c import native
+from recur.engine.plan import allocate, collect, run_on
+from recur.lang.functions import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
@@ -56,7 +61,7 @@ def _compiled_case(case: Case) -> None:
     spec = recur.load(case.yaml)
     try:
         prepared = api.prepare(spec, **case.kwargs)
-        dispatch.choose(prepared, spec, "compiled")
+        registry.choose(prepared.program, "compiled")
     except recur.RecurError as error:
         assume("cannot run this spec" not in error.message)
     _check_case(case, engine="compiled")
@@ -84,7 +89,8 @@ def test_integer_faults_are_caught_by_the_kernel(op: str, dtype: str) -> None:
         recur.run(spec, engine="interp")
     with pytest.raises(native.KernelFault) as fault:  # the kernel itself stops there
         prepared = api.prepare(spec)
-        dispatch.execute(dispatch.choose(prepared, spec, "compiled"), prepared)
+        run_on(registry.choose(prepared.program, "compiled").engine, prepared.program,
+               prepared.backend)
     assert f"t={fault.value.t}" in interpreted.value.message
     with pytest.raises(recur.RecurError) as compiled:
         recur.run(spec, engine="compiled")
@@ -231,21 +237,21 @@ def test_auto_compiles_long_scalar_loops_and_interprets_short_ones() -> None:
     long = recur.load("steps: 1000000\noutputs:\n  x:\n    initial: 0.5\n"
                       "    step: sin(x[t-1]) + 0.1\n")
     short = recur.load("steps: 100\noutputs:\n  x:\n    initial: 0.5\n    step: sin(x[t-1])\n")
-    assert dispatch.choose(api.prepare(long), long).engine == "compiled"
-    assert dispatch.choose(api.prepare(short), short).engine == "interp"
+    assert registry.choose(api.prepare(long).program).engine.name == "compiled"
+    assert registry.choose(api.prepare(short).program).engine.name == "interp"
 
 
 def test_auto_interprets_without_a_c_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "available", lambda: False)
     spec = recur.load("steps: 1000000\noutputs:\n  x:\n    initial: 0.5\n    step: x[t-1]\n")
-    choice = dispatch.choose(api.prepare(spec), spec)
-    assert choice.engine == "interp"
+    choice = registry.choose(api.prepare(spec).program)
+    assert choice.engine.name == "interp"
     assert "no C compiler" in choice.reason
 
 
 def test_kernels_are_cached_on_disk_by_their_source() -> None:
     spec = recur.load("steps: 5\noutputs:\n  x:\n    initial: 2\n    step: x[t-1] * 3 - 1\n")
-    kernel = dispatch.choose(api.prepare(spec), spec, "compiled").kernel
+    kernel = c_engine.CEngine().kernel(api.prepare(spec).program)
     recur.run(spec, engine="compiled")
     assert native.is_cached(kernel.source)
     cached = native.library_path(kernel.source)
@@ -256,7 +262,7 @@ def test_kernels_are_cached_on_disk_by_their_source() -> None:
 def test_the_source_does_not_depend_on_param_values() -> None:
     spec = recur.load("params:\n  a: 0.5\noutputs:\n  x:\n    initial: 1.0\n"
                       "    step: a * x[t-1] + a ** 2\nsteps: 4\n")
-    sources = {codegen.generate(api.prepare(spec, params={"a": value}), spec).source
+    sources = {codegen.generate(api.prepare(spec, params={"a": value}).program, numpy).source
                for value in ("0.5", "2.0", "-1e300")}
     assert len(sources) == 1
 
@@ -280,7 +286,7 @@ def test_every_example_spec_runs_compiled_as_interpreted(name: str) -> None:
 @pytest.mark.parametrize("name", KERNEL_SPECS)
 def test_kernel_source_is_golden(name: str, request: pytest.FixtureRequest) -> None:
     spec = recur.load(ROOT / "specs" / f"{name}.yaml")
-    source = dispatch.choose(api.prepare(spec), spec, "compiled").kernel.source
+    source = c_engine.CEngine().kernel(api.prepare(spec).program).source
     body = source[source.index("int64_t kernel("):]  # the prelude is the same for all
     golden = KERNELS / f"{name}.c"
     if request.config.getoption("--update-golden") and (
@@ -305,5 +311,58 @@ def test_one_value_kernels_carry_their_taps_across_calls(
     assert compiled.steps_run == 45 and compiled.stopped_by == "until"
     assert_same(interpreted, compiled)
     spec = recur.load(text)
-    choice = dispatch.choose(api.prepare(spec), spec, "compiled")
-    assert "s0_3" in choice.kernel.source  # the taps are registers
+    kernel = c_engine.CEngine().kernel(api.prepare(spec).program)
+    assert "s0_3" in kernel.source  # the taps are registers
+
+
+# Single values (the lane kernel, taps in registers) and lanes (the loop over lanes);
+# `n` is kept as a ring of its last states.
+REPLAYED = {
+    "one value": "steps: 40\noutputs:\n  x:\n    initial: 1.0\n    step: 0.5 * x[t-1] + 1\n"
+                 "  n:\n    initial: 0\n    step: n[t-1] + 3\n    keep: last\n",
+    "lanes": "steps: 40\noutputs:\n  x:\n    initial: [1.0, -2.0, 7.0]\n"
+             "    step: 0.5 * x[t-1] + 1\n  n:\n    initial: 0\n    step: n[t-1] + 3\n"
+             "    keep: last\n",
+}
+
+
+@pytest.mark.parametrize("form", list(REPLAYED))
+def test_a_kernel_runs_again_on_fresh_buffers_without_regenerating(
+        form: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The kernel holds no states: a second run (a replay) binds new buffers to it. The
+    engine is ready (nothing to compile) once the first run has cached its kernel."""
+    monkeypatch.setenv("RECUR_CACHE_DIR", str(tmp_path))
+    made: list[object] = []
+    real = c_engine.kernel
+    monkeypatch.setattr(c_engine, "kernel", lambda *args: made.append(args) or real(*args))
+    spec = recur.load(REPLAYED[form])
+    program = api.prepare(spec).program
+    engine = c_engine.CEngine()
+    assert engine.supports(program) is None
+    assert engine.estimate(program).setup > 0 and not engine.ready(program)
+    runs = []
+    for _ in range(2):
+        buffers = allocate(program, NumpyBackend())
+        assert engine.run(program, buffers) == (40, "steps")
+        runs.append(collect(program, buffers, 40))
+    assert len(made) == 1 and engine.ready(program)
+    lanes = [1.0] if form == "one value" else [1.0, -2.0, 7.0]
+    trajectory = []
+    for _ in range(40):
+        lanes = [0.5 * value + 1 for value in lanes]
+        trajectory.append(lanes)
+    want = numpy.array(trajectory).reshape(40, *([] if form == "one value" else [3]))
+    for arrays in runs:
+        assert_array_equal(arrays["x"], want, strict=True)
+        assert int(arrays["n"]) == 3 * 40
+
+
+def test_a_function_without_a_c_name_is_the_reason_the_kernel_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FUNCTIONS, "sinh", dataclasses.replace(FUNCTIONS["sinh"], c=None))
+    spec = recur.load("steps: 3\noutputs:\n  x:\n    initial: 0.5\n    step: sinh(x[t-1])\n")
+    reason = "the function sinh(), which has no C name in recur.lang.functions"
+    assert c_engine.CEngine().supports(api.prepare(spec).program) == reason
+    assert registry.choose(api.prepare(spec).program).reason.endswith(reason)
+    with pytest.raises(recur.RecurError, match=r"cannot run this spec: the function sinh\(\)"):
+        recur.run(spec, engine="compiled")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recur.engine import choose as dispatch
+from recur.engine import registry
 from recur.engine.c import native
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,10 +44,10 @@ def test_the_table_covers_every_case_on_both_engines() -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_estimate_is_within_2x_of_the_measurement(name: str) -> None:
-    spec, compiled = cost.prepared(CASES[name])
-    estimate = dispatch.estimate(compiled, spec)
+    _, compiled = cost.prepared(CASES[name])
+    estimates = registry.estimates(compiled.program)
     for engine, measured in RECORDED[name].items():
-        ratio = getattr(estimate, engine) / measured
+        ratio = estimates[engine].seconds / measured
         assert 0.5 <= ratio <= 2.0, f"{name} {engine}: estimate/measured = {ratio:.2f}"
 
 
@@ -60,5 +60,5 @@ def test_auto_takes_the_engine_that_was_clearly_faster(
     if measured[slower] < 2 * measured[faster]:
         pytest.skip("the engines are within 2x of each other")
     monkeypatch.setattr(native, "is_cached", lambda source: True)  # compiled before
-    spec, compiled = cost.prepared(CASES[name])
-    assert dispatch.choose(compiled, spec).engine == faster
+    _, compiled = cost.prepared(CASES[name])
+    assert registry.choose(compiled.program).engine.name == faster

@@ -30,11 +30,13 @@ from test_engine import OVERFLOWS, Case, _check_case, cases
 import recur
 from recur import api
 from recur.cli.main import cli
-from recur.engine import choose as dispatch
+from recur.engine import registry
 from recur.engine.c.native import CompileError, EngineNote
+from recur.engine.cuda import engine as cuda_engine
 from recur.engine.cuda import generate as cudagen
 from recur.engine.cuda import scan
 from recur.engine.cuda.launch import CupyLauncher
+from recur.engine.plan import allocate, collect
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = Path(__file__).resolve().parent / "golden_kernels"
@@ -106,7 +108,8 @@ def test_every_example_spec_runs_on_cuda_as_on_the_cpu(name: str, where: str) ->
                             atol=SCAN_RTOL[cpu[output].dtype.name] * scale)
         return
     expected = "compiled" if name in FUSED_SPECS else "interp"
-    assert cuda.engine == expected, dispatch.choose(api.prepare(spec, device="cuda"), spec).reason
+    program = api.prepare(spec, device="cuda").program
+    assert cuda.engine == expected, registry.choose(program).reason
     # NumPy's matrix products sum in BLAS's order, the kernels in index order
     agree(cpu, cuda, exact=where == "emulated" and name != "rnn")
 
@@ -116,7 +119,7 @@ def _cuda_case(case: Case, where: str, engine: str) -> None:
     try:
         prepared = api.prepare(spec, device="cuda", **{k: v for k, v in case.kwargs.items()
                                                       if k != "device"})
-        dispatch.choose(prepared, spec, engine)
+        registry.choose(prepared.program, engine)
     except recur.RecurError as error:
         assume("cannot run this spec" not in error.message)
     _check_case(case, device="cuda", engine=engine)
@@ -243,8 +246,8 @@ def test_steps_that_mix_lanes_otherwise_run_on_the_cuda_interpreter(where: str) 
     text = ("outputs:\n  h:\n    initial: [1.0, 3.0]\n    step: h[t-1] / sum(h[t-1]) + 1\n"
             "steps: 5\n")
     spec = recur.load(text)
-    choice = dispatch.choose(api.prepare(spec, device="cuda"), spec)
-    assert choice.engine == "interp" and "sum(), which mixes lanes" in choice.reason
+    choice = registry.choose(api.prepare(spec, device="cuda").program)
+    assert choice.engine.name == "interp" and "sum(), which mixes lanes" in choice.reason
     assert both(text, where, exact=False).engine == "interp"
 
 
@@ -285,11 +288,12 @@ def test_the_scan_agrees_with_the_loop(form: str, dtype: str, lanes: int, keep: 
 def test_auto_takes_the_scan_for_long_runs_of_few_lanes(where: str) -> None:
     text = _affine_spec("a * y[t-1] + b", "float64", 1, "all")
     spec = recur.load(text)
-    long_run = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(dispatch.SCAN_MIN_STEPS)})
-    choice = dispatch.choose(long_run, spec)
-    assert choice.engine == "scan" and "affine" in choice.reason
+    long_run = api.prepare(spec, device="cuda",
+                           inputs={"b": numpy.ones(cuda_engine.SCAN_MIN_STEPS)})
+    choice = registry.choose(long_run.program)
+    assert choice.engine.name == "scan" and "affine" in choice.reason
     short = api.prepare(spec, device="cuda", inputs={"b": numpy.ones(100)})
-    assert dispatch.choose(short, spec).engine == "compiled"
+    assert registry.choose(short.program).engine.name == "compiled"
 
 
 @pytest.mark.parametrize(("step", "why"), [
@@ -359,7 +363,7 @@ def test_fused_kernel_source_is_golden(name: str, request: pytest.FixtureRequest
     if where == "gpu":
         pytest.skip("the source does not depend on the device")
     spec = recur.load(ROOT / "specs" / f"{name}.yaml")
-    source = cudagen.generate(api.prepare(spec, device="cuda"), spec).source
+    source = fused_source(spec)
     body = source[source.index('extern "C"'):]  # the prelude is the same for all
     golden = KERNELS / f"{name}.cu"
     if request.config.getoption("--update-golden") and (
@@ -367,6 +371,11 @@ def test_fused_kernel_source_is_golden(name: str, request: pytest.FixtureRequest
         golden.write_text(body)
         pytest.fail(f"regenerated {golden.name}; review git diff tests/golden_kernels")
     assert body == golden.read_text()
+
+
+def fused_source(spec: recur.Spec) -> str:
+    compiled = api.prepare(spec, device="cuda")
+    return cudagen.generate(compiled.program, compiled.plan.backend.xp).source
 
 
 def _nvrtc() -> Any:
@@ -396,7 +405,7 @@ def test_nvrtc_compiles_the_generated_source(name: str, where: str) -> None:
         source = scan.source(name.removeprefix("scan_"))
     else:
         spec = recur.load(ROOT / "specs" / f"{name}.yaml")
-        source = cudagen.generate(api.prepare(spec, device="cuda"), spec).source
+        source = fused_source(spec)
     program = ctypes.c_void_p()
     assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"recur.cu",
                                     0, None, None) == 0
@@ -441,3 +450,44 @@ def test_a_kernel_that_does_not_compile_falls_back_to_the_interpreter(
     with pytest.raises(recur.RecurError) as error:
         recur.run(spec, device="cuda", engine="compiled")
     assert error.value.exit_code == 2 and "NVRTC failed" in error.value.message
+
+
+@pytest.mark.parametrize("engine", ["compiled", "scan"])
+def test_a_cuda_kernel_runs_again_on_fresh_buffers(engine: str, where: str) -> None:
+    """A replay binds new states to the kernel (or the scan's coefficients) made once."""
+    spec = recur.load("steps: 30\noutputs:\n  y:\n    initial: [1.0, 2.0]\n"
+                      "    step: 0.5 * y[t-1] + 0.25\n")
+    compiled = api.prepare(spec, device="cuda")
+    program, backend = compiled.program, compiled.plan.backend
+    made = {"compiled": cuda_engine.FusedEngine, "scan": cuda_engine.ScanEngine}[engine](backend)
+    assert made.supports(program) is None
+    kernel = made.kernel(program)
+    lanes, want = [1.0, 2.0], []
+    for _ in range(30):
+        lanes = [0.5 * y + 0.25 for y in lanes]
+        want.append(lanes)
+    for _ in range(2):
+        buffers = allocate(program, backend)
+        steps, _ = made.run(program, buffers)
+        got = collect(program, buffers, steps)["y"]
+        assert made.kernel(program) is kernel
+        if engine == "compiled":
+            assert_array_equal(got, numpy.array(want), strict=True)
+        else:  # the scan's compositions round otherwise
+            assert_allclose(got, numpy.array(want), rtol=0, atol=SCAN_RTOL["float64"] * 2)
+
+
+def test_the_cuda_estimates_prefer_the_scan_only_for_long_runs_of_few_lanes(where: str) -> None:
+    """What `auto` decides on CUDA, as the engines' estimates say it to a registry."""
+    cheaper = {}
+    for lanes, steps in ((1, cuda_engine.SCAN_MIN_STEPS), (1, 100),
+                         (cuda_engine.SCAN_MAX_LANES + 1, cuda_engine.SCAN_MIN_STEPS)):
+        spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", lanes, "last"))
+        compiled = api.prepare(spec, device="cuda", steps=steps,
+                               inputs={"b": numpy.ones(steps)})
+        backend, program = compiled.plan.backend, compiled.program
+        fused, scanned = cuda_engine.FusedEngine(backend), cuda_engine.ScanEngine(backend)
+        assert fused.supports(program) is None and scanned.supports(program) is None
+        cheaper[lanes, steps] = (scanned.estimate(program).seconds
+                                 < fused.estimate(program).seconds)
+    assert list(cheaper.values()) == [True, False, False]

@@ -32,12 +32,16 @@ from recur import api
 from recur.compile.analyze import analyze_spec
 from recur.compile.frame import KernelFault
 from recur.compile.lower import compile_spec
-from recur.engine import choose as dispatch
+from recur.engine import plan, registry
 from recur.engine.backend import NumpyBackend
 from recur.engine.c import generate as codegen
 from recur.engine.c import lanes as lanegen
 from recur.engine.c import native
+from recur.engine.c.engine import CEngine
 from recur.engine.cuda import generate as cudagen
+from recur.engine.cuda.engine import FusedEngine
+from recur.engine.interp.engine import Interpreter
+from recur.engine.protocol import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 INF, NAN = math.inf, math.nan
@@ -89,21 +93,29 @@ def cuda_backend(tmp_path_factory: pytest.TempPathFactory) -> EmulatedCuda:
     return EmulatedCuda(tmp_path_factory.mktemp("emulated"))
 
 
+def forced(kernel: Any, kind: type) -> Engine:
+    """The engine `kind` with `kernel` made for it, whatever its own choice would be."""
+
+    class Forced(kind):  # type: ignore[valid-type, misc]
+        def make(self, program: Any) -> Any:
+            return kernel
+
+    return Forced()  # type: ignore[no-any-return]
+
+
 def run_on(engine: str, text: str, cuda: EmulatedCuda) -> Ran:
     """The spec run on one engine, its kernel chosen by name (not by `auto`)."""
     spec = recur.load(text)
     backend = cuda if engine == "cuda" else NumpyBackend()
-    compiled = compile_spec(spec, analyze_spec(spec), backend)
-    if engine == "interp":
-        choice = dispatch.Choice("interp", "")
-    elif engine == "c-array":
-        choice = dispatch.Choice("compiled", "", codegen.generate(compiled, spec))
-    elif engine == "c-lane":
-        choice = dispatch.Choice("compiled", "", lanegen.generate_host(compiled, spec))
-    else:
-        choice = dispatch.Choice("compiled", "", cudagen.generate(compiled, spec))
+    compiled = compile_spec(spec, analyze_spec(spec), backend, NumpyBackend())
+    program = compiled.program
+    made = {"c-array": lambda: codegen.generate(program, numpy),
+            "c-lane": lambda: lanegen.generate_host(program, numpy),
+            "cuda": lambda: cudagen.generate(program, cuda.xp)}
+    chosen: Engine = (Interpreter("cpu") if engine == "interp"
+                      else forced(made[engine](), CEngine if engine != "cuda" else FusedEngine))
     try:
-        outcome = dispatch.execute(choice, compiled)
+        outcome = plan.run_on(chosen, program, backend)
     except KernelFault as fault:
         return Ran(None, fault.t)
     except recur.RecurError as error:
@@ -308,7 +320,7 @@ MAX_PROBED_STEPS = 10**6
 
 
 def _engine_at(spec: recur.Spec, steps: int) -> str:
-    return dispatch.choose(api.prepare(spec, steps=steps), spec).engine
+    return registry.choose(api.prepare(spec, steps=steps).program).engine.name
 
 
 def cut_over(spec: recur.Spec, bound: int) -> int | None:

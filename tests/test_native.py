@@ -24,8 +24,8 @@ import recur
 from recur import api
 from recur.cli.main import cli
 from recur.diagnostics import RecurError
-from recur.engine import choose as dispatch
-from recur.engine.c import native
+from recur.engine.c import advice, native
+from recur.engine.c import engine as c_engine
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler")
 
@@ -45,8 +45,7 @@ def expected() -> list[int]:
 
 def kernel_path(text: str = SPEC) -> Path:
     spec = recur.load(text)
-    return native.library_path(dispatch.choose(api.prepare(spec), spec, "compiled")
-                               .kernel.source)
+    return native.library_path(c_engine.CEngine().kernel(api.prepare(spec).program).source)
 
 
 @pytest.fixture
@@ -221,10 +220,10 @@ def test_a_compiler_that_hangs_is_stopped(tmp_path: Path, cache: Path,
 
 
 def test_the_time_limit_grows_with_the_source() -> None:
-    assert dispatch.compile_limit("x") == native.COMPILE_FLOOR
+    assert c_engine.compile_limit("x") == native.COMPILE_FLOOR
     big = "x" * 10_000_000
-    assert dispatch.compile_limit(big) == pytest.approx(
-        native.COMPILE_MARGIN * 10_000_000 * dispatch.COMPILE_BYTE)
+    assert c_engine.compile_limit(big) == pytest.approx(
+        native.COMPILE_MARGIN * 10_000_000 * c_engine.COMPILE_BYTE)
 
 
 def test_a_compiler_that_fails(tmp_path: Path, cache: Path,
@@ -322,10 +321,10 @@ def test_auto_notes_a_long_run_interpreted_for_want_of_a_compiler(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "available", lambda: False)
     spec = recur.load(SPEC)
-    monkeypatch.setattr(dispatch, "LONG_RUN", 1e-9)
+    monkeypatch.setattr(advice, "LONG_RUN", 1e-9)
     with pytest.warns(native.EngineNote, match="no C compiler was found, so the interpreter"):
         assert recur.run(spec)["x"].tolist() == expected()
-    monkeypatch.setattr(dispatch, "LONG_RUN", 1e9)  # a short run: no note
+    monkeypatch.setattr(advice, "LONG_RUN", 1e9)  # a short run: no note
     with warnings.catch_warnings():
         warnings.simplefilter("error", native.EngineNote)
         assert recur.run(spec)["x"].tolist() == expected()

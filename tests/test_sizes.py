@@ -19,9 +19,11 @@ import recur
 from recur import api
 from recur.compile import analyze as analysis
 from recur.compile.lower import _Probe
-from recur.engine import choose as dispatch
+from recur.engine import registry
+from recur.engine.c import engine as c_engine
 from recur.engine.c import generate as codegen
 from recur.engine.c import lanes as lanegen
+from recur.engine.cuda.engine import FusedEngine
 from recur.spec import load as spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -162,7 +164,7 @@ def _expected(lanes: int) -> tuple[numpy.ndarray, numpy.ndarray]:
 @pytest.mark.parametrize("keep", ["all", "last"])
 def test_a_deep_tap_is_read_from_memory_with_the_interpreters_bits(keep: str) -> None:
     loaded = recur.load(_deep_spec(1, keep))
-    source = lanegen.generate_host(api.prepare(loaded), loaded).source
+    source = lanegen.generate_host(api.prepare(loaded).program, numpy).source
     _agrees_with_the_loop(loaded, source, recur.run(loaded, engine="compiled"), 1, keep)
 
 
@@ -182,7 +184,7 @@ def _agrees_with_the_loop(loaded: recur.Spec, source: str, kernel_run: recur.Res
 def test_taps_within_the_threshold_stay_in_registers() -> None:
     text = _deep_spec(1, "all").replace(str(DEPTH), str(lanegen.REGISTER_DEPTH))
     loaded = recur.load(text)
-    source = lanegen.generate_host(api.prepare(loaded), loaded).source
+    source = lanegen.generate_host(api.prepare(loaded).program, numpy).source
     assert f"s0_{lanegen.REGISTER_DEPTH} = s0_{lanegen.REGISTER_DEPTH - 1};" in source
 
 
@@ -196,16 +198,16 @@ def test_a_deep_tap_on_cuda_lanes_agrees_bit_for_bit(keep: str, monkeypatch: pyt
     monkeypatch.setattr(api, "get_backend",
                         lambda device: backend if device == "cuda" else real(device))
     loaded = recur.load(_deep_spec(5, keep))
-    choice = dispatch.choose(api.prepare(loaded, device="cuda"), loaded, "compiled")
+    kernel = FusedEngine().kernel(api.prepare(loaded, device="cuda").program)
     cuda = recur.run(loaded, device="cuda", engine="compiled")
-    _agrees_with_the_loop(loaded, choice.kernel.source, cuda, 5, keep)
+    _agrees_with_the_loop(loaded, kernel.source, cuda, 5, keep)
 
 
 def test_many_outputs_are_split_over_functions_with_the_interpreters_bits() -> None:
     count = 2 * codegen.OUTPUTS_PER_FUNCTION + 3
     loaded = recur.load(sizes.outputs_spec(count))
-    choice = dispatch.choose(api.prepare(loaded), loaded, "compiled")
-    assert choice.kernel.source.count("__attribute__((noinline)) static int64_t step") == 3
+    kernel = c_engine.CEngine().kernel(api.prepare(loaded).program)
+    assert kernel.source.count("__attribute__((noinline)) static int64_t step") == 3
     compiled = recur.run(loaded, engine="compiled")
     interp = recur.run(loaded, engine="interp")
     o0 = [float(r) for r in range(sizes.LANES)]
@@ -223,14 +225,14 @@ def test_many_outputs_are_split_over_functions_with_the_interpreters_bits() -> N
 def test_auto_interprets_a_huge_many_output_spec_by_its_source_size() -> None:
     loaded = recur.load(sizes.outputs_spec(2000))
     compiled = api.prepare(loaded)
-    kernel, _ = dispatch._kernel(compiled, loaded)
-    assert kernel is not None
-    cost = dispatch.estimate(compiled, loaded)
-    compile_time = dispatch.compile_estimate(kernel.source)
-    assert compile_time == len(kernel.source) * dispatch.COMPILE_BYTE
-    assert cost.compiled + compile_time > cost.interp  # the cost model's verdict
-    choice = dispatch.choose(compiled, loaded)
-    assert choice.engine == "interp"
+    kernel = c_engine.kernel(compiled.program)
+    cost = registry.estimates(compiled.program)
+    compile_time = c_engine.compile_estimate(kernel.source)
+    assert compile_time == len(kernel.source) * c_engine.COMPILE_BYTE
+    assert cost["compiled"].setup == compile_time
+    assert cost["compiled"].seconds + compile_time > cost["interp"].seconds  # the verdict
+    choice = registry.choose(compiled.program)
+    assert choice.engine.name == "interp"
     assert f"compiling takes about {compile_time:.2g} s" in choice.reason
 
 

@@ -16,7 +16,7 @@ import recur
 from recur import api
 from recur.cli.main import cli
 from recur.diagnostics import RecurError, flag_words, option, option_entry, render
-from recur.engine import choose as dispatch
+from recur.engine import registry
 from recur.engine.c import native
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -134,7 +134,7 @@ def test_a_kernel_that_fails_to_compile(tmp_path: Path,
 def test_the_reason_for_an_engine_asked_for_names_it_in_the_callers_words() -> None:
     spec = recur.load(FIB)
     compiled = api.prepare(spec, steps=5)
-    assert dispatch.choose(compiled, spec, "interp").reason == "asked for with engine='interp'"
+    assert registry.choose(compiled.program, "interp").reason == "asked for with engine='interp'"
     assert compiled.steps_reason == "from steps"
     result = CliRunner().invoke(cli, ["explain", FIB, "--steps", "5", "--engine", "interp"])
     assert "because: asked for with --engine interp" in result.stdout

@@ -272,6 +272,7 @@ class Program:
     until_span: Span | None
     steps: int
     device: str  # "cpu" or "cuda"
+    xp: Any  # the array module its arrays live in (NumPy, CuPy): kernels' arrays go there
     params: Mapping[str, Any]
     sequences: Mapping[str, Any]  # arrays as walked (reversed under `reverse`), time first
     hoisted: tuple[Any, ...]  # the values of `Hoisted` slots

@@ -119,7 +119,7 @@ def compile_spec(
                   spec.output(name).step.span)
         for name in analysis.order)
     program = ir.Program(outputs, moved.get(UNTIL), spec.until.span if spec.until else None,
-                         n_steps, backend.name, MappingProxyType(dict(params)),
+                         n_steps, backend.name, backend.xp, MappingProxyType(dict(params)),
                          MappingProxyType(dict(sequences)), tuple(mover.hoisted),
                          tuple(mover.swept), check_finite)
     sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)

@@ -1,41 +1,18 @@
-"""What the compiler hands the engine: closures bound to histories, and the run's shape.
-
-The engine consumes these and nothing else: no YAML, no expression trees (a node is
-carried only as an opaque object whose `span` says where an error points).
-"""
+"""One run of a `Program`: the states it writes, built afresh for each run, and the
+kept outputs collected from them at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recur.compile.frame import Frame
 from recur.compile.ir import Program
-from recur.diagnostics import RunError, Span
+from recur.diagnostics import RunError
 from recur.engine.history import History
 
-
-@dataclass(frozen=True, slots=True)
-class OutputPlan:
-    name: str
-    step: Callable[[Frame], Any]
-    history: History
-    dtype: str
-    keep: str  # "all", "last" or "none"
-    span: Span  # the step expression, for runtime errors
-    check_range: tuple[int, int] | None  # integer bounds when the step's dtype is wider
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    outputs: tuple[OutputPlan, ...]  # in evaluation order
-    steps: int
-    until: Callable[[Frame], Any] | None
-    until_span: Span | None
-    frame: Frame
-    backend: Any
-    check_finite: bool
+if TYPE_CHECKING:  # the protocol names `Buffers` in turn
+    from recur.engine.protocol import Engine, Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +49,20 @@ def collect(program: Program, buffers: Buffers, steps: int) -> dict[str, Any]:
                 )
             arrays[output.name] = to_host(last)
     return arrays
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The host arrays of the kept outputs, and how the run ended."""
+
+    arrays: dict[str, Any]
+    steps_run: int
+    stopped_by: str  # "steps" or "until"
+
+
+def run_on(engine: Engine, program: Program, backend: Any,
+           progress: Progress | None = None) -> Outcome:
+    """One run of `program` on `engine`, into fresh buffers, its results on the host."""
+    buffers = allocate(program, backend)
+    steps_run, stopped_by = engine.run(program, buffers, progress)
+    return Outcome(collect(program, buffers, steps_run), steps_run, stopped_by)

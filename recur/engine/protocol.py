@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from recur.compile.ir import Program
 from recur.engine.plan import Buffers
@@ -57,3 +57,48 @@ class Engine(Protocol):
         Raises `KernelFault` where the interpreter must replay the run to report it.
         """
         ...
+
+
+class Making:
+    """The part of an engine that makes something of a program before running it (a
+    kernel, a scan's coefficients, its arrays in the program's `xp`), and keeps what it
+    made of the last program asked about: `supports`, `estimate` and `run` come in
+    that order."""
+
+    device: str  # the engine's: a program for another device is not supported
+
+    def __init__(self) -> None:
+        self._program: Program | None = None
+        self._made: Any = ""
+
+    def make(self, program: Program) -> Any:
+        """What runs `program`; `Unsupported` says why nothing can."""
+        raise NotImplementedError
+
+    def made(self, program: Program) -> Any:
+        """What runs `program`, or why nothing can (a string, in words)."""
+        if program is not self._program:
+            self._program, self._made = program, _attempt(self.make, program)
+        return self._made
+
+    def supports(self, program: Program) -> str | None:
+        if program.device != self.device:
+            return f"it runs on {self.device}, and this program on {program.device}"
+        made = self.made(program)
+        return made if isinstance(made, str) else None
+
+    def kernel(self, program: Program) -> Any:
+        """What runs `program` (`Unsupported` where nothing can)."""
+        made = self.made(program)
+        if isinstance(made, str):
+            raise Unsupported(made)
+        return made
+
+
+def _attempt(make: Callable[[Program], Any], program: Program) -> Any:
+    try:
+        return make(program)
+    except Unsupported as unsupported:
+        return str(unsupported)
+    except ValueError as error:  # a shape a generator did not foresee: interpret it
+        return f"an unforeseen shape ({error})"

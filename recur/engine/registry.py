@@ -65,6 +65,12 @@ def find(name: str, device: str) -> Engine:
                      notes=(f"use {option('engine', *others)}",))
 
 
+def estimates(program: Program) -> dict[str, Estimate]:
+    """Each engine of the program's device that can run it, and its estimate."""
+    return {engine.name: engine.estimate(program) for engine in engines(program.device)
+            if engine.supports(program) is None}
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """The engine a run uses, and why, in words."""
@@ -102,7 +108,7 @@ def choose(program: Program, requested: str = AUTO) -> Choice:
             refusals.append(f"the {engine.name} engine cannot run it: {why_not}")
     if len(candidates) == 1:
         return Choice(candidates[0][0], "; ".join(refusals))
-    reason = ", ".join(estimate.words for _, estimate in candidates if estimate.words)
+    reason = "; ".join(estimate.words for _, estimate in candidates)
     return Choice(_cheapest(program, candidates), reason)
 
 
@@ -125,7 +131,9 @@ def _registered() -> list[Engine]:
 
 def _builtin() -> None:
     """The engines recur comes with; imported here so that loading recur imports none."""
+    from recur.engine.c.engine import CEngine
+    from recur.engine.cuda.engine import FusedEngine, ScanEngine
     from recur.engine.interp.engine import Interpreter
 
-    for device in ("cpu", "cuda"):
-        _REGISTRY.append(Interpreter(device))
+    _REGISTRY.extend([Interpreter("cpu"), CEngine(),
+                      FusedEngine(), ScanEngine(), Interpreter("cuda")])

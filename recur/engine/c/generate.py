@@ -1,4 +1,4 @@
-"""A compiled plan -> the C source of one kernel function with the time loop inside.
+"""A `Program` -> the C source of one kernel function with the time loop inside.
 
 For each step, for each output in evaluation order, for each lane, the kernel evaluates
 the step expression and stores it (`recur.engine.c.native` compiles and runs it). It
@@ -8,12 +8,13 @@ weak Python float next to float32 is rounded to float32, as under NEP 50), integ
 operations are checked in int64 and range-checked for narrower dtypes, and the C
 compiler is told not to contract or reassociate floating-point operations.
 
-What the kernel cannot do exactly it refuses here with `Unsupported` (and the
-interpreter runs the spec): operations that mix lanes (`@`, reductions, indexing by a
+What the kernel cannot do exactly it refuses here with `Unsupported` (and another
+engine runs the spec): operations that mix lanes (`@`, reductions, indexing by a
 state), complex, float16 and 64-bit unsigned dtypes, and functions C has no match for.
 Sub-expressions the compiler moved out of the loop (hoisted or swept) come in as
 arguments, so the source depends on the spec's structure and dtypes, never on its
-values: one compile serves every `--set`.
+values: one compile serves every `--set`. The states are arguments too, named in the
+`Kernel` and bound to each run's `Buffers`: a kernel made once runs on fresh states.
 
 A fault (integer overflow, division by zero, a non-finite value under `--check`, or a
 value outside an output's dtype) stops the kernel with a status; the interpreter then
@@ -30,22 +31,28 @@ from typing import Any
 
 import numpy
 
-from recur.compile.closures import Observation
-from recur.compile.lower import Compiled
+from recur.compile import ir
+from recur.engine.plan import Buffers
+from recur.engine.protocol import Unsupported
 from recur.lang import exact
-from recur.lang import nodes as n
 from recur.lang.casts import DTYPES, truncation_limit
-from recur.lang.functions import CONSTANTS, FUNCTIONS
-from recur.spec import Spec
+from recur.lang.functions import FUNCTIONS
+from recur.lang.intops import INT64_MAX, INT64_MIN
 
 STATUS_FAULT = 1  # status[0] after a fault; status[1] is its step
 STATUS_UNTIL = -1  # status[0] after `until` held; status[1] is its step
 
-C_TYPES = {
-    "float64": "double", "float32": "float", "int64": "int64_t", "int32": "int32_t",
-    "int16": "int16_t", "int8": "int8_t", "uint32": "uint32_t", "uint16": "uint16_t",
-    "uint8": "uint8_t", "bool": "bool",
+# What each dtype a kernel computes in is called in C and in CUDA (whose NVRTC has no
+# <stdint.h>).
+TYPE_NAMES = {
+    "float64": ("double", "double"), "float32": ("float", "float"),
+    "int64": ("int64_t", "long long"), "int32": ("int32_t", "int"),
+    "int16": ("int16_t", "short"), "int8": ("int8_t", "signed char"),
+    "uint32": ("uint32_t", "unsigned int"), "uint16": ("uint16_t", "unsigned short"),
+    "uint8": ("uint8_t", "unsigned char"), "bool": ("bool", "bool"),
 }
+C_TYPES = {dtype: names[0] for dtype, names in TYPE_NAMES.items()}
+CUDA_TYPES = {dtype: names[1] for dtype, names in TYPE_NAMES.items()}
 _INT_DTYPES = frozenset(name for name in C_TYPES if "int" in name)
 _FLOAT_DTYPES = frozenset({"float32", "float64"})
 
@@ -173,39 +180,60 @@ def _used(lines: list[str]) -> list[int]:
     return sorted({int(k) for line in lines for k in _ARRAY.findall(line)})
 
 
-class Unsupported(Exception):
-    """The spec needs something the compiled kernel does not do (the reason says what)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Kernel:
     """The C source of `kernel(t0, t1, status, steps, args, dims)` and its arguments.
 
-    `args[k]` points at the data of `arrays[k]` (contiguous, in the dtype the source
-    reads it as); `dims[2k]` and `dims[2k+1]` are its rows and columns.
+    `arguments[k]` is an array, or `("history", output)`: that output's states, which
+    `bind` takes from a run's `Buffers`. `args[k]` points at the data of the k-th bound
+    array (contiguous, in the dtype the source reads it as); `dims[2k]` and `dims[2k+1]`
+    are its rows and columns.
     """
 
     source: str
-    arrays: tuple[numpy.ndarray, ...]
+    arguments: tuple[Any, ...]
+
+
+def bind(arguments: Iterable[Any], buffers: Buffers) -> tuple[Any, ...]:
+    """A kernel's arguments as arrays: its named ones bound to this run's states, each a
+    (rows, lanes) view of the history the kernel writes in place."""
+    return tuple(_bound(argument, buffers) for argument in arguments)
+
+
+def _bound(argument: Any, buffers: Buffers) -> Any:
+    if not isinstance(argument, tuple):
+        return argument
+    _, name = argument
+    history = buffers.histories[name]
+    rows = history.rows.reshape(history.size, math.prod(history.shape))
+    assert not isinstance(rows, numpy.ndarray) or not rows.size or numpy.shares_memory(
+        rows, history.rows), "written in place"
+    return rows
 
 
 @dataclass
 class _Arguments:
-    """The kernel's arrays, each named once however often it is read."""
+    """The kernel's arguments, each named once however often it is read, and the dtype
+    the source reads each as."""
 
     names: dict[Any, int] = field(default_factory=dict)
-    arrays: list[numpy.ndarray] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    dtypes: list[str] = field(default_factory=list)
 
-    def add(self, key: Any, array: numpy.ndarray) -> int:
+    def add(self, key: Any, value: Any, dtype: str | None = None) -> int:
+        """The index of `key`'s argument: `value` (an array, or a name that `bind`
+        resolves, then read as `dtype`)."""
         if key not in self.names:
-            self.names[key] = len(self.arrays)
-            self.arrays.append(array)
+            self.names[key] = len(self.values)
+            self.values.append(value)
+            self.dtypes.append(dtype or str(value.dtype))
         return self.names[key]
 
 
-def generate(compiled: Compiled, spec: Spec) -> Kernel:
-    """The kernel for `compiled`, or `Unsupported` with the reason it cannot be one."""
-    return _Generator(compiled, spec).kernel()
+def generate(program: ir.Program, xp: Any) -> Kernel:
+    """The kernel for `program` (its arrays in the array module `xp`), or `Unsupported`
+    with the reason it cannot be one."""
+    return _Generator(program, xp).kernel()
 
 
 class _Generator:
@@ -213,22 +241,19 @@ class _Generator:
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
 
-    def __init__(self, compiled: Compiled, spec: Spec) -> None:
-        self.compiled = compiled
-        self.spec = spec
-        self.plan = compiled.plan
-        self.xp = compiled.plan.backend.xp  # where the kernel's arrays must live
-        self.observations: dict[int, Observation] = compiled.observations
+    def __init__(self, program: ir.Program, xp: Any) -> None:
+        self.program = program
+        self.xp = xp  # where the kernel's arrays must live
         self.args = _Arguments()
-        self.histories = {output.name: output.history for output in self.plan.outputs}
         self.target: tuple[int, ...] = ()  # the lanes of the value being built
         self.checked = False  # whether the expression being built can fault
         self.before: list[str] = []  # statements before the lane loop (matrix products)
         self.lane = "i"  # the loop variable that walks the lanes being built
         self.helpers: dict[str, str] = {}  # functions the expressions call, by name
+        self.products = 0  # matrix products so far: each has its own sums
 
     def kernel(self) -> Kernel:
-        outputs = self.plan.outputs
+        outputs = self.program.outputs
         functions: list[str] = []
         if len(outputs) <= OUTPUTS_PER_FUNCTION:
             body = [line for output in outputs for line in self._output(output)]
@@ -240,16 +265,15 @@ class _Generator:
                 functions += self._step_function(name, [
                     line for output in part for line in self._output(output)])
                 body.append(f"        if ({name}(t, status, args, dims) >= 0) return t;")
-        if self.plan.until is not None:
-            assert self.spec.until is not None
+        if self.program.until is not None:
             self.target = ()
             self.checked = False
-            body.append(f"        bool stop = (bool)({self._expr(self.spec.until)});")
+            body.append(f"        bool stop = (bool)({self._expr(self.program.until)});")
             if self.checked:
                 body.append(f"        {_RETURN_ON_FAULT}")
             body.append(f"        if (stop) {{ status[0] = {STATUS_UNTIL}; status[1] = t; "
                         "return t + 1; }")
-        everything = range(len(self.args.arrays))
+        everything = range(len(self.args.values))
         declarations = self._declarations(_used(body) if functions else everything)
         lines = [
             PRELUDE + "".join(self.helpers.values()),
@@ -265,12 +289,12 @@ class _Generator:
             "}",
             "",
         ]
-        return Kernel("\n".join(lines), tuple(self.args.arrays))
+        return Kernel("\n".join(lines), tuple(self.args.values))
 
     def _declarations(self, used: Iterable[int]) -> list[str]:
         """The kernel's arrays `used`, by their names `a<k>`."""
-        return [f"    {self.types[str(self.args.arrays[k].dtype)]} *restrict a{k} = "
-                f"({self.types[str(self.args.arrays[k].dtype)]} *)args[{k}];" for k in used]
+        return [f"    {self.types[self.args.dtypes[k]]} *restrict a{k} = "
+                f"({self.types[self.args.dtypes[k]]} *)args[{k}];" for k in used]
 
     def _step_function(self, name: str, body: list[str]) -> list[str]:
         """Part of a step, kept out of the kernel (noinline) so that it compiles alone:
@@ -284,22 +308,21 @@ class _Generator:
             "}",
         ]
 
-    def _step_value(self, output: Any) -> str:
+    def _step_value(self, output: ir.Output) -> str:
         """The code of `output`'s new state, range-checked and cast to its dtype; sets
         `target` (the lanes being built) and `checked` (whether it can fault)."""
         if output.dtype not in self.types:
             raise Unsupported(f"output '{output.name}' is {output.dtype}")
-        self.target = output.history.shape
+        self.target = output.shape
         self.checked = False
-        step = self.spec.output(output.name).step
-        value = self._expr(step)
+        value = self._expr(output.step)
         if output.check_range is not None:  # before the cast, which would wrap
             low, high = output.check_range
             value = f"r_fit({value}, {_int(low)}, {_int(high)}, status)"
             self.checked = True
-        return self._converted(value, self._seen(step), output.dtype)
+        return self._converted(value, self._seen(output.step), output.dtype)
 
-    def _output(self, output: Any) -> list[str]:
+    def _output(self, output: ir.Output) -> list[str]:
         self.before = []
         value = self._step_value(output)
         rows = self._history(output.name)
@@ -309,7 +332,7 @@ class _Generator:
                  f"            {cell} = {value};"]
         if self.checked:
             lines.append(f"            {_RETURN_ON_FAULT}")
-        if self.plan.check_finite and output.dtype in _FLOAT_DTYPES:
+        if self.program.check_finite and output.dtype in _FLOAT_DTYPES:
             lines.append(f"            if (!isfinite({cell})) {{ status[0] = {STATUS_FAULT}; "
                          "status[1] = t; return t; }")
         lines.append("        }")
@@ -318,17 +341,16 @@ class _Generator:
     # Leaves: where each value comes from, and which of its elements lane `i` reads
 
     def _history(self, name: str) -> int:
-        history = self.histories[name]
-        rows = history.rows.reshape(history.rows.shape[0], math.prod(history.shape))
-        assert self.xp is not numpy or not rows.size or numpy.shares_memory(
-            rows, history.rows), "written in place"
-        return self.args.add(("history", name), rows)
+        """The argument that holds output `name`'s states, bound at each run."""
+        return self.args.add(("history", name), ("history", name),
+                             self.program.output(name).dtype)
 
     def _row(self, name: str, lag: int, t: str = "t") -> str:
-        """The history row that holds `name[t - lag]`."""
-        history = self.histories[name]
-        if history.full:
-            return f"{t} + {history.depth - lag}"
+        """The history row that holds `name[t - lag]`: the whole trajectory for `keep:
+        all` (`recur.engine.history`), else a ring whose size is the argument's rows."""
+        output = self.program.output(name)
+        if output.keep == "all":
+            return f"{t} + {output.depth - lag}"
         size = f"dims[{2 * self._history(name)}]"
         return f"({t} - {lag}) % {size}" if lag == 0 else f"({t} - {lag} + {size}) % {size}"
 
@@ -364,8 +386,8 @@ class _Generator:
 
     # Expressions
 
-    def _seen(self, node: n.Node) -> Observation:
-        seen = self.observations.get(id(node))
+    def _seen(self, node: ir.Node) -> ir.Type:
+        seen = node.type
         if seen is None:
             raise Unsupported("a value that the probe step did not see")
         self._check_dtype(seen.dtype)
@@ -375,29 +397,30 @@ class _Generator:
         if dtype not in self.types:
             raise Unsupported(f"{dtype} values")
 
-    def _expr(self, node: n.Node) -> str:
-        key = id(node)
-        if key in self.compiled.hoisted_values:
-            return self._constant(("hoisted", key), self.compiled.hoisted_values[key])
-        if key in self.compiled.swept_values:
-            return self._rows(("swept", key), self.compiled.swept_values[key], "t")
+    def _expr(self, node: ir.Node) -> str:
         method = getattr(self, f"_expr_{type(node).__name__}", None)
         if method is None:
             raise Unsupported(f"{type(node).__name__.lower()} expressions")
-        return method(node)
+        return method(node)  # type: ignore[no-any-return]
 
-    def _typed(self, node: n.Node, dtype: str) -> str:
+    def _expr_Hoisted(self, node: ir.Hoisted) -> str:
+        return self._constant(("hoisted", node.slot), self.program.hoisted[node.slot])
+
+    def _expr_Swept(self, node: ir.Swept) -> str:
+        return self._rows(("swept", node.slot), self.program.swept[node.slot], "t")
+
+    def _typed(self, node: ir.Node, dtype: str) -> str:
         """`node`'s value in `dtype`, as NumPy converts an operand before an operation."""
         return self._converted(self._expr(node), self._seen(node), dtype)
 
-    def _converted(self, code: str, seen: Observation, dtype: str) -> str:
+    def _converted(self, code: str, seen: ir.Type, dtype: str) -> str:
         """A value cast to `dtype`. A Python int becomes a float32 by way of a double, as
         NumPy converts it (2**60 + 2**36 + 1 rounds to 2**60, not up)."""
         if seen.python and seen.dtype == "int64" and dtype == "float32":
             return self._cast(f"((double)({code}))", "float64", dtype)
         return self._cast(code, seen.dtype, dtype)
 
-    def _int_operand(self, node: n.Node, dtype: str) -> str:
+    def _int_operand(self, node: ir.Node, dtype: str) -> str:
         """An operand of an integer operation done in int64 whose result is `dtype`. A
         Python int must fit `dtype` itself, as NumPy requires (else an overflow)."""
         code = self._typed(node, "int64")
@@ -414,41 +437,36 @@ class _Generator:
     def _cast(self, code: str, have: str, want: str) -> str:
         return code if have == want else f"(({self.types[want]})({code}))"
 
-    def _expr_Number(self, node: n.Number) -> str:
+    def _expr_Literal(self, node: ir.Literal) -> str:
         return _literal(node.value)
 
-    def _expr_Name(self, node: n.Name) -> str:
-        name = node.id
-        if name in CONSTANTS:
-            return _literal(CONSTANTS[name])
-        if name in ("t", "steps"):
-            return name
-        if name in self.compiled.sequences:
-            return self._sequence(name, 0)
-        return self._constant(("param", name), self.compiled.params[name])
+    def _expr_Time(self, node: ir.Time) -> str:
+        return "t"
 
-    def _sequence(self, name: str, offset: int) -> str:
-        shift = offset - self.compiled.analysis.sequence_offsets[name][0]
-        return self._rows(("sequence", name), self.compiled.sequences[name], f"t + {shift}")
+    def _expr_Steps(self, node: ir.Steps) -> str:
+        return "steps"
 
-    def _expr_Subscript(self, node: n.Subscript) -> str:
-        target, index = node.value, node.index
-        if (isinstance(target, n.Name) and len(index) == 1
-                and isinstance(index[0], n.TimeIndex)):
-            if target.id in self.histories:
-                return self._tap(target.id, -index[0].offset)
-            if target.id in self.compiled.sequences:
-                return self._sequence(target.id, index[0].offset)
+    def _expr_Param(self, node: ir.Param) -> str:
+        return self._constant(("param", node.name), self.program.params[node.name])
+
+    def _expr_SequenceRead(self, node: ir.SequenceRead) -> str:
+        return self._rows(("sequence", node.sequence), self.program.sequences[node.sequence],
+                          f"t + {node.row}")
+
+    def _expr_Subscript(self, node: ir.Subscript) -> str:
         raise Unsupported("indexing other than x[t-k] and s[t+k]")
+
+    def _expr_Tap(self, node: ir.Tap) -> str:
+        return self._tap(node.output, node.lag)
 
     def _tap(self, name: str, lag: int) -> str:
         """`name[t - lag]`, read from the output's history."""
         rows = self._history(name)
         row = self._row(name, lag)
-        column = self._column(self.histories[name].shape)
+        column = self._column(self.program.output(name).shape)
         return f"a{rows}[({row}) * dims[{2 * rows + 1}] + {column}]"
 
-    def _expr_Unary(self, node: n.Unary) -> str:
+    def _expr_Unary(self, node: ir.Unary) -> str:
         dtype = self._seen(node).dtype
         if node.op == "+":
             return self._expr(node.operand)
@@ -459,7 +477,7 @@ class _Generator:
         _no_bool_arithmetic(dtype)
         return f"(-{self._typed(node.operand, dtype)})"
 
-    def _expr_Binary(self, node: n.Binary) -> str:
+    def _expr_Binary(self, node: ir.Binary) -> str:
         if node.op in ("and", "or"):  # both sides evaluated, as NumPy does
             op = "&" if node.op == "and" else "|"
             return f"((bool)({self._expr(node.left)}) {op} (bool)({self._expr(node.right)}))"
@@ -467,7 +485,8 @@ class _Generator:
             return self._matrix_vector(node)
         dtype = self._seen(node).dtype
         _no_bool_arithmetic(dtype)
-        k = exact.integer_exponent(node.right) if node.op == "**" else None
+        exponent = ir.fixed_exponent(node)
+        k = exact.integer_exponent_of(exponent)
         if dtype in _INT_DTYPES:
             if node.op == "/":
                 raise Unsupported("true division with an integer result")
@@ -476,7 +495,7 @@ class _Generator:
             return self._int_result(f"{_CHECKED[node.op]}({left}, {right}, status)", dtype)
         suffix = "d" if dtype == "float64" else "f"
         left = self._typed(node.left, dtype)
-        if node.op == "**" and exact.is_half(node.right):
+        if exact.is_half_of(exponent):
             return f"r_half_{suffix}({left})"
         if k is not None:  # the interpreter's chain of multiplications
             name = exact.c_integer_power_name(suffix, k)
@@ -491,7 +510,7 @@ class _Generator:
             return f"r_pow_{suffix}({left}, {right})"
         return f"({left} {node.op} {right})"
 
-    def _matrix_vector(self, node: n.Binary) -> str:
+    def _matrix_vector(self, node: ir.Binary) -> str:
         """`M @ v` or `v @ M`, M fixed, v a state or sequence read: computed for all lanes
         before the lane loop, each lane's sum in order of the shared index.
 
@@ -508,17 +527,19 @@ class _Generator:
             matrix_node, vector_node, layout = node.right, node.left, "as is"
         else:
             raise Unsupported("matrix products other than matrix @ vector")
-        matrix = self._fixed(matrix_node)
-        if matrix is None or not self._is_read(vector_node):
+        fixed = self._fixed(matrix_node)
+        if fixed is None or not isinstance(vector_node, ir.Tap | ir.SequenceRead):
             raise Unsupported("matrix products other than a fixed matrix and a state")
+        key, matrix = fixed
         lanes = matrix.shape[0] if layout == "transpose" else matrix.shape[1]
         if (lanes,) != self.target:
             raise Unsupported("a matrix product whose lanes are not its output's")
         # Stored as [shared index][lane], so that the inner loop runs along lanes.
         by_index = numpy.ascontiguousarray(matrix.T if layout == "transpose" else matrix,
                                            dtype=dtype)
-        m = self.args.add(("matrix", id(matrix_node)), by_index)
-        total = self.args.add(("product", id(node)), numpy.zeros((1, lanes), dtype=dtype))
+        m = self.args.add(("matrix", key, layout, dtype), by_index)
+        self.products += 1
+        total = self.args.add(("product", self.products), numpy.zeros((1, lanes), dtype=dtype))
         saved = self.target, self.lane
         self.target, self.lane = self._seen(vector_node).shape, "j"
         vector = self._typed(vector_node, dtype)
@@ -534,19 +555,13 @@ class _Generator:
         ]
         return f"a{total}[i]"
 
-    def _is_read(self, node: n.Node) -> bool:
-        """`x[t-k]`, `s[t+k]` or `s`: one element per lane, nothing computed."""
-        if isinstance(node, n.Name):
-            return node.id in self.compiled.sequences
-        return (isinstance(node, n.Subscript) and len(node.index) == 1
-                and isinstance(node.index[0], n.TimeIndex))
-
-    def _fixed(self, node: n.Node) -> Any:
-        """The value of a sub-expression that is the same at every step, if it is one."""
-        if id(node) in self.compiled.hoisted_values:
-            return self.xp.asarray(self.compiled.hoisted_values[id(node)])
-        if isinstance(node, n.Name) and node.id in self.compiled.params:
-            return self.xp.asarray(self.compiled.params[node.id])
+    def _fixed(self, node: ir.Node) -> tuple[Any, Any] | None:
+        """A key naming a value that is the same at every step, and the value, if
+        `node` is one."""
+        if isinstance(node, ir.Hoisted):
+            return ("hoisted", node.slot), self.xp.asarray(self.program.hoisted[node.slot])
+        if isinstance(node, ir.Param):
+            return ("param", node.name), self.xp.asarray(self.program.params[node.name])
         return None
 
     def _int_result(self, code: str, dtype: str) -> str:
@@ -556,7 +571,7 @@ class _Generator:
             return code
         return f"(({self.types[dtype]}){self._fit(code, dtype)})"
 
-    def _expr_Compare(self, node: n.Compare) -> str:
+    def _expr_Compare(self, node: ir.Compare) -> str:
         seen = [self._seen(operand) for operand in node.operands]
         tests = []
         for k, op in enumerate(node.ops):
@@ -566,12 +581,12 @@ class _Generator:
             tests.append(f"({left} {op} {right})")
         return tests[0] if len(tests) == 1 else "(" + " & ".join(tests) + ")"
 
-    def _expr_Select(self, node: n.Select) -> str:
+    def _expr_Select(self, node: ir.Select) -> str:
         dtype = self._seen(node).dtype
         return (f"(({self._expr(node.test)}) ? {self._typed(node.body, dtype)} "
                 f": {self._typed(node.orelse, dtype)})")
 
-    def _expr_Call(self, node: n.Call) -> str:
+    def _expr_Call(self, node: ir.Call) -> str:
         dtype, func, args = self._seen(node).dtype, node.func, node.args
         folds = func in ("min", "max", "minimum", "maximum") and len(args) > 1
         if node.axis is not None or (FUNCTIONS[func].kind != "elementwise" and not folds):
@@ -616,7 +631,7 @@ class _Generator:
         name = c_name + ("" if dtype == "float64" else "f")
         return f"{name}({', '.join(self._typed(arg, dtype) for arg in args)})"
 
-    def _exact_call(self, func: str, arg: n.Node, dtype: str) -> str:
+    def _exact_call(self, func: str, arg: ir.Node, dtype: str) -> str:
         """A cast, or a part of a real number: exact, so with the interpreter's bits."""
         have = self._seen(arg).dtype
         if func in ("real", "conj"):  # of a real value: the value (in NumPy's dtype)
@@ -642,9 +657,9 @@ def _no_bool_arithmetic(dtype: str) -> None:
         raise Unsupported("arithmetic on booleans")
 
 
-def _promoted(left: Observation, right: Observation) -> str:
+def _promoted(left: ir.Type, right: ir.Type) -> str:
     """The dtype NumPy compares two values in (a Python number is weak, NEP 50)."""
-    def operand(seen: Observation) -> Any:
+    def operand(seen: ir.Type) -> Any:
         if seen.python:
             return {"bool": False, "int64": 0, "float64": 0.0}[seen.dtype]
         return numpy.dtype(seen.dtype)
@@ -656,7 +671,7 @@ def _promoted(left: Observation, right: Observation) -> str:
 
 
 def _int(value: int) -> str:
-    if value == -(2**63):
+    if value == INT64_MIN:
         return "INT64_MIN"
     return f"INT64_C({value})"
 
@@ -665,7 +680,7 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise Unsupported("an integer beyond int64")
         return _int(value)
     if isinstance(value, float):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from recur.compile.lower import Compiled
+from recur.compile import ir
 from recur.engine.c.generate import (
     C_TYPES,
     OUTPUTS_PER_FUNCTION,
@@ -25,10 +25,9 @@ from recur.engine.c.generate import (
     STATUS_FAULT,
     STATUS_UNTIL,
     Kernel,
-    Unsupported,
     _Generator,
 )
-from recur.spec import Spec
+from recur.engine.protocol import Unsupported
 
 # Deeper than this, an output's taps are read from its history in memory (the full
 # trajectory, or the ring of a state kept 'last'), each step's value written there: a
@@ -49,17 +48,17 @@ class LaneGenerator(_Generator):
 
     def lane_kernel(self) -> tuple[str, int]:
         """The source and the number of lanes."""
-        outputs = self.plan.outputs
-        shapes = {o.history.shape for o in outputs if math.prod(o.history.shape) != 1}
+        outputs = self.program.outputs
+        shapes = {o.shape for o in outputs if o.lanes != 1}
         if len(shapes) > 1:
             raise Unsupported("outputs whose states have different shapes")
         lanes = math.prod(shapes.pop()) if shapes else 1
         self.registers = {o.name: k for k, o in enumerate(outputs)}
         for output in outputs:
-            one = lanes > 1 and math.prod(output.history.shape) == 1
-            if one and not output.history.full:
+            one = lanes > 1 and output.lanes == 1
+            if one and output.keep != "all":
                 raise Unsupported(f"one-element output '{output.name}' kept 'last' beside lanes")
-            if one and self._in_memory(output.history):
+            if one and self._in_memory(output):
                 # Every lane computes it, one writes it: the others would read its past.
                 raise Unsupported(f"one-element output '{output.name}' read more than "
                                   f"{REGISTER_DEPTH} steps back beside lanes")
@@ -68,7 +67,7 @@ class LaneGenerator(_Generator):
             body.extend(self._output(output))
         tests, stop = self._until()
         shifts = [f"            s{k}_{lag} = s{k}_{lag - 1};"
-                  for output in outputs if not self._in_memory(output.history)
+                  for output in outputs if not self._in_memory(output)
                   for k in [self.registers[output.name]]
                   for lag in range(self._depth(output), 0, -1)]
         loads = [line for output in outputs for line in self._loads(output)]
@@ -99,54 +98,54 @@ class LaneGenerator(_Generator):
         raise NotImplementedError
 
     @staticmethod
-    def _in_memory(history: Any) -> bool:
+    def _in_memory(output: ir.Output) -> bool:
         """Whether an output's taps are read from its history rather than registers."""
-        return bool(history.depth > REGISTER_DEPTH)
+        return output.depth > REGISTER_DEPTH
 
-    def _depth(self, output: Any) -> int:
+    @staticmethod
+    def _depth(output: ir.Output) -> int:
         """Registers behind this step's value: the taps, and one for a ring's last state."""
-        history = output.history
-        return history.depth if history.full else max(history.depth, 1)
+        return output.depth if output.keep == "all" else max(output.depth, 1)
 
-    def _output(self, output: Any) -> list[str]:
+    def _output(self, output: ir.Output) -> list[str]:
         value = self._step_value(output)
         register = f"s{self.registers[output.name]}_0"
         lines = [f"            {register} = {value};"]
         if self.checked:
             lines.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
-        if self.plan.check_finite and output.dtype in ("float32", "float64"):
+        if self.program.check_finite and output.dtype in ("float32", "float64"):
             lines.append(f"            if (!isfinite({register})) {{ {self._stop_at_fault()} }}")
-        if output.history.full or self._in_memory(output.history):
+        if output.keep == "all" or self._in_memory(output):
             lines.append(f"            {self._first(output)}{self._cell(output.name, 0, 't')} = "
                          f"{register};")
         return lines
 
     def _cell(self, name: str, lag: int, t: str) -> str:
         rows = self._history(name)
-        column = "0" if math.prod(self.histories[name].shape) == 1 else "i"
+        column = "0" if self.program.output(name).lanes == 1 else "i"
         return f"a{rows}[({self._row(name, lag, t)}) * dims[{2 * rows + 1}] + {column}]"
 
     @staticmethod
-    def _first(output: Any) -> str:
+    def _first(output: ir.Output) -> str:
         """Only the first thread writes a one-element state (every thread computes it)."""
-        return "if (i == 0) " if math.prod(output.history.shape) == 1 else ""
+        return "if (i == 0) " if output.lanes == 1 else ""
 
-    def _loads(self, output: Any) -> list[str]:
+    def _loads(self, output: ir.Output) -> list[str]:
         c_type, k = self.types[output.dtype], self.registers[output.name]
-        depth = output.history.depth
+        depth = output.depth
         lines = [f"        {c_type} s{k}_0;"]
-        if self._in_memory(output.history):
+        if self._in_memory(output):
             return lines
         for lag in range(1, self._depth(output) + 1):
             value = self._cell(output.name, lag, "t0") if lag <= depth else "0"
             lines.append(f"        {c_type} s{k}_{lag} = {value};")
         return lines
 
-    def _stores(self, output: Any) -> list[str]:
+    def _stores(self, output: ir.Output) -> list[str]:
         """A ring's last states go back to it, where the next launch or `collect` reads."""
-        if output.history.full or self._in_memory(output.history):
+        if output.keep == "all" or self._in_memory(output):
             return []
-        k, depth = self.registers[output.name], output.history.depth
+        k, depth = self.registers[output.name], output.depth
         lines = []
         for lag in range(1, self._depth(output) + 1):
             store = f"{self._first(output)}{self._cell(output.name, lag, 't')} = s{k}_{lag};"
@@ -157,25 +156,24 @@ class LaneGenerator(_Generator):
 
     def _until(self) -> tuple[list[str], list[str]]:
         """The test of `until` (before the taps shift) and the stop (after them)."""
-        if self.plan.until is None:
+        if self.program.until is None:
             return [], []
-        assert self.spec.until is not None
         self.target = ()
         self.checked = False
-        tests = [f"            bool stop = (bool)({self._expr(self.spec.until)});"]
+        tests = [f"            bool stop = (bool)({self._expr(self.program.until)});"]
         if self.checked:
             tests.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
         return tests, [f"            if (stop) {{ {self._stop_at_until()} }}"]
 
     def _tap(self, name: str, lag: int) -> str:
-        shape = self.histories[name].shape
-        if math.prod(shape) != 1 and shape != self.target:
-            raise Unsupported(f"a state of shape {shape} is read by lanes {self.target}")
-        if lag > 0 and self._in_memory(self.histories[name]):
+        output = self.program.output(name)
+        if output.lanes != 1 and output.shape != self.target:
+            raise Unsupported(f"a state of shape {output.shape} is read by lanes {self.target}")
+        if lag > 0 and self._in_memory(output):
             return self._cell(name, lag, "t")
         return f"s{self.registers[name]}_{lag}"
 
-    def _matrix_vector(self, node: Any) -> str:
+    def _matrix_vector(self, node: ir.Binary) -> str:
         raise Unsupported("matrix products, which mix lanes")
 
 
@@ -187,7 +185,7 @@ class _HostLaneGenerator(LaneGenerator):
     t_outside = True
 
     def _frame(self, inner: list[str]) -> list[str]:
-        declarations = self._declarations(range(len(self.args.arrays)))
+        declarations = self._declarations(range(len(self.args.values)))
         return [
             PRELUDE + "".join(self.helpers.values()),
             "int64_t kernel(int64_t t0, int64_t t1, int64_t *result, int64_t steps,",
@@ -211,12 +209,12 @@ class _HostLaneGenerator(LaneGenerator):
         return f"result[0] = {STATUS_UNTIL}; result[1] = t; t++; break;"
 
 
-def generate_host(compiled: Compiled, spec: Spec) -> Kernel:
-    """The C lane kernel for a spec whose states are single values, or `Unsupported`."""
-    if any(math.prod(o.history.shape) != 1 for o in compiled.plan.outputs):
+def generate_host(program: ir.Program, xp: Any) -> Kernel:
+    """The C lane kernel for a program whose states are single values, or `Unsupported`."""
+    if any(o.lanes != 1 for o in program.outputs):
         raise Unsupported("states with lanes: the lanes-inner loop serves them better")
-    if len(compiled.plan.outputs) > OUTPUTS_PER_FUNCTION:  # registers cannot be split
+    if len(program.outputs) > OUTPUTS_PER_FUNCTION:  # registers cannot be split
         raise Unsupported("more outputs than one C function compiles quickly")
-    generator = _HostLaneGenerator(compiled, spec)
+    generator = _HostLaneGenerator(program, xp)
     source, _ = generator.lane_kernel()
-    return Kernel(source, tuple(generator.args.arrays))
+    return Kernel(source, tuple(generator.args.values))

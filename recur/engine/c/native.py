@@ -18,7 +18,6 @@ import contextlib
 import ctypes
 import functools
 import hashlib
-import math
 import os
 import platform
 import shlex
@@ -37,10 +36,11 @@ from types import FrameType
 
 import numpy
 
+from recur.compile import ir
 from recur.compile.frame import KernelFault
-from recur.engine.plan import Plan
+from recur.engine.c.generate import STATUS_FAULT, STATUS_UNTIL, Kernel, bind
+from recur.engine.plan import Buffers
 
-STATUS_FAULT, STATUS_UNTIL = 1, -1  # as the generated code writes them
 CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of work
 # IEEE arithmetic as NumPy does it: no -ffast-math, and no fused multiply-adds. -O3
 # vectorises loops across lanes, which leaves each lane's order of operations alone
@@ -48,7 +48,7 @@ CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of wo
 FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno")
 
 # The compiler's time limit: this floor, or the cost model's estimate of the compile
-# times this margin (`recur.engine.choose.compile_limit`). The largest kernel we made (60
+# times this margin (`recur.engine.c.engine.compile_limit`). The largest kernel we made (60
 # outputs of 90 sin() terms each, 400 KB of C) compiled in 45 s on the 2-core machine.
 COMPILE_FLOOR = 60.0
 COMPILE_MARGIN = 10.0
@@ -211,27 +211,30 @@ def _remove_if_unchanged(path: Path, before: os.stat_result) -> None:
             path.unlink()
 
 
-def run_kernel(plan: Plan, kernel: Callable[..., int], arrays: tuple[numpy.ndarray, ...],
+def run_kernel(program: ir.Program, buffers: Buffers, kernel: Kernel,
+               function: Callable[..., int],
                progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
-    """Run every step through `kernel`: the steps run and what stopped them. Raises
-    `KernelFault` where the interpreter must take over."""
+    """Run every step of `program` into `buffers` through `function`, `kernel` loaded:
+    the steps run and what stopped them. Raises `KernelFault` where the interpreter
+    must take over."""
+    arrays = bind(kernel.arguments, buffers)
     status = numpy.zeros(2, dtype=numpy.int64)
     pointers = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
     dims = numpy.array([size for a in arrays for size in a.shape] or [0], dtype=numpy.int64)
-    lanes = max((max(math.prod(o.history.shape), 1) for o in plan.outputs), default=1)
-    chunk = max(1, CHUNK_ELEMENTS // lanes)
-    steps_run, stopped_by = plan.steps, "steps"
-    for start in range(0, plan.steps, chunk):
-        stop = min(start + chunk, plan.steps)
-        kernel(start, stop, status.ctypes.data, plan.steps, ctypes.addressof(pointers),
-               dims.ctypes.data)
+    chunk = max(1, CHUNK_ELEMENTS // max(program.lanes, 1))
+    steps = program.steps
+    steps_run, stopped_by = steps, "steps"
+    for start in range(0, steps, chunk):
+        stop = min(start + chunk, steps)
+        function(start, stop, status.ctypes.data, steps, ctypes.addressof(pointers),
+                 dims.ctypes.data)
         if status[0] == STATUS_FAULT:
             raise KernelFault(int(status[1]))
         if status[0] == STATUS_UNTIL:
             steps_run, stopped_by = int(status[1]) + 1, "until"
             break
         if progress is not None:
-            progress(stop, plan.steps)
+            progress(stop, steps)
     return steps_run, stopped_by
 
 
@@ -373,7 +376,7 @@ def _on_sigterm(cleanup: Callable[[], None]) -> Iterator[None]:
         if callable(previous):
             previous(signum, frame)
         else:
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, handler)
     try:

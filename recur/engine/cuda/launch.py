@@ -16,15 +16,21 @@ from typing import Any, Protocol
 
 import numpy
 
+from recur.compile import ir
 from recur.compile.frame import KernelFault
+from recur.engine.c.generate import bind
 from recur.engine.c.native import CompileError
-from recur.engine.plan import Plan
+from recur.engine.plan import Buffers
+from recur.lang.intops import INT64_MAX
 
-BLOCK = 256  # threads per block
+# Threads per block of the lane kernel, and of any launch that names none. Measured on
+# an H200 (benchmarks/gpu.py --variants): block sizes of 128-512 and streaming stores
+# change G1 by under 3%, within noise.
+BLOCK = 256
 MAX_BLOCKS = 65535 * 16  # grid-stride loops cover the rest
 OPTIONS = ("--fmad=false",)  # IEEE + - * / and sqrt as NumPy; no contraction
 CHUNK_LANE_STEPS = 1 << 34  # lane-steps per launch when progress is reported
-NO_STEP = 2**63 - 1  # a result word no fault or `until` has set (atomicMin only lowers it)
+NO_STEP = INT64_MAX  # a result word no fault or `until` has set (atomicMin only lowers it)
 
 Launch = Callable[..., None]  # (threads, arguments, block=BLOCK)
 
@@ -59,27 +65,29 @@ class CupyLauncher:
         return launch
 
 
-def run_fused(plan: Plan, kernel: Any, launcher: Launcher,
+def run_fused(program: ir.Program, buffers: Buffers, kernel: Any, launcher: Launcher,
               progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
-    """Every step through the fused kernel of `recur.engine.cuda.generate`, results left
-    on the device: the steps run and what stopped them. `KernelFault` on a fault."""
-    xp = plan.backend.xp
+    """Every step of `program` into `buffers` through the fused kernel of
+    `recur.engine.cuda.generate`, results left on the device: the steps run and what
+    stopped them. `KernelFault` on a fault."""
+    xp, steps = buffers.backend.xp, program.steps
+    arrays = bind(kernel.arguments, buffers)
     result = xp.full(2, NO_STEP, dtype=xp.int64)
-    dims = xp.asarray(numpy.array([size for a in kernel.arrays for size in a.shape] or [0],
+    dims = xp.asarray(numpy.array([size for a in arrays for size in a.shape] or [0],
                                   dtype=numpy.int64))
     launch = launcher.function(kernel.source, kernel.name)
-    chunk = plan.steps if progress is None else max(1, CHUNK_LANE_STEPS // kernel.lanes)
-    steps_run, stopped_by = plan.steps, "steps"
-    for start in range(0, plan.steps, max(chunk, 1)):
-        stop = min(start + chunk, plan.steps)
-        launch(kernel.threads, (start, stop, plan.steps, kernel.lanes, result, dims,
-                                *kernel.arrays), kernel.block)
-        fault, until = (int(word) for word in plan.backend.to_host(result))
+    chunk = steps if progress is None else max(1, CHUNK_LANE_STEPS // kernel.lanes)
+    steps_run, stopped_by = steps, "steps"
+    for start in range(0, steps, max(chunk, 1)):
+        stop = min(start + chunk, steps)
+        launch(kernel.threads, (start, stop, steps, kernel.lanes, result, dims, *arrays),
+               kernel.block)
+        fault, until = (int(word) for word in buffers.backend.to_host(result))
         if fault != NO_STEP:
             raise KernelFault(fault)
         if until != NO_STEP:
             steps_run, stopped_by = until + 1, "until"
             break
         if progress is not None:
-            progress(stop, plan.steps)
+            progress(stop, steps)
     return steps_run, stopped_by

@@ -17,10 +17,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from recur.compile import ir
 from recur.compile.frame import KernelFault
+from recur.engine.c.generate import C_TYPES
+from recur.engine.cuda.affine import Affine
 from recur.engine.cuda.launch import Launcher
 from recur.engine.interp.loop import not_finite
-from recur.engine.plan import Plan
+from recur.engine.plan import Buffers
 
 CHUNK = 16  # steps composed by one thread: 16 ran G2 in 0.48 ms on an H200, 64 in 0.50
 BASE = 2048  # steps short enough for one thread per lane
@@ -67,48 +70,47 @@ extern "C" __global__ void recur_apply(
     }
 }
 """
-_C_TYPES = {"float64": "double", "float32": "float"}
 
 
 def source(dtype: str) -> str:
     """The scan kernels for values of `dtype` (float32 or float64)."""
-    return _SOURCE.replace("T_", _C_TYPES[dtype])
+    return _SOURCE.replace("T_", C_TYPES[dtype])
 
 
-def run_scan(plan: Plan, coefficient: Any, offset: Any, launcher: Launcher) -> tuple[int, str]:
-    """All steps of the plan's one output, `coefficient * y + offset`, by the scan, results
-    left on the device: the steps run and what stopped them.
-
-    `coefficient` and `offset` are (1 or steps, 1 or lanes) arrays in the output's dtype.
-    """
-    output = plan.outputs[0]
-    history, xp = output.history, plan.backend.xp
+def run_scan(program: ir.Program, buffers: Buffers, affine: Affine,
+             launcher: Launcher) -> tuple[int, str]:
+    """All steps of the program's one output, `coefficient * y + offset` (`affine`), by
+    the scan into `buffers`, results left on the device: the steps run and what stopped
+    them."""
+    output, steps = program.outputs[0], program.steps
+    history, xp = buffers.histories[output.name], buffers.backend.xp
     lanes = math.prod(history.shape)
     rows = history.rows.reshape(history.size, lanes)
     text = source(output.dtype)
     solver = _Solver(xp, launcher.function(text, "recur_compose"),
                      launcher.function(text, "recur_apply"), lanes, output.dtype)
     y0 = rows[history.depth - 1] if history.full else rows[history.size - 1]
-    out = rows[history.depth:history.depth + plan.steps] if history.full else None
+    out = rows[history.depth:history.depth + steps] if history.full else None
+    coefficient, offset = affine.coefficient, affine.offset
     final = solver.solve((coefficient, *_strides(coefficient)),
-                         (offset, *_strides(offset)), plan.steps, y0, out)
+                         (offset, *_strides(offset)), steps, y0, out)
     if not history.full:
-        rows[(plan.steps - 1) % history.size] = final
-    if plan.check_finite:
-        _check_finite(plan, final if out is None else out)
-    return plan.steps, "steps"
+        rows[(steps - 1) % history.size] = final
+    if program.check_finite:
+        _check_finite(output, xp, final if out is None else out)
+    return steps, "steps"
 
 
-def _check_finite(plan: Plan, states: Any) -> None:
+def _check_finite(output: ir.Output, xp: Any, states: Any) -> None:
     """`--check` over the states the scan wrote: the interpreter's error where they are
     all kept (a replay of 10^7 steps on a GPU takes minutes); else a replay finds it."""
-    bad = ~plan.backend.xp.isfinite(states)
+    bad = ~xp.isfinite(states)
     if not bool(bad.any()):
         return
     if states.ndim == 1:  # the final state only: the first bad step is not known
         raise KernelFault(0)
     t = int(bad.any(axis=1).argmax())
-    raise not_finite(plan.outputs[0], t, bad[t].reshape(plan.outputs[0].history.shape))
+    raise not_finite(output, t, bad[t].reshape(output.shape))
 
 
 def _strides(values: Any) -> tuple[int, int]:

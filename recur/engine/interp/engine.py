@@ -27,6 +27,7 @@ ELEMENT_COST = {
     "function": 3e-9,
     "multiply-add": 0.25e-9,
 }
+CUDA_LAUNCH = 10e-6  # seconds a CuPy operation takes at least: its kernel's launch
 _WORDS = ("the interpreter: a Python loop over {} calls, one per operation and step; "
           "the reference every engine must match")
 
@@ -44,6 +45,10 @@ class Interpreter:
         return None
 
     def estimate(self, program: Program) -> Estimate:
+        if self.device == "cuda":  # every operation of every step is a kernel launch
+            calls = max(1, work(program).calls)
+            return Estimate(program.steps * calls * CUDA_LAUNCH, "the interpreter would "
+                            f"launch about {calls} kernels per step")
         seconds = interp_seconds(program)
         return Estimate(seconds, f"the interpreter needs about {seconds:.2g} s")
 

@@ -14,7 +14,6 @@ to that run's buffers; results are copied to the host once, at the end.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy
@@ -25,16 +24,6 @@ from recur.compile.ir import Output, Program
 from recur.diagnostics import EXIT_USAGE, RunError
 from recur.engine.plan import Buffers
 from recur.lang.host import to_host
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The host arrays of the kept outputs, and how the run ended."""
-
-    arrays: dict[str, numpy.ndarray]
-    steps_run: int
-    stopped_by: str  # "steps" or "until"
-
 
 PROGRESS_EVERY = 4096  # steps between progress reports: rare enough to cost nothing
 

@@ -1,0 +1,95 @@
+"""The compiled engine on the CPU: a C kernel with the time loop inside, and its part
+of the cost model of `auto`.
+
+The cost model is in seconds, fitted to the figures of benchmarks/results/cost-model.csv
+(tests/test_cost.py holds it within 2x of each): the kernel pays per step, and per
+element, step and lane of each kind of work (`recur.engine.work`), after loading; the
+first run of a kernel not in the cache also pays for compiling it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from recur.compile import ir
+from recur.engine import work
+from recur.engine.c import generate, lanes, native
+from recur.engine.plan import Buffers
+from recur.engine.protocol import Estimate, Making, Progress, Unsupported
+
+KERNEL_STEP = 0.8e-9
+KERNEL_LOAD = 0.5e-3  # loading a cached kernel
+KERNEL_COMPILE = 0.25  # compiling a kernel that is not in the cache yet, at least
+# A large source takes the C compiler a time that grows with it: 9.1 s for the 221 KB of
+# 1,000 chained outputs of four lanes, 2.4 s for 300 (69 KB), at -O3 (benchmarks/sizes.py).
+COMPILE_BYTE = 35e-6
+# Per element of each kind of work of a step: a math function is a libm call, a matrix
+# product is priced per multiply-add.
+ELEMENT_COST = {
+    "arithmetic": 0.2e-9,
+    "tap": 0.05e-9,
+    "function": 12e-9,
+    "multiply-add": 0.1e-9,
+}
+
+
+def compile_estimate(source: str) -> float:
+    """Seconds to compile a kernel: a floor, or in proportion to a large source."""
+    return max(KERNEL_COMPILE, len(source) * COMPILE_BYTE)
+
+
+def compile_limit(source: str) -> float:
+    """Seconds the C compiler may take on `source`: `native.COMPILE_FLOOR`, or the cost
+    model's estimate (`compile_estimate`) times `native.COMPILE_MARGIN`."""
+    return max(native.COMPILE_FLOOR, native.COMPILE_MARGIN * compile_estimate(source))
+
+
+def kernel_seconds(program: ir.Program) -> float:
+    """The time loop of a cached kernel, loading it included."""
+    per_lane = work.work(program).per_lane
+    per_element = sum(count * ELEMENT_COST[kind] for kind, count in per_lane.items())
+    return KERNEL_LOAD + program.steps * (KERNEL_STEP + program.lanes * per_element)
+
+
+def kernel(program: ir.Program, xp: Any = numpy) -> generate.Kernel:
+    """The C kernel for `program`: the lane loop where states are single values (taps in
+    registers), else the loop over all lanes of a step. `Unsupported` says why neither."""
+    try:
+        return lanes.generate_host(program, xp)
+    except (Unsupported, ValueError):
+        return generate.generate(program, xp)
+
+
+class CEngine(Making):
+    """The C kernel (`recur.engine.c.generate`), built by the system's C compiler and
+    cached on disk (`recur.engine.c.native`)."""
+
+    name = "compiled"
+    device = "cpu"
+    words = "a C kernel with the time loop inside, built once and cached on disk"
+
+    def make(self, program: ir.Program) -> generate.Kernel:
+        return kernel(program, program.xp)
+
+    def supports(self, program: ir.Program) -> str | None:
+        if not native.available():
+            return f"{native.missing_compiler()} (set CC, or install gcc or clang)"
+        return super().supports(program)
+
+    def estimate(self, program: ir.Program) -> Estimate:
+        source = self.kernel(program).source
+        seconds, setup = kernel_seconds(program), compile_estimate(source)
+        return Estimate(seconds, f"the compiled loop takes about {seconds:.2g} s once "
+                        f"compiled (compiling takes about {setup:.2g} s, once: kernels are "
+                        "cached)", setup)
+
+    def ready(self, program: ir.Program) -> bool:
+        return native.is_cached(self.kernel(program).source)
+
+    def run(self, program: ir.Program, buffers: Buffers,
+            progress: Progress | None = None) -> tuple[int, str]:
+        made = self.kernel(program)
+        function = native.load(made.source, compile_limit(made.source))
+        return native.run_kernel(program, buffers, made, function, progress)
