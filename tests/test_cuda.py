@@ -375,7 +375,7 @@ def test_fused_kernel_source_is_golden(name: str, request: pytest.FixtureRequest
 
 def fused_source(spec: recur.Spec) -> str:
     compiled = api.prepare(spec, device="cuda")
-    return cudagen.generate(compiled.program, compiled.plan.backend.xp).source
+    return cudagen.generate(compiled.program, compiled.backend.xp).source
 
 
 def _nvrtc() -> Any:
@@ -458,8 +458,8 @@ def test_a_cuda_kernel_runs_again_on_fresh_buffers(engine: str, where: str) -> N
     spec = recur.load("steps: 30\noutputs:\n  y:\n    initial: [1.0, 2.0]\n"
                       "    step: 0.5 * y[t-1] + 0.25\n")
     compiled = api.prepare(spec, device="cuda")
-    program, backend = compiled.program, compiled.plan.backend
-    made = {"compiled": cuda_engine.FusedEngine, "scan": cuda_engine.ScanEngine}[engine](backend)
+    program, backend = compiled.program, compiled.backend
+    made = {"compiled": cuda_engine.FusedEngine, "scan": cuda_engine.ScanEngine}[engine]()
     assert made.supports(program) is None
     kernel = made.kernel(program)
     lanes, want = [1.0, 2.0], []
@@ -485,8 +485,8 @@ def test_the_cuda_estimates_prefer_the_scan_only_for_long_runs_of_few_lanes(wher
         spec = recur.load(_affine_spec("a * y[t-1] + b", "float64", lanes, "last"))
         compiled = api.prepare(spec, device="cuda", steps=steps,
                                inputs={"b": numpy.ones(steps)})
-        backend, program = compiled.plan.backend, compiled.program
-        fused, scanned = cuda_engine.FusedEngine(backend), cuda_engine.ScanEngine(backend)
+        program = compiled.program
+        fused, scanned = cuda_engine.FusedEngine(), cuda_engine.ScanEngine()
         assert fused.supports(program) is None and scanned.supports(program) is None
         cheaper[lanes, steps] = (scanned.estimate(program).seconds
                                  < fused.estimate(program).seconds)

@@ -352,9 +352,9 @@ def test_auto_gives_the_same_bits_below_and_above_its_cut_over(name: str) -> Non
     spec = recur.load(ROOT / "specs" / f"{name}.yaml")
     recur.run(spec, engine="compiled", steps=1)  # in the cache, as after a first run
     try:
-        bound = api.prepare(spec, steps=MAX_PROBED_STEPS).plan.steps
+        bound = api.prepare(spec, steps=MAX_PROBED_STEPS).program.steps
     except recur.RecurError:  # its sequences allow fewer steps
-        bound = api.prepare(spec).plan.steps
+        bound = api.prepare(spec).program.steps
     high = cut_over(spec, bound)
     steps = [bound] if high is None else [max(high - 1, 1), high]
     runs = {}
@@ -392,7 +392,7 @@ def _agree(got: Any, want: Any, exact: bool) -> None:
 
 def _all_engines(text: str, cuda: EmulatedCuda) -> dict[str, Ran]:
     spec = recur.load(text)
-    lanes = any(len(o.history.shape) for o in api.prepare(spec).plan.outputs)
+    lanes = any(len(o.shape) for o in api.prepare(spec).program.outputs)
     engines = ENGINES_LANES if lanes else ENGINES_ONE_LANE
     return {engine: run_on(engine, text, cuda) for engine in engines}
 

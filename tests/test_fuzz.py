@@ -133,8 +133,8 @@ def run_capped(spec: Any, **arguments: Any) -> Any:
     """Run a spec, at most a few steps of it: a fuzzed `steps: 10**9` is not a finding."""
     compiled = api.prepare(spec, **arguments)
     lanes = sum(math.prod(output.shape) for output in compiled.outputs) or 1
-    cap = max(0, min(compiled.plan.steps, 20, 10**6 // lanes))
-    steps = cap if cap < compiled.plan.steps else None
+    cap = max(0, min(compiled.program.steps, 20, 10**6 // lanes))
+    steps = cap if cap < compiled.program.steps else None
     return recur.run(spec, steps=steps, **arguments)
 
 

@@ -58,8 +58,7 @@ def find(name: str, device: str) -> Engine:
         if engine.name == name:
             return engine
     devices = sorted({e.device for e in _registered() if e.name == name})
-    others = [other for other in names if other != name and any(
-        e.name == other for e in engines(device))]
+    others = [*(e.name for e in engines(device) if e.name not in (name, "interp")), AUTO]
     raise UsageError(f"{option('engine', name)} runs on "
                      f"{option('device', *devices)} only",
                      notes=(f"use {option('engine', *others)}",))
@@ -108,7 +107,7 @@ def choose(program: Program, requested: str = AUTO) -> Choice:
             refusals.append(f"the {engine.name} engine cannot run it: {why_not}")
     if len(candidates) == 1:
         return Choice(candidates[0][0], "; ".join(refusals))
-    reason = "; ".join(estimate.words for _, estimate in candidates)
+    reason = ", ".join(estimate.words for _, estimate in candidates)
     return Choice(_cheapest(program, candidates), reason)
 
 

@@ -81,7 +81,7 @@ class CEngine(Making):
     def estimate(self, program: ir.Program) -> Estimate:
         source = self.kernel(program).source
         seconds, setup = kernel_seconds(program), compile_estimate(source)
-        return Estimate(seconds, f"the compiled loop takes about {seconds:.2g} s once "
+        return Estimate(seconds, f"the compiled loop about {seconds:.2g} s once "
                         f"compiled (compiling takes about {setup:.2g} s, once: kernels are "
                         "cached)", setup)
 
