@@ -205,7 +205,7 @@ def prepare(
     last: bool = False,
     check: bool = False,
 ) -> Compiled:
-    """Everything `run` does short of the loop: the plan, shapes, dtypes, step count.
+    """Everything `run` does short of the loop: the program, shapes, dtypes, step count.
 
     Takes the arguments of `run`; `recur explain` prints what it returns.
     """

@@ -1,7 +1,7 @@
 """One-off evaluations before the loop: params, sequences, the step count, initials.
 
 Each is an expression over params, evaluated once with the run-time-checked closures
-of `lang.build`; integer faults and NumPy's complaints become errors at the
+of `recur.compile.closures`; integer faults and NumPy's complaints become errors at the
 expression's place in the spec.
 """
 

@@ -1,1 +1,1 @@
-"""The engines that run a compiled plan, and the array backends they run on."""
+"""The engines that run a `Program`, their registry, and the array backends they use."""

@@ -1,4 +1,4 @@
-"""`recur explain`: the compiled plan in words, for people deciding what a spec will do."""
+"""`recur explain`: the compiled program in words, for people deciding what a spec will do."""
 
 from __future__ import annotations
 
