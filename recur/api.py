@@ -20,10 +20,11 @@ import numpy
 
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
-from recur.compile.frame import KernelFault
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
+    CompileError,
+    KernelFault,
     Origin,
     RecurError,
     UsageError,
@@ -33,7 +34,7 @@ from recur.diagnostics import (
 )
 from recur.engine.backend import NumpyBackend, get_backend
 from recur.engine.c.advice import note_interpreted
-from recur.engine.c.native import CompileError, note
+from recur.engine.c.native import note
 from recur.engine.memory import check_outputs_fit
 from recur.engine.plan import run_on
 from recur.engine.registry import choose

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
@@ -116,6 +117,50 @@ class RunError(RecurError):
     """The evaluation failed: overflow, division by zero, non-finite values, memory."""
 
     exit_code: int = EXIT_RUN_FAILED
+
+
+@dataclass
+class Fault(RecurError):
+    """An integer fault of one operation (`node`), in the lanes of `mask` (None: a Python
+    number). Closures raise it; the loop reports it with its output, step and lane."""
+
+    kind: str = field(default="", kw_only=True)
+    mask: Any = field(default=None, kw_only=True, repr=False)
+    node: Any = field(default=None, kw_only=True, repr=False)
+    exit_code: int = EXIT_RUN_FAILED
+
+    @classmethod
+    def of(cls, kind: str, mask: Any, node: Any) -> Fault:
+        return cls(kind, node.span, kind=kind, mask=mask, node=node)
+
+
+@dataclass
+class KernelFault(RecurError):
+    """A compiled kernel stopped at a fault at step `t`: the interpreter replays the run
+    to report it (it knows the output, the lane and the words for it)."""
+
+    exit_code: int = EXIT_RUN_FAILED
+
+    @classmethod
+    def at(cls, t: int) -> KernelFault:
+        return cls(f"a compiled kernel stopped at a fault at t={t}", t=t)
+
+
+@dataclass
+class EngineError(RecurError):
+    """An engine cannot run a program, or failed to: `auto` runs another one; an engine
+    asked for by name says why."""
+
+
+@dataclass
+class Unsupported(EngineError):
+    """An engine cannot run a program; the message says why, in words for `explain`."""
+
+
+@dataclass
+class CompileError(EngineError):
+    """A generated kernel did not compile or load (a bug in recur, or the machine's
+    compiler); the message says how."""
 
 
 def render(error: RecurError) -> str:

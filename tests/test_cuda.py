@@ -30,8 +30,9 @@ from test_engine import OVERFLOWS, Case, _check_case, cases
 import recur
 from recur import api
 from recur.cli.main import cli
+from recur.diagnostics import CompileError
 from recur.engine import registry
-from recur.engine.c.native import CompileError, EngineNote
+from recur.engine.c.native import EngineNote
 from recur.engine.cuda import engine as cuda_engine
 from recur.engine.cuda import generate as cudagen
 from recur.engine.cuda import scan

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 import recur
 from recur import api
 from recur.compile.analyze import analyze_spec
-from recur.compile.frame import KernelFault
 from recur.compile.lower import compile_spec
+from recur.diagnostics import KernelFault
 from recur.engine import plan, registry
 from recur.engine.backend import NumpyBackend
 from recur.engine.c import generate as codegen

@@ -689,3 +689,28 @@ def test_a_non_finite_value_under_check_carries_its_output_step_and_lane() -> No
     assert error.value.span is not None and error.value.exit_code == 1
     unchecked = recur.run(recur.load(text, path="grid.yaml"))["x"]  # runs on
     assert np.isinf(unchecked[t][bad[0]])
+
+
+def test_the_signals_between_layers_are_recur_errors_that_render() -> None:
+    """A fault, a kernel's fault, an engine's refusal or failed compile that escaped its
+    handler would still print as one clear error, never a traceback."""
+    from recur.diagnostics import (
+        CompileError,
+        EngineError,
+        Fault,
+        KernelFault,
+        RecurError,
+        Unsupported,
+        render,
+    )
+
+    assert issubclass(Unsupported, EngineError) and issubclass(CompileError, EngineError)
+    stopped = KernelFault.at(7)
+    assert isinstance(stopped, RecurError) and stopped.t == 7 and stopped.exit_code == 1
+    assert render(stopped) == "recur: error: a compiled kernel stopped at a fault at t=7"
+    spec = recur.load("outputs:\n  x:\n    dtype: int64\n    initial: 1\n"
+                      "    step: x[t-1] * 3\nsteps: 2\n")
+    node = recur.api.prepare(spec).program.output("x").step
+    fault = Fault.of("integer overflow", None, node)
+    assert (fault.kind, fault.span, fault.exit_code) == ("integer overflow", node.span, 1)
+    assert render(fault).startswith("<spec>:5:11: error: integer overflow")

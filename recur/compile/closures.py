@@ -20,9 +20,9 @@ from typing import Any, Protocol
 import numpy
 
 from recur.compile import ir
-from recur.compile.frame import Fault, Frame
+from recur.compile.frame import Frame
 from recur.compile.ir import INT, OTHER, PY
-from recur.diagnostics import ExprError
+from recur.diagnostics import ExprError, Fault
 from recur.lang import exact, intops
 from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused
 from recur.lang.functions import FUNCTIONS

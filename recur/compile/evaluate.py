@@ -14,10 +14,11 @@ import numpy
 
 from recur.compile import ir
 from recur.compile.closures import Builder, Closure
-from recur.compile.frame import Fault, Frame
+from recur.compile.frame import Frame
 from recur.compile.program import Scope, typed_tree
 from recur.diagnostics import (
     ExprError,
+    Fault,
     RunError,
     Span,
     SpecError,

@@ -29,9 +29,9 @@ from recur.compile.evaluate import (
     failure_reason,
     initial_names,
 )
-from recur.compile.frame import Fault, Frame
+from recur.compile.frame import Frame
 from recur.compile.program import Scope, typed_tree
-from recur.diagnostics import RunError, SpecError
+from recur.diagnostics import Fault, RunError, SpecError
 from recur.lang import nodes as n
 from recur.lang.functions import FUNCTIONS
 from recur.spec import OutputSpec, Spec

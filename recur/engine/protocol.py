@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recur.compile.ir import Program
+from recur.diagnostics import Unsupported
 from recur.engine.plan import Buffers
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
-
-
-class Unsupported(Exception):
-    """An engine cannot run a program; the message says why, in words for `explain`."""
 
 
 @dataclass(frozen=True, slots=True)

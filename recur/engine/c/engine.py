@@ -14,10 +14,11 @@ from typing import Any
 import numpy
 
 from recur.compile import ir
+from recur.diagnostics import Unsupported
 from recur.engine import work
 from recur.engine.c import generate, lanes, native
 from recur.engine.plan import Buffers
-from recur.engine.protocol import Estimate, Making, Progress, Unsupported
+from recur.engine.protocol import Estimate, Making, Progress
 
 KERNEL_STEP = 0.8e-9
 KERNEL_LOAD = 0.5e-3  # loading a cached kernel

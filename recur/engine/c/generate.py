@@ -32,8 +32,8 @@ from typing import Any
 import numpy
 
 from recur.compile import ir
+from recur.diagnostics import Unsupported
 from recur.engine.plan import Buffers
-from recur.engine.protocol import Unsupported
 from recur.lang import exact
 from recur.lang.casts import DTYPES, truncation_limit
 from recur.lang.functions import FUNCTIONS

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from recur.compile import ir
+from recur.diagnostics import Unsupported
 from recur.engine.c.generate import (
     C_TYPES,
     OUTPUTS_PER_FUNCTION,
@@ -27,7 +28,6 @@ from recur.engine.c.generate import (
     Kernel,
     _Generator,
 )
-from recur.engine.protocol import Unsupported
 
 # Deeper than this, an output's taps are read from its history in memory (the full
 # trajectory, or the ring of a state kept 'last'), each step's value written there: a

@@ -37,7 +37,7 @@ from types import FrameType
 import numpy
 
 from recur.compile import ir
-from recur.compile.frame import KernelFault
+from recur.diagnostics import CompileError, KernelFault
 from recur.engine.c.generate import STATUS_FAULT, STATUS_UNTIL, Kernel, bind
 from recur.engine.plan import Buffers
 
@@ -65,10 +65,6 @@ class EngineNote(UserWarning):
 def note(message: str) -> None:
     """Tell the user (as a warning: the command line prints it as a `recur: note:` line)."""
     warnings.warn(message, EngineNote, stacklevel=2)
-
-
-class CompileError(Exception):
-    """The C compiler failed on a generated kernel (a bug in recur; the message says how)."""
 
 
 @functools.cache
@@ -229,7 +225,7 @@ def run_kernel(program: ir.Program, buffers: Buffers, kernel: Kernel,
         function(start, stop, status.ctypes.data, steps, ctypes.addressof(pointers),
                  dims.ctypes.data)
         if status[0] == STATUS_FAULT:
-            raise KernelFault(int(status[1]))
+            raise KernelFault.at(int(status[1]))
         if status[0] == STATUS_UNTIL:
             steps_run, stopped_by = int(status[1]) + 1, "until"
             break

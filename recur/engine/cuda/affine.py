@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recur.compile import ir
-from recur.engine.protocol import Unsupported
+from recur.diagnostics import Unsupported
 
 
 @dataclass(frozen=True, slots=True)

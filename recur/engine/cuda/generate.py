@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from recur.compile import ir
+from recur.diagnostics import Unsupported
 from recur.engine.c.generate import COMMON, CUDA_TYPES, _Generator, where_functions
 from recur.engine.c.lanes import LaneGenerator
 from recur.engine.cuda import launch
-from recur.engine.protocol import Unsupported
 
 KERNEL_NAME = "recur_kernel"
 

@@ -17,9 +17,8 @@ from typing import Any, Protocol
 import numpy
 
 from recur.compile import ir
-from recur.compile.frame import KernelFault
+from recur.diagnostics import CompileError, KernelFault
 from recur.engine.c.generate import bind
-from recur.engine.c.native import CompileError
 from recur.engine.plan import Buffers
 from recur.lang.intops import INT64_MAX
 
@@ -84,7 +83,7 @@ def run_fused(program: ir.Program, buffers: Buffers, kernel: Any, launcher: Laun
                kernel.block)
         fault, until = (int(word) for word in buffers.backend.to_host(result))
         if fault != NO_STEP:
-            raise KernelFault(fault)
+            raise KernelFault.at(fault)
         if until != NO_STEP:
             steps_run, stopped_by = until + 1, "until"
             break

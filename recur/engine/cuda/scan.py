@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from recur.compile import ir
-from recur.compile.frame import KernelFault
+from recur.diagnostics import KernelFault
 from recur.engine.c.generate import C_TYPES
 from recur.engine.cuda.affine import Affine
 from recur.engine.cuda.launch import Launcher
@@ -108,7 +108,7 @@ def _check_finite(output: ir.Output, xp: Any, states: Any) -> None:
     if not bool(bad.any()):
         return
     if states.ndim == 1:  # the final state only: the first bad step is not known
-        raise KernelFault(0)
+        raise KernelFault.at(0)
     t = int(bad.any(axis=1).argmax())
     raise not_finite(output, t, bad[t].reshape(output.shape))
 

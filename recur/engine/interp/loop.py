@@ -19,9 +19,9 @@ from typing import Any
 import numpy
 
 from recur.compile.closures import Builder, Closure
-from recur.compile.frame import Fault, Frame
+from recur.compile.frame import Frame
 from recur.compile.ir import Output, Program
-from recur.diagnostics import EXIT_USAGE, RunError
+from recur.diagnostics import EXIT_USAGE, Fault, RunError
 from recur.engine.plan import Buffers
 from recur.lang.host import to_host
 
