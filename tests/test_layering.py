@@ -17,8 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "recur.diagnostics": set(),
     "recur.lang": _BASE,
     "recur.spec": _FRONT,
-    "recur.compile": {"recur.engine", *_FRONT},
-    "recur.engine": {"recur.compile", *_FRONT},
+    "recur.compile": _FRONT,  # engines are passed down as values, never imported
+    "recur.engine": {"recur.compile", "recur.lang", *_BASE},  # never the spec
     "recur.io": _BASE,
     "recur.api": {"recur.engine", "recur.compile", *_FRONT},
     "recur.report": {"recur.api", "recur.engine", "recur.compile", "recur.io", *_FRONT},
@@ -61,3 +61,12 @@ def test_imports_point_down(path: Path) -> None:
             f"{path.relative_to(PACKAGE.parent)} imports {imported} "
             f"({layer} may import only {sorted(ALLOWED[layer])})"
         )
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "engine").rglob("*.py")),
+                         ids=lambda p: p.name)
+def test_engines_read_the_program_not_the_spec(path: Path) -> None:
+    """Every engine reads the typed `Program` only: no spec tree, no lookup of a node by
+    its identity."""
+    text = path.read_text()
+    assert "id(node)" not in text and "spec.output(" not in text
