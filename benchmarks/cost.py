@@ -9,7 +9,7 @@ wide states pays for fresh memory (page faults) that later runs in the same proc
 not. It keeps the fastest of --repeats runs, the figure other work disturbs least,
 after a first run that compiles the kernel into the cache. It prints a Markdown table,
 the estimate beside each measurement, and with --write rewrites the table of recorded
-figures that tests/test_cost.py checks the model against (`results/cost-model.csv`).
+figures that tests/engine/test_cost.py checks the model against (`results/cost-model.csv`).
 
     python benchmarks/cost.py [--repeats 5] [--only W1,W8] [--write]
 """
@@ -107,7 +107,7 @@ def header(repeats: int) -> list[str]:
     return [
         "Engine time of `an engine's `run`` (the time loop alone), in CPU seconds",
         "(user and system; on an idle machine the wall clock's),",
-        "measured by benchmarks/cost.py; tests/test_cost.py checks the cost model",
+        "measured by benchmarks/cost.py; tests/engine/test_cost.py checks the cost model",
         "of --engine auto against it (within 2x). Each figure is the fastest of",
         f"{repeats} runs, each in a new process, after one that compiles the kernel: the",
         "machine was shared with other work, and the minimum is the figure it disturbs",

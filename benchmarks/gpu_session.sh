@@ -18,10 +18,10 @@ print("python", sys.version.split()[0], "numpy", numpy.__version__, "cupy", cupy
 PY
 echo "== GPU tests"
 timeout "${TEST_TIMEOUT:-240}" python3 -m pytest -q -m gpu -p no:cacheprovider --tb=short \
-    tests/test_cuda.py >"$out/tests.log" 2>&1
+    tests/engine/test_cuda.py >"$out/tests.log" 2>&1
 echo "pytest exit $?"
 python3 -m pytest -q -p no:cacheprovider \
-    tests/test_entrypoints.py::test_importing_the_cli_does_not_import_cupy_or_scipy \
+    tests/cli/test_entrypoints.py::test_importing_the_cli_does_not_import_cupy_or_scipy \
     2>&1 | tail -1
 grep -E "passed|failed|error" "$out/tests.log" | tail -3
 grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -20

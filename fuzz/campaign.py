@@ -1,13 +1,13 @@
 """The fuzz campaign for recur's front end: YAML, expressions, `--set`, `--input` files.
 
-Two engines, one oracle (`outcome` in tests/test_fuzz.py: every input ends in a result or
+Two engines, one oracle (`outcome` in tests/spec/test_fuzz.py: every input ends in a result or
 in a `RecurError` rendered as one message that points into the spec; anything else is
 a crash):
 
 - `atheris`: coverage-guided (libFuzzer through atheris) on random bytes, with recur
   and PyYAML instrumented, seeded with every spec, CSV and .npy in the repository.
   The first byte of an input picks the target, the rest is its payload.
-- `hypothesis`: the grammar-aware strategies of tests/test_fuzz.py (near-valid specs,
+- `hypothesis`: the grammar-aware strategies of tests/spec/test_fuzz.py (near-valid specs,
   expressions, `--set` values, CSV and .npy files), generation only, many examples.
 
     python fuzz/campaign.py atheris --inputs 100000 --workers 2
@@ -376,7 +376,7 @@ def main() -> None:
                         default=Path(tempfile.gettempdir()) / "recur-fuzz")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(TESTS))
+    sys.path[:0] = [str(TESTS / "spec"), str(TESTS / "support")]
     args.out.mkdir(parents=True, exist_ok=True)
     if args.worker is not None:
         run = run_atheris if args.engine == "atheris" else run_hypothesis

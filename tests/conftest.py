@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# Tests sit in folders by layer (lang, spec, compile, engine, io, report, cli) and share
+# helpers across them: the support modules (the CUDA emulator, the plain-Python
+# reference) and some cases (test_engine's random specs), imported by module name.
+_TESTS = Path(__file__).resolve().parent
+for _folder in ("support", "lang", "spec", "compile", "engine", "io", "report", "cli"):
+    sys.path.insert(0, str(_TESTS / _folder))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -2,7 +2,7 @@
 of the cost model of `auto`.
 
 The cost model is in seconds, fitted to the figures of benchmarks/results/cost-model.csv
-(tests/test_cost.py holds it within 2x of each): the kernel pays per step, and per
+(tests/engine/test_cost.py holds it within 2x of each): the kernel pays per step, and per
 element, step and lane of each kind of work (`recur.engine.work`), after loading; the
 first run of a kernel not in the cache also pays for compiling it.
 """

@@ -9,7 +9,7 @@ from recur.engine.protocol import Estimate, Progress
 from recur.engine.work import work
 
 # The cost model of the interpreter, in seconds, fitted to the figures of
-# benchmarks/results/cost-model.csv (tests/test_cost.py holds it within 2x of each): it
+# benchmarks/results/cost-model.csv (tests/engine/test_cost.py holds it within 2x of each): it
 # pays per step, output, tap and NumPy call (far more on an array than on a single
 # value), per element of each operation, and for fresh memory from the OS where a
 # temporary is too large for the allocator to reuse (wide states).

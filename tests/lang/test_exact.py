@@ -4,7 +4,7 @@ docs/spec.md ("The same bits on every engine") lists them. A spec is run one lan
 states single values: NumPy scalars in the interpreter, the lane dialect in C) and as
 one lane among several (arrays; the array dialect), on every engine: the interpreter,
 the C kernel in both dialects, and the CUDA kernel built by the host's compiler
-(tests/cuda_emulator.py). Results are compared bit for bit: the sign of a zero counts,
+(tests/support/cuda_emulator.py). Results are compared bit for bit: the sign of a zero counts,
 and a NaN equals a NaN. Edge values (signed zeros, infinities, NaN, subnormals, values
 near a dtype's limits) come on a grid of pairs and in random expressions. Every spec in
 specs/ then runs under `--engine auto` with step counts on both sides of the point
@@ -43,7 +43,7 @@ from recur.engine.cuda.engine import FusedEngine
 from recur.engine.interp.engine import Interpreter
 from recur.engine.protocol import Engine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INF, NAN = math.inf, math.nan
 FLOAT_EDGES = [0.0, -0.0, INF, -INF, NAN, 5e-324, -2.2250738585072014e-308, 1.0, -1.0,
                0.5, -2.5, 3.0, 1.0834583425075237, 1e308, -1e-300, 16777217.0, 1e-160]

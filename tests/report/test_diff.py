@@ -21,7 +21,7 @@ from recur.cli.main import cli
 from recur.diagnostics import RecurError
 from recur.report.diff import compare_arrays, diff
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 FIB = str(SPECS / "fibonacci.yaml")
 SWEEP = str(SPECS / "logistic_sweep.yaml")
 

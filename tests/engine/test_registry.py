@@ -19,7 +19,7 @@ from recur.engine.interp.loop import run_steps
 from recur.engine.plan import Buffers
 from recur.engine.protocol import Estimate, Progress
 
-FIB = str(Path(__file__).resolve().parent.parent / "specs" / "fibonacci.yaml")
+FIB = str(Path(__file__).resolve().parents[2] / "specs" / "fibonacci.yaml")
 
 
 class Toy:

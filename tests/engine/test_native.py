@@ -29,7 +29,7 @@ from recur.engine.c import engine as c_engine
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 20_000
 SPEC = (f"steps: {STEPS}\noutputs:\n  x:\n    dtype: int64\n    initial: 1\n"
         "    step: (x[t-1] * 5 + 3) % 1000003\n")

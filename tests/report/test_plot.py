@@ -27,7 +27,7 @@ from recur.cli.plot import plot
 from recur.diagnostics import UsageError
 from recur.report.plot import JUMP, jump, make_figure, resolve_style
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 EXAMPLES = SPECS.parent / "docs" / "examples"
 HENON = str(EXAMPLES / "henon.yaml")
 MANDELBROT = str(EXAMPLES / "mandelbrot.yaml")

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from recur.cli.main import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.DOTALL)
 NEEDS = re.compile(r"\s+#\s*needs:\s*([\w., ]+?)\s*$")

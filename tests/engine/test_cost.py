@@ -16,7 +16,7 @@ import pytest
 from recur.engine import registry
 from recur.engine.c import native
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "benchmarks" / "results" / "cost-model.csv"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import cost  # noqa: E402  (benchmarks/cost.py: how each case is prepared)

@@ -24,7 +24,7 @@ import recur
 from recur.cli.main import cli
 from recur.io import read_input
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 NOISY = SPECS / "data" / "noisy.csv"
 ALL_SPECS = sorted(SPECS.glob("*.yaml"))
 

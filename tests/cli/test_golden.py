@@ -9,7 +9,7 @@ when standard output is binary), `stderr`, and every file the command wrote.
 `{name: {rtol, atol}}` for one file, `skip_if_cupy: true` for a case that needs CuPy to
 be absent, and `gpu: skip` (read by GPU runs: a chaotic case that CuPy may not follow).
 
-Regenerate with `pytest tests/test_golden.py --update-golden`, then read the diff.
+Regenerate with `pytest tests/cli/test_golden.py --update-golden`, then read the diff.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from click.testing import CliRunner
 from recur.cli.main import cli
 from recur.report.diff import Side, diff_sides
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CASES = sorted(path for path in GOLDEN.glob("[!._]*") if path.is_dir())
 
 # Files of a case directory that describe the case rather than feed the command.
@@ -82,7 +82,7 @@ def test_golden(
         pytest.fail(
             f"{case.name}: output differs from {expected_dir}:\n"
             + "\n".join(problems)
-            + "\n(after checking the change: pytest tests/test_golden.py --update-golden)",
+            + "\n(after checking the change: pytest tests/cli/test_golden.py --update-golden)",
             pytrace=False,
         )
     changed = _regenerate(expected_dir, actual, problems)

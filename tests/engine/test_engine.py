@@ -1,4 +1,4 @@
-"""The engine against a plain-Python reference (`tests/reference.py`).
+"""The engine against a plain-Python reference (`tests/support/reference.py`).
 
 Random specs: each case draws one set of choices (outputs, step expressions over taps,
 same-step reads, a sequence with offsets, lanes, `reverse`, `until`, `keep`) and turns

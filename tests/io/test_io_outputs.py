@@ -523,7 +523,7 @@ def test_read_only_folder(tmp_path: Path) -> None:
 # Devices and pipes named as files
 
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
 def _recur(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs POSIX signals and /proc to see a process working",
 )
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 RECUR = [sys.executable, "-m", "recur"]
 SCRIPT = str(Path(sys.executable).with_name("recur"))
 

@@ -26,10 +26,10 @@ from recur.engine.c import lanes as lanegen
 from recur.engine.cuda.engine import FusedEngine
 from recur.spec import load as spec
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import sizes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lines(action: Any) -> int:

@@ -4,7 +4,7 @@ the file system, the network, the environment or Python objects.
 Each limit of docs/robustness.md has a test here that the refusal is quick, clear and
 positioned. Bugs found while writing these (outside recur/io and recur/diagnostics) are
 strict xfails, each with its reproducer; fixing one turns its xfail into a failure that
-says to drop the mark (and the matching entry of KNOWN_BUGS in tests/test_fuzz.py).
+says to drop the mark (and the matching entry of KNOWN_BUGS in tests/spec/test_fuzz.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from recur.diagnostics import RecurError, flag_words, option, option_entry, rend
 from recur.engine import registry
 from recur.engine.c import native
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 FIB = str(SPECS / "fibonacci.yaml")
 TAYLOR = str(SPECS / "taylor_exp.yaml")
 SUMS = "steps: 3\noutputs:\n  h:\n    initial: [1.0, 3.0]\n    step: h[t-1] / sum(h[t-1])\n"

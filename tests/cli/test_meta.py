@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from recur.cli.main import cli
 from recur.io import read_input
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 MOVING = str(SPECS / "moving_average.yaml")
 
 

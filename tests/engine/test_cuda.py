@@ -1,7 +1,7 @@
 """The CUDA engines (fused kernel, parallel scan, interpreter on CuPy) agree with the CPU.
 
 Every test runs twice: `emulated` builds the generated CUDA source with the host's C++
-compiler and runs it with NumPy standing in for CuPy (tests/cuda_emulator.py), so CI
+compiler and runs it with NumPy standing in for CuPy (tests/support/cuda_emulator.py), so CI
 checks the code generation, the launches and the dispatch without a GPU; `gpu` runs the
 same test on CuPy and a CUDA device (marked `gpu`, skipped without them). Integers must
 agree exactly; floats bit for bit where only `+ - * /`, `sqrt` and comparisons are
@@ -39,8 +39,8 @@ from recur.engine.cuda import scan
 from recur.engine.cuda.launch import CupyLauncher
 from recur.engine.plan import allocate, collect
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNELS = Path(__file__).resolve().parent / "golden_kernels"
+ROOT = Path(__file__).resolve().parents[2]
+KERNELS = Path(__file__).resolve().parents[1] / "golden_kernels"
 SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml"))
 FUSED_SPECS = ["accumulate", "collatz", "fibonacci", "linear_filter", "logistic_sweep",
                "lotka_volterra", "moving_average", "newton_sqrt", "rnn", "square_sum",

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from recur.cli.main import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "cli.md"
 
 

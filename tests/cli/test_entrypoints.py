@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy
 import pytest
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 RECUR = [sys.executable, "-m", "recur"]
 
 

@@ -31,8 +31,8 @@ from recur.engine.c import native
 from recur.engine.plan import allocate, collect, run_on
 from recur.lang.functions import FUNCTIONS
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNELS = Path(__file__).resolve().parent / "golden_kernels"
+ROOT = Path(__file__).resolve().parents[2]
+KERNELS = Path(__file__).resolve().parents[1] / "golden_kernels"
 KERNEL_SPECS = ["accumulate", "fibonacci", "taylor_exp", "logistic_sweep", "lotka_volterra",
                 "newton_sqrt", "collatz", "rnn"]
 EXACT_SPECS = [name for name in KERNEL_SPECS if name != "rnn"]  # rnn has a matrix product

@@ -82,7 +82,7 @@ def wrong_with(error: RecurError) -> str | None:
 
 
 # Bugs found by fuzzing, outside the code this suite may change: each has a strict xfail
-# test in tests/test_hostile.py (named here) and is reported; fuzzing tolerates them so
+# test in tests/spec/test_hostile.py (named here) and is reported; fuzzing tolerates them so
 # that it goes on finding others. Delete an entry when its bug is fixed.
 KNOWN_BUGS: dict[str, Any] = {}
 
@@ -560,7 +560,7 @@ STEPS_OPTIONS = ["0", "3", "-1", "1e3", "x", "7", ""]
 
 @settings(FUZZ, max_examples=60)
 @given(st.sampled_from([SET_SPEC, *(path.read_text() for path in
-                                    sorted(Path(__file__).resolve().parent.parent
+                                    sorted(Path(__file__).resolve().parents[2]
                                            .glob("specs/*.yaml")))]),
        st.lists(st.sampled_from(SET_OPTIONS), max_size=2),
        st.sampled_from(STEPS_OPTIONS), csv_texts(), st.booleans(), st.booleans())

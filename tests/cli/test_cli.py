@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from recur import api
 from recur.cli.main import cli
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 FIB = str(SPECS / "fibonacci.yaml")
 
 
