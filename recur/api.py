@@ -135,16 +135,15 @@ def run(
             note_interpreted(program, choice)
         try:
             outcome = run_on(choice.engine, program, backend, progress)
-        except CompileError as error:
-            if engine != "auto":  # asked for by name: say so rather than run another
-                raise BackendError(f"{option('engine', engine)}: {error}",
-                                   notes=(f"use {option('engine', 'interp')}",)) from None
-            note(f"the compiled engine failed ({error}); the interpreter runs the spec")
-            choice = choose(program, "interp")
-            outcome = run_on(choice.engine, program, backend, progress)
-        except KernelFault:
-            # The interpreter replays the run from the start, on fresh buffers, and
-            # reports the fault with its output, step and lane.
+        except (CompileError, KernelFault) as error:
+            if isinstance(error, CompileError):
+                if engine != "auto":  # asked for by name: say so rather than run another
+                    raise BackendError(f"{option('engine', engine)}: {error}",
+                                       notes=(f"use {option('engine', 'interp')}",)) from None
+                note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
+                     "runs the spec")
+            # A kernel's fault: the interpreter replays the run from the start, on fresh
+            # buffers, and reports it with its output, step and lane.
             choice = choose(program, "interp")
             outcome = run_on(choice.engine, program, backend, progress)
     arrays = outcome.arrays
