@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy
 import pytest
-from scipy import special
 
 from recur.compile.evaluate import evaluate
 from recur.diagnostics import Origin
@@ -257,13 +256,6 @@ def test_where_sends_the_derivative_to_the_branch_taken() -> None:
     assert _partial("where", arguments, 0) == 0
     assert list(_partial("where", arguments, 1)) == [1.0, 0.0, 1.0]
     assert list(_partial("where", arguments, 2)) == [0.0, 1.0, 0.0]
-
-
-def test_digamma_is_scipy_psi_on_the_compiled_engines_refused() -> None:
-    """digamma and polygamma have no C name: the compiled engines leave them alone."""
-    x = numpy.array([0.5, 2.0, -1.5])
-    numpy.testing.assert_array_equal(_call("digamma", [x]), special.psi(x))
-    assert FUNCTIONS["digamma"].c is None and FUNCTIONS["polygamma"].c is None
 
 
 def test_structural_rules_give_no_partials() -> None:
