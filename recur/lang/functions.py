@@ -43,6 +43,41 @@ class Function:
     # Whether every engine gives the same bits (correctly rounded, or exact); the rest
     # (transcendental functions) agree within a few ulp.
     exact: bool = False
+    # For gradients: the partial derivative for each argument, an expression in recur's
+    # language over the arguments (`ARGUMENTS`) and the value `y`; "0" where none flows.
+    # None where the adjoint is not element-wise: `gradient` then names the rule
+    # (`recur.lang.derivatives.STRUCTURAL`).
+    derivative: tuple[str, ...] | None = None
+    gradient: str = "partials"
+
+
+# The names a derivative gives the arguments, in order; `y` is the function's value.
+ARGUMENTS = ("a", "b", "c", *(f"x{i}" for i in range(3, 64)))
+_ZERO = ("0",)
+
+
+def chooser_partials(count: int) -> tuple[str, ...]:
+    """min/max of `count` arguments: the arguments equal to the value share the
+    derivative equally, as `jax.grad` does for `jnp.maximum` (0.5 each for a tie of two)
+    and for `jnp.max` of a stack."""
+    return _shares(ARGUMENTS[:count], "y")
+
+
+def _shares(choices: tuple[str, ...], value: str) -> tuple[str, ...]:
+    return tuple(
+        f"where({choice} == {value}, 1.0 / (1 + "
+        + " + ".join(f"where({other} == {value}, 1, 0)" for other in choices if other != choice)
+        + "), 0.0)"
+        for choice in choices
+    )
+
+
+def _clip_partials() -> tuple[str, ...]:
+    """clip(a, b, c) is minimum(maximum(a, b), c), as in NumPy and jax, ties included."""
+    low = "maximum(a, b)"
+    through_low, through_c = _shares((low, "c"), "y")
+    through_a, through_b = _shares(("a", "b"), low)
+    return f"{through_low} * {through_a}", f"{through_low} * {through_b}", through_c
 
 
 def _xp(name: str) -> Callable[[Any], Impl]:
@@ -53,8 +88,10 @@ def _special(name: str) -> Callable[[Any], Impl]:
     return lambda backend: getattr(backend.special, name)
 
 
-def _reduction(impl: str) -> Function:
-    return Function(1, 1, "reduction", _xp(impl), axis=True)
+def _reduction(impl: str, gradient: str = "reduction") -> Function:
+    derivative = _ZERO if gradient == "partials" else None
+    return Function(1, 1, "reduction", _xp(impl), axis=True, derivative=derivative,
+                    gradient=gradient)
 
 
 def _round(backend: Any) -> Impl:
@@ -104,70 +141,107 @@ def _eye_count(rows: Any, cols: Any = None) -> int:
     return int(rows) * int(rows if cols is None else cols)
 
 
-def _constructor(name: str, min_args: int, max_args: int, count: Callable[..., int]) -> Function:
+def _constructor(name: str, min_args: int, max_args: int, count: Callable[..., int],
+                 derivative: tuple[str, ...] | None = None) -> Function:
     return Function(
         min_args, max_args, "constructor",
         lambda backend: _sized(getattr(backend.xp, name), count),
+        derivative=derivative or _ZERO * max_args,
     )
 
 
 def _cast(dtype: str) -> Function:
     return Function(1, 1, "elementwise",
                     lambda backend: functools.partial(casts.cast, backend.xp, dtype),
-                    checked=True, exact=True)
+                    checked=True, exact=True,
+                    derivative=("1",) if dtype in ("float64", "float32", "complex128") else _ZERO)
 
 
 def _shape_fn(name: str, min_args: int, max_args: int, axis: bool = False) -> Function:
-    return Function(min_args, max_args, "shape", _xp(name), axis=axis)
+    return Function(min_args, max_args, "shape", _xp(name), axis=axis, gradient="shape")
 
 
 # The C math library's names where they differ from NumPy's.
 _C_NAMES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "abs": "fabs",
             "arctan2": "atan2"}
-_LIBM = ("cbrt", "exp", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan",
-         "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arctan2", "hypot")
-_ROUNDED = ("sqrt", "floor", "ceil", "trunc", "abs")  # correctly rounded, or exact
+# The C math library's functions, with their derivatives.
+_LIBM = {
+    "cbrt": ("1 / (3 * y * y)",),
+    "exp": ("y",),
+    "expm1": ("y + 1",),
+    "log": ("1 / a",),
+    "log1p": ("1 / (1 + a)",),
+    "log2": ("1 / (a * log(2))",),
+    "log10": ("1 / (a * log(10))",),
+    "sin": ("cos(a)",),
+    "cos": ("-sin(a)",),
+    "tan": ("1 + y * y",),
+    "arcsin": ("1 / sqrt(1 - a * a)",),
+    "arccos": ("-1 / sqrt(1 - a * a)",),
+    "arctan": ("1 / (1 + a * a)",),
+    "sinh": ("cosh(a)",),
+    "cosh": ("sinh(a)",),
+    "tanh": ("1 - y * y",),
+    "arctan2": ("b / (a * a + b * b)", "-a / (a * a + b * b)"),
+    # 0 at the origin, where hypot is abs of either argument (and abs at 0 gives 0)
+    "hypot": ("a / where(y == 0, 1.0, y)", "b / where(y == 0, 1.0, y)"),
+}
+# Correctly rounded, or exact. sqrt at 0 gives inf, as jax.grad does.
+_ROUNDED = {"sqrt": ("0.5 / y",), "floor": _ZERO, "ceil": _ZERO, "trunc": _ZERO,
+            "abs": ("sign(a)",)}
 
 
-def _libm(name: str, args: int = 1, *, exact: bool = False) -> Function:
+def _libm(name: str, derivative: tuple[str, ...], *, exact: bool = False) -> Function:
+    args = len(derivative)
     return Function(args, args, "elementwise", _xp(name), c=_C_NAMES.get(name, name),
-                    exact=exact)
+                    exact=exact, derivative=derivative)
 
 
 FUNCTIONS: dict[str, Function] = {
-    **{name: _libm(name, 2 if name in ("arctan2", "hypot") else 1) for name in _LIBM},
-    **{name: _libm(name, exact=True) for name in _ROUNDED},
-    **{name: Function(1, 1, "elementwise", _xp(name), exact=True)
+    **{name: _libm(name, derivative) for name, derivative in _LIBM.items()},
+    **{name: _libm(name, derivative, exact=True) for name, derivative in _ROUNDED.items()},
+    **{name: Function(1, 1, "elementwise", _xp(name), exact=True, derivative=_ZERO)
        for name in ("sign", "isnan", "isfinite")},
-    "minimum": Function(2, 2, "elementwise", _xp("minimum"), exact=True),
-    "maximum": Function(2, 2, "elementwise", _xp("maximum"), exact=True),
-    "clip": Function(3, 3, "elementwise", _xp("clip"), exact=True),
-    "where": Function(3, 3, "elementwise", _xp("where"), exact=True),
-    "round": Function(1, 2, "elementwise", _round),
-    # complex numbers, and their parts (of a real value too, as in NumPy)
-    **{name: Function(1, 1, "elementwise", _xp(name), exact=True)
-       for name in ("real", "imag", "conj")},
-    "angle": Function(1, 1, "elementwise", _xp("angle")),
+    "minimum": Function(2, 2, "elementwise", _xp("minimum"), exact=True,
+                        derivative=chooser_partials(2)),
+    "maximum": Function(2, 2, "elementwise", _xp("maximum"), exact=True,
+                        derivative=chooser_partials(2)),
+    "clip": Function(3, 3, "elementwise", _xp("clip"), exact=True,
+                     derivative=_clip_partials()),
+    "where": Function(3, 3, "elementwise", _xp("where"), exact=True,
+                      derivative=("0", "where(a, 1.0, 0.0)", "where(a, 0.0, 1.0)")),
+    "round": Function(1, 2, "elementwise", _round, derivative=_ZERO * 2),
+    # complex numbers, and their parts (of a real value too, as in NumPy); the
+    # derivatives are those on real values
+    **{name: Function(1, 1, "elementwise", _xp(name), exact=True, derivative=derivative)
+       for name, derivative in (("real", ("1",)), ("imag", _ZERO), ("conj", ("1",)))},
+    "angle": Function(1, 1, "elementwise", _xp("angle"), derivative=_ZERO),
     # casts, one per dtype an output may have: `astype`, checked (see `casts`)
     **{dtype: _cast(dtype) for dtype in casts.DTYPES},
-    "gamma": Function(1, 1, "elementwise", _special("gamma")),
-    "lgamma": Function(1, 1, "elementwise", _special("gammaln")),
-    "erf": Function(1, 1, "elementwise", _special("erf")),
+    "gamma": Function(1, 1, "elementwise", _special("gamma"), derivative=("y * digamma(a)",)),
+    "lgamma": Function(1, 1, "elementwise", _special("gammaln"), derivative=("digamma(a)",)),
+    "erf": Function(1, 1, "elementwise", _special("erf"),
+                    derivative=("2 / sqrt(pi) * exp(-a * a)",)),
+    "digamma": Function(1, 1, "elementwise", _special("psi"),
+                        derivative=("polygamma(1, a)",)),
+    "polygamma": Function(2, 2, "elementwise", _special("polygamma"),
+                          derivative=("0", "polygamma(a + 1, b)")),
     "sum": _reduction("sum"),
     "prod": _reduction("prod"),
     "mean": _reduction("mean"),
-    "any": _reduction("any"),
-    "all": _reduction("all"),
+    "any": _reduction("any", "partials"),
+    "all": _reduction("all", "partials"),
     # min/max: one argument reduces (with axis=); several are element-wise, as in Python.
-    "min": Function(1, 64, "reduction", _xp("amin"), axis=True),
-    "max": Function(1, 64, "reduction", _xp("amax"), axis=True),
-    "norm": Function(1, 1, "reduction", _norm, axis=True),
-    "dot": Function(2, 2, "linalg", _xp("dot")),
+    "min": Function(1, 64, "reduction", _xp("amin"), axis=True, gradient="chooser"),
+    "max": Function(1, 64, "reduction", _xp("amax"), axis=True, gradient="chooser"),
+    "norm": Function(1, 1, "reduction", _norm, axis=True, gradient="reduction"),
+    "dot": Function(2, 2, "linalg", _xp("dot"), gradient="product"),
     "arange": _constructor("arange", 1, 3, _arange_count),
-    "linspace": _constructor("linspace", 3, 3, _linspace_count),
+    "linspace": _constructor("linspace", 3, 3, _linspace_count,
+                             ("1 - linspace(0, 1, c)", "linspace(0, 1, c)", "0")),
     "zeros": _constructor("zeros", 1, 1, _shape_count),
     "ones": _constructor("ones", 1, 1, _shape_count),
-    "full": _constructor("full", 2, 2, _shape_count),
+    "full": _constructor("full", 2, 2, _shape_count, ("0", "1")),
     "eye": _constructor("eye", 1, 2, _eye_count),
     "concatenate": _shape_fn("concatenate", 1, 1, axis=True),
     "stack": _shape_fn("stack", 1, 1, axis=True),

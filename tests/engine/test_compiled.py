@@ -366,3 +366,12 @@ def test_a_function_without_a_c_name_is_the_reason_the_kernel_gives(
     assert registry.choose(api.prepare(spec).program).reason.endswith(reason)
     with pytest.raises(recur.RecurError, match=r"cannot run this spec: the function sinh\(\)"):
         recur.run(spec, engine="compiled")
+
+
+@pytest.mark.parametrize("call", ["digamma(x[t-1] + 2)", "polygamma(1, x[t-1] + 2)"])
+def test_the_special_functions_without_a_c_name_run_on_the_interpreter(call: str) -> None:
+    spec = recur.load(f"steps: 3\noutputs:\n  x:\n    initial: 0.5\n    step: {call}\n")
+    name = call.split("(")[0]
+    reason = f"the function {name}(), which has no C name in recur.lang.functions"
+    assert c_engine.CEngine().supports(api.prepare(spec).program) == reason
+    assert registry.choose(api.prepare(spec).program).reason.endswith(reason)

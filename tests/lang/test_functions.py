@@ -52,6 +52,8 @@ CASES: dict[str, tuple[str, object]] = {
     "gamma": ("gamma(b + 2)", special.gamma(B + 2)),
     "lgamma": ("lgamma(b + 2)", special.gammaln(B + 2)),
     "erf": ("erf(a)", special.erf(A)),
+    "digamma": ("digamma(b + 2)", special.psi(B + 2)),
+    "polygamma": ("polygamma(2, b + 2)", special.polygamma(2, B + 2)),
     "minimum": ("minimum(a, b)", numpy.minimum(A, B)),
     "maximum": ("maximum(a, b)", numpy.maximum(A, B)),
     "clip": ("clip(a, -1, 1)", numpy.clip(A, -1, 1)),
