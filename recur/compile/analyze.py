@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from recur.diagnostics import ExprError, Span, SpecError, did_you_mean
-from recur.lang import nodes as n
 from recur.lang import exact
+from recur.lang import nodes as n
 from recur.lang.functions import CONSTANTS, DRAWS, FUNCTIONS, unknown_function_notes
 from recur.lang.nodes import constant_axis
 from recur.spec import OutputSpec, Spec

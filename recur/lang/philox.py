@@ -122,8 +122,8 @@ def integers(xp: Any, w0: Any, low: Any, high: Any) -> Any:
     """low + the high 64 bits of W0 * (high - low), as int64 (high > low)."""
     span = (xp.asarray(high, dtype=xp.int64) - xp.asarray(low, dtype=xp.int64)).astype(
         xp.uint64)
-    high_word = _mulhi(xp, w0, span)
-    return (xp.asarray(low, dtype=xp.int64).astype(xp.uint64) + high_word).astype(xp.int64)
+    drawn = xp.asarray(low, dtype=xp.int64).astype(xp.uint64) + _mulhi(xp, w0, span)
+    return drawn.view(xp.int64)  # modulo 2**64: in [low, high)
 
 
 def _mulhi(xp: Any, a: Any, b: Any) -> Any:
@@ -133,3 +133,67 @@ def _mulhi(xp: Any, a: Any, b: Any) -> Any:
     low_high, high_low = a_lo * b_hi, a_hi * b_lo
     middle = ((a_lo * b_lo) >> shift) + (low_high & mask) + (high_low & mask)
     return a_hi * b_hi + (low_high >> shift) + (high_low >> shift) + (middle >> shift)
+
+
+def _c_constants() -> str:
+    lg = "".join(f"#define R_LG{k + 1} {value!r}\n" for k, value in enumerate(_LG))
+    cs = "".join(f"#define R_C{k + 1} {value!r}\n" for k, value in enumerate(_C))
+    ss = "".join(f"#define R_S{k + 1} {value!r}\n" for k, value in enumerate(_S))
+    return lg + cs + ss
+
+
+# The same in C and CUDA, written against `R_FN`, `r_i64`, `r_fail` and `r_mulhi` (the
+# high word of a 64x64-bit product), which each dialect defines; the operations are
+# the ones above, in the same order, so they round alike (no contraction to FMA).
+C_SOURCE = _c_constants() + f"""\
+typedef unsigned long long r_u64;
+R_FN void r_philox(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_u64 *w0, r_u64 *w1) {{
+    r_u64 c0 = t, c1 = e, c2 = c, c3 = 0, k0 = seed, k1 = 0;
+    for (int k = 0; k < {ROUNDS}; k++) {{
+        r_u64 high0 = r_mulhi({_M0:#x}ULL, c0), low0 = {_M0:#x}ULL * c0;
+        r_u64 high1 = r_mulhi({_M1:#x}ULL, c2), low1 = {_M1:#x}ULL * c2;
+        c0 = high1 ^ c1 ^ k0; c1 = low1; c2 = high0 ^ c3 ^ k1; c3 = low0;
+        k0 += {_W0:#x}ULL; k1 += {_W1:#x}ULL;
+    }}
+    *w0 = c0; *w1 = c1;
+}}
+R_FN double r_unit(r_u64 w) {{ return (double)(w >> 11) * {TWO_POW_MINUS_53!r}; }}
+R_FN double r_log(double x) {{
+    int e;
+    double m = frexp(x, &e);
+    if (m < {_SQRT_HALF!r}) {{ m = m * 2.0; e -= 1; }}
+    double k = (double)e, f = m - 1.0, s = f / (2.0 + f), z = s * s, w = z * z;
+    double t1 = w * (R_LG2 + w * (R_LG4 + w * R_LG6));
+    double t2 = z * (R_LG1 + w * (R_LG3 + w * (R_LG5 + w * R_LG7)));
+    double r = t2 + t1, half_square = 0.5 * f * f;
+    return k * {_LN2_HI!r} - ((half_square - (s * (half_square + r) + k * {_LN2_LO!r})) - f);
+}}
+R_FN double r_cos_turns(double u) {{
+    double quarter = floor(u * 4.0 + 0.5);
+    double x = (u - quarter * 0.25) * {_TWO_PI!r}, z = x * x, w = z * z;
+    double r = z * (R_C1 + z * (R_C2 + z * R_C3)) + w * w * (R_C4 + z * (R_C5 + z * R_C6));
+    double half = 0.5 * z, one = 1.0 - half;
+    double cosine = one + (((1.0 - one) - half) + z * r);
+    double rs = R_S2 + z * (R_S3 + z * R_S4) + z * w * (R_S5 + z * R_S6);
+    double sine = x + z * x * (R_S1 + z * rs);
+    int which = (int)quarter & 3;
+    return which == 0 ? cosine : which == 1 ? -sine : which == 2 ? -cosine : sine;
+}}
+R_FN double r_uniform(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
+    r_u64 w0, w1;
+    r_philox(t, e, c, seed, &w0, &w1);
+    return r_unit(w0);
+}}
+R_FN double r_normal(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
+    r_u64 w0, w1;
+    r_philox(t, e, c, seed, &w0, &w1);
+    return sqrt(-2.0 * r_log(1.0 - r_unit(w0))) * r_cos_turns(r_unit(w1));
+}}
+R_FN r_i64 r_integers(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_i64 low, r_i64 high,
+                      r_i64 *st) {{
+    if (high <= low) return r_fail(st);
+    r_u64 w0, w1;
+    r_philox(t, e, c, seed, &w0, &w1);
+    return (r_i64)((r_u64)low + r_mulhi(w0, (r_u64)high - (r_u64)low));
+}}
+"""

@@ -34,7 +34,7 @@ import numpy
 from recur.compile import ir
 from recur.diagnostics import Unsupported
 from recur.engine.plan import Buffers
-from recur.lang import exact
+from recur.lang import exact, philox
 from recur.lang.casts import DTYPES, truncation_limit
 from recur.lang.functions import FUNCTIONS
 from recur.lang.intops import INT64_MAX, INT64_MIN
@@ -126,7 +126,7 @@ R_FN r_i64 r_max_i(r_i64 a, r_i64 b) { return a >= b ? a : b; }
 R_FN double r_sign_d(double a) { return a != a ? a : (double)((a > 0) - (a < 0)); }
 R_FN float r_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
 R_FN r_i64 r_sign_i(r_i64 a) { return (a > 0) - (a < 0); }
-""" + exact.C_FUNCTIONS
+""" + exact.C_FUNCTIONS + philox.C_SOURCE
 
 # Casts (recur.lang.casts): a float becomes an integer by truncation where one holds it,
 # `limit` being 2**(bits-1); NaN, infinities and values beyond it are faults.
@@ -154,6 +154,8 @@ R_FN r_i64 r_sub(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_sub_overflow(a, b, &r) ? r_fail(st) : r; }
 R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_mul_overflow(a, b, &r) ? r_fail(st) : r; }
+R_FN unsigned long long r_mulhi(unsigned long long a, unsigned long long b)
+{ return (unsigned long long)(((unsigned __int128)a * b) >> 64); }
 """
 
 
@@ -455,6 +457,27 @@ class _Generator:
 
     def _expr_Subscript(self, node: ir.Subscript) -> str:
         raise Unsupported("indexing other than x[t-k] and s[t+k]")
+
+    def _expr_Draw(self, node: ir.Draw) -> str:
+        """`recur.lang.philox`'s C twin, for the lane being built (its element)."""
+        shape = self._seen(node).shape
+        if math.prod(shape) != 1 and shape != self.target:
+            raise Unsupported("a random call whose elements are not its output's lanes")
+        element = "0" if math.prod(shape) == 1 else self.lane
+        seed = numpy.array([[self.program.seed]], dtype=numpy.uint64).view(numpy.int64)
+        key = f"(r_u64)a{self.args.add(('seed',), self.xp.asarray(seed))}[0]"
+        counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, {key}"
+        if node.kind == "integers":
+            self.checked = True
+            low, high = (self._typed(arg, "int64") for arg in node.args)
+            return f"r_integers({counter}, {low}, {high}, status)"
+        drawn = f"r_{node.kind}({counter})"
+        if not node.args:
+            return drawn
+        low, scale = (self._typed(arg, "float64") for arg in node.args)
+        if node.kind == "uniform":
+            scale = f"({scale} - {low})"
+        return f"({low} + {scale} * {drawn})"
 
     def _expr_Tap(self, node: ir.Tap) -> str:
         return self._tap(node.output, node.lag)

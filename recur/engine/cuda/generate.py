@@ -60,6 +60,8 @@ R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st) {
     r_i64 low = (r_i64)((unsigned long long)a * (unsigned long long)b);
     return __mul64hi(a, b) != (low >> 63) ? r_fail(st) : low;
 }
+R_FN unsigned long long r_mulhi(unsigned long long a, unsigned long long b)
+{ return __umul64hi(a, b); }
 """
 
 PRELUDE = CUDA_HEADER + COMMON + where_functions(CUDA_TYPES)
