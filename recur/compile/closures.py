@@ -100,6 +100,7 @@ class Builder:
     ) -> None:
         self.backend = backend
         self.seed = slots.seed if slots is not None else seed
+        self.first_lane = slots.first_lane if slots is not None else 0
         self.typed = typed
         self.xp = backend.xp
         self.bindings = bindings
@@ -423,13 +424,14 @@ class Builder:
         xp, args = self.xp, [self.build(arg) for arg in node.args]
         seed, site, kind, output = self.seed, node.site, node.kind, node.output
         fixed = node.type.shape if node.type is not None and self.typed else None
-        state_shape = self.bindings.state_shape
+        state_shape, first_lane = self.bindings.state_shape, self.first_lane
 
         def draw(frame: Frame) -> Any:
             values = [xp.asarray(arg(frame)) for arg in args]
             shape = fixed if fixed is not None else tuple(numpy.broadcast_shapes(
                 state_shape(output), *(value.shape for value in values)))
-            w0, w1 = philox.words(xp, seed, site, frame.t, math.prod(shape))
+            w0, w1 = philox.words(xp, seed, site, frame.t, math.prod(shape),
+                                  ir.first_element(shape, first_lane))
             if kind == "integers":
                 low, high = (_integer_bound(node, value) for value in values)
                 empty = high <= low

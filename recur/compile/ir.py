@@ -153,6 +153,12 @@ class Draw(Node):
     args: tuple[Node, ...]
 
 
+def first_element(shape: tuple[int, ...], first_lane: int) -> int:
+    """The number of a draw's element 0 in a chunk of lanes starting at `first_lane`: a
+    single value is the same in every chunk; a draw over lanes is offset by theirs."""
+    return first_lane * math.prod(shape[1:]) if shape else 0
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Slice(Node):
     lower: Node | None
@@ -293,6 +299,9 @@ class Program:
     swept: tuple[Any, ...]  # the rows by step of `Swept` slots
     check_finite: bool
     seed: int = 0  # the key of every draw (`Draw`)
+    # Where this run's lanes start in a sweep split into chunks of lanes: a draw over
+    # lanes (a state with a first axis) numbers its elements as the whole sweep does.
+    first_lane: int = 0
     _by_name: dict[str, Output] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -61,11 +61,12 @@ def philox(xp: Any, counter: tuple[Any, Any, Any, Any], key: tuple[int, int]) ->
     return c0, c1, c2, c3
 
 
-def words(xp: Any, seed: int, site: int, t: int, elements: int) -> tuple[Any, Any]:
-    """W0 and W1 of the draws at call site `site`, step `t`, elements 0..elements-1."""
+def words(xp: Any, seed: int, site: int, t: int, elements: int, first: int = 0) -> tuple[
+        Any, Any]:
+    """W0 and W1 of the draws at call site `site`, step `t`, elements `first` on."""
+    numbers = xp.arange(first, first + elements, dtype=xp.uint64)
     with numpy.errstate(over="ignore"):
-        w0, w1, _, _ = philox(xp, (t, xp.arange(elements, dtype=xp.uint64), site, 0),
-                              (seed, 0))
+        w0, w1, _, _ = philox(xp, (t, numbers, site, 0), (seed, 0))
     return w0, w1
 
 

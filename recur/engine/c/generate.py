@@ -463,10 +463,13 @@ class _Generator:
         shape = self._seen(node).shape
         if math.prod(shape) != 1 and shape != self.target:
             raise Unsupported("a random call whose elements are not its output's lanes")
+        keys = numpy.array([[self.program.seed, self.program.first_lane]],
+                           dtype=numpy.uint64).view(numpy.int64)
+        k = self.args.add(("seed",), self.xp.asarray(keys))  # values: not in the source
         element = "0" if math.prod(shape) == 1 else self.lane
-        seed = numpy.array([[self.program.seed]], dtype=numpy.uint64).view(numpy.int64)
-        key = f"(r_u64)a{self.args.add(('seed',), self.xp.asarray(seed))}[0]"
-        counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, {key}"
+        if shape:  # a chunk of lanes numbers its elements as the whole sweep does
+            element = f"a{k}[1] * {math.prod(shape[1:])} + {element}"
+        counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
         if node.kind == "integers":
             self.checked = True
             low, high = (self._typed(arg, "int64") for arg in node.args)
