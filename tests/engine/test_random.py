@@ -308,3 +308,4 @@ def test_a_bad_seed_argument_is_refused(seed: object) -> None:
     with pytest.raises(RecurError, match=r"^seed must be an integer") as caught:
         recur.run(recur.load(WALK), seed=seed)  # type: ignore[arg-type]
     assert caught.value.exit_code == 2
+
