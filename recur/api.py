@@ -87,6 +87,7 @@ class Result(Mapping[str, numpy.ndarray]):
     steps: int  # the most steps the run could take
     device: str  # where it ran: "cpu" or "cuda"
     engine: str  # which ran it, as `engine=` names it: "interp", "compiled" or "scan"
+    seed: int = 0  # the random calls' stream it used
 
     def __getitem__(self, name: str) -> numpy.ndarray:
         return self.arrays[name]
@@ -162,6 +163,7 @@ def run(
         program.steps,
         program.device,
         choice.engine.name,
+        program.seed,
     )
 
 

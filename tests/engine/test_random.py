@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy
 import pytest
@@ -309,3 +310,34 @@ def test_a_bad_seed_argument_is_refused(seed: object) -> None:
         recur.run(recur.load(WALK), seed=seed)  # type: ignore[arg-type]
     assert caught.value.exit_code == 2
 
+
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+def test_the_ornstein_uhlenbeck_example_settles_to_its_stationary_variance() -> None:
+    """sigma^2 / (2 theta), which Euler-Maruyama's AR(1) x' = a x + b z (a = 1 - theta
+    dt, b = sigma sqrt(dt)) turns into b^2 / (1 - a^2); within 4 standard errors."""
+    spec = recur.load(str(SPECS / "ornstein_uhlenbeck.yaml"))
+    x = recur.run(spec, last=True)["x"]
+    theta, sigma, dt = 2.0, 0.5, 0.01
+    a, b = 1 - theta * dt, sigma * math.sqrt(dt)
+    stationary = b * b / (1 - a * a)
+    assert stationary == pytest.approx(sigma**2 / (2 * theta), rel=0.011)
+    standard_error = stationary * math.sqrt(2 / (x.size - 1))
+    assert abs(x.var(ddof=1) - stationary) < 4 * standard_error
+    assert abs(x.mean()) < 4 * math.sqrt(stationary / x.size)
+
+
+def test_the_monte_carlo_example_estimates_pi() -> None:
+    result = recur.run(recur.load(str(SPECS / "monte_carlo_pi.yaml")))
+    points = 4096 * 64
+    assert result["inside"].sum() * 4 / points == result["estimate"]
+    assert abs(result["estimate"] - math.pi) < 4 * math.sqrt(math.pi * (4 - math.pi) / points)
+
+
+def test_the_random_walk_example_spreads_as_the_square_root_of_time() -> None:
+    x = recur.run(recur.load(str(SPECS / "random_walk.yaml")))["x"]
+    steps, walkers = x.shape
+    assert set(numpy.unique(numpy.diff(x, axis=0))) == {-1, 1}
+    assert abs(x[-1].var() - steps) < 4 * steps * math.sqrt(2 / walkers)

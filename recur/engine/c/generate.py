@@ -126,7 +126,7 @@ R_FN r_i64 r_max_i(r_i64 a, r_i64 b) { return a >= b ? a : b; }
 R_FN double r_sign_d(double a) { return a != a ? a : (double)((a > 0) - (a < 0)); }
 R_FN float r_sign_f(float a) { return a != a ? a : (float)((a > 0) - (a < 0)); }
 R_FN r_i64 r_sign_i(r_i64 a) { return (a > 0) - (a < 0); }
-""" + exact.C_FUNCTIONS + philox.C_SOURCE
+""" + exact.C_FUNCTIONS
 
 # Casts (recur.lang.casts): a float becomes an integer by truncation where one holds it,
 # `limit` being 2**(bits-1); NaN, infinities and values beyond it are faults.
@@ -154,6 +154,9 @@ R_FN r_i64 r_sub(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_sub_overflow(a, b, &r) ? r_fail(st) : r; }
 R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_mul_overflow(a, b, &r) ? r_fail(st) : r; }
+"""
+# The high word of a 64x64-bit product, which the random calls' Philox needs.
+C_MULHI = """\
 R_FN unsigned long long r_mulhi(unsigned long long a, unsigned long long b)
 { return (unsigned long long)(((unsigned __int128)a * b) >> 64); }
 """
@@ -242,6 +245,7 @@ class _Generator:
     """The C dialect; `recur.engine.cuda.generate` derives the CUDA one from it."""
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
+    mulhi = C_MULHI  # how the dialect defines r_mulhi
 
     def __init__(self, program: ir.Program, xp: Any) -> None:
         self.program = program
@@ -460,6 +464,7 @@ class _Generator:
 
     def _expr_Draw(self, node: ir.Draw) -> str:
         """`recur.lang.philox`'s C twin, for the lane being built (its element)."""
+        self.helpers["r_philox"] = self.mulhi + philox.C_SOURCE  # only in kernels that draw
         shape = self._seen(node).shape
         if math.prod(shape) != 1 and shape != self.target:
             raise Unsupported("a random call whose elements are not its output's lanes")

@@ -60,6 +60,8 @@ R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st) {
     r_i64 low = (r_i64)((unsigned long long)a * (unsigned long long)b);
     return __mul64hi(a, b) != (low >> 63) ? r_fail(st) : low;
 }
+"""
+CUDA_MULHI = """\
 R_FN unsigned long long r_mulhi(unsigned long long a, unsigned long long b)
 { return __umul64hi(a, b); }
 """
@@ -99,6 +101,7 @@ class _CudaLaneGenerator(LaneGenerator):
     `result` with atomicMin (the first step wins)."""
 
     types = CUDA_TYPES
+    mulhi = CUDA_MULHI
 
     def cuda_kernel(self) -> CudaKernel:
         source, lanes = self.lane_kernel()
@@ -151,6 +154,7 @@ class _MatrixStepGenerator(_Generator):
     """
 
     types = CUDA_TYPES
+    mulhi = CUDA_MULHI
 
     def cuda_kernel(self) -> CudaKernel:
         outputs = self.program.outputs
