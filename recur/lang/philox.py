@@ -143,16 +143,17 @@ def _c_constants() -> str:
     return lg + cs + ss
 
 
-# The same in C and CUDA, written against `R_FN`, `r_i64`, `r_fail` and `r_mulhi` (the
-# high word of a 64x64-bit product), which each dialect defines; the operations are
+# The same in C and CUDA, written against `R_FN`, `r_i64`, `r_fail` and `r_mulhilo` (the
+# two words of a 64x64-bit product), which each dialect defines; the operations are
 # the ones above, in the same order, so they round alike (no contraction to FMA).
 C_SOURCE = _c_constants() + f"""\
 typedef unsigned long long r_u64;
 R_FN void r_philox(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_u64 *w0, r_u64 *w1) {{
     r_u64 c0 = t, c1 = e, c2 = c, c3 = 0, k0 = seed, k1 = 0;
     for (int k = 0; k < {ROUNDS}; k++) {{
-        r_u64 high0 = r_mulhi({_M0:#x}ULL, c0), low0 = {_M0:#x}ULL * c0;
-        r_u64 high1 = r_mulhi({_M1:#x}ULL, c2), low1 = {_M1:#x}ULL * c2;
+        r_u64 high0, high1;
+        r_u64 low0 = r_mulhilo({_M0:#x}ULL, c0, &high0);
+        r_u64 low1 = r_mulhilo({_M1:#x}ULL, c2, &high1);
         c0 = high1 ^ c1 ^ k0; c1 = low1; c2 = high0 ^ c3 ^ k1; c3 = low0;
         k0 += {_W0:#x}ULL; k1 += {_W1:#x}ULL;
     }}
@@ -195,6 +196,8 @@ R_FN r_i64 r_integers(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_i64 low, r_i64 hi
     if (high <= low) return r_fail(st);
     r_u64 w0, w1;
     r_philox(t, e, c, seed, &w0, &w1);
-    return (r_i64)((r_u64)low + r_mulhi(w0, (r_u64)high - (r_u64)low));
+    r_u64 drawn;
+    r_mulhilo(w0, (r_u64)high - (r_u64)low, &drawn);
+    return (r_i64)((r_u64)low + drawn);
 }}
 """

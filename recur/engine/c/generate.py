@@ -155,10 +155,12 @@ R_FN r_i64 r_sub(r_i64 a, r_i64 b, r_i64 *st)
 R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_mul_overflow(a, b, &r) ? r_fail(st) : r; }
 """
-# The high word of a 64x64-bit product, which the random calls' Philox needs.
-C_MULHI = """\
-R_FN unsigned long long r_mulhi(unsigned long long a, unsigned long long b)
-{ return (unsigned long long)(((unsigned __int128)a * b) >> 64); }
+# The 128-bit product of two 64-bit words, which the random calls' Philox needs: its low
+# word, and its high word in `*high` (one multiplication on x86-64).
+C_MULHILO = """\
+R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
+                                  unsigned long long *high)
+{ unsigned __int128 p = (unsigned __int128)a * b; *high = p >> 64; return p; }
 """
 
 
@@ -245,7 +247,7 @@ class _Generator:
     """The C dialect; `recur.engine.cuda.generate` derives the CUDA one from it."""
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
-    mulhi = C_MULHI  # how the dialect defines r_mulhi
+    mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
 
     def __init__(self, program: ir.Program, xp: Any) -> None:
         self.program = program
@@ -464,7 +466,7 @@ class _Generator:
 
     def _expr_Draw(self, node: ir.Draw) -> str:
         """`recur.lang.philox`'s C twin, for the lane being built (its element)."""
-        self.helpers["r_philox"] = self.mulhi + philox.C_SOURCE  # only in kernels that draw
+        self.helpers["r_philox"] = self.mulhilo + philox.C_SOURCE  # only in kernels that draw
         shape = self._seen(node).shape
         if math.prod(shape) != 1 and shape != self.target:
             raise Unsupported("a random call whose elements are not its output's lanes")
