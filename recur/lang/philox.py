@@ -22,7 +22,9 @@ KINDS = ("uniform", "normal", "integers")
 
 _M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157  # the round multipliers
 _W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B  # the key's increments per round
-_MASK32 = 0xFFFFFFFF
+_MASK32, _MASK64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+# Up to this many draws at once, the interpreter computes Philox in Python integers.
+FEW = 16
 ROUNDS = 10
 TWO_POW_MINUS_53 = 2.0 ** -53
 
@@ -57,17 +59,32 @@ def philox(xp: Any, counter: tuple[Any, Any, Any, Any], key: tuple[int, int]) ->
         high1, low1 = _mulhilo(xp, _M1, c2)
         c0, c1, c2, c3 = (high1 ^ c1 ^ xp.uint64(k0), low1,
                           high0 ^ c3 ^ xp.uint64(k1), low0)
-        k0, k1 = (k0 + _W0) & 0xFFFFFFFFFFFFFFFF, (k1 + _W1) & 0xFFFFFFFFFFFFFFFF
+        k0, k1 = (k0 + _W0) & _MASK64, (k1 + _W1) & _MASK64
     return c0, c1, c2, c3
 
 
 def words(xp: Any, seed: int, site: int, t: int, elements: int, first: int = 0) -> tuple[
         Any, Any]:
     """W0 and W1 of the draws at call site `site`, step `t`, elements `first` on."""
+    if xp is numpy and elements <= FEW:
+        blocks = numpy.array([_block(t, first + k, site, seed) for k in range(elements)],
+                             dtype=numpy.uint64).reshape(elements, 2)
+        return blocks[:, 0], blocks[:, 1]
     numbers = xp.arange(first, first + elements, dtype=xp.uint64)
     with numpy.errstate(over="ignore"):
         w0, w1, _, _ = philox(xp, (t, numbers, site, 0), (seed, 0))
     return w0, w1
+
+
+def _block(t: int, e: int, c: int, seed: int) -> tuple[int, int]:
+    """W0 and W1 of one counter in Python integers: a few microseconds, where the array
+    rounds cost a few hundred NumPy calls whatever the size (a single state, `until`)."""
+    c0, c1, c2, c3, k0, k1 = t & _MASK64, e & _MASK64, c, 0, seed, 0
+    for _ in range(ROUNDS):
+        p0, p1 = _M0 * c0, _M1 * c2
+        c0, c1, c2, c3 = (p1 >> 64) ^ c1 ^ k0, p1 & _MASK64, (p0 >> 64) ^ c3 ^ k1, p0 & _MASK64
+        k0, k1 = (k0 + _W0) & _MASK64, (k1 + _W1) & _MASK64
+    return c0, c1
 
 
 def unit(xp: Any, word: Any) -> Any:

@@ -72,11 +72,13 @@ def test_the_reference_is_numpys_philox(seed: int) -> None:
         assert [int(w) for w in generator.random_raw(4)] == reference(tuple(counter), (seed, 0))
 
 
-@pytest.mark.parametrize(("t", "first"), [(0, 0), (7, 3), (2**40 + 3, 2**50), (MASK, MASK - 9)])
+@pytest.mark.parametrize(("t", "first"), [(0, 0), (7, 3), (2**40 + 3, 2**50), (MASK, MASK - 99)])
 @pytest.mark.parametrize("site", [0, 5])
-def test_words_at_large_steps_and_elements(t: int, first: int, site: int) -> None:
-    w0, w1 = philox.words(numpy, 99, site, t, 10, first)
-    for k in range(10):
+@pytest.mark.parametrize("count", [1, philox.FEW, philox.FEW + 1, 100])  # ints, then arrays
+def test_words_at_large_steps_and_elements(t: int, first: int, site: int, count: int) -> None:
+    w0, w1 = philox.words(numpy, 99, site, t, count, first)
+    assert w0.shape == w1.shape == (count,)
+    for k in range(count):
         want = reference((t, (first + k) & MASK, site, 0), (99, 0))
         assert (int(w0[k]), int(w1[k])) == (want[0], want[1])
 
