@@ -510,3 +510,11 @@ def test_cuda_draws_as_the_cpu_does(where: str, engine: str) -> None:
         assert_array_equal(cuda["x"], cpu["x"])
     else:
         numpy.testing.assert_array_max_ulp(cuda["x"], cpu["x"], maxulp=2)
+
+
+def test_the_scan_leaves_random_calls_to_the_loop(where: str) -> None:
+    spec = recur.load("outputs:\n  x:\n    initial: 0.0\n    step: 0.5 * x[t-1] + normal()\n"
+                      "steps: 50\n")
+    with pytest.raises(recur.RecurError, match="a random call, which the loop draws"):
+        recur.run(spec, engine="scan", device="cuda")
+    assert recur.run(spec, device="cuda").engine == "compiled"
