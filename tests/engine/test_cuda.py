@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,7 +39,7 @@ from recur.engine.cuda import engine as cuda_engine
 from recur.engine.cuda import generate as cudagen
 from recur.engine.cuda import scan
 from recur.engine.cuda.launch import CupyLauncher
-from recur.engine.plan import allocate, collect
+from recur.engine.plan import allocate, collect, run_on
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = Path(__file__).resolve().parents[1] / "golden_kernels"
@@ -518,3 +519,18 @@ def test_the_scan_leaves_random_calls_to_the_loop(where: str) -> None:
     with pytest.raises(recur.RecurError, match="a random call, which the loop draws"):
         recur.run(spec, engine="scan", device="cuda")
     assert recur.run(spec, device="cuda").engine == "compiled"
+
+
+def test_cuda_draws_the_start_of_a_longer_run_and_a_chunk_of_lanes(where: str) -> None:
+    """The fused kernel: 100 steps are the start of 300, and lanes 500.. run as a chunk
+    of their own (`Program.first_lane`) draw what they draw in the whole sweep."""
+    spec = recur.load(RANDOM_SWEEP.replace("until: uniform() < 0.0001\n", ""))
+    whole = recur.run(spec, seed=3, steps=300, engine="compiled", device="cuda")
+    short = recur.run(spec, seed=3, steps=100, engine="compiled", device="cuda")
+    r = numpy.linspace(0.1, 0.9, 1000)
+    compiled = api.prepare(spec, params={"r": r[500:]}, seed=3, steps=300, device="cuda")
+    program = replace(compiled.program, first_lane=500)
+    half = run_on(registry.choose(program, "compiled").engine, program, compiled.backend)
+    for name in whole:
+        assert_array_equal(short[name], whole[name][:100])
+        assert_array_equal(half.arrays[name], whole[name][:, 500:])

@@ -257,11 +257,12 @@ def test_the_seed_chooses_the_stream(sweep: recur.Result) -> None:
     assert not numpy.array_equal(recur.run(seeded, seed=0, steps=5)["x"], sweep["x"][:5])
 
 
-def test_sites_count_in_file_order() -> None:
+@pytest.mark.parametrize("engine", ["interp", "compiled"])  # compiled: C's lane loop
+def test_sites_count_in_file_order(engine: str) -> None:
     """`until` written first is site 0; then the outputs as written, left to right."""
     spec = recur.load("until: uniform() > 2\noutputs:\n  a:\n    step: uniform() + 2 * uniform()\n"
                       "  b:\n    step: uniform()\nsteps: 3\n")
-    result = recur.run(spec, seed=5)
+    result = recur.run(spec, seed=5, engine=engine)
     for t in range(3):
         first, second, third = (_unit(reference((t, 0, c, 0), (5, 0))[0]) for c in (1, 2, 3))
         assert result["a"][t] == first + 2 * second
