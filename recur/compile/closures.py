@@ -438,7 +438,7 @@ class Builder:
                 if bool(empty.any()):
                     frame.fault(EMPTY_RANGE, xp.broadcast_to(empty, shape), node)
                 return philox.integers(xp, w0.reshape(shape), low, high)
-            drawn = (philox.uniform(xp, w0) if kind == "uniform"
+            drawn = (philox.unit(xp, w0) if kind == "uniform"
                      else philox.normal(xp, w0, w1)).reshape(shape)
             if not values:
                 return drawn

@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy
 
-KINDS = ("uniform", "normal", "integers")
-
 _M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157  # the round multipliers
 _W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B  # the key's increments per round
 _MASK32, _MASK64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
@@ -125,10 +123,6 @@ def cos_turns(xp: Any, u: Any) -> Any:
     which = quarter.astype(xp.int64) % 4
     return xp.where(which == 0, cosine, xp.where(which == 1, -sine,
                                                  xp.where(which == 2, -cosine, sine)))
-
-
-def uniform(xp: Any, w0: Any) -> Any:
-    return unit(xp, w0)
 
 
 def normal(xp: Any, w0: Any, w1: Any) -> Any:
