@@ -226,7 +226,8 @@ def prepare(
     with _sourced(spec), _set_sourced(params or {}), _uncollected():
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
-            inputs=inputs, last=last, check_finite=check, seed=seed,
+            inputs=inputs, last=last, check_finite=check,
+            seed=None if seed is None else int(seed),
         )
         if compiled.program.steps == 0:
             _check_last_states(spec, compiled, last)
