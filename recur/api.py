@@ -40,6 +40,7 @@ from recur.engine.plan import run_on
 from recur.engine.registry import choose
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
+from recur.spec.load import MAX_SEED
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class RunOptions:
     check: bool = False  # stop at the first non-finite value
     progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
     engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
+    seed: int | None = None  # the random calls' stream; None: the spec's `seed:` (0)
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -85,6 +87,7 @@ class Result(Mapping[str, numpy.ndarray]):
     steps: int  # the most steps the run could take
     device: str  # where it ran: "cpu" or "cuda"
     engine: str  # which ran it, as `engine=` names it: "interp", "compiled" or "scan"
+    seed: int = 0  # the random calls' stream it used
 
     def __getitem__(self, name: str) -> numpy.ndarray:
         return self.arrays[name]
@@ -107,6 +110,7 @@ def run(
     check: bool = False,
     progress: Callable[[int, int], None] | None = None,
     engine: str = "auto",
+    seed: int | None = None,
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -120,6 +124,7 @@ def run(
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
         engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
+        seed: the stream of the random calls (an integer >= 0), instead of the spec's.
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
@@ -127,7 +132,7 @@ def run(
     if not isinstance(spec, Spec):
         spec = load(spec)
     compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
-                       last=last, check=check)
+                       last=last, check=check, seed=seed)
     program, backend = compiled.program, compiled.backend
     with _sourced(spec):
         choice = choose(program, engine)
@@ -157,6 +162,7 @@ def run(
         program.steps,
         program.device,
         choice.engine.name,
+        program.seed,
     )
 
 
@@ -164,7 +170,7 @@ def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
     """`run` with its keyword arguments given as one `RunOptions`."""
     return run(spec, steps=options.steps, params=options.params, inputs=options.inputs,
                device=options.device, last=options.last, check=options.check,
-               progress=options.progress, engine=options.engine)
+               progress=options.progress, engine=options.engine, seed=options.seed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +210,14 @@ def prepare(
     device: str = "cpu",
     last: bool = False,
     check: bool = False,
+    seed: int | None = None,
 ) -> Compiled:
     """Everything `run` does short of the loop: the program, shapes, dtypes, step count.
 
     Takes the arguments of `run`; `recur explain` prints what it returns.
     """
     check_steps(steps)
+    check_seed(seed)
     overrides = _overrides(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
@@ -218,6 +226,7 @@ def prepare(
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
+            seed=None if seed is None else int(seed),
         )
         if compiled.program.steps == 0:
             _check_last_states(spec, compiled, last)
@@ -228,7 +237,8 @@ def prepare(
 def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
     """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
     return prepare(spec, steps=options.steps, params=options.params, inputs=options.inputs,
-                   device=options.device, last=options.last, check=options.check)
+                   device=options.device, last=options.last, check=options.check,
+                   seed=options.seed)
 
 
 def _check_last_states(spec: Spec, compiled: Compiled, last: bool) -> None:
@@ -256,6 +266,17 @@ def check_steps(steps: int | None) -> None:
     if steps is not None and steps > MAX_STEPS:
         raise UsageError(f"{option('steps', steps)} is more than any run can take; the limit is "
                          f"{MAX_STEPS:,} (10**15)")
+
+
+def check_seed(seed: int | None) -> None:
+    """Refuse a seed that is not a key of the random calls: 0 to 2**64 - 1."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int | numpy.integer):
+        raise UsageError(f"{option('seed')} must be an integer >= 0, not {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{option('seed')} must be an integer from 0 to 2**64 - 1, "
+                         f"not {seed}")
 
 
 def _overrides(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def describe_run(ran: Ran) -> dict[str, Any]:
         "inputs": {name: _input(source, ran.request.options.inputs[name])
                    for name, source in ran.request.sources.items()},
         "params": {name: _jsonable(value) for name, value in result.params.items()},
+        "seed": result.seed,
         "steps": result.steps,
         "steps_run": result.steps_run,
         "stopped": stopped,

@@ -59,6 +59,9 @@ _OPTIONS = [
     click.option("--engine", type=EngineChoice(), default="auto", show_default=True,
                  help="The interpreter, the compiled loop (C, or one CUDA kernel), a "
                       "parallel scan (CUDA, affine steps), or the faster for this run."),
+    click.option("--seed", type=int, metavar="N",
+                 help="The random numbers' stream, an integer >= 0 (overrides the spec's "
+                      "'seed:', default 0)."),
     click.option("--check", "check_finite", is_flag=True,
                  help="Stop at the first non-finite value (exit 1)."),
     click.option("-q", "--quiet", is_flag=True,
@@ -78,6 +81,7 @@ class RunFlags:
     last: bool
     device: str
     engine: str
+    seed: int | None
     check_finite: bool
     quiet: bool
 
@@ -90,7 +94,7 @@ class RunFlags:
         """The options that shape the result, for `--meta`."""
         return {"sets": list(self.sets), "inputs": list(self.inputs), "steps": self.steps,
                 "last": self.last, "device": self.device, "check": self.check_finite,
-                "engine": self.engine}
+                "engine": self.engine, "seed": self.seed}
 
 
 def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,6 +154,7 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     """Load the spec, check the options against it, and read the inputs (hashing them
     with `hash_inputs`, for `--meta`)."""
     api.check_steps(flags.steps)  # before reading anything
+    api.check_seed(flags.seed)
     loaded = api.load(flags.spec)
     names = _selected_outputs(loaded, flags.selected)
     input_paths = _input_pairs(flags.inputs)
@@ -158,6 +163,7 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     options = api.RunOptions(
         steps=flags.steps, params=dict(_pairs(flags.sets, "--set")), inputs=arrays,
         device=flags.device, last=flags.last, check=flags.check_finite, engine=flags.engine,
+        seed=flags.seed,
     )
     return Request(loaded, tuple(names), options, flags, sources)
 

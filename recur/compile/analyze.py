@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from recur.diagnostics import ExprError, Span, SpecError, did_you_mean
+from recur.lang import exact
 from recur.lang import nodes as n
-from recur.lang.functions import CONSTANTS, FUNCTIONS, unknown_function_notes
+from recur.lang.functions import CONSTANTS, DRAWS, FUNCTIONS, unknown_function_notes
 from recur.lang.nodes import constant_axis
 from recur.spec import OutputSpec, Spec
 
 MAX_TAP_DEPTH = 10_000
 MAX_SEQUENCE_OFFSET = 1_000_000
+DRAW_REACH = ("random numbers are drawn at every step: only a step or 'until' may call "
+              "uniform, normal or integers; params, sequences, initials and 'steps' are "
+              "computed once, before the loop")
 INITIAL_REACH = ("an initial may use params, sequences (whole, or indexed as s[0]), constants "
                  "and functions; not outputs, 't' or 'steps'")
 
@@ -41,6 +45,7 @@ class Reads:
 
     outputs: dict[str, dict[int, Span]] = field(default_factory=dict)
     sequences: dict[str, set[int]] = field(default_factory=dict)
+    draws: list[n.Call] = field(default_factory=list)  # random calls, parents first
 
     def merge(self, other: Reads) -> None:
         for name, lags in other.outputs.items():
@@ -51,12 +56,26 @@ class Reads:
 
 
 @dataclass(frozen=True, slots=True)
+class DrawSite:
+    """A random call: its number c, counted in file order, and whose state it draws for
+    (`output`; "" in `until`)."""
+
+    site: int
+    output: str
+    kind: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """The value-free facts the compiler needs about a spec."""
 
     order: tuple[str, ...]  # outputs in evaluation order within a step
     taps: dict[str, tuple[int, ...]]  # output -> look-backs read, e.g. (-2, -1)
     sequence_offsets: dict[str, tuple[int, int]]  # sequence -> (kmin <= 0, kmax >= 0)
+    draws: tuple[DrawSite, ...] = ()  # by site
+    # output ("" for `until`) -> the sites of its random calls, parents first
+    draw_sites: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def depth(self, output: str) -> int:
         taps = self.taps[output]
@@ -107,6 +126,7 @@ def _analyze(spec: Spec) -> Analysis:
     )
     all_reads = Reads()
     same_step: dict[str, dict[str, Span]] = {}
+    draws: dict[str, list[n.Call]] = {}
     for output in spec.outputs:
         context = _with_where(step_context, f"the step of output '{output.name.name}'")
         reads = check_expression(output.step, context)
@@ -114,8 +134,11 @@ def _analyze(spec: Spec) -> Analysis:
             name: lags[0] for name, lags in reads.outputs.items() if 0 in lags
         }
         all_reads.merge(reads)
+        draws[output.name.name] = reads.draws
     if spec.until is not None:
-        all_reads.merge(check_expression(spec.until, _with_where(step_context, "'until'")))
+        reads = check_expression(spec.until, _with_where(step_context, "'until'"))
+        all_reads.merge(reads)
+        draws[""] = reads.draws
 
     taps = {o.name.name: _check_taps(o, all_reads.outputs.get(o.name.name, {}), spec)
             for o in spec.outputs}
@@ -123,7 +146,23 @@ def _analyze(spec: Spec) -> Analysis:
         s.name.name: _offset_range(all_reads.sequences.get(s.name.name, set()))
         for s in spec.sequences
     }
-    return Analysis(_order(spec, same_step), taps, offsets)
+    sites, by_output = _number_draws(draws)
+    return Analysis(_order(spec, same_step), taps, offsets, sites, by_output)
+
+
+def _number_draws(draws: dict[str, list[n.Call]]) -> tuple[
+        tuple[DrawSite, ...], dict[str, tuple[int, ...]]]:
+    """Number the random calls in file order: by where each is written (line, then
+    column), and in the order of the tree where YAML moved the text (equal places)."""
+    calls = [(call.span.line, call.span.col, output, k, call)
+             for output, found in draws.items() for k, call in enumerate(found)]
+    calls.sort(key=lambda entry: entry[:2])  # stable: equal places keep the tree's order
+    sites = tuple(DrawSite(c, output, call.func, call.span)
+                  for c, (_, _, output, _, call) in enumerate(calls))
+    numbered = {(output, k): c for c, (_, _, output, k, _) in enumerate(calls)}
+    by_output = {output: tuple(numbered[output, k] for k in range(len(found)))
+                 for output, found in draws.items()}
+    return sites, by_output
 
 
 def _with_where(context: Context, where: str) -> Context:
@@ -174,7 +213,7 @@ class _Checker:
             )
         if name in ("t", "steps") and context.time:
             return
-        if name in FUNCTIONS:
+        if name in FUNCTIONS or name in DRAWS:
             raise self.error(f"'{name}' is a function; call it, as in {name}(...)", node.span)
         if name in ("t", "steps"):
             raise self.error(f"'{name}' is defined only in steps and 'until'", node.span,
@@ -230,6 +269,9 @@ class _Checker:
         self.reads.sequences.setdefault(name, set()).add(index.offset)
 
     def call(self, node: n.Call) -> None:
+        if node.func in DRAWS:
+            self.draw(node)
+            return
         function = FUNCTIONS.get(node.func)
         if function is None:
             known = self.context.params | self.context.sequences | self.context.outputs
@@ -251,6 +293,34 @@ class _Checker:
                              node.axis.span)
         for arg in node.args:
             self.visit(arg)
+
+
+    def draw(self, node: n.Call) -> None:
+        if not self.context.time:
+            raise self.error(f"{node.func}() draws random numbers, which it may not do",
+                             node.span, DRAW_REACH)
+        counts = DRAWS[node.func]
+        if len(node.args) not in counts:
+            allowed = " or ".join(str(count) for count in counts)
+            raise self.error(f"{node.func}() takes {allowed} arguments, not {len(node.args)}",
+                             node.span)
+        if node.axis is not None:
+            raise self.error(f"{node.func}() takes no 'axis='", node.axis.span)
+        if node.func == "integers":
+            _check_literal_range(node, self.context.where)
+        self.reads.draws.append(node)
+        for arg in node.args:
+            self.visit(arg)
+
+
+def _check_literal_range(node: n.Call, where: str) -> None:
+    """`integers(3, 3)`: an empty range of literals is an error of the spec (one of
+    values, at the step where it happens)."""
+    low, high = (exact.literal(arg) for arg in node.args)
+    if type(low) is int and type(high) is int and high <= low:
+        raise ExprError(f"integers({low}, {high}) draws from an empty range in {where}",
+                        node.span, ("integers(low, high) draws from low up to high - 1: "
+                                    "high must be greater than low",))
 
 
 def _arity(low: int, high: int) -> str:

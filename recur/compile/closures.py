@@ -13,6 +13,7 @@ kind of values each node will see, so float arithmetic runs with no check at all
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -23,7 +24,7 @@ from recur.compile import ir
 from recur.compile.frame import Frame
 from recur.compile.ir import INT, OTHER, PY
 from recur.diagnostics import ExprError, Fault
-from recur.lang import exact, intops
+from recur.lang import exact, intops, philox
 from recur.lang.casts import CAST_REFUSED_NOTE, CastRefused
 from recur.lang.functions import FUNCTIONS
 from recur.lang.host import to_host
@@ -61,6 +62,11 @@ class Bindings(Protocol):
         """The sequence's row `t + row` (the read `name[t + offset]`)."""
         ...
 
+    def state_shape(self, output: str) -> tuple[int, ...]:
+        """The shape of `output`'s state as far as known ("" for `until`: one value),
+        which a random call draws for (`ir.Draw`)."""
+        ...
+
 
 _DTYPE_NAMES: dict[numpy.dtype, str] = {}
 
@@ -90,8 +96,11 @@ class Builder:
         observe: dict[ir.Node, ir.Type] | None = None,
         record: dict[ir.Node, str] | None = None,
         typed: bool = True,
+        seed: int = 0,
     ) -> None:
         self.backend = backend
+        self.seed = slots.seed if slots is not None else seed
+        self.first_lane = slots.first_lane if slots is not None else 0
         self.typed = typed
         self.xp = backend.xp
         self.bindings = bindings
@@ -409,6 +418,37 @@ class Builder:
 
         return shadowed
 
+    def _build_Draw(self, node: ir.Draw) -> Closure:
+        """At step t, element e of the draw's shape gets the words of Philox4x64-10 with
+        counter (t, e, site, 0) and key (seed, 0), transformed (`recur.lang.philox`)."""
+        xp, args = self.xp, [self.build(arg) for arg in node.args]
+        seed, site, kind, output = self.seed, node.site, node.kind, node.output
+        fixed = node.type.shape if node.type is not None and self.typed else None
+        state_shape, first_lane = self.bindings.state_shape, self.first_lane
+
+        def draw(frame: Frame) -> Any:
+            values = [xp.asarray(arg(frame)) for arg in args]
+            shape = fixed if fixed is not None else tuple(numpy.broadcast_shapes(
+                state_shape(output), *(value.shape for value in values)))
+            w0, w1 = philox.words(xp, seed, site, frame.t, math.prod(shape),
+                                  ir.first_element(shape, first_lane))
+            if kind == "integers":
+                low, high = (_integer_bound(node, value) for value in values)
+                empty = high <= low
+                if bool(empty.any()):
+                    frame.fault(EMPTY_RANGE, xp.broadcast_to(empty, shape), node)
+                return philox.integers(xp, w0.reshape(shape), low, high)
+            drawn = (philox.unit(xp, w0) if kind == "uniform"
+                     else philox.normal(xp, w0, w1)).reshape(shape)
+            if not values:
+                return drawn
+            low, scale = (_real_bound(node, value) for value in values)
+            if kind == "uniform":
+                scale = scale - low  # uniform(low, high) = low + (high - low) * uniform()
+            return low + scale * drawn
+
+        return draw
+
     def _build_Subscript(self, node: ir.Subscript) -> Closure:
         value = self.build(node.value)
         parts = [self.build(part) for part in node.index]
@@ -421,6 +461,25 @@ class Builder:
         parts = [None if p is None else self.build(p) for p in (node.lower, node.upper, node.step)]
         lower, upper, step = (p or (lambda frame: None) for p in parts)
         return lambda frame: slice(lower(frame), upper(frame), step(frame))
+
+
+EMPTY_RANGE = "an empty range (high <= low) in integers(low, high)"
+
+
+def _integer_bound(node: ir.Draw, value: Any) -> Any:
+    """A bound of `integers`, as int64: integers only (a float bound has no one meaning)."""
+    if value.dtype.kind not in "iub":
+        raise ExprError(f"integers() takes integer bounds, not {value.dtype} values",
+                        node.span, ("cast a bound: integers(0, int64(n))",))
+    return value.astype(numpy.int64)
+
+
+def _real_bound(node: ir.Draw, value: Any) -> Any:
+    """An argument of `uniform` or `normal`, as float64 (their arithmetic's dtype)."""
+    if value.dtype.kind == "c":
+        raise ExprError(f"{node.kind}() takes real arguments, not {value.dtype} values",
+                        node.span)
+    return value.astype(numpy.float64)
 
 
 def _as_numpy_compares(test: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

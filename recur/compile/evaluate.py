@@ -52,6 +52,9 @@ class ParamBindings:
     def sequence(self, name: str, row: int) -> Closure:
         raise KeyError(name)
 
+    def state_shape(self, output: str) -> tuple[int, ...]:
+        raise KeyError(output)  # random calls are refused before the loop (analyze)
+
 
 def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str,
              spec: Spec | None = None) -> Any:

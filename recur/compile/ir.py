@@ -140,6 +140,26 @@ class Call(Node):
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class Draw(Node):
+    """A random call (`recur.lang.philox`): at every step, one value for each element of
+    `type.shape`, element e of call site `site` at step t drawn from Philox4x64-10 with
+    counter (t, e, site, 0) and key (`Program.seed`, 0). It varies with the step but is
+    never moved out of the loop. `output` is the output whose state it draws for ("" in
+    `until`, which draws one value); the probe gives it that state's shape."""
+
+    kind: str  # "uniform", "normal" or "integers"
+    site: int
+    output: str
+    args: tuple[Node, ...]
+
+
+def first_element(shape: tuple[int, ...], first_lane: int) -> int:
+    """The number of a draw's element 0 in a chunk of lanes starting at `first_lane`: a
+    single value is the same in every chunk; a draw over lanes is offset by theirs."""
+    return first_lane * math.prod(shape[1:]) if shape else 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Slice(Node):
     lower: Node | None
     upper: Node | None
@@ -183,7 +203,7 @@ def children(node: Node) -> tuple[Node, ...]:
         return (node.left, node.right)
     if isinstance(node, Compare):
         return node.operands
-    if isinstance(node, Call):
+    if isinstance(node, Call | Draw):
         return node.args
     if isinstance(node, ListExpr):
         return node.items
@@ -217,7 +237,7 @@ def map_children(node: Node, change: Callable[[Node], Node], **fields: Any) -> N
     if isinstance(node, Select):
         return replace(node, test=change(node.test), body=change(node.body),
                        orelse=change(node.orelse), **fields)
-    if isinstance(node, Call):
+    if isinstance(node, Call | Draw):
         return replace(node, args=tuple(map(change, node.args)), **fields)
     if isinstance(node, Slice):
         lower, upper, step = (None if part is None else change(part)
@@ -278,6 +298,10 @@ class Program:
     hoisted: tuple[Any, ...]  # the values of `Hoisted` slots
     swept: tuple[Any, ...]  # the rows by step of `Swept` slots
     check_finite: bool
+    seed: int = 0  # the key of every draw (`Draw`)
+    # Where this run's lanes start in a sweep split into chunks of lanes: a draw over
+    # lanes (a state with a first axis) numbers its elements as the whole sweep does.
+    first_lane: int = 0
     _by_name: dict[str, Output] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -289,6 +313,12 @@ class Program:
     def roots(self) -> tuple[Node, ...]:
         """The trees the loop evaluates: each output's step, then `until`."""
         return (*(o.step for o in self.outputs), *(() if self.until is None else (self.until,)))
+
+    def draws(self) -> tuple[Draw, ...]:
+        """Every random call of the loop, by site."""
+        found = {node.site: node for root in self.roots() for node in walk(root)
+                 if isinstance(node, Draw)}
+        return tuple(found[site] for site in sorted(found))
 
     @property
     def lanes(self) -> int:

@@ -82,8 +82,11 @@ def compile_spec(
     inputs: Mapping[str, Any] | None = None,
     last: bool = False,
     check_finite: bool = False,
+    seed: int | None = None,
 ) -> Compiled:
     """Everything short of running: see the module docstring for the order.
+
+    `seed` (None: the spec's) keys the random calls.
 
     Params, sequences, the step count and initial states are evaluated with NumPy on the
     `host` backend whatever the device, then copied to it: constructors such as
@@ -104,7 +107,8 @@ def compile_spec(
             {name: _to_device(value, backend.xp) for name, value in values.items()}
             for values in (params, sequences, initials))
     trees = structure(spec, analysis)
-    probe = _Probe(spec, analysis, trees, backend, params, sequences, n_steps, initials)
+    seed = spec.seed if seed is None else seed
+    probe = _Probe(spec, analysis, trees, backend, params, sequences, n_steps, initials, seed)
     shapes, bounds, types = probe.settle()
     typed = {name: _with_types(tree, types) for name, tree in trees.items()}
     for tree in typed.values():
@@ -121,7 +125,7 @@ def compile_spec(
     program = ir.Program(outputs, moved.get(UNTIL), spec.until.span if spec.until else None,
                          n_steps, backend.name, backend.xp, MappingProxyType(dict(params)),
                          MappingProxyType(dict(sequences)), tuple(mover.hoisted),
-                         tuple(mover.swept), check_finite)
+                         tuple(mover.swept), check_finite, seed)
     sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
     summaries = tuple(
         OutputSummary(
@@ -148,9 +152,11 @@ def structure(spec: Spec, analysis: Analysis) -> dict[str, ir.Node]:
                       {s.name.name: analysis.sequence_offsets[s.name.name][0]
                        for s in spec.sequences},
                       frozenset(analysis.order))
-        trees = {name: typed_tree(spec.output(name).step, scope) for name in analysis.order}
+        sites = analysis.draw_sites
+        trees = {name: typed_tree(spec.output(name).step, scope, output=name,
+                                  sites=sites.get(name, ())) for name in analysis.order}
         if spec.until is not None:
-            trees[UNTIL] = typed_tree(spec.until, scope)
+            trees[UNTIL] = typed_tree(spec.until, scope, sites=sites.get(UNTIL, ()))
         spec.derived["structure"] = trees
     return dict(trees)
 
@@ -278,18 +284,25 @@ class _ConstantBindings:
     def sequence(self, name: str, row: int) -> Closure:
         raise KeyError(name)
 
+    def state_shape(self, output: str) -> tuple[int, ...]:
+        raise KeyError(output)  # draws stay in the loop
+
 
 class _ProbeBindings(_ConstantBindings):
     """Step 0 with states given as plain values, tolerant of empty sequences."""
 
     def __init__(self, params: Mapping[str, Any], sequences: Mapping[str, Any], steps: int,
                  states: dict[str, Any], current: dict[str, Any],
-                 depths: Mapping[str, int]) -> None:
+                 depths: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]]) -> None:
         super().__init__(params, steps)
         self.sequences = sequences
         self.states = states
         self.current = current
         self.depths = depths
+        self.shapes = shapes
+
+    def state_shape(self, output: str) -> tuple[int, ...]:
+        return self.shapes.get(output, ())
 
     def tap(self, output: str, lag: int) -> Closure:
         if lag == 0:
@@ -345,8 +358,9 @@ class _Probe:
 
     def __init__(self, spec: Spec, analysis: Analysis, trees: Mapping[str, ir.Node],
                  backend: Any, params: Mapping[str, Any], sequences: Mapping[str, Any],
-                 steps: int, initials: Mapping[str, Any]) -> None:
+                 steps: int, initials: Mapping[str, Any], seed: int) -> None:
         self.spec = spec
+        self.seed = seed
         self.analysis = analysis
         self.trees = trees
         self.backend = backend
@@ -374,8 +388,11 @@ class _Probe:
     def _settled(self, old: Mapping[str, tuple[int, ...]],
                  new: Mapping[str, tuple[int, ...]]) -> bool:
         """Whether another step would see what this one saw: only states read steps back
-        enter a step (reads at `t` see this step's values, already of their new shape)."""
-        return all(new[name] == shape or self.analysis.depth(name) == 0
+        enter a step (reads at `t` see this step's values, already of their new shape),
+        and the shapes random calls draw for."""
+        drawing = {site.output for site in self.analysis.draws}
+        return all(new[name] == shape or (self.analysis.depth(name) == 0
+                                          and name not in drawing)
                    for name, shape in old.items())
 
     def step(self, shapes: dict[str, tuple[int, ...]], observed: dict[ir.Node, ir.Type],
@@ -387,8 +404,10 @@ class _Probe:
                   for name, init in self.initials.items()}
         current: dict[str, Any] = {}
         bindings = _ProbeBindings(self.params, self.sequences, self.steps, states, current,
-                                  {o: self.analysis.depth(o) for o in self.analysis.order})
-        builder = Builder(self.backend, bindings, observe=observed, record=record)
+                                  {o: self.analysis.depth(o) for o in self.analysis.order},
+                                  shapes)
+        builder = Builder(self.backend, bindings, observe=observed, record=record,
+                          seed=self.seed)
         frame = Frame()
         frame.faults.append([])  # faults surface in the run, at the step where they occur
         new_shapes = dict(shapes)

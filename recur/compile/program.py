@@ -7,13 +7,13 @@ of the loop by their slots.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from recur.compile import ir
 from recur.lang import exact
 from recur.lang import nodes as n
-from recur.lang.functions import CONSTANTS
+from recur.lang.functions import CONSTANTS, DRAWS
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,19 +30,24 @@ def typed_tree(
     node: n.Node, scope: Scope,
     type_of: Callable[[n.Node], ir.Type | None] = lambda node: None,
     moved: Callable[[n.Node], tuple[str, int] | None] = lambda node: None,
+    output: str = "", sites: tuple[int, ...] = (),
 ) -> ir.Node:
     """`node` as a `Program` tree: `type_of` gives a node's type (none: an untyped
     tree, for the probe step), `moved` its slot ("hoisted" or "swept", index) where it
-    was moved out of the loop."""
-    return _Lowering(scope, type_of, moved).lower(node)
+    was moved out of the loop. `node` is the step of `output` ("" for `until`), whose
+    random calls have `sites` (parents first: `recur.compile.analyze`)."""
+    return _Lowering(scope, type_of, moved, output, iter(sites)).lower(node)
 
 
 class _Lowering:
     def __init__(self, scope: Scope, type_of: Callable[[n.Node], ir.Type | None],
-                 moved: Callable[[n.Node], tuple[str, int] | None]) -> None:
+                 moved: Callable[[n.Node], tuple[str, int] | None], output: str,
+                 sites: Iterator[int]) -> None:
         self.scope = scope
         self.type_of = type_of
         self.moved = moved
+        self.output = output
+        self.sites = sites
 
     def lower(self, node: n.Node) -> ir.Node:
         inner = self._lower(node)
@@ -81,6 +86,10 @@ class _Lowering:
         if isinstance(node, n.Select):
             test, body, orelse = (self.lower(x) for x in (node.test, node.body, node.orelse))
             return ir.Select(span, typed, _varies(test, body, orelse), test, body, orelse)
+        if isinstance(node, n.Call) and node.func in DRAWS:
+            site = next(self.sites)  # before the arguments': parents first
+            args = tuple(self.lower(a) for a in node.args)
+            return ir.Draw(span, typed, ir.PER_STEP, node.func, site, self.output, args)
         if isinstance(node, n.Call):
             args = tuple(self.lower(a) for a in node.args)
             axis = n.constant_axis(node.axis) if node.axis is not None else None

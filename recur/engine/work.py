@@ -9,6 +9,10 @@ from recur.lang.functions import FUNCTIONS
 
 # The kinds of work per lane and step that the cost models price.
 KINDS = ("arithmetic", "tap", "function", "multiply-add")
+# The array operations of one random call in the interpreter (`recur.lang.philox`: ten
+# rounds of two 64x64-bit products from 32-bit halves); compiled, it costs about a
+# libm call.
+DRAW_CALLS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +28,8 @@ def work(program: ir.Program) -> Work:
     """Count the loop's work. Sub-expressions moved out of the loop run once, before it,
     so they are not counted. A matrix product counts a multiply-add per element of the
     widest state (`W @ h`: h's length). A function is a libm call (`function`) where it
-    is not exact; the exact ones (sqrt, abs, floor, min, where ...) count as arithmetic."""
+    is not exact; the exact ones (sqrt, abs, floor, min, where ...) count as arithmetic.
+    A random call counts as a function, and as `DRAW_CALLS` array operations."""
     counts = dict.fromkeys(KINDS, 0)
     calls, lanes = 0, program.lanes
     for root in program.roots():
@@ -36,6 +41,9 @@ def work(program: ir.Program) -> Work:
             if isinstance(node, ir.Binary) and node.op == "@":
                 counts["multiply-add"] += lanes
             elif isinstance(node, ir.Call) and not FUNCTIONS[node.func].exact:
+                counts["function"] += 1
+            elif isinstance(node, ir.Draw):
+                calls += DRAW_CALLS - 1
                 counts["function"] += 1
             else:
                 counts["arithmetic"] += 1

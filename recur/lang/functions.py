@@ -256,12 +256,17 @@ MISSING_FUNCTIONS: dict[str, str] = {
         "casts are named by dtype: int64(x), int32(x), float64(x), float32(x), bool(x), "
         "complex128(x)",
     ),
-    **dict.fromkeys(
-        ("random", "rand", "randn", "randint", "normal", "uniform", "seed"),
-        "recur has no random numbers (a run gives the same values every time): draw them "
-        "beforehand and give them as a sequence, with --input NAME=file.npy",
-    ),
+    **dict.fromkeys(("random", "rand"), "recur's is uniform(), drawn anew at every step: "
+                    "a float64 in [0, 1); uniform(low, high) for [low, high)"),
+    "randn": "recur's is normal(), drawn anew at every step; normal(mean, std) for another "
+             "mean and standard deviation",
+    "randint": "recur's is integers(low, high), drawn anew at every step: an int64 from low "
+               "up to high - 1",
+    "seed": "the seed is the top-level key 'seed:' (an integer >= 0), not a function",
 }
+# The random calls (`recur.lang.philox`), drawn anew at every step: the numbers of
+# arguments each takes.
+DRAWS: dict[str, tuple[int, ...]] = {"uniform": (0, 2), "normal": (0, 2), "integers": (2,)}
 FUNCTIONS_LISTED = "every function is listed under 'Functions' in docs/spec.md"
 
 

@@ -42,6 +42,7 @@ def explain(spec: Spec, compiled: Compiled, engine: str = "auto") -> str:
     summaries = {summary.name: summary for summary in compiled.outputs}
     for number, name in enumerate(analysis.order, start=1):
         lines.extend(_output(number, spec, summaries[name]))
+    lines.extend(_draws(spec, program))
     lines.append("moved out of the loop:")
     moved = [node for root in program.roots() for node in ir.walk(root)
              if isinstance(node, ir.Hoisted | ir.Swept)]
@@ -69,6 +70,17 @@ def _output(number: int, spec: Spec, summary: Any) -> list[str]:
         f"{initial}, keep {summary.keep} ({format_bytes(summary.kept_bytes)})",
         f"     step: {_text(spec, output.step.span)}",
     ]
+
+
+def _draws(spec: Spec, program: ir.Program) -> list[str]:
+    """The random calls by site (none: no section), and the seed that keys them."""
+    draws = program.draws()
+    if not draws:
+        return []
+    return [f"random calls, seed {program.seed} (Philox4x64-10, counter (t, element, c, 0), "
+            "key (seed, 0)):",
+            *(f"  c={draw.site}: {f'output {draw.output}' if draw.output else 'until'}, "
+              f"{draw.kind}: {_text(spec, draw.span)}" for draw in draws)]
 
 
 def _device_words(name: str) -> str:

@@ -27,7 +27,7 @@ from recur.diagnostics import (
 )
 from recur.lang import nodes as n
 from recur.lang.casts import DTYPES
-from recur.lang.functions import CONSTANTS, FUNCTIONS
+from recur.lang.functions import CONSTANTS, DRAWS, FUNCTIONS
 from recur.lang.parse import parse_expression
 from recur.spec.model import Declared, OutputSpec, Spec, ValueSpec
 
@@ -35,10 +35,12 @@ MAX_SPEC_BYTES = 1_000_000
 MAX_YAML_DEPTH = 100  # collections in collections; a 64-dimensional initial takes 67
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 KEEPS = ("all", "last", "none")
-RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS})
+RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS, *DRAWS})
 TOP_KEYS = (
     "description", "params", "sequences", "outputs", "steps", "dtype", "reverse", "until",
+    "seed",
 )
+MAX_SEED = 2**64 - 1  # the first word of Philox's key
 OUTPUT_KEYS = ("step", "initial", "taps", "dtype", "keep")
 INPUT = "input"
 FLOW_COMMA_NOTE = (
@@ -193,6 +195,7 @@ class _Loader:
             reverse=self.flag(entries.get("reverse")),
             until=self.expression(entries["until"][1]) if "until" in entries else None,
             span=self.span(root),
+            seed=self.seed(entries.get("seed")),
         )
 
     def _compose(self) -> yaml.Node:
@@ -387,6 +390,20 @@ class _Loader:
         if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:bool":
             raise self.error("expected true or false", node)
         return bool(self.construct(node))
+
+    def seed(self, entry: tuple[yaml.Node, yaml.Node] | None) -> int:
+        """The `seed:` of the random calls: an integer literal from 0 to 2**64 - 1."""
+        if entry is None:
+            return 0
+        node = entry[1]
+        self.visit(node)
+        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
+            raise self.error("'seed' must be an integer >= 0", node)
+        value = cast(int, self.construct(node))
+        if not 0 <= value <= MAX_SEED:
+            raise self.error(f"'seed' must be an integer from 0 to 2**64 - 1, not {node.value}",
+                             node)
+        return value
 
     def text_value(self, entry: tuple[yaml.Node, yaml.Node] | None) -> str:
         if entry is None:

@@ -53,6 +53,7 @@ class Spec:
     reverse: bool
     until: n.Node | None
     span: Span
+    seed: int = 0  # the stream of the random calls (`recur.lang.philox`)
     _by_name: dict[str, OutputSpec] = field(init=False, repr=False, compare=False)
     # Facts derived from the spec alone, kept by whoever derives them (the spec never
     # changes): a spec loaded once is analysed once, however often it runs.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from numpy.testing import assert_allclose, assert_array_equal
 from test_compiled import DEEP_TAPS_SPEC
 from test_engine import OVERFLOWS, Case, _check_case, cases
+from test_random import SWEEP as RANDOM_SWEEP
 
 import recur
 from recur import api
@@ -37,14 +39,14 @@ from recur.engine.cuda import engine as cuda_engine
 from recur.engine.cuda import generate as cudagen
 from recur.engine.cuda import scan
 from recur.engine.cuda.launch import CupyLauncher
-from recur.engine.plan import allocate, collect
+from recur.engine.plan import allocate, collect, run_on
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = Path(__file__).resolve().parents[1] / "golden_kernels"
 SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml"))
 FUSED_SPECS = ["accumulate", "collatz", "fibonacci", "linear_filter", "logistic_sweep",
-               "lotka_volterra", "moving_average", "newton_sqrt", "rnn", "square_sum",
-               "taylor_exp"]
+               "lotka_volterra", "monte_carlo_pi", "moving_average", "newton_sqrt",
+               "ornstein_uhlenbeck", "random_walk", "rnn", "square_sum", "taylor_exp"]
 GPU_RTOL = {"float64": 1e-12, "float32": 1e-5}  # CUDA's libm and cuBLAS vs NumPy's
 SCAN_RTOL = {"float64": 1e-12, "float32": 1e-5}  # of the largest |state|, measured below
 
@@ -492,3 +494,43 @@ def test_the_cuda_estimates_prefer_the_scan_only_for_long_runs_of_few_lanes(wher
         cheaper[lanes, steps] = (scanned.estimate(program).seconds
                                  < fused.estimate(program).seconds)
     assert list(cheaper.values()) == [True, False, False]
+
+
+@pytest.mark.parametrize("engine", ["compiled", "interp"])
+def test_cuda_draws_as_the_cpu_does(where: str, engine: str) -> None:
+    """Random calls: uniform and integers bit for bit; normal too where emulated, within
+    2 ulp on a GPU (recur's own log and cos use + - * /, frexp, floor and sqrt, which
+    round alike there, and the kernels are built without FMA contraction)."""
+    spec = recur.load(RANDOM_SWEEP)
+    cpu = recur.run(spec, seed=11, engine="interp")
+    cuda = recur.run(spec, seed=11, engine=engine, device="cuda")
+    assert cuda.engine == engine and cuda.steps_run == cpu.steps_run
+    assert_array_equal(cuda["hits"], cpu["hits"])
+    assert_array_equal(cuda["noise"], cpu["noise"])
+    if where == "emulated":
+        assert_array_equal(cuda["x"], cpu["x"])
+    else:
+        numpy.testing.assert_array_max_ulp(cuda["x"], cpu["x"], maxulp=2)
+
+
+def test_the_scan_leaves_random_calls_to_the_loop(where: str) -> None:
+    spec = recur.load("outputs:\n  x:\n    initial: 0.0\n    step: 0.5 * x[t-1] + normal()\n"
+                      "steps: 50\n")
+    with pytest.raises(recur.RecurError, match="a random call, which the loop draws"):
+        recur.run(spec, engine="scan", device="cuda")
+    assert recur.run(spec, device="cuda").engine == "compiled"
+
+
+def test_cuda_draws_the_start_of_a_longer_run_and_a_chunk_of_lanes(where: str) -> None:
+    """The fused kernel: 100 steps are the start of 300, and lanes 500.. run as a chunk
+    of their own (`Program.first_lane`) draw what they draw in the whole sweep."""
+    spec = recur.load(RANDOM_SWEEP.replace("until: uniform() < 0.0001\n", ""))
+    whole = recur.run(spec, seed=3, steps=300, engine="compiled", device="cuda")
+    short = recur.run(spec, seed=3, steps=100, engine="compiled", device="cuda")
+    r = numpy.linspace(0.1, 0.9, 1000)
+    compiled = api.prepare(spec, params={"r": r[500:]}, seed=3, steps=300, device="cuda")
+    program = replace(compiled.program, first_lane=500)
+    half = run_on(registry.choose(program, "compiled").engine, program, compiled.backend)
+    for name in whole:
+        assert_array_equal(short[name], whole[name][:100])
+        assert_array_equal(half.arrays[name], whole[name][:, 500:])

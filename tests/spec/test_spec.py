@@ -197,7 +197,7 @@ def test_an_unknown_function_says_where_the_functions_are(step: str,
     error = error_of(f"outputs:\n  x:\n    step: {step}\n")
     assert error.message == f"unknown function '{step.split('(')[0]}' in the step of output 'x'"
     assert error.notes == notes
-    assert "int64(x)" in MISSING_FUNCTIONS["float"] and "--input" in MISSING_FUNCTIONS["rand"]
+    assert "int64(x)" in MISSING_FUNCTIONS["float"] and "uniform()" in MISSING_FUNCTIONS["rand"]
 
 
 @pytest.mark.parametrize(("keep", "last", "why"), [

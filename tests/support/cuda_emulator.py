@@ -42,6 +42,8 @@ static inline long long atomicMin(long long *p, long long v)
 { long long old = *p; if (v < old) *p = v; return old; }
 static inline long long __mul64hi(long long a, long long b)
 { return (long long)(((__int128)a * b) >> 64); }
+static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b)
+{ return (unsigned long long)(((unsigned __int128)a * b) >> 64); }
 """
 FLAGS = ("-O1", "-fPIC", "-shared", "-std=c++17", "-ffp-contract=off", "-fno-math-errno")
 

@@ -34,7 +34,7 @@ import numpy
 from recur.compile import ir
 from recur.diagnostics import Unsupported
 from recur.engine.plan import Buffers
-from recur.lang import exact
+from recur.lang import exact, philox
 from recur.lang.casts import DTYPES, truncation_limit
 from recur.lang.functions import FUNCTIONS
 from recur.lang.intops import INT64_MAX, INT64_MIN
@@ -155,6 +155,13 @@ R_FN r_i64 r_sub(r_i64 a, r_i64 b, r_i64 *st)
 R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_mul_overflow(a, b, &r) ? r_fail(st) : r; }
 """
+# The 128-bit product of two 64-bit words, which the random calls' Philox needs: its low
+# word, and its high word in `*high` (one multiplication on x86-64).
+C_MULHILO = """\
+R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
+                                  unsigned long long *high)
+{ unsigned __int128 p = (unsigned __int128)a * b; *high = p >> 64; return p; }
+"""
 
 
 def where_functions(types: dict[str, str]) -> str:
@@ -240,6 +247,7 @@ class _Generator:
     """The C dialect; `recur.engine.cuda.generate` derives the CUDA one from it."""
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
+    mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
 
     def __init__(self, program: ir.Program, xp: Any) -> None:
         self.program = program
@@ -455,6 +463,31 @@ class _Generator:
 
     def _expr_Subscript(self, node: ir.Subscript) -> str:
         raise Unsupported("indexing other than x[t-k] and s[t+k]")
+
+    def _expr_Draw(self, node: ir.Draw) -> str:
+        """`recur.lang.philox`'s C twin, for the lane being built (its element)."""
+        self.helpers["r_philox"] = self.mulhilo + philox.C_SOURCE  # only in kernels that draw
+        shape = self._seen(node).shape
+        if math.prod(shape) != 1 and shape != self.target:
+            raise Unsupported("a random call whose elements are not its output's lanes")
+        keys = numpy.array([[self.program.seed, self.program.first_lane]],
+                           dtype=numpy.uint64).view(numpy.int64)
+        k = self.args.add(("seed",), self.xp.asarray(keys))  # values: not in the source
+        element = "0" if math.prod(shape) == 1 else self.lane
+        if shape:  # a chunk of lanes numbers its elements as the whole sweep does
+            element = f"a{k}[1] * {math.prod(shape[1:])} + {element}"
+        counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
+        if node.kind == "integers":
+            self.checked = True
+            low, high = (self._typed(arg, "int64") for arg in node.args)
+            return f"r_integers({counter}, {low}, {high}, status)"
+        drawn = f"r_{node.kind}({counter})"
+        if not node.args:
+            return drawn
+        low, scale = (self._typed(arg, "float64") for arg in node.args)
+        if node.kind == "uniform":
+            scale = f"({scale} - {low})"
+        return f"({low} + {scale} * {drawn})"
 
     def _expr_Tap(self, node: ir.Tap) -> str:
         return self._tap(node.output, node.lag)

@@ -119,6 +119,8 @@ class _Affine:
         if isinstance(node, ir.SequenceRead):
             rows = xp.asarray(program.sequences[node.sequence])[node.row:node.row + self.steps]
             return self._by_lane(rows.reshape(rows.shape[0], -1))
+        if any(isinstance(part, ir.Draw) for part in ir.walk(node)):
+            raise Unsupported("a random call, which the loop draws step by step")
         raise Unsupported("a term of the step that was not computed before the loop")
 
     def _by_lane(self, values: Any) -> Any:

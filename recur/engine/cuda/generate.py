@@ -61,6 +61,11 @@ R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st) {
     return __mul64hi(a, b) != (low >> 63) ? r_fail(st) : low;
 }
 """
+CUDA_MULHILO = """\
+R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
+                                  unsigned long long *high)
+{ *high = __umul64hi(a, b); return a * b; }
+"""
 
 PRELUDE = CUDA_HEADER + COMMON + where_functions(CUDA_TYPES)
 
@@ -97,6 +102,7 @@ class _CudaLaneGenerator(LaneGenerator):
     `result` with atomicMin (the first step wins)."""
 
     types = CUDA_TYPES
+    mulhilo = CUDA_MULHILO
 
     def cuda_kernel(self) -> CudaKernel:
         source, lanes = self.lane_kernel()
@@ -149,6 +155,7 @@ class _MatrixStepGenerator(_Generator):
     """
 
     types = CUDA_TYPES
+    mulhilo = CUDA_MULHILO
 
     def cuda_kernel(self) -> CudaKernel:
         outputs = self.program.outputs

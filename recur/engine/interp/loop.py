@@ -54,6 +54,9 @@ class _RunBindings:
         array = self.program.sequences[name]
         return lambda frame: array[frame.t + row]
 
+    def state_shape(self, output: str) -> tuple[int, ...]:
+        return self.program.output(output).shape if output else ()
+
 
 def run_steps(program: Program, buffers: Buffers,
               progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:

@@ -1,0 +1,102 @@
+"""Random numbers: how fast the C kernel draws, and what noise costs a lane sweep.
+
+1. Uniforms per second on one core: a spec that adds `uniform()` to each of 4,096 lanes
+   for every step (kept `last`, so that memory does not count), run by the compiled
+   engine with its kernel already built, against
+   `numpy.random.Generator(numpy.random.Philox()).random` filling the same number of
+   values, a million at a time.
+2. W5 (the logistic sweep, 10,000 lanes, 2,000 steps) with a noise term drawn by
+   `uniform()` against the same spec reading the noise from an array given with
+   `inputs=`: drawing must stay within 1.5x of reading.
+
+Prints medians as a Markdown table; the test suite never runs it.
+
+    python benchmarks/draws.py [--repeats 5] [--steps 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import numpy
+
+LANES = 4096
+DRAWS = """
+params:
+  lanes: {lanes}
+outputs:
+  x:
+    initial: zeros(lanes)
+    step: x[t-1] + uniform()
+    keep: last
+steps: {steps}
+"""
+W5_NOISE = """
+params:
+  r: linspace(2.5, 4.0, 10000)
+{sequences}steps: 2000
+outputs:
+  x:
+    initial: 0.3
+    step: r * x[t-1] * (1 - x[t-1]) * (1 + 1e-3 * ({noise} - 0.5))
+"""
+
+
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def numpy_philox(count: int) -> None:
+    generator = numpy.random.Generator(numpy.random.Philox(0))
+    out = numpy.empty(1_000_000)
+    for start in range(0, count, out.size):
+        generator.random(out=out[:min(out.size, count - start)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20_000)
+    args = parser.parse_args()
+    os.environ.setdefault("RECUR_CACHE_DIR", tempfile.mkdtemp(prefix="recur-cache-"))
+    import recur
+
+    draws = recur.load(DRAWS.format(lanes=LANES, steps=args.steps))
+    recur.run(draws, engine="compiled", steps=1)  # the kernel, built and cached
+    count = LANES * args.steps
+    kernel = median_seconds(lambda: recur.run(draws, engine="compiled"), args.repeats)
+    baseline = median_seconds(lambda: numpy_philox(count), args.repeats)
+
+    drawn = recur.load(W5_NOISE.format(sequences="", noise="uniform()"))
+    read = recur.load(W5_NOISE.format(sequences="sequences:\n  noise: input\n",
+                                      noise="noise"))
+    noise = numpy.random.default_rng(0).random((2000, 10_000))
+    recur.run(drawn, engine="compiled", steps=1)
+    recur.run(read, engine="compiled", steps=1, inputs={"noise": noise[:1]})
+    with_draws = median_seconds(lambda: recur.run(drawn, engine="compiled"), args.repeats)
+    with_array = median_seconds(
+        lambda: recur.run(read, engine="compiled", inputs={"noise": noise}), args.repeats)
+
+    print(f"| measurement ({args.repeats} runs, medians) | seconds | figure |")
+    print("| --- | --- | --- |")
+    print(f"| recur C kernel, {count:,} uniforms | {kernel:.3f} | "
+          f"{count / kernel / 1e6:.0f} million a second |")
+    print(f"| numpy Generator(Philox).random, {count:,} | {baseline:.3f} | "
+          f"{count / baseline / 1e6:.0f} million a second |")
+    print(f"| W5 + uniform() noise, compiled | {with_draws:.3f} | "
+          f"{with_draws / with_array:.2f}x the array's |")
+    print(f"| W5 + noise read from an array, compiled | {with_array:.3f} | |")
+
+
+if __name__ == "__main__":
+    main()

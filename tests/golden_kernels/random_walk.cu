@@ -1,0 +1,19 @@
+extern "C" __global__ void recur_kernel(
+    long long t0, long long t1, long long steps, long long lanes,
+    long long *result, const long long *__restrict__ dims,
+    long long *__restrict__ a0,
+    long long *__restrict__ a1) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < lanes;
+         i += (long long)blockDim.x * gridDim.x) {
+        long long status[1] = {0};
+        long long s0_0;
+        long long s0_1 = a1[(t0 + 0) * dims[3] + i];
+        long long t = t0;
+        for (; t < t1; t++) {
+            s0_0 = r_sub(r_add(s0_1, r_mul(INT64_C(2), r_integers((r_u64)(t), (r_u64)(a0[1] * 1 + i), 0ULL, (r_u64)a0[0], INT64_C(0), INT64_C(2), status), status), status), INT64_C(1), status);
+            if (status[0] != 0) { atomicMin(&result[0], t); break; }
+            a1[(t + 1) * dims[3] + i] = s0_0;
+            s0_1 = s0_0;
+        }
+    }
+}
