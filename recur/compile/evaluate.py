@@ -15,7 +15,7 @@ import numpy
 from recur.compile import ir
 from recur.compile.closures import Builder, Closure
 from recur.compile.frame import Frame
-from recur.compile.program import Scope, typed_tree
+from recur.compile.program import Scope, program_tree
 from recur.diagnostics import (
     ExprError,
     Fault,
@@ -85,11 +85,11 @@ _EVERY_NAME_A_VALUE = Scope(frozenset(), {}, frozenset())  # every name reads `v
 def _lowered(node: n.Node, spec: Spec | None) -> ir.Node:
     """`node` as an untyped tree; kept with the spec (whose nodes live as long as it)."""
     if spec is None:
-        return typed_tree(node, _EVERY_NAME_A_VALUE)
+        return program_tree(node, _EVERY_NAME_A_VALUE)
     memo = spec.derived.setdefault("lowered values", {})
     tree = memo.get(id(node))
     if tree is None:
-        tree = memo[id(node)] = typed_tree(node, _EVERY_NAME_A_VALUE)
+        tree = memo[id(node)] = program_tree(node, _EVERY_NAME_A_VALUE)
     return cast(ir.Node, tree)
 
 

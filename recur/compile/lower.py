@@ -30,7 +30,7 @@ from recur.compile.evaluate import (
     initial_names,
 )
 from recur.compile.frame import Frame
-from recur.compile.program import Scope, typed_tree
+from recur.compile.program import Scope, program_tree
 from recur.diagnostics import Fault, RunError, SpecError
 from recur.lang import nodes as n
 from recur.lang.functions import FUNCTIONS
@@ -153,10 +153,10 @@ def structure(spec: Spec, analysis: Analysis) -> dict[str, ir.Node]:
                        for s in spec.sequences},
                       frozenset(analysis.order))
         sites = analysis.draw_sites
-        trees = {name: typed_tree(spec.output(name).step, scope, output=name,
+        trees = {name: program_tree(spec.output(name).step, scope, output=name,
                                   sites=sites.get(name, ())) for name in analysis.order}
         if spec.until is not None:
-            trees[UNTIL] = typed_tree(spec.until, scope, sites=sites.get(UNTIL, ()))
+            trees[UNTIL] = program_tree(spec.until, scope, sites=sites.get(UNTIL, ()))
         spec.derived["structure"] = trees
     return dict(trees)
 

@@ -1,13 +1,13 @@
-"""Spec trees + what the probe saw -> the typed trees of a `Program` (`recur.compile.ir`).
+"""Spec trees -> the trees of a `Program` (`recur.compile.ir`), before the probe step.
 
-`typed_tree` resolves names (params, sequences, outputs, `t`, `steps`, constants) and
-attaches to each node its type and variation, replacing the sub-expressions moved out
-of the loop by their slots.
+`program_tree` resolves names (params, sequences, outputs, `t`, `steps`, constants),
+numbers the random calls and gives each node its variation; the types come later,
+from the probe (`recur.compile.lower`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from recur.compile import ir
@@ -26,40 +26,21 @@ class Scope:
     outputs: frozenset[str]
 
 
-def typed_tree(
-    node: n.Node, scope: Scope,
-    type_of: Callable[[n.Node], ir.Type | None] = lambda node: None,
-    moved: Callable[[n.Node], tuple[str, int] | None] = lambda node: None,
-    output: str = "", sites: tuple[int, ...] = (),
-) -> ir.Node:
-    """`node` as a `Program` tree: `type_of` gives a node's type (none: an untyped
-    tree, for the probe step), `moved` its slot ("hoisted" or "swept", index) where it
-    was moved out of the loop. `node` is the step of `output` ("" for `until`), whose
-    random calls have `sites` (parents first: `recur.compile.analyze`)."""
-    return _Lowering(scope, type_of, moved, output, iter(sites)).lower(node)
+def program_tree(node: n.Node, scope: Scope, output: str = "",
+                 sites: tuple[int, ...] = ()) -> ir.Node:
+    """`node` as an untyped `Program` tree. `node` is the step of `output` ("" for
+    `until`), whose random calls have `sites` (parents first: `recur.compile.analyze`)."""
+    return _Lowering(scope, output, iter(sites)).lower(node)
 
 
 class _Lowering:
-    def __init__(self, scope: Scope, type_of: Callable[[n.Node], ir.Type | None],
-                 moved: Callable[[n.Node], tuple[str, int] | None], output: str,
-                 sites: Iterator[int]) -> None:
+    def __init__(self, scope: Scope, output: str, sites: Iterator[int]) -> None:
         self.scope = scope
-        self.type_of = type_of
-        self.moved = moved
         self.output = output
         self.sites = sites
 
     def lower(self, node: n.Node) -> ir.Node:
-        inner = self._lower(node)
-        slot = self.moved(node)
-        if slot is None:
-            return inner
-        kind, index = slot
-        made = ir.Hoisted if kind == "hoisted" else ir.Swept
-        return made(node.span, inner.type, inner.varies, index, inner)
-
-    def _lower(self, node: n.Node) -> ir.Node:
-        span, typed = node.span, self.type_of(node)
+        span, typed = node.span, None  # types come from the probe step
         if isinstance(node, n.Number):
             return ir.Literal(span, typed, ir.CONSTANT, node.value)
         if isinstance(node, n.Name):
