@@ -418,6 +418,10 @@ class Builder:
 
         return shadowed
 
+    def _build_SumTo(self, node: ir.SumTo) -> Closure:
+        operand, shape, xp = self.array(node.operand), node.shape, self.xp
+        return lambda frame: _sum_to(xp, operand(frame), shape)
+
     def _build_Draw(self, node: ir.Draw) -> Closure:
         """At step t, element e of the draw's shape gets the words of Philox4x64-10 with
         counter (t, e, site, 0) and key (seed, 0), transformed (`recur.lang.philox`)."""
@@ -464,6 +468,21 @@ class Builder:
 
 
 EMPTY_RANGE = "an empty range (high <= low) in integers(low, high)"
+
+
+def _sum_to(xp: Any, value: Any, shape: tuple[int, ...]) -> Any:
+    """`value` summed over the leading axes it has beyond `shape`, and over those where
+    `shape` has length 1 and it has more: what broadcasting `shape` added, taken back. A
+    value smaller than `shape` stays as it is (it broadcasts to it)."""
+    array = xp.asarray(value)
+    offset = len(shape) - array.ndim  # shapes align on the right
+    extra = max(-offset, 0)
+    axes = (*range(extra), *(axis for axis in range(extra, array.ndim)
+                             if shape[axis + offset] == 1 and array.shape[axis] != 1))
+    if not axes:
+        return value
+    summed = array.sum(axis=axes, keepdims=True)
+    return summed.reshape(summed.shape[extra:])
 
 
 def _integer_bound(node: ir.Draw, value: Any) -> Any:

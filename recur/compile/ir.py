@@ -195,9 +195,28 @@ class Swept(Node):
     source: Node
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SumTo(Node):
+    """`operand` summed back to `shape` over the axes it was broadcast along: the
+    cotangent of a value smaller than its use (`recur.compile.adjoint`), such as a scalar
+    param read by every lane."""
+
+    operand: Node
+    shape: tuple[int, ...]
+
+
+def varies_of(*parts: Node) -> str:
+    """How a node made of `parts` varies: as the most varying of them."""
+    kinds = {part.varies for part in parts}
+    for kind in (PER_STATE, PER_STEP):
+        if kind in kinds:
+            return kind
+    return CONSTANT
+
+
 def children(node: Node) -> tuple[Node, ...]:
     """The direct sub-nodes as evaluated in the loop (a moved sub-expression has none)."""
-    if isinstance(node, Unary):
+    if isinstance(node, Unary | SumTo):
         return (node.operand,)
     if isinstance(node, Binary):
         return (node.left, node.right)
@@ -228,7 +247,7 @@ def fixed_exponent(node: Binary) -> int | float | None:
 def map_children(node: Node, change: Callable[[Node], Node], **fields: Any) -> Node:
     """A copy of `node` with `change` applied to each child (and `fields` replaced):
     the one place that knows which fields of each kind hold children."""
-    if isinstance(node, Unary):
+    if isinstance(node, Unary | SumTo):
         return replace(node, operand=change(node.operand), **fields)
     if isinstance(node, Binary):
         return replace(node, left=change(node.left), right=change(node.right), **fields)

@@ -52,7 +52,7 @@ class _Lowering:
             if read is not None:
                 return read
             value, index = self.lower(node.value), tuple(self.lower(i) for i in node.index)
-            return ir.Subscript(span, typed, _varies(value, *index), value, index)
+            return ir.Subscript(span, typed, ir.varies_of(value, *index), value, index)
         if isinstance(node, n.Unary):
             operand = self.lower(node.operand)
             return ir.Unary(span, typed, operand.varies, node.op, operand)
@@ -60,13 +60,13 @@ class _Lowering:
             left = self.lower(node.left)
             right = (self._exponent(node.right) if _fixed_power(node)
                      else self.lower(node.right))
-            return ir.Binary(span, typed, _varies(left, right), node.op, left, right)
+            return ir.Binary(span, typed, ir.varies_of(left, right), node.op, left, right)
         if isinstance(node, n.Compare):
             operands = tuple(self.lower(o) for o in node.operands)
-            return ir.Compare(span, typed, _varies(*operands), node.ops, operands)
+            return ir.Compare(span, typed, ir.varies_of(*operands), node.ops, operands)
         if isinstance(node, n.Select):
             test, body, orelse = (self.lower(x) for x in (node.test, node.body, node.orelse))
-            return ir.Select(span, typed, _varies(test, body, orelse), test, body, orelse)
+            return ir.Select(span, typed, ir.varies_of(test, body, orelse), test, body, orelse)
         if isinstance(node, n.Call) and node.func in DRAWS:
             site = next(self.sites)  # before the arguments': parents first
             args = tuple(self.lower(a) for a in node.args)
@@ -74,14 +74,15 @@ class _Lowering:
         if isinstance(node, n.Call):
             args = tuple(self.lower(a) for a in node.args)
             axis = n.constant_axis(node.axis) if node.axis is not None else None
-            return ir.Call(span, typed, _varies(*args), node.func, args, axis)
+            return ir.Call(span, typed, ir.varies_of(*args), node.func, args, axis)
         if isinstance(node, n.Slice):
             parts = [None if p is None else self.lower(p)
                      for p in (node.lower, node.upper, node.step)]
-            return ir.Slice(span, typed, _varies(*[p for p in parts if p is not None]), *parts)
+            varies = ir.varies_of(*[p for p in parts if p is not None])
+            return ir.Slice(span, typed, varies, *parts)
         if isinstance(node, n.ListExpr):
             items = tuple(self.lower(item) for item in node.items)
-            return ir.ListExpr(span, typed, _varies(*items), items)
+            return ir.ListExpr(span, typed, ir.varies_of(*items), items)
         raise AssertionError(f"no lowering for {type(node).__name__}")
 
     def _name(self, node: n.Name, typed: ir.Type | None) -> ir.Node:
@@ -120,14 +121,6 @@ class _Lowering:
         value = exact.literal(node)
         assert value is not None
         return ir.Exponent(node.span, None, ir.CONSTANT, value)
-
-
-def _varies(*parts: ir.Node) -> str:
-    kinds = {part.varies for part in parts}
-    for kind in (ir.PER_STATE, ir.PER_STEP):
-        if kind in kinds:
-            return kind
-    return ir.CONSTANT
 
 
 def _fixed_power(node: n.Binary) -> bool:
