@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy
 import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
 from test_derivatives import CASES, POINTS, STEP, Fixed
 
 import recur
@@ -396,3 +398,47 @@ def test_sum_to_takes_back_what_broadcasting_added(
     got = _evaluate(tree, Point({ParamKey("v"): value}, {}, program))
     numpy.testing.assert_allclose(got, expected(value), rtol=1e-15)
     assert got.shape == expected(value).shape
+
+
+# Random steps: small trees of element-wise operations over reads of every kind, with
+# lanes (x, w and v's rows have 3; y, a and u's rows are single values, read by every
+# lane). Each operation keeps its arguments in a domain where it is smooth and well
+# conditioned (a division by 2 + cos(...), a log of 2 + sin(...)); a select or a where
+# switches where a difference step is unlikely to cross the switch (about 1e-5 of the
+# lanes; the examples are derandomized, so a run gives what the last one gave).
+LEAVES = ("x[t-1]", "x[t-2]", "y[t-1]", "a", "w", "u[t]", "v[t+1]", "0.75")
+UNARY = ("(-{0})", "sin({0})", "tanh({0})", "arctan({0})", "exp(tanh({0}))", "({0}) ** 2",
+         "sqrt(1 + ({0}) ** 2)", "log(2 + sin({0}))", "float64({0})", "hypot({0}, 0.5)",
+         "({0}) ** 3")
+BINARY = ("({0} + {1})", "({0} - {1})", "({0} * {1})", "({0} / (2 + cos({1})))",
+          "maximum({0}, {1})", "arctan2({0}, 2 + cos({1}))", "(2 + sin({0})) ** tanh({1})")
+TERNARY = ("({0} if {1} > 0.1 else {2})", "where({1} < 0.2, {0}, {2})")
+
+
+def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def shape(forms: tuple[str, ...], count: int) -> st.SearchStrategy[str]:
+        return st.tuples(st.sampled_from(forms), *[children] * count).map(
+            lambda parts: parts[0].format(*parts[1:]))
+
+    return st.one_of(shape(UNARY, 1), shape(BINARY, 2), shape(TERNARY, 3))
+
+
+EXPRESSIONS = st.recursive(st.sampled_from(LEAVES), _extend, max_leaves=8)
+
+
+@settings(deadline=None, max_examples=200, derandomize=True)
+@given(expression=EXPRESSIONS, seed=st.integers(0, 2**32 - 1))
+def test_random_steps_against_central_differences(expression: str, seed: int) -> None:
+    note(expression)
+    rng = numpy.random.default_rng(seed)
+    text = ("params:\n  a: 0.0\n  w: zeros(3)\n  x0: zeros(3)\n  y0: 0.0\n"
+            "sequences:\n  u: zeros(6)\n  v: zeros([6, 3])\noutputs:\n"
+            "  y:\n    initial: y0\n    step: 0.5 * y[t-1]\n"
+            "  x:\n    initial: [x0, x0]\n    taps: [-2, -1]\n"
+            f"    step: 0.5 * x[t-1] + 0.25 * x[t-2] + {expression}\nsteps: 3\n")
+    inputs = {"a": rng.uniform(-1.5, 1.5), "w": rng.uniform(-1.5, 1.5, 3),
+              "x0": numpy.zeros(3), "y0": 0.0, "u": rng.uniform(-1.5, 1.5, 6),
+              "v": rng.uniform(-1.5, 1.5, (6, 3))}
+    program = _program(text, inputs)
+    _check(program, "x", {"x": rng.uniform(-1.5, 1.5, 3), "y": rng.uniform(-1.5, 1.5)}, rng,
+           rtol=1e-6)
