@@ -17,6 +17,7 @@ function cases reuse).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,6 +36,7 @@ from recur.compile.closures import Builder
 from recur.compile.frame import Frame
 from recur.diagnostics import ExprError
 from recur.engine.backend import NumpyBackend
+from recur.engine.c.engine import CEngine
 
 BACKEND = NumpyBackend()
 T = 1  # the step at which the step is evaluated: sequence rows are those of t = 1
@@ -442,3 +444,15 @@ def test_random_steps_against_central_differences(expression: str, seed: int) ->
     program = _program(text, inputs)
     _check(program, "x", {"x": rng.uniform(-1.5, 1.5, 3), "y": rng.uniform(-1.5, 1.5)}, rng,
            rtol=1e-6)
+
+
+def test_the_c_kernel_refuses_sum_to_with_a_reason() -> None:
+    """Not compiled yet: the C engine says so (`explain` prints it); `auto` runs another."""
+    program = _program("outputs:\n  x:\n    initial: [1.0, 2.0]\n    step: x[t-1] * 0.5\n"
+                       "steps: 3\n", {})
+    output = program.output("x")
+    summed = ir.SumTo(output.step.span, None, output.step.varies, output.step, (2,))
+    changed = dataclasses.replace(program,
+                                  outputs=(dataclasses.replace(output, step=summed),))
+    assert CEngine().supports(program) is None
+    assert "sumto" in (CEngine().supports(changed) or "")
