@@ -455,4 +455,4 @@ def test_the_c_kernel_refuses_sum_to_with_a_reason() -> None:
     changed = dataclasses.replace(program,
                                   outputs=(dataclasses.replace(output, step=summed),))
     assert CEngine().supports(program) is None
-    assert "sumto" in (CEngine().supports(changed) or "")
+    assert "a sum back over the lanes" in (CEngine().supports(changed) or "")

@@ -619,6 +619,10 @@ class _Generator:
         return (f"(({self._expr(node.test)}) ? {self._typed(node.body, dtype)} "
                 f": {self._typed(node.orelse, dtype)})")
 
+    def _expr_SumTo(self, node: ir.SumTo) -> str:
+        raise Unsupported("a sum back over the lanes a value was broadcast to (a "
+                          "gradient's), which mixes lanes")
+
     def _expr_Call(self, node: ir.Call) -> str:
         dtype, func, args = self._seen(node).dtype, node.func, node.args
         folds = func in ("min", "max", "minimum", "maximum") and len(args) > 1
