@@ -12,7 +12,7 @@ import contextlib
 import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def run(
         {o.name: o.keep for o in compiled.outputs if o.name in arrays},
         outcome.steps_run,
         outcome.stopped_by,
-        compiled.params,
+        dict(program.params),
         program.steps,
         program.device,
         choice.engine.name,
@@ -168,9 +168,7 @@ def run(
 
 def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
     """`run` with its keyword arguments given as one `RunOptions`."""
-    return run(spec, steps=options.steps, params=options.params, inputs=options.inputs,
-               device=options.device, last=options.last, check=options.check,
-               progress=options.progress, engine=options.engine, seed=options.seed)
+    return run(spec, **_keywords(options))
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,9 +234,14 @@ def prepare(
 
 def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
     """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
-    return prepare(spec, steps=options.steps, params=options.params, inputs=options.inputs,
-                   device=options.device, last=options.last, check=options.check,
-                   seed=options.seed)
+    keywords = _keywords(options)
+    del keywords["progress"], keywords["engine"]  # what only the loop takes
+    return prepare(spec, **keywords)
+
+
+def _keywords(options: RunOptions) -> dict[str, Any]:
+    """The options as `run`'s keyword arguments (a field of `RunOptions` is one)."""
+    return {entry.name: getattr(options, entry.name) for entry in fields(RunOptions)}
 
 
 def _check_last_states(spec: Spec, compiled: Compiled, last: bool) -> None:

@@ -64,8 +64,6 @@ class Compiled:
 
     program: ir.Program
     outputs: tuple[OutputSummary, ...]  # in declaration order
-    params: dict[str, Any]
-    sequences: dict[str, Any]  # as walked (reversed under `reverse`)
     steps_reason: str
     analysis: Analysis
     backend: Any  # the run's (`recur.engine.backend`): where the program's arrays live
@@ -126,18 +124,20 @@ def compile_spec(
                          n_steps, backend.name, backend.xp, MappingProxyType(dict(params)),
                          MappingProxyType(dict(sequences)), tuple(mover.hoisted),
                          tuple(mover.swept), check_finite, seed)
-    sizes = _kept_bytes(spec, analysis, shapes, keeps, n_steps)
     summaries = tuple(
-        OutputSummary(
-            o.name.name, o.dtype, shapes[o.name.name], analysis.taps[o.name.name],
-            keeps[o.name.name],
-            None if initials[o.name.name] is None else tuple(initials[o.name.name].shape),
-            sizes[o.name.name],
-        )
+        _summary(program.output(o.name.name), initials[o.name.name], n_steps)
         for o in spec.outputs
     )
-    return Compiled(program, summaries, params, dict(sequences), steps_reason, analysis,
-                    backend)
+    return Compiled(program, summaries, steps_reason, analysis, backend)
+
+
+def _summary(output: ir.Output, initial: Any, steps: int) -> OutputSummary:
+    """What `check` and `explain` show of an output; its kept bytes are its history's:
+    the initial rows and every step, or a ring of its taps."""
+    rows = output.depth + (steps if output.keep == "all" else 1)
+    return OutputSummary(output.name, output.dtype, output.shape, output.taps, output.keep,
+                         None if initial is None else tuple(initial.shape),
+                         rows * output.lanes * numpy.dtype(output.dtype).itemsize)
 
 
 UNTIL = ""  # the key of `until`'s tree among the outputs' (no output has an empty name)
@@ -586,17 +586,6 @@ def _literal(node: ir.Node) -> Any:
 
 
 _NARROW_INTS = frozenset({"int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64"})
-
-
-def _kept_bytes(spec: Spec, analysis: Analysis, shapes: Mapping[str, tuple[int, ...]],
-                keeps: Mapping[str, str], steps: int) -> dict[str, int]:
-    """The bytes each output's history takes: every step, or a ring of its taps."""
-    sizes = {}
-    for output in spec.outputs:
-        name = output.name.name
-        rows = analysis.depth(name) + (steps if keeps[name] == "all" else 1)
-        sizes[name] = rows * math.prod(shapes[name]) * numpy.dtype(output.dtype).itemsize
-    return sizes
 
 
 def _as_array(xp: Any, closure: Closure) -> Closure:

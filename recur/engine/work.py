@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from recur.compile import ir
@@ -22,6 +23,10 @@ class Work:
 
     calls: int
     per_lane: dict[str, int]
+
+    def per_element(self, costs: Mapping[str, float]) -> float:
+        """Seconds per lane and step, each kind of work priced by `costs`."""
+        return sum(count * costs[kind] for kind, count in self.per_lane.items())
 
 
 def work(program: ir.Program) -> Work:

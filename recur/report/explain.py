@@ -28,13 +28,13 @@ def explain(spec: Spec, compiled: Compiled, engine: str = "auto") -> str:
     until = f", or fewer: 'until' may stop it ({_text(spec, spec.until.span)})" \
         if spec.until is not None else ""
     lines.append(f"steps: {program.steps} ({compiled.steps_reason}){until}")
-    if compiled.params:
+    if program.params:
         lines.append("params:")
-        lines.extend(f"  {name} = {_value(value)}" for name, value in compiled.params.items())
-    if compiled.sequences:
+        lines.extend(f"  {name} = {_value(value)}" for name, value in program.params.items())
+    if program.sequences:
         lines.append("sequences" + (" (reversed: walked from the end)" if spec.reverse else "")
                      + ":")
-        for name, array in compiled.sequences.items():
+        for name, array in program.sequences.items():
             low, high = analysis.sequence_offsets[name]
             lines.append(f"  {name}: {array.dtype}, {len(array)} elements of shape "
                          f"{tuple(array.shape[1:])}, read at offsets {low}..{high}")

@@ -49,8 +49,7 @@ def compile_limit(source: str) -> float:
 
 def kernel_seconds(program: ir.Program) -> float:
     """The time loop of a cached kernel, loading it included."""
-    per_lane = work.work(program).per_lane
-    per_element = sum(count * ELEMENT_COST[kind] for kind, count in per_lane.items())
+    per_element = work.work(program).per_element(ELEMENT_COST)
     return KERNEL_LOAD + program.steps * (KERNEL_STEP + program.lanes * per_element)
 
 

@@ -67,7 +67,7 @@ def interp_seconds(program: Program) -> float:
     per_call = INTERP_SCALAR_CALL if lanes == 1 else INTERP_ARRAY_CALL
     temporary = lanes * 8  # bytes: a float64 state's worth
     fresh = done.calls * temporary * FRESH_BYTE if temporary > REUSED_BYTES else 0.0
-    per_element = sum(count * ELEMENT_COST[kind] for kind, count in done.per_lane.items())
     stores = len(program.outputs) * INTERP_STORE
+    per_element = done.per_element(ELEMENT_COST)
     return program.steps * (INTERP_STEP + stores + done.per_lane["tap"] * INTERP_TAP
                             + done.calls * per_call + fresh + lanes * per_element)
