@@ -20,6 +20,7 @@ import numpy
 
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
+from recur.compile.ir import Program
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
@@ -36,7 +37,7 @@ from recur.engine.backend import NumpyBackend, get_backend
 from recur.engine.c.advice import note_interpreted
 from recur.engine.c.native import note
 from recur.engine.memory import check_outputs_fit
-from recur.engine.plan import run_on
+from recur.engine.plan import Outcome, run_on
 from recur.engine.registry import choose
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
@@ -70,7 +71,7 @@ def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
     """
     with _uncollected():
         spec = load_spec(path_or_text, path=path)
-        with _sourced(spec):
+        with sourced(spec):
             analyze_spec(spec)
     return spec
 
@@ -134,23 +135,8 @@ def run(
     compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                        last=last, check=check, seed=seed)
     program, backend = compiled.program, compiled.backend
-    with _sourced(spec):
-        choice = choose(program, engine)
-        if engine == "auto":
-            note_interpreted(program, choice)
-        try:
-            outcome = run_on(choice.engine, program, backend, progress)
-        except (CompileError, KernelFault) as error:
-            if isinstance(error, CompileError):
-                if engine != "auto":  # asked for by name: say so rather than run another
-                    raise BackendError(f"{option('engine', engine)}: {error}",
-                                       notes=(f"use {option('engine', 'interp')}",)) from None
-                note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
-                     "runs the spec")
-            # A kernel's fault: the interpreter replays the run from the start, on fresh
-            # buffers, and reports it with its output, step and lane.
-            choice = choose(program, "interp")
-            outcome = run_on(choice.engine, program, backend, progress)
+    with sourced(spec):
+        outcome, engine_name = execute(program, backend, engine, progress)
     arrays = outcome.arrays
     order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
@@ -161,9 +147,31 @@ def run(
         dict(program.params),
         program.steps,
         program.device,
-        choice.engine.name,
+        engine_name,
         program.seed,
     )
+
+
+def execute(program: Program, backend: Any, engine: str = "auto",
+            progress: Callable[[int, int], None] | None = None) -> tuple[Outcome, str]:
+    """One run of a program on the engine asked for (`auto`: the cheapest), and the
+    engine's name. A kernel that fails to build falls back to the interpreter under
+    `auto`; a kernel's fault is replayed by the interpreter, which reports it with its
+    output, step and lane."""
+    choice = choose(program, engine)
+    if engine == "auto":
+        note_interpreted(program, choice)
+    try:
+        return run_on(choice.engine, program, backend, progress), choice.engine.name
+    except (CompileError, KernelFault) as error:
+        if isinstance(error, CompileError):
+            if engine != "auto":  # asked for by name: say so rather than run another
+                raise BackendError(f"{option('engine', engine)}: {error}",
+                                   notes=(f"use {option('engine', 'interp')}",)) from None
+            note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
+                 "runs the spec")
+        choice = choose(program, "interp")
+        return run_on(choice.engine, program, backend, progress), choice.engine.name
 
 
 def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
@@ -194,7 +202,7 @@ def check(spec: Spec | str | Path, *, engine: bool = False) -> Report:
     steps = compiled.program.steps
     if not engine:
         return Report(steps, compiled.outputs, ())
-    with _sourced(spec):
+    with sourced(spec):
         choice = choose(compiled.program)
     return Report(steps, compiled.outputs, (), choice.engine.name, choice.reason)
 
@@ -220,7 +228,7 @@ def prepare(
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
     host = backend if backend.name == "cpu" else NumpyBackend()
-    with _sourced(spec), _set_sourced(params or {}), _uncollected():
+    with sourced(spec), _setsourced(params or {}), _uncollected():
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
             inputs=inputs, last=last, check_finite=check,
@@ -318,7 +326,7 @@ def check_input_names(spec: Spec, inputs: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def _set_sourced(params: Mapping[str, Any]) -> Iterator[None]:
+def _setsourced(params: Mapping[str, Any]) -> Iterator[None]:
     """Attach its `NAME=EXPR` text to an error in evaluating a `--set` expression (the
     error names the param: `cannot evaluate --set NAME: ...`)."""
     try:
@@ -351,7 +359,7 @@ def _uncollected() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sourced(spec: Spec) -> Iterator[None]:
+def sourced(spec: Spec) -> Iterator[None]:
     """Attach the spec's text to errors that point into it, so they render a caret."""
     try:
         yield

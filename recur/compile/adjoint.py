@@ -9,13 +9,22 @@ derivative rules of the function table (`recur.lang.derivatives`), so the closur
 evaluate them like any step; the nodes made here are untyped (the closures check them
 at run time). Integer and bool values, comparisons and piecewise-constant functions
 pass nothing back; `where` and `a if c else b` pass the cotangent to the branch taken.
-Reductions, matrix products, indexing and shape functions have structural rules not
-built yet: a step that needs one is refused with the node's place.
+Matrix products (`@`, `dot`), `sum`, `mean`, `min`/`max` over all elements and
+`transpose` have structural rules; indexing, reductions along an axis and the other
+shape functions not yet: a step that needs one is refused with the node's place.
+
+Broadcasting is taken back lazily: an element-wise node passes its cotangent on at
+the shape it came in (its partial broadcasts against it), and only a node whose rule
+needs its own shape (a reduction, a product) sums it first (`ir.SumTo`). With
+`summed=True` the reads get theirs summed to their own shape; without, at the shape
+they were used in, which keeps the sum over lanes out of the step (an adjoint
+`Program` sums per lane, and the lanes after the run).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -52,9 +61,11 @@ class ParamKey:
 
 Read = TapKey | SequenceKey | ParamKey
 
-_NOT_YET = ("element-wise arithmetic and functions, selects, taps, sequence reads and "
-            "params are differentiated; reductions, matrix products, indexing and shape "
-            "functions not yet",)
+_NOT_YET = ("element-wise arithmetic and functions, selects, matrix products, sum, mean, "
+            "min/max and transpose are differentiated; indexing, reductions along an axis "
+            "and the other shape functions not yet",)
+# The calls whose rule needs the cotangent at their own shape (`_Pullback._send`).
+_STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm"})
 
 
 def read_of(node: ir.Node) -> Read | None:
@@ -68,117 +79,172 @@ def read_of(node: ir.Node) -> Read | None:
     return None
 
 
-def step_vjp(tree: ir.Node, cotangent: ir.Node) -> dict[Read, ir.Node]:
+def step_vjp(tree: ir.Node, cotangent: ir.Node, *, summed: bool = True
+             ) -> dict[Read, ir.Node]:
     """The cotangent of each float value `tree` reads, given `cotangent`, that of its value
-    (of its shape): the sum over the reads of each. A cotangent is never larger than the
-    value it belongs to, and broadcasts to it (summed back where the value was broadcast:
-    a scalar param read by every lane gets one number).
+    (of its shape): the sum over the reads of each. With `summed`, a cotangent is never
+    larger than the value it belongs to, and broadcasts to it (summed back where the
+    value was broadcast: a scalar param read by every lane gets one number); without,
+    it may be larger, and summing it to the value's shape is the caller's.
 
     Raises:
-        ExprError: at a node whose rule is not built yet (a reduction, `@`, indexing).
+        ExprError: at a node whose rule is not built yet (indexing, `axis=`).
     """
     sums: dict[Read, ir.Node] = {}
-    _Pullback(tree, sums).pull(tree, cotangent)
+    _Pullback(tree, sums, summed).pull(tree, cotangent)
     return sums
+
+
+Shape = tuple[int, ...] | None  # a cotangent's shape as far as known (None: unknown)
 
 
 class _Pullback:
     """Walks a tree from its root, passing each node's cotangent on to its inputs."""
 
-    def __init__(self, tree: ir.Node, sums: dict[Read, ir.Node]) -> None:
+    def __init__(self, tree: ir.Node, sums: dict[Read, ir.Node], summed: bool) -> None:
         self.sums = sums
+        self.summed = summed
         self.live = _live(tree)  # the nodes a float read sits under (by id)
 
-    def pull(self, node: ir.Node, cotangent: ir.Node) -> None:
-        """Pass `cotangent`, the cotangent of `node`, to the reads under it."""
+    def pull(self, node: ir.Node, cotangent: ir.Node, at: Shape = None) -> None:
+        """Pass `cotangent`, the cotangent of `node` (of shape `at`, which may be larger
+        than the node's: see the module docstring), to the reads under it."""
         if id(node) not in self.live:
             return
+        if at is None:
+            at = _shape(node)
         key = read_of(node)
         if key is not None:
             before = self.sums.get(key)
             self.sums[key] = cotangent if before is None else _add(before, cotangent)
             return
-        rule: Callable[[ir.Node, ir.Node], None] | None = getattr(
+        rule: Callable[[ir.Node, ir.Node, Shape], None] | None = getattr(
             self, f"_pull_{type(node).__name__}", None)
         if rule is None:
             raise ExprError(f"no gradient through {_described(node)} yet", node.span, _NOT_YET)
-        rule(node, cotangent)
+        rule(node, cotangent, at)
 
-    def _send(self, child: ir.Node, parent: ir.Node, cotangent: ir.Node) -> None:
-        """`cotangent`, computed at `parent`'s shape, to `child`, summed to its shape."""
-        if (child.type is not None and parent.type is not None
-                and child.type.shape != parent.type.shape):
+    def _send(self, child: ir.Node, parent: ir.Node, cotangent: ir.Node, at: Shape) -> None:
+        """An element-wise rule's `cotangent` for `child`: at most the shape of the
+        parent's cotangent (`at`) broadcast with the parent's own."""
+        shape = _broadcast(at, _shape(parent))
+        if self._exact(child) and shape is not None and shape != _shape(child):
             cotangent = ir.SumTo(child.span, None, cotangent.varies, cotangent,
-                                 child.type.shape)
-        self.pull(child, cotangent)
+                                 _shape(child) or ())
+            shape = _shape(child)
+        self.pull(child, cotangent, shape)
 
-    def _pull_Hoisted(self, node: ir.Hoisted, cotangent: ir.Node) -> None:
-        self.pull(node.source, cotangent)  # a param in a constant gets its gradient
+    def _send_exact(self, child: ir.Node, cotangent: ir.Node) -> None:
+        """A structural rule's `cotangent` for `child`, made at the child's shape."""
+        self.pull(child, cotangent, _shape(child))
 
-    def _pull_Swept(self, node: ir.Swept, cotangent: ir.Node) -> None:
-        self.pull(node.source, cotangent)
+    def _exact(self, node: ir.Node) -> bool:
+        """Whether `node` takes its cotangent at its own shape only."""
+        while isinstance(node, ir.Hoisted | ir.Swept):
+            node = node.source
+        if read_of(node) is not None:
+            return self.summed
+        if isinstance(node, ir.Binary):
+            return node.op == "@"
+        return isinstance(node, ir.Call) and node.func in _STRUCTURAL and (
+            node.func not in ("min", "max") or len(node.args) == 1)
 
-    def _pull_Unary(self, node: ir.Unary, cotangent: ir.Node) -> None:
+    def _pull_Hoisted(self, node: ir.Hoisted, cotangent: ir.Node, at: Shape) -> None:
+        self.pull(node.source, cotangent, at)  # a param in a constant gets its gradient
+
+    def _pull_Swept(self, node: ir.Swept, cotangent: ir.Node, at: Shape) -> None:
+        self.pull(node.source, cotangent, at)
+
+    def _pull_Unary(self, node: ir.Unary, cotangent: ir.Node, at: Shape) -> None:
         if node.op == "-":
-            self._send(node.operand, node, _negative(cotangent))
+            self._send(node.operand, node, _negative(cotangent), at)
         elif node.op == "+":
-            self._send(node.operand, node, cotangent)
+            self._send(node.operand, node, cotangent, at)
 
-    def _pull_Binary(self, node: ir.Binary, cotangent: ir.Node) -> None:
+    def _pull_Binary(self, node: ir.Binary, cotangent: ir.Node, at: Shape) -> None:
         left, right, op = node.left, node.right, node.op
         if ir.fixed_exponent(node) is not None:
             partial = _fixed_power_partial(node)
             if not _is_zero(partial):
-                self._send(left, node, _times(cotangent, partial))
+                self._send(left, node, _times(cotangent, partial), at)
         elif op == "+":
-            self._send(left, node, cotangent)
-            self._send(right, node, cotangent)
+            self._send(left, node, cotangent, at)
+            self._send(right, node, cotangent, at)
         elif op == "-":
-            self._send(left, node, cotangent)
-            self._send(right, node, _negative(cotangent))
+            self._send(left, node, cotangent, at)
+            self._send(right, node, _negative(cotangent), at)
         elif op == "*":
-            self._send(left, node, _times(cotangent, right))
-            self._send(right, node, _times(cotangent, left))
+            self._send(left, node, _times(cotangent, right), at)
+            self._send(right, node, _times(cotangent, left), at)
         elif op == "/":  # d(l / r)/dr = -(l / r) / r
             share = _binary("/", cotangent, right)
-            self._send(left, node, share)
-            self._send(right, node, _negative(_times(share, node)))
+            self._send(left, node, share, at)
+            self._send(right, node, _negative(_times(share, node)), at)
         elif op == "%":  # l % r = l - r * (l // r)
-            self._send(left, node, cotangent)
-            self._send(right, node, _negative(_times(cotangent, _binary("//", left, right))))
+            self._send(left, node, cotangent, at)
+            self._send(right, node, _negative(_times(cotangent, _binary("//", left, right))),
+                       at)
         elif op == "**":
-            self._pull_power(node, cotangent)
+            self._pull_power(node, cotangent, at)
         elif op == "@":
-            raise ExprError("no gradient through a matrix product (@) yet", node.span,
-                            _NOT_YET)
+            self._pull_product(node, left, right, cotangent)
         # `//`, `and`, `or`: piecewise constant, or bool
 
-    def _pull_power(self, node: ir.Binary, cotangent: ir.Node) -> None:
+    def _pull_power(self, node: ir.Binary, cotangent: ir.Node, at: Shape) -> None:
         """`l ** r`: r * l ** (r - 1) for l, and y * log(l) for r, with log(1) where l is
         0 (the value is then 0 or 1 and flat in r; jax does the same)."""
         left, right = node.left, node.right
         lowered = _binary("**", left, _binary("-", right, _literal(node, 1)))
-        self._send(left, node, _times(cotangent, _times(right, lowered)))
+        self._send(left, node, _times(cotangent, _times(right, lowered)), at)
         zero = _literal(node, 0)
         is_zero = ir.Compare(node.span, None, left.varies, ("==",), (left, zero))
         safe = _call(node, "where", (is_zero, _literal(node, 1.0), left))
-        self._send(right, node, _times(cotangent, _times(node, _call(node, "log", (safe,)))))
+        self._send(right, node, _times(cotangent, _times(node, _call(node, "log", (safe,)))),
+                   at)
 
-    def _pull_Select(self, node: ir.Select, cotangent: ir.Node) -> None:
-        self._pull_branches(node, node.test, node.body, node.orelse, cotangent)
+    def _pull_product(self, node: ir.Node, left: ir.Node, right: ir.Node,
+                      cotangent: ir.Node) -> None:
+        """`l @ r` (and `dot`): each factor gets the cotangent times the other, transposed;
+        a vector's outer product with the cotangent is `reshape(a, [-1, 1]) * b`."""
+        ranks = (len(_shape(left) or ()), len(_shape(right) or ()))
+        if ranks == (2, 1):
+            for_left, for_right = _outer(cotangent, right), _product(_transposed(left),
+                                                                      cotangent)
+        elif ranks == (1, 2):
+            for_left, for_right = _product(right, cotangent), _outer(left, cotangent)
+        elif ranks == (2, 2):
+            for_left = _product(cotangent, _transposed(right))
+            for_right = _product(_transposed(left), cotangent)
+        elif ranks == (1, 1):
+            for_left, for_right = _times(cotangent, right), _times(cotangent, left)
+        else:
+            raise ExprError("no gradient through a matrix product of more than two "
+                            "dimensions yet", node.span, _NOT_YET)
+        self._send_exact(left, for_left)
+        self._send_exact(right, for_right)
+
+    def _pull_Select(self, node: ir.Select, cotangent: ir.Node, at: Shape) -> None:
+        self._pull_branches(node, node.test, node.body, node.orelse, cotangent, at)
 
     def _pull_branches(self, node: ir.Node, test: ir.Node, body: ir.Node, orelse: ir.Node,
-                       cotangent: ir.Node) -> None:
+                       cotangent: ir.Node, at: Shape) -> None:
         """Each branch gets the cotangent where it is taken, and 0 elsewhere (not the
         cotangent times 0, which an infinite one would make NaN)."""
         zero = _literal(node, 0.0)
-        self._send(body, node, _call(node, "where", (test, cotangent, zero)))
-        self._send(orelse, node, _call(node, "where", (test, zero, cotangent)))
+        self._send(body, node, _call(node, "where", (test, cotangent, zero)), at)
+        self._send(orelse, node, _call(node, "where", (test, zero, cotangent)), at)
 
-    def _pull_Call(self, node: ir.Call, cotangent: ir.Node) -> None:
+    def _pull_Call(self, node: ir.Call, cotangent: ir.Node, at: Shape) -> None:
         if node.func == "where":
             test, body, orelse = node.args
-            self._pull_branches(node, test, body, orelse, cotangent)
+            self._pull_branches(node, test, body, orelse, cotangent, at)
+            return
+        structural = getattr(self, f"_call_{node.func}", None)
+        if structural is not None and self._exact(node):
+            if node.axis is not None:
+                raise ExprError(f"no gradient through {node.func}() along an axis yet",
+                                node.span, _NOT_YET)
+            structural(node, cotangent)
             return
         rules = _partials(node.func, len(node.args))
         if rules is None:
@@ -187,9 +253,43 @@ class _Pullback:
         values = {**dict(zip(ARGUMENTS, node.args, strict=False)), "y": node}
         for arg, rule in zip(node.args, rules, strict=True):
             if rule is not None:
-                self._send(arg, node, _times(cotangent, _substituted(rule, values, node)))
+                self._send(arg, node, _times(cotangent, _substituted(rule, values, node)), at)
 
-    def _pull_Draw(self, node: ir.Draw, cotangent: ir.Node) -> None:
+    # Structural rules: the cotangent comes summed to the call's shape, and each argument
+    # gets one at its own shape.
+
+    def _call_sum(self, node: ir.Call, cotangent: ir.Node) -> None:
+        self._send_exact(node.args[0], _spread(cotangent, node.args[0]))
+
+    def _call_mean(self, node: ir.Call, cotangent: ir.Node) -> None:
+        (arg,) = node.args
+        count = math.prod(_shape(arg) or ())
+        self._send_exact(arg, _spread(_binary("/", cotangent, _literal(node, count)), arg))
+
+    def _call_max(self, node: ir.Call, cotangent: ir.Node) -> None:
+        """The elements equal to the extreme share its cotangent equally (as jax.grad)."""
+        (arg,) = node.args
+        hit = ir.Compare(node.span, None, ir.varies_of(arg, node), ("==",), (arg, node))
+        ones = _call(node, "where", (hit, _literal(node, 1.0), _literal(node, 0.0)))
+        share = _binary("/", ones, _call(node, "sum", (ones,)))
+        self._send_exact(arg, _times(cotangent, share))
+
+    _call_min = _call_max
+
+    def _call_norm(self, node: ir.Call, cotangent: ir.Node) -> None:
+        (arg,) = node.args
+        self._send_exact(arg, _times(cotangent, _binary("/", arg, node)))
+
+    def _call_dot(self, node: ir.Call, cotangent: ir.Node) -> None:
+        self._pull_product(node, node.args[0], node.args[1], cotangent)
+
+    def _call_transpose(self, node: ir.Call, cotangent: ir.Node) -> None:
+        if len(node.args) != 1:
+            raise ExprError("no gradient through transpose() with axes yet", node.span,
+                            _NOT_YET)
+        self._send_exact(node.args[0], _transposed(cotangent))
+
+    def _pull_Draw(self, node: ir.Draw, cotangent: ir.Node, at: Shape) -> None:
         """uniform(low, high) = low + (high - low) * u, normal(mean, std) = mean + std * z,
         where u and z are the draw without arguments at the same counter: the same
         numbers (`recur.closures`), so that the gradient is that of the values drawn."""
@@ -198,10 +298,21 @@ class _Pullback:
         unit = replace(node, args=())
         first, second = node.args
         if node.kind == "uniform":
-            self._send(first, node, _times(cotangent, _binary("-", _literal(node, 1), unit)))
+            self._send(first, node, _times(cotangent, _binary("-", _literal(node, 1), unit)),
+                       at)
         else:
-            self._send(first, node, cotangent)
-        self._send(second, node, _times(cotangent, unit))
+            self._send(first, node, cotangent, at)
+        self._send(second, node, _times(cotangent, unit), at)
+
+
+def _shape(node: ir.Node) -> tuple[int, ...] | None:
+    return None if node.type is None else node.type.shape
+
+
+def _broadcast(first: Shape, second: Shape) -> Shape:
+    if first is None or second is None:
+        return first if second is None else second
+    return tuple(numpy.broadcast_shapes(first, second))
 
 
 def _live(tree: ir.Node) -> set[int]:
@@ -267,6 +378,30 @@ def _add(left: ir.Node, right: ir.Node) -> ir.Node:
 
 def _negative(node: ir.Node) -> ir.Node:
     return ir.Unary(node.span, None, node.varies, "-", node)
+
+
+def _product(left: ir.Node, right: ir.Node) -> ir.Node:
+    return _binary("@", left, right)
+
+
+def _transposed(node: ir.Node) -> ir.Node:
+    return _call(node, "transpose", (node,))
+
+
+def _outer(column: ir.Node, row: ir.Node) -> ir.Node:
+    """The outer product of two vectors: `column` as a column, times `row`."""
+    shape = ir.ListExpr(column.span, None, ir.CONSTANT,
+                        (_literal(column, -1), _literal(column, 1)))
+    return _binary("*", _call(column, "reshape", (column, shape)), row)
+
+
+def _spread(cotangent: ir.Node, arg: ir.Node) -> ir.Node:
+    """A reduction's cotangent over the elements of `arg`: the same for each."""
+    shape = _shape(arg) or ()
+    if not shape:
+        return cotangent
+    return _binary("*", cotangent, _call(arg, "ones", (ir.ListExpr(
+        arg.span, None, ir.CONSTANT, tuple(_literal(arg, size) for size in shape)),)))
 
 
 def _literal(at: ir.Node, value: int | float) -> ir.Literal:

@@ -131,6 +131,77 @@ def compile_spec(
     return Compiled(program, summaries, steps_reason, analysis, backend)
 
 
+@dataclass(frozen=True, slots=True)
+class LoopOutput:
+    """An output of a loop made by a transformation rather than written in a spec (the
+    adjoint of a run): its untyped step tree, and states of at least `shape` that start
+    at zero."""
+
+    name: str
+    step: ir.Node
+    dtype: str
+    shape: tuple[int, ...]
+    keep: str
+    span: Any  # where errors at run time point
+
+
+def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
+               sequences: Mapping[str, Any], steps: int) -> ir.Program:
+    """A `Program` from outputs given as trees (in evaluation order): typed by a probe
+    step at t = 0, with sub-trees moved out of the loop, as `compile_spec` does for a
+    spec."""
+    xp = backend.xp
+    lags: dict[str, set[int]] = {o.name: set() for o in outputs}
+    for output in outputs:
+        for node in ir.walk(output.step):
+            if isinstance(node, ir.Tap) and node.lag > 0:
+                lags[node.output].add(node.lag)
+    depths = {name: max(found, default=0) for name, found in lags.items()}
+    sequences = {name: _to_device(value, xp) for name, value in sequences.items()}
+    shapes = {o.name: o.shape for o in outputs}
+    for _ in range(len(outputs) + 2):
+        observed: dict[ir.Node, ir.Type] = {}
+        new_shapes = _probe_loop(outputs, backend, params, sequences, steps, depths, shapes,
+                                 observed)
+        if new_shapes == shapes:
+            break
+        shapes = new_shapes
+    mover = _Mover(backend, params, sequences, steps)
+    lowered = tuple(
+        ir.Output(o.name, mover.move(_with_types(o.step, observed)), o.dtype,
+                  shapes[o.name], tuple(sorted(-lag for lag in lags[o.name])),
+                  depths[o.name], o.keep,
+                  xp.zeros((depths[o.name], *shapes[o.name]), o.dtype)
+                  if depths[o.name] else None, None, o.span)
+        for o in outputs)
+    return ir.Program(lowered, None, None, steps, backend.name, xp,
+                      MappingProxyType(dict(params)), MappingProxyType(sequences),
+                      tuple(mover.hoisted), tuple(mover.swept), False)
+
+
+def _probe_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
+                sequences: Mapping[str, Any], steps: int, depths: Mapping[str, int],
+                shapes: Mapping[str, tuple[int, ...]],
+                observed: dict[ir.Node, ir.Type]) -> dict[str, tuple[int, ...]]:
+    """One step of a transformed loop at t = 0 from zero states: the shapes it gives."""
+    xp = backend.xp
+    states = {o.name: xp.zeros((depths[o.name], *shapes[o.name]), o.dtype) for o in outputs}
+    current: dict[str, Any] = {}
+    bindings = _ProbeBindings(params, sequences, steps, states, current, depths, shapes)
+    builder = Builder(backend, bindings, observe=observed)
+    frame = Frame()
+    frame.faults.append([])
+    new_shapes = dict(shapes)
+    for output in outputs:
+        with backend.errstate():
+            value = xp.asarray(builder.build(output.step)(frame))
+        new_shapes[output.name] = tuple(numpy.broadcast_shapes(shapes[output.name],
+                                                               value.shape))
+        current[output.name] = xp.broadcast_to(value.astype(output.dtype),
+                                               new_shapes[output.name])
+    return new_shapes
+
+
 def _summary(output: ir.Output, initial: Any, steps: int) -> OutputSummary:
     """What `check` and `explain` show of an output; its kept bytes are its history's:
     the initial rows and every step, or a ring of its taps."""

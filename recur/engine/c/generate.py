@@ -620,8 +620,24 @@ class _Generator:
                 f": {self._typed(node.orelse, dtype)})")
 
     def _expr_SumTo(self, node: ir.SumTo) -> str:
-        raise Unsupported("a sum back over the lanes a value was broadcast to (a "
-                          "gradient's), which mixes lanes")
+        """A gradient's sum back to one value (`recur.compile.adjoint`): the operand for
+        every lane of its own, added in lane order before the lane loop."""
+        dtype = self._seen(node).dtype
+        if node.shape != () or dtype not in _FLOAT_DTYPES or self.target != ():
+            raise Unsupported("a sum back over the lanes a value was broadcast to (a "
+                              "gradient's), but to one value, which mixes lanes")
+        shape = self._seen(node.operand).shape
+        self.products += 1
+        total = self.args.add(("product", self.products), numpy.zeros((1, 1), dtype=dtype))
+        saved = self.target, self.lane
+        self.target, self.lane = shape, "j"
+        operand = self._typed(node.operand, dtype)
+        self.target, self.lane = saved
+        self.before += [
+            f"        a{total}[0] = 0;",
+            f"        for (int64_t j = 0; j < {math.prod(shape)}; j++) a{total}[0] += {operand};",
+        ]
+        return f"a{total}[0]"
 
     def _expr_Call(self, node: ir.Call) -> str:
         dtype, func, args = self._seen(node).dtype, node.func, node.args

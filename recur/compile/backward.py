@@ -1,0 +1,359 @@
+"""The adjoint of a run: a loop that runs backwards over the forward states.
+
+Reverse mode through time (Theano's back-propagation through time) as a transformation
+of a `Program` into another, so that every engine runs it without code of its own.
+With T the steps the forward run took, backward step u stands for forward step
+t = T - 1 - u. Each float output z gets an adjoint output `dJ/dz`, the derivative of
+the objective J by z[t]: the direct part (J's own sum), plus, for every output w that
+reads z[t - k], the cotangent `recur.compile.adjoint.step_vjp` gives that read in w's
+step at forward step t + k, fed w's adjoint at that step. That one is k backward steps
+earlier: a tap of `dJ/dw` at lag k (and at lag 0 this step's, which is why the adjoints
+run in the reverse of the forward order). The forward values those cotangents read
+(taps, sequence rows, the numbers drawn) come in as sequences, reversed. A guard keeps
+each read inside the steps run; zero initial states are the adjoint past the end.
+
+The gradients of params are sums over steps (outputs kept last); those of sequences
+one row per step read (kept whole, added up on the host); those of initial states the
+adjoints at t = -1 ... -depth, which the loop reaches by running `depth` steps more.
+`--truncate K` runs only K backward steps: only the last K forward steps pass anything
+back, as Theano's `truncate_gradient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy
+
+from recur.compile import ir
+from recur.compile.adjoint import ParamKey, SequenceKey, TapKey, step_vjp
+from recur.compile.lower import LoopOutput
+
+_COTANGENT = "\0cotangent"  # stands for w's adjoint in w's step VJP; no output is named so
+
+
+def adjoint_name(output: str) -> str:
+    return f"dJ/d{output}"
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One backward output that adds to a gradient: `rows` is the sequence row (as
+    walked) that its row for backward step 0 adds to; None for a sum kept last."""
+
+    output: str
+    rows: int | None = None
+
+
+@dataclass(slots=True)
+class Adjoint:
+    """The backward loop, and where each gradient comes from in its results."""
+
+    outputs: tuple[LoopOutput, ...]
+    sequences: dict[str, Any]  # host arrays, one row per backward step (and the reads' rows)
+    steps: int
+    params: dict[str, list[Part]] = field(default_factory=dict)
+    sequence_parts: dict[str, list[Part]] = field(default_factory=dict)
+    initials: dict[str, list[str | None]] = field(default_factory=dict)  # oldest first
+
+
+def unmoved(node: ir.Node) -> ir.Node:
+    """A tree with the sub-trees moved out of the loop put back (their sources typed)."""
+    if isinstance(node, ir.Hoisted | ir.Swept):
+        return unmoved(node.source)
+    return ir.map_children(node, unmoved)
+
+
+def backward_steps(program: ir.Program, wrt: tuple[str, ...], steps_run: int,
+                   truncate: int) -> int:
+    """The steps the backward loop runs: the last `truncate` forward ones (-1: all), and
+    past them, where every step is covered, the initial states of those in `wrt`."""
+    if 0 <= truncate < steps_run:
+        return truncate
+    names = {o.name for o in program.outputs}
+    deepest = max((program.output(name).depth for name in wrt if name in names), default=0)
+    return steps_run + deepest
+
+
+def build(program: ir.Program, of: str, wrt: tuple[str, ...], steps_run: int,
+          truncate: int, trajectories: Mapping[str, Any],
+          draws: Mapping[int, Any]) -> Adjoint:
+    """The adjoint of a run of `program` that took `steps_run` steps, J the sum of
+    output `of` as kept. `trajectories` holds each output's states on the host, its
+    initial rows first; `draws` the numbers each random call drew (one row per step: the
+    unit draw for `uniform` and `normal`, the draw itself for `integers`)."""
+    return _Builder(program, of, wrt, steps_run, truncate, trajectories, draws).build()
+
+
+class _Builder:
+    def __init__(self, program: ir.Program, of: str, wrt: tuple[str, ...], steps_run: int,
+                 truncate: int, trajectories: Mapping[str, Any],
+                 draws: Mapping[int, Any]) -> None:
+        self.program = program
+        self.of = of
+        self.wrt = wrt
+        self.T = steps_run
+        self.U = backward_steps(program, wrt, steps_run, truncate)
+        self.reads = _Reads(program, steps_run, self.U, trajectories, draws)
+        self.trees = {o.name: unmoved(o.step) for o in program.outputs}
+        self.rows = _sequence_rows(self.trees.values())
+
+    def build(self) -> Adjoint:
+        program = self.program
+        vjps: dict[str, dict[Any, ir.Node]] = {}
+        relevant = self._relevant(vjps)
+        outputs: list[LoopOutput] = []
+        for z in reversed(program.outputs):
+            if z.name in relevant:
+                outputs.append(self._adjoint_of(z, vjps, relevant))
+        adjoint = Adjoint((), {}, self.U)
+        outputs += self._param_sums(vjps, relevant, adjoint)
+        outputs += self._sequence_rows(vjps, relevant, adjoint)
+        outputs += self._initial_captures(relevant, adjoint)
+        adjoint.outputs = tuple(_with_rows(o, self.reads.lowest()) for o in outputs)
+        adjoint.sequences = self.reads.arrays()
+        return adjoint
+
+    def _relevant(self, vjps: dict[str, dict[Any, ir.Node]]) -> set[str]:
+        """The outputs whose adjoint is not zero: `of`, and those a relevant one reads;
+        `vjps` gets each one's step VJP, its cotangent a stand-in for its adjoint."""
+        relevant, pending = {self.of}, [self.of]
+        while pending:
+            name = pending.pop()
+            output = self.program.output(name)
+            cotangent = ir.Tap(output.span, None, ir.PER_STATE, _COTANGENT, 0)
+            vjps[name] = step_vjp(self.trees[name], cotangent, summed=False)
+            for key in vjps[name]:
+                if isinstance(key, TapKey) and key.output not in relevant:
+                    relevant.add(key.output)
+                    pending.append(key.output)
+        return relevant
+
+    def _adjoint_of(self, z: ir.Output, vjps: Mapping[str, dict[Any, ir.Node]],
+                    relevant: set[str]) -> LoopOutput:
+        terms: list[ir.Node] = []
+        if z.name == self.of:
+            terms.append(self._direct(z))
+        for w in self.program.outputs:
+            if w.name not in relevant:
+                continue
+            for key, tree in vjps.get(w.name, {}).items():
+                if isinstance(key, TapKey) and key.output == z.name:
+                    term = self._shift(tree, key.lag, w.name)
+                    if w.shape != z.shape:
+                        term = ir.SumTo(z.span, None, term.varies, term, z.shape)
+                    terms.append(self._guard(term, key.lag))
+        step = _sum(terms) if terms else _literal(z, 0.0)
+        return LoopOutput(adjoint_name(z.name), step, z.dtype, z.shape, "none", z.span)
+
+    def _direct(self, z: ir.Output) -> ir.Node:
+        """d(J)/d(z[t]) of J itself: 1 at every step run (`keep: all`), or at the last."""
+        if z.keep == "all":
+            return self._guard(_literal(z, 1.0), 0)
+        at_end = _compare(z, "==", _time(z), _literal(z, 0))
+        return _where(z, at_end, _literal(z, 1.0), _literal(z, 0.0))
+
+    def _guard(self, tree: ir.Node, lag: int) -> ir.Node:
+        """`tree` where its forward step t + lag is one run (0 <= t + lag <= T - 1)."""
+        tests = []
+        if lag > 0:
+            tests.append(_compare(tree, ">=", _time(tree), _literal(tree, lag)))
+        if self.T + lag < self.U:
+            tests.append(_compare(tree, "<=", _time(tree), _literal(tree, self.T - 1 + lag)))
+        if not tests:
+            return tree
+        test = tests[0] if len(tests) == 1 else ir.Binary(tree.span, None, ir.PER_STEP,
+                                                          "and", tests[0], tests[1])
+        return _where(tree, test, tree, _literal(tree, 0.0))
+
+    def _param_sums(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str],
+                    adjoint: Adjoint) -> list[LoopOutput]:
+        outputs = []
+        for w in self.program.outputs:
+            if w.name not in relevant:
+                continue
+            for key, tree in vjps.get(w.name, {}).items():
+                if not isinstance(key, ParamKey) or key.name not in self.wrt:
+                    continue
+                name = f"dJ/d{key.name} in {w.name}"
+                total = ir.Binary(w.span, None, ir.PER_STATE, "+",
+                                  ir.Tap(w.span, None, ir.PER_STATE, name, 1),
+                                  self._guard(self._shift(tree, 0, w.name), 0))
+                dtype = str(numpy.result_type(self.program.params[key.name], w.dtype))
+                outputs.append(LoopOutput(name, total, dtype, w.shape, "last", w.span))
+                adjoint.params.setdefault(key.name, []).append(Part(name))
+        return outputs
+
+    def _sequence_rows(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str],
+                       adjoint: Adjoint) -> list[LoopOutput]:
+        outputs = []
+        for w in self.program.outputs:
+            if w.name not in relevant:
+                continue
+            for key, tree in vjps.get(w.name, {}).items():
+                if not isinstance(key, SequenceKey) or key.sequence not in self.wrt:
+                    continue
+                name = f"dJ/d{key.sequence}[t{key.offset:+d}] in {w.name}"
+                dtype = str(numpy.result_type(self.program.sequences[key.sequence], w.dtype))
+                outputs.append(LoopOutput(name, self._guard(self._shift(tree, 0, w.name), 0),
+                                          dtype, w.shape, "all", w.span))
+                row = self.rows[key.sequence, key.offset]
+                adjoint.sequence_parts.setdefault(key.sequence, []).append(Part(name, row))
+        return outputs
+
+    def _initial_captures(self, relevant: set[str], adjoint: Adjoint) -> list[LoopOutput]:
+        """The adjoint at t = -j for j = depth ... 1, taken as the loop passes it."""
+        outputs = []
+        for name in self.wrt:
+            if name not in self.trees:
+                continue
+            z = self.program.output(name)
+            captures: list[str | None] = []
+            for back in range(z.depth, 0, -1):
+                u = self.T - 1 + back
+                if name not in relevant or u >= self.U:
+                    captures.append(None)
+                    continue
+                capture = f"dJ/d{name}[{-back}]"
+                held = ir.Tap(z.span, None, ir.PER_STATE, capture, 1)
+                now = ir.Tap(z.span, None, ir.PER_STATE, adjoint_name(name), 0)
+                step = _where(z, _compare(z, "==", _time(z), _literal(z, u)), now, held)
+                outputs.append(LoopOutput(capture, step, z.dtype, z.shape, "last", z.span))
+                captures.append(capture)
+            adjoint.initials[name] = captures
+        return outputs
+
+    def _shift(self, node: ir.Node, lag: int, consumer: str) -> ir.Node:
+        """A cotangent tree of `consumer`'s step, as read at backward step u for forward
+        step t + lag: its reads of the forward run become reads of the reversed
+        sequences, `t` becomes T - 1 - u + lag, its cotangent `consumer`'s adjoint."""
+        if isinstance(node, ir.Hoisted | ir.Swept):
+            return self._shift(node.source, lag, consumer)
+        if isinstance(node, ir.Tap):
+            if node.output == _COTANGENT:
+                return ir.Tap(node.span, None, ir.PER_STATE, adjoint_name(consumer), lag)
+            depth = self.program.output(node.output).depth
+            return self.reads.read(node, ("output", node.output), lag - node.lag + depth)
+        if isinstance(node, ir.SequenceRead):
+            return self.reads.read(node, ("sequence", node.sequence), lag + node.row)
+        if isinstance(node, ir.Draw):
+            return self._draw(node, lag, consumer)
+        if isinstance(node, ir.Time):
+            return _binary("-", _literal(node, self.T - 1 + lag), _time(node))
+        if isinstance(node, ir.TimeIndex):
+            return _binary("-", _literal(node, self.T - 1 + lag + node.offset), _time(node))
+        if isinstance(node, ir.Steps):
+            return _literal(node, self.program.steps)
+        copy = ir.map_children(node, lambda child: self._shift(child, lag, consumer))
+        inputs = ir.children(copy)
+        return replace(copy, type=None, varies=ir.varies_of(*inputs) if inputs else copy.varies)
+
+    def _draw(self, node: ir.Draw, lag: int, consumer: str) -> ir.Node:
+        """The numbers the call drew at forward step t + lag, read back: the unit draw,
+        moved and scaled as the closures do it (`low + (high - low) * u`)."""
+        drawn = self.reads.read(node, ("draw", node.site), lag)
+        if node.kind == "integers" or not node.args:
+            return drawn
+        first, second = (self._shift(arg, lag, consumer) for arg in node.args)
+        scale = _binary("-", second, first) if node.kind == "uniform" else second
+        return _binary("+", first, _binary("*", scale, drawn))
+
+
+class _Reads:
+    """The forward values the backward loop reads, as sequences: each a source array
+    (an output's states with its initial rows, a sequence as walked, a call's draws)
+    reversed, so that backward step u reads row u + offset."""
+
+    def __init__(self, program: ir.Program, steps_run: int, backward_steps: int,
+                 trajectories: Mapping[str, Any], draws: Mapping[int, Any]) -> None:
+        self.T = steps_run
+        self.U = backward_steps
+        self.sources: dict[tuple[str, Any], Any] = {}
+        for name, states in trajectories.items():
+            self.sources["output", name] = states
+        for name, rows in program.sequences.items():
+            self.sources["sequence", name] = rows
+        for site, rows in draws.items():
+            self.sources["draw", site] = rows
+        self.offsets: dict[str, set[int]] = {}
+
+    def read(self, at: ir.Node, source: tuple[str, Any], shift: int) -> ir.Node:
+        """The source's row p = T - 1 - u + shift: reversed, row u + (len - T - shift)."""
+        name = _source_name(source)
+        offset = len(self.sources[source]) - self.T - shift
+        self.offsets.setdefault(name, set()).add(offset)
+        return ir.SequenceRead(at.span, None, ir.PER_STEP, name, offset, offset)
+
+    def lowest(self) -> dict[str, int]:
+        return {name: min(found) for name, found in self.offsets.items()}
+
+    def arrays(self) -> dict[str, Any]:
+        """Each source read, reversed, starting at its lowest offset; rows outside the
+        source repeat its edge (read only where a guard drops the value)."""
+        arrays = {}
+        for source, rows in self.sources.items():
+            name = _source_name(source)
+            if name not in self.offsets:
+                continue
+            host = numpy.asarray(rows)
+            low, high = min(self.offsets[name]), max(self.offsets[name])
+            count = self.U + high - low
+            if len(host) == 0:
+                arrays[name] = numpy.zeros((count, *host.shape[1:]), host.dtype)
+                continue
+            index = numpy.clip(len(host) - 1 - (numpy.arange(count) + low), 0, len(host) - 1)
+            arrays[name] = numpy.ascontiguousarray(host[index])
+        return arrays
+
+
+def _source_name(source: tuple[str, Any]) -> str:
+    kind, name = source
+    return {"output": f"{name} (forward)", "sequence": f"{name} (reversed)",
+            "draw": f"draw {name} (forward)"}[kind]
+
+
+def _with_rows(output: LoopOutput, lowest: Mapping[str, int]) -> LoopOutput:
+    """The sequence reads' rows, now that each sequence's lowest offset is known."""
+
+    def fix(node: ir.Node) -> ir.Node:
+        if isinstance(node, ir.SequenceRead):
+            return replace(node, row=node.offset - lowest[node.sequence])
+        return ir.map_children(node, fix)
+
+    return replace(output, step=fix(output.step))
+
+
+def _sequence_rows(trees: Any) -> dict[tuple[str, int], int]:
+    """The row read at t = 0 by each sequence read, by sequence and offset."""
+    return {(node.sequence, node.offset): node.row for tree in trees
+            for node in ir.walk(unmoved(tree)) if isinstance(node, ir.SequenceRead)}
+
+
+def _time(at: Any) -> ir.Node:
+    return ir.Time(at.span, None, ir.PER_STEP)
+
+
+def _literal(at: Any, value: int | float) -> ir.Node:
+    return ir.Literal(at.span, None, ir.CONSTANT, value)
+
+
+def _binary(op: str, left: ir.Node, right: ir.Node) -> ir.Node:
+    return ir.Binary(left.span, None, ir.varies_of(left, right), op, left, right)
+
+
+def _compare(at: Any, op: str, left: ir.Node, right: ir.Node) -> ir.Node:
+    return ir.Compare(at.span, None, ir.varies_of(left, right), (op,), (left, right))
+
+
+def _where(at: Any, test: ir.Node, body: ir.Node, orelse: ir.Node) -> ir.Node:
+    return ir.Call(at.span, None, ir.varies_of(test, body, orelse), "where",
+                   (test, body, orelse), None)
+
+
+def _sum(terms: list[ir.Node]) -> ir.Node:
+    total = terms[0]
+    for term in terms[1:]:
+        total = _binary("+", total, term)
+    return total

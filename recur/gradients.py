@@ -1,0 +1,301 @@
+"""`recur.grad`: gradients through time of a run, by a backward run on the same engines.
+
+The forward run keeps every state the backward pass reads (and the numbers its random
+calls drew); `recur.compile.backward` turns the program into its adjoint, which any
+engine runs like a spec; the gradients are then summed to the shapes the values were
+given in. Where the stored states would not fit (or with `checkpoints=N`), the forward
+run keeps only N snapshots and each segment is run again just before the backward
+pass needs it (`recur.checkpoints`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from recur import api
+from recur.compile import backward, ir
+from recur.compile.lower import Compiled, lower_loop
+from recur.diagnostics import UsageError, did_you_mean, option
+from recur.engine.memory import check_outputs_fit
+from recur.spec import Spec
+
+
+@dataclass(frozen=True)
+class Gradients(Mapping[str, numpy.ndarray]):
+    """One gradient per `wrt` name, in that order, shaped as the value was given."""
+
+    arrays: dict[str, numpy.ndarray]
+    objective: float  # J: the sum of output `of` as a run writes it
+    of: str
+    truncate: int
+    steps_run: int
+    stopped_by: str
+    engine: str
+    device: str
+    seed: int
+    stored_bytes: int  # the forward states kept for the backward pass
+
+    def __getitem__(self, name: str) -> numpy.ndarray:
+        return self.arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+
+def grad(
+    spec: Spec | str | Path,
+    *,
+    of: str,
+    wrt: Sequence[str] | None = None,
+    truncate: int = -1,
+    steps: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    last: bool = False,
+    check: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    engine: str = "auto",
+    seed: int | None = None,
+) -> Gradients:
+    """The gradient of J, the sum of output `of` as `run` would keep it, by each value
+    named in `wrt` (params, sequences, outputs' initials; default: every float param).
+
+    `truncate` is Theano's `truncate_gradient`: only the last `truncate` steps run pass
+    anything back (-1: all). The other keywords are `run`'s.
+
+    Raises:
+        RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
+    """
+    if not isinstance(spec, Spec):
+        spec = api.load(spec)
+    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < -1:
+        raise UsageError(f"{option('truncate')} must be -1 (all steps) or a step count "
+                         f">= 0, not {truncate!r}")
+    _check_of(spec, of)
+    compiled = api.prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
+                           last=last, check=check, seed=seed)
+    with api.sourced(spec):
+        names = _wrt(spec, compiled, of, wrt)
+        return _Pass(compiled, of, names, truncate, engine, progress, spec.reverse).run()
+
+
+class _Pass:
+    """The forward run that keeps what the backward one reads, then the backward run."""
+
+    def __init__(self, compiled: Compiled, of: str, wrt: tuple[str, ...], truncate: int,
+                 engine: str, progress: Callable[[int, int], None] | None,
+                 reverse: bool) -> None:
+        self.compiled = compiled
+        self.reverse = reverse  # sequences are walked from their end
+        self.program = compiled.program
+        self.backend = compiled.backend
+        self.of = of
+        self.wrt = wrt
+        self.truncate = truncate
+        self.engine = engine
+        self.progress = progress
+
+    def run(self) -> Gradients:
+        program = self.program
+        recording, draws = recording_program(program)
+        stored = stored_bytes(recording)
+        check_outputs_fit(stored, self.backend)
+        outcome, engine = api.execute(recording, self.backend, self.engine,
+                                      self._progress(0, 2))
+        T = outcome.steps_run
+        trajectories = {o.name: self._with_initials(o, outcome.arrays[o.name])
+                        for o in program.outputs}
+        drawn = {site: outcome.arrays[name] for site, name in draws.items()}
+        adjoint = backward.build(program, self.of, self.wrt, T, self.truncate, trajectories,
+                                 drawn)
+        looped = lower_loop(adjoint.outputs, self.backend, program.params,
+                            adjoint.sequences, adjoint.steps)
+        result, _ = api.execute(looped, self.backend, self.engine, self._progress(1, 2))
+        arrays = {name: self._gradient(name, adjoint, result.arrays, T) for name in self.wrt}
+        return Gradients(arrays, _objective(program.output(self.of),
+                                            trajectories[self.of], T),
+                         self.of, self.truncate, T, outcome.stopped_by, engine,
+                         program.device, program.seed, sum(stored.values()))
+
+    def _progress(self, part: int, parts: int) -> Callable[[int, int], None] | None:
+        """The forward and the backward run as halves of one bar."""
+        report = self.progress
+        if report is None:
+            return None
+        return lambda done, total: report(part * total + done, parts * total)
+
+    def _with_initials(self, output: ir.Output, states: Any) -> numpy.ndarray:
+        if output.depth == 0:
+            return numpy.asarray(states)
+        initial = self.backend.to_host(output.initial)
+        return numpy.concatenate([initial, numpy.asarray(states)])
+
+    def _gradient(self, name: str, adjoint: backward.Adjoint,
+                  arrays: Mapping[str, Any], T: int) -> numpy.ndarray:
+        program = self.program
+        if name in program.params:
+            value = numpy.asarray(self.backend.to_host(program.params[name]))
+            total = numpy.zeros(value.shape, _float(value.dtype))
+            for part in adjoint.params.get(name, []):
+                total += fit(arrays[part.output], value.shape)
+            return total
+        if name in program.sequences:
+            return self._sequence_gradient(name, adjoint, arrays, T)
+        return self._initial_gradient(name, adjoint, arrays)
+
+    def _sequence_gradient(self, name: str, adjoint: backward.Adjoint,
+                           arrays: Mapping[str, Any], T: int) -> numpy.ndarray:
+        walked = numpy.asarray(self.backend.to_host(self.program.sequences[name]))
+        total = numpy.zeros(walked.shape, _float(walked.dtype))
+        for part in adjoint.sequence_parts.get(name, []):
+            rows = numpy.asarray(arrays[part.output])
+            count = min(len(rows), T)
+            if count == 0:
+                continue
+            assert part.rows is not None
+            targets = T - 1 - numpy.arange(count) + part.rows
+            numpy.add.at(total, targets, fit_rows(rows[:count], walked.shape[1:]))
+        return total[::-1].copy() if self.reverse else total
+
+    def _initial_gradient(self, name: str, adjoint: backward.Adjoint,
+                          arrays: Mapping[str, Any]) -> numpy.ndarray:
+        summary = next(o for o in self.compiled.outputs if o.name == name)
+        assert summary.initial_shape is not None
+        state = summary.initial_shape[1:]
+        rows = [numpy.zeros(state, _float(numpy.dtype(summary.dtype))) if capture is None
+                else fit(arrays[capture], state)
+                for capture in adjoint.initials.get(name, [])]
+        depth = self.program.output(name).depth
+        if depth == 0:
+            return numpy.zeros(state, _float(numpy.dtype(summary.dtype)))
+        stacked = numpy.stack(rows)
+        return stacked if depth > 1 else stacked[0]
+
+
+def recording_program(program: ir.Program) -> tuple[ir.Program, dict[int, str]]:
+    """`program` keeping every state, and one more output per random call that keeps
+    what it drew (the unit draw of `uniform` and `normal`, which the backward pass moves
+    and scales as the call did); and the recording output of each call's site."""
+    outputs = [replace(o, keep="all") for o in program.outputs]
+    draws: dict[int, str] = {}
+    for node in program.draws():
+        name = f"draw {node.site}"
+        assert node.type is not None
+        drawn: ir.Node = node
+        if node.kind != "integers":
+            drawn = replace(node, args=(), type=ir.Type("float64", node.type.shape, False))
+        assert drawn.type is not None
+        outputs.append(ir.Output(name, drawn, drawn.type.dtype, drawn.type.shape, (), 0,
+                                 "all", None, None, node.span))
+        draws[node.site] = name
+    return replace(program, outputs=tuple(outputs)), draws
+
+
+def stored_bytes(program: ir.Program) -> dict[str, int]:
+    """The bytes of each output's states that a run keeping them all holds."""
+    return {o.name: (o.depth + program.steps) * o.lanes * numpy.dtype(o.dtype).itemsize
+            for o in program.outputs}
+
+
+def fit(value: Any, shape: tuple[int, ...]) -> numpy.ndarray:
+    """A cotangent summed over what broadcasting `shape` to it added, or broadcast to
+    `shape` where it is smaller (a value every element of which it stands for)."""
+    array = numpy.asarray(value)
+    extra = array.ndim - len(shape)
+    if extra > 0:
+        array = array.sum(axis=tuple(range(extra)))
+    axes = tuple(axis for axis in range(array.ndim)
+                 if shape[axis + len(shape) - array.ndim] == 1 and array.shape[axis] != 1)
+    if axes:
+        array = array.sum(axis=axes, keepdims=True)
+    return numpy.broadcast_to(array, shape)
+
+
+def fit_rows(rows: numpy.ndarray, shape: tuple[int, ...]) -> numpy.ndarray:
+    """`fit` for each row of `rows`."""
+    if rows.ndim - 1 < len(shape):
+        return numpy.broadcast_to(rows.reshape((len(rows),) + (1,) * (
+            len(shape) - rows.ndim + 1) + rows.shape[1:]), (len(rows), *shape))
+    return numpy.stack([fit(row, shape) for row in rows]) if len(rows) else rows
+
+
+def _float(dtype: numpy.dtype) -> numpy.dtype:
+    return dtype if dtype.kind in "fc" else numpy.dtype("float64")
+
+
+def _objective(output: ir.Output, states: numpy.ndarray, T: int) -> float:
+    """J as `run` writes the output: the sum of every step kept, or of the last state."""
+    kept = states[output.depth:] if output.keep == "all" else states[-1:]
+    return float(numpy.sum(kept, dtype=numpy.float64))
+
+
+def _check_of(spec: Spec, of: str) -> None:
+    names = [o.name.name for o in spec.outputs]
+    if of not in names:
+        raise UsageError(f"{option('of', of)}: the spec has no output '{of}'",
+                         notes=did_you_mean(of, names) or (f"outputs: {', '.join(names)}",))
+    output = spec.output(of)
+    if output.keep == "none":
+        raise UsageError(
+            f"{option('of', of)}: output '{of}' has 'keep: none', so a run writes nothing "
+            "of it to sum", output.name.span,
+            ("J is the sum of the output as a run writes it: keep it ('keep: all' or "
+             "'keep: last')",))
+
+
+def _wrt(spec: Spec, compiled: Compiled, of: str, wrt: Sequence[str] | None
+         ) -> tuple[str, ...]:
+    """The names to differentiate by, checked: float values of the spec, each once."""
+    program = compiled.program
+    output = program.output(of)
+    if numpy.dtype(output.dtype).kind != "f":
+        raise UsageError(
+            f"{option('of', of)}: output '{of}' is {output.dtype}; a gradient needs a float "
+            "output", spec.output(of).name.span,
+            (f"declare 'dtype: float64' for '{of}', or take the gradient of another output",))
+    params = [p.name.name for p in spec.params]
+    if wrt is None:
+        floats = tuple(name for name in params if _dtype_of(compiled, name).kind == "f")
+        if not floats:
+            raise UsageError("the spec has no float param to differentiate by",
+                             notes=(f"name a sequence or an output's initial with "
+                                    f"{option('wrt')}",))
+        return floats
+    names = [*params, *(s.name.name for s in spec.sequences),
+             *(o.name.name for o in spec.outputs)]
+    seen: list[str] = []
+    for name in wrt:
+        if name not in names:
+            raise UsageError(f"{option('wrt', name)}: the spec has no param, sequence "
+                             f"or output '{name}'", notes=did_you_mean(name, names))
+        if name in seen:
+            raise UsageError(f"{option('wrt', name)} is given twice")
+        dtype = _dtype_of(compiled, name)
+        if dtype is None:
+            raise UsageError(f"{option('wrt', name)}: output '{name}' has no "
+                             "'initial' to differentiate by")
+        if dtype.kind != "f":
+            raise UsageError(f"{option('wrt', name)}: '{name}' is {dtype}; only float "
+                             "values have a gradient (integers and bools are constants "
+                             "for it)")
+        seen.append(name)
+    return tuple(seen)
+
+
+def _dtype_of(compiled: Compiled, name: str) -> Any:
+    program = compiled.program
+    if name in program.params:
+        return numpy.asarray(compiled.backend.to_host(program.params[name])).dtype
+    if name in program.sequences:
+        return numpy.dtype(str(program.sequences[name].dtype))
+    summary = next(o for o in compiled.outputs if o.name == name)
+    return None if summary.initial_shape is None else numpy.dtype(summary.dtype)
