@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from recur import api
+from recur.cli.grad import grad
 from recur.cli.meta import write_meta
 from recur.cli.options import RunFlags, request_from_options, run_from_options, run_options
 from recur.cli.plot import plot
@@ -199,6 +200,7 @@ def explain_command(flags: RunFlags) -> None:
     click.echo(explain(request.spec, compiled, request.options.engine))
 
 
+cli.add_command(grad)
 cli.add_command(plot)
 cli.add_command(diff)
 

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -175,16 +175,28 @@ def run_from_options(flags: RunFlags, before_run: Callable[[api.Spec], None] | N
     request = request_from_options(flags, hash_inputs)
     if before_run is not None:
         before_run(request.spec)
+    result, elapsed = call_with_progress(
+        flags, lambda bar: api.run_with(request.spec, replace(request.options, progress=bar)))
+    names = tuple(name for name in request.names if name in result)
+    return Ran(request.spec, result, names, request, elapsed)
+
+
+Called = TypeVar("Called")
+
+
+def call_with_progress(flags: RunFlags, call: Callable[[ProgressBar | None], Called]
+                       ) -> tuple[Called, float]:
+    """`call(bar)` with a progress bar where one shows (unless `--quiet`) and the engines'
+    notes on stderr; its value and the seconds it took."""
     bar = None if flags.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
     started = time.monotonic()
     try:
         with _notes_on_stderr():
-            result = api.run_with(request.spec, replace(request.options, progress=bar))
+            value = call(bar)
     finally:
         if bar is not None:
             bar.close()
-    names = tuple(name for name in request.names if name in result)
-    return Ran(request.spec, result, names, request, time.monotonic() - started)
+    return value, time.monotonic() - started
 
 
 @contextlib.contextmanager
