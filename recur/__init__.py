@@ -12,16 +12,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from recur.api import Report, Result, RunOptions, check, load, run, run_with
     from recur.diagnostics import RecurError, render
+    from recur.gradients import Gradients, grad
     from recur.spec import Spec
 
 __version__ = "0.1.0"
 
-__all__ = ["RecurError", "Report", "Result", "RunOptions", "Spec", "check", "load", "render",
-           "run", "run_with"]
+__all__ = ["Gradients", "RecurError", "Report", "Result", "RunOptions", "Spec", "check", "grad",
+           "load", "render", "run", "run_with"]
 
 _HOMES = {"RecurError": "recur.diagnostics", "render": "recur.diagnostics", "Spec": "recur.spec",
           "Report": "recur.api", "Result": "recur.api", "check": "recur.api", "load": "recur.api",
-          "run": "recur.api", "RunOptions": "recur.api", "run_with": "recur.api"}
+          "run": "recur.api", "RunOptions": "recur.api", "run_with": "recur.api",
+          "grad": "recur.gradients", "Gradients": "recur.gradients"}
 
 
 def __getattr__(name: str) -> Any:
