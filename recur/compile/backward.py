@@ -112,7 +112,8 @@ class _Builder:
         outputs += self._param_sums(vjps, relevant, adjoint)
         outputs += self._sequence_rows(vjps, relevant, adjoint)
         outputs += self._initial_captures(relevant, adjoint)
-        adjoint.outputs = tuple(_with_rows(o, self.reads.lowest()) for o in outputs)
+        adjoint.outputs = tuple(_with_rows(o, self.reads.lowest())
+                                for output in outputs for o in _factored(output))
         adjoint.sequences = self.reads.arrays()
         return adjoint
 
@@ -323,6 +324,29 @@ def _with_rows(output: LoopOutput, lowest: Mapping[str, int]) -> LoopOutput:
         return ir.map_children(node, fix)
 
     return replace(output, step=fix(output.step))
+
+
+def _factored(output: LoopOutput) -> list[LoopOutput]:
+    """`output`, after an output of its own for each factor of a matrix product that is
+    computed in the step (a cotangent), read at lag 0: what a compiled kernel multiplies
+    is a matrix and a state. The factors come first, in the order they are met."""
+    factors: list[LoopOutput] = []
+
+    def factor(node: ir.Node) -> ir.Node:
+        if node.varies == ir.CONSTANT or isinstance(node, ir.Tap | ir.SequenceRead):
+            return node
+        name = f"{output.name} factor {len(factors) + 1}"
+        factors.append(LoopOutput(name, node, output.dtype, (), "none", output.span))
+        return ir.Tap(node.span, None, ir.PER_STATE, name, 0)
+
+    def visit(node: ir.Node) -> ir.Node:
+        copy = ir.map_children(node, visit)
+        if isinstance(copy, ir.Binary) and copy.op == "@":
+            return replace(copy, left=factor(copy.left), right=factor(copy.right))
+        return copy
+
+    step = visit(output.step)
+    return [*factors, replace(output, step=step)]
 
 
 def _sequence_rows(trees: Any) -> dict[tuple[str, int], int]:

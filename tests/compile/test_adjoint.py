@@ -455,8 +455,9 @@ def test_random_steps_against_central_differences(expression: str, seed: int) ->
            rtol=1e-6)
 
 
-def test_the_c_kernel_refuses_sum_to_with_a_reason() -> None:
-    """Not compiled yet: the C engine says so (`explain` prints it); `auto` runs another."""
+def test_the_c_kernel_refuses_a_partial_sum_to_with_a_reason() -> None:
+    """A sum to one value is compiled (tests/compile/test_backward.py); one to a shape
+    with lanes is not: the C engine says so (`explain` prints it); `auto` runs another."""
     program = _program("outputs:\n  x:\n    initial: [1.0, 2.0]\n    step: x[t-1] * 0.5\n"
                        "steps: 3\n", {})
     output = program.output("x")
@@ -464,4 +465,4 @@ def test_the_c_kernel_refuses_sum_to_with_a_reason() -> None:
     changed = dataclasses.replace(program,
                                   outputs=(dataclasses.replace(output, step=summed),))
     assert CEngine().supports(program) is None
-    assert "a sum back over the lanes" in (CEngine().supports(changed) or "")
+    assert "sum over the lanes a value was broadcast to" in (CEngine().supports(changed) or "")

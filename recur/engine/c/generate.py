@@ -586,7 +586,7 @@ class _Generator:
             f"            for (int64_t i = 0; i < {size}; i++) a{total}[i] += row[i] * vj;",
             "        }",
         ]
-        return f"a{total}[i]"
+        return f"a{total}[{self.lane}]"
 
     def _fixed(self, node: ir.Node) -> tuple[Any, Any] | None:
         """A key naming a value that is the same at every step, and the value, if
@@ -624,8 +624,8 @@ class _Generator:
         every lane of its own, added in lane order before the lane loop."""
         dtype = self._seen(node).dtype
         if node.shape != () or dtype not in _FLOAT_DTYPES or self.target != ():
-            raise Unsupported("a sum back over the lanes a value was broadcast to (a "
-                              "gradient's), but to one value, which mixes lanes")
+            raise Unsupported("a gradient's sum over the lanes a value was broadcast to, "
+                              "to a shape other than one value")
         shape = self._seen(node.operand).shape
         self.products += 1
         total = self.args.add(("product", self.products), numpy.zeros((1, 1), dtype=dtype))
@@ -641,6 +641,8 @@ class _Generator:
 
     def _expr_Call(self, node: ir.Call) -> str:
         dtype, func, args = self._seen(node).dtype, node.func, node.args
+        if func == "reshape":
+            return self._reshaped(node)
         folds = func in ("min", "max", "minimum", "maximum") and len(args) > 1
         if node.axis is not None or (FUNCTIONS[func].kind != "elementwise" and not folds):
             raise Unsupported(f"{func}(), which mixes lanes")
@@ -683,6 +685,21 @@ class _Generator:
                               "recur.lang.functions")
         name = c_name + ("" if dtype == "float64" else "f")
         return f"{name}({', '.join(self._typed(arg, dtype) for arg in args)})"
+
+    def _reshaped(self, node: ir.Call) -> str:
+        """`reshape(v, ...)` read by the lanes of a larger value (a gradient's outer
+        product): the element of v in the same place of the flat order, read where the
+        reshaped value's element for this lane is."""
+        value = node.args[0]
+        seen, source = self._seen(node), self._seen(value)
+        if math.prod(seen.shape) != math.prod(source.shape):
+            raise Unsupported("reshape() that changes the number of elements")
+        lane = self._column(seen.shape)
+        saved = self.target, self.lane
+        self.target, self.lane = source.shape, f"({lane})"
+        code = self._typed(value, seen.dtype)
+        self.target, self.lane = saved
+        return code
 
     def _exact_call(self, func: str, arg: ir.Node, dtype: str) -> str:
         """A cast, or a part of a real number: exact, so with the interpreter's bits."""
