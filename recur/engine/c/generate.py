@@ -622,10 +622,12 @@ class _Generator:
     def _expr_SumTo(self, node: ir.SumTo) -> str:
         """A gradient's sum back to one value (`recur.compile.adjoint`): the operand for
         every lane of its own, added in lane order before the lane loop."""
-        dtype = self._seen(node).dtype
-        if node.shape != () or dtype not in _FLOAT_DTYPES or self.target != ():
+        if node.shape != () or self.target != ():
             raise Unsupported("a gradient's sum over the lanes a value was broadcast to, "
                               "to a shape other than one value")
+        dtype = self._seen(node).dtype
+        if dtype not in _FLOAT_DTYPES:
+            raise Unsupported(f"a gradient's sum of {dtype} values")
         shape = self._seen(node.operand).shape
         self.products += 1
         total = self.args.add(("product", self.products), numpy.zeros((1, 1), dtype=dtype))
