@@ -534,3 +534,25 @@ def test_cuda_draws_the_start_of_a_longer_run_and_a_chunk_of_lanes(where: str) -
     for name in whole:
         assert_array_equal(short[name], whole[name][:100])
         assert_array_equal(half.arrays[name], whole[name][:, 500:])
+
+
+GRADIENT_SPECS = {
+    "stochastic_lanes": ("params:\n  r: linspace(2.9, 3.1, 5)\n  s: 0.2\nseed: 3\noutputs:\n"
+                         "  x:\n    initial: 0.5\n"
+                         "    step: r * x[t-1] * (1 - x[t-1]) + s * normal() * 0.01\n"
+                         "steps: 30\n", "x", ["r", "s", "x"]),
+    "rnn": (Path("specs/rnn.yaml").read_text(), "h", ["W", "v", "b", "x", "h"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_SPECS))
+def test_gradients_on_cuda_are_the_interpreters(where: str, name: str) -> None:
+    """The backward pass is a Program like any other: the CUDA engines run it."""
+    text, of, wrt = GRADIENT_SPECS[name]
+    spec = recur.load(text)
+    cpu = recur.grad(spec, of=of, wrt=wrt, engine="interp")
+    cuda = recur.grad(spec, of=of, wrt=wrt, device="cuda")
+    assert (cuda.device, cuda.engine) == ("cuda", "compiled")
+    for key in wrt:
+        assert_allclose(cuda[key], cpu[key], rtol=1e-12 if where == "emulated" else 1e-9,
+                        atol=1e-300, err_msg=key)
