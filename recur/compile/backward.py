@@ -232,6 +232,9 @@ class _Builder:
         sequences, `t` becomes T - 1 - u + lag, its cotangent `consumer`'s adjoint."""
         if isinstance(node, ir.Hoisted | ir.Swept):
             return self._shift(node.source, lag, consumer)
+        if node is self.trees[consumer] and self._stored_as_computed(consumer):
+            depth = self.program.output(consumer).depth  # the step's value: read, not redone
+            return self.reads.read(node, ("output", consumer), lag + depth)
         if isinstance(node, ir.Tap):
             if node.output == _COTANGENT:
                 return ir.Tap(node.span, None, ir.PER_STATE, adjoint_name(consumer), lag)
@@ -250,6 +253,12 @@ class _Builder:
         copy = ir.map_children(node, lambda child: self._shift(child, lag, consumer))
         inputs = ir.children(copy)
         return replace(copy, type=None, varies=ir.varies_of(*inputs) if inputs else copy.varies)
+
+    def _stored_as_computed(self, name: str) -> bool:
+        """Whether output `name` stores its step's value as computed (no cast, no
+        broadcast), so that a rule's `y` can be read back from the forward states."""
+        output, seen = self.program.output(name), self.trees[name].type
+        return seen is not None and (seen.dtype, seen.shape) == (output.dtype, output.shape)
 
     def _draw(self, node: ir.Draw, lag: int, consumer: str) -> ir.Node:
         """The numbers the call drew at forward step t + lag, read back: the unit draw,
@@ -327,9 +336,11 @@ def _with_rows(output: LoopOutput, lowest: Mapping[str, int]) -> LoopOutput:
 
 
 def _factored(output: LoopOutput) -> list[LoopOutput]:
-    """`output`, after an output of its own for each factor of a matrix product that is
-    computed in the step (a cotangent), read at lag 0: what a compiled kernel multiplies
-    is a matrix and a state. The factors come first, in the order they are met."""
+    """`output`, after an output of its own for each factor of a matrix product, and each
+    value reshaped, that is computed in the step (a cotangent), read at lag 0: what a
+    compiled kernel multiplies is a matrix and a state, and a value reshaped to an outer
+    product is then computed once per element, not once per element of the product. The
+    factors come first, in the order they are met."""
     factors: list[LoopOutput] = []
 
     def factor(node: ir.Node) -> ir.Node:
@@ -343,6 +354,8 @@ def _factored(output: LoopOutput) -> list[LoopOutput]:
         copy = ir.map_children(node, visit)
         if isinstance(copy, ir.Binary) and copy.op == "@":
             return replace(copy, left=factor(copy.left), right=factor(copy.right))
+        if isinstance(copy, ir.Call) and copy.func in ("reshape", "transpose"):
+            return replace(copy, args=(factor(copy.args[0]), *copy.args[1:]))
         return copy
 
     step = visit(output.step)

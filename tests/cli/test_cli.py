@@ -21,7 +21,7 @@ def invoke(*args: str, stdin: bytes | None = None) -> object:
     return CliRunner().invoke(cli, list(args), input=stdin)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["check"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["check"], ["grad"]])
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_every_command_has_help_with_an_example(command: list[str], flag: str) -> None:
     result = invoke(*command, flag)

@@ -373,6 +373,13 @@ class _Generator:
             lanes = numpy.broadcast_to(numpy.arange(size).reshape(shape), self.target)
         except ValueError:
             raise Unsupported(f"a value of shape {shape} is read by lanes {self.target}") from None
+        padded = (1,) * (len(self.target) - len(shape)) + tuple(shape)
+        for cut in range(1, len(padded)):  # a value repeated along the leading or trailing axes
+            inner = math.prod(self.target[cut:])
+            if padded[:cut] == (1,) * cut and padded[cut:] == self.target[cut:]:
+                return f"(({self.lane}) % {inner})"
+            if padded[:cut] == self.target[:cut] and padded[cut:] == (1,) * len(padded[cut:]):
+                return f"(({self.lane}) / {inner})"
         mapping = self.xp.asarray(numpy.ascontiguousarray(lanes, dtype=numpy.int64).reshape(1, -1))
         return f"a{self.args.add(('lanes', shape, self.target), mapping)}[{self.lane}]"
 
