@@ -286,7 +286,8 @@ def _wrt(spec: Spec, compiled: Compiled, of: str, wrt: Sequence[str] | None
         if dtype.kind != "f":
             raise UsageError(f"{option('wrt', name)}: '{name}' is {dtype}; only float "
                              "values have a gradient (integers and bools are constants "
-                             "for it)")
+                             "for it)", notes=(f"to differentiate by it, give '{name}' "
+                                               "float values (2.0, not 2)",))
         seen.append(name)
     return tuple(seen)
 

@@ -37,8 +37,10 @@ from recur.io.formats import FORMATS
               help="Also write a JSON sidecar, with the objective's value.")
 def grad(flags: RunFlags, of: str, wrt: tuple[str, ...], truncate: int, out: str | None,
          fmt: str | None, meta: str | None, force: bool) -> None:
-    """The gradient of the sum of output --of by each --wrt (back-propagation through
-    time), one array each, shaped as given.
+    """Differentiate an output's sum by params, sequences, initials.
+
+    J is the sum of output --of as `recur run` writes it; one gradient per --wrt,
+    shaped as the value was given, by back-propagation through the steps run.
 
     \b
     Example:

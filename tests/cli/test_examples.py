@@ -84,7 +84,8 @@ def test_spec_starts_with_a_comment_header(path: Path) -> None:
     assert lines and lines[0].startswith("# "), f"{path.name} must open with a # comment"
     header = [line for line in lines if line.startswith("#")]
     # The header says how to run it.
-    assert any("recur run" in line or "recur check" in line for line in header)
+    assert any(f"recur {command}" in line for line in header
+               for command in ("run", "check", "grad"))
     assert recur.load(str(path)).description
 
 

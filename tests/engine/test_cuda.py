@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KERNELS = Path(__file__).resolve().parents[1] / "golden_kernels"
 SPECS = sorted(path.stem for path in (ROOT / "specs").glob("*.yaml"))
 FUSED_SPECS = ["accumulate", "collatz", "fibonacci", "linear_filter", "logistic_sweep",
-               "lotka_volterra", "monte_carlo_pi", "moving_average", "newton_sqrt",
+               "fit_decay", "lotka_volterra", "monte_carlo_pi", "moving_average", "newton_sqrt",
                "ornstein_uhlenbeck", "random_walk", "rnn", "square_sum", "taylor_exp"]
 GPU_RTOL = {"float64": 1e-12, "float32": 1e-5}  # CUDA's libm and cuBLAS vs NumPy's
 SCAN_RTOL = {"float64": 1e-12, "float32": 1e-5}  # of the largest |state|, measured below
