@@ -19,6 +19,7 @@ import numpy
 
 from recur import api
 from recur.compile import backward, ir
+from recur.compile.backward import Source
 from recur.compile.lower import Compiled, lower_loop
 from recur.diagnostics import UsageError, did_you_mean, option
 from recur.engine.memory import check_outputs_fit
@@ -93,8 +94,9 @@ class _Pass:
 
     def __init__(self, compiled: Compiled, of: str, wrt: tuple[str, ...], truncate: int,
                  engine: str, progress: Callable[[int, int], None] | None,
-                 reverse: bool) -> None:
+                 reverse: bool, window: int | None = None) -> None:
         self.compiled = compiled
+        self.window = window  # backward steps run at a time (None: all)
         self.reverse = reverse  # sequences are walked from their end
         self.program = compiled.program
         self.backend = compiled.backend
@@ -114,17 +116,42 @@ class _Pass:
         T = outcome.steps_run
         trajectories = {o.name: self._with_initials(o, outcome.arrays[o.name])
                         for o in program.outputs}
-        drawn = {site: outcome.arrays[name] for site, name in draws.items()}
-        adjoint = backward.build(program, self.of, self.wrt, T, self.truncate, trajectories,
-                                 drawn)
-        looped = lower_loop(adjoint.outputs, self.backend, program.params,
-                            adjoint.sequences, adjoint.steps)
-        result, _ = api.execute(looped, self.backend, self.engine, self._progress(1, 2))
-        arrays = {name: self._gradient(name, adjoint, result.arrays, T) for name in self.wrt}
+        sources: dict[tuple[str, Any], Source] = {
+            ("output", name): Source.whole(rows) for name, rows in trajectories.items()}
+        sources.update({("draw", site): Source.whole(outcome.arrays[name])
+                        for site, name in draws.items()})
+        sources.update({("sequence", name): Source.whole(self.backend.to_host(rows))
+                        for name, rows in program.sequences.items()})
+        transform = backward.Backward(program, self.of, self.wrt, T, self.truncate,
+                                      {key: source.length for key, source in sources.items()})
+        arrays = self._backward(transform, lambda first, stop: sources, T)
         return Gradients(arrays, _objective(program.output(self.of),
                                             trajectories[self.of], T),
                          self.of, self.truncate, T, outcome.stopped_by, engine,
                          program.device, program.seed, sum(stored.values()))
+
+    def _backward(self, transform: backward.Backward,
+                  sources_for: Callable[[int, int], Mapping[tuple[str, Any], Source]],
+                  T: int) -> dict[str, numpy.ndarray]:
+        """The backward loop, window by window (`self.window` steps each; default: all),
+        each starting from the states the one before ended with; the gradients."""
+        size = self.window or max(transform.steps, 1)
+        carried: dict[str, Any] = {}
+        sequences = {name: self._sequence_zeros(name) for name in self.wrt
+                     if name in self.program.sequences}
+        for first in range(0, transform.steps, size):
+            stop = min(first + size, transform.steps)
+            window = transform.window(first, stop, sources_for(first, stop))
+            looped = lower_loop(transform.outputs, self.backend,
+                                {**self.program.params, backward.FIRST_STEP: first},
+                                window.sequences, window.steps, carried)
+            result, _ = api.execute(looped, self.backend, self.engine, self._progress(1, 2))
+            for name, total in sequences.items():
+                for part in transform.sequence_parts.get(name, []):
+                    _add_rows(total, result.arrays[part.output], first, part.rows, T)
+            carried = _states_after(looped, result.arrays, self.backend)
+        finals = {name: rows[-1] for name, rows in carried.items()}
+        return {name: self._gradient(name, transform, finals, sequences) for name in self.wrt}
 
     def _progress(self, part: int, parts: int) -> Callable[[int, int], None] | None:
         """The forward and the backward run as halves of one bar."""
@@ -139,46 +166,63 @@ class _Pass:
         initial = self.backend.to_host(output.initial)
         return numpy.concatenate([initial, numpy.asarray(states)])
 
-    def _gradient(self, name: str, adjoint: backward.Adjoint,
-                  arrays: Mapping[str, Any], T: int) -> numpy.ndarray:
+    def _sequence_zeros(self, name: str) -> numpy.ndarray:
+        walked = numpy.asarray(self.backend.to_host(self.program.sequences[name]))
+        return numpy.zeros(walked.shape, _float(walked.dtype))
+
+    def _gradient(self, name: str, transform: backward.Backward, finals: Mapping[str, Any],
+                  sequences: Mapping[str, numpy.ndarray]) -> numpy.ndarray:
+        """One gradient from the backward loop's final states (and the sequences' rows),
+        summed to the shape the value was given in."""
         program = self.program
         if name in program.params:
             value = numpy.asarray(self.backend.to_host(program.params[name]))
             total = numpy.zeros(value.shape, _float(value.dtype))
-            for part in adjoint.params.get(name, []):
-                total += fit(arrays[part.output], value.shape)
+            for part in transform.params.get(name, []):
+                if part.output in finals:
+                    total += fit(finals[part.output], value.shape)
             return total
-        if name in program.sequences:
-            return self._sequence_gradient(name, adjoint, arrays, T)
-        return self._initial_gradient(name, adjoint, arrays)
-
-    def _sequence_gradient(self, name: str, adjoint: backward.Adjoint,
-                           arrays: Mapping[str, Any], T: int) -> numpy.ndarray:
-        walked = numpy.asarray(self.backend.to_host(self.program.sequences[name]))
-        total = numpy.zeros(walked.shape, _float(walked.dtype))
-        for part in adjoint.sequence_parts.get(name, []):
-            rows = numpy.asarray(arrays[part.output])
-            count = min(len(rows), T)
-            if count == 0:
-                continue
-            assert part.rows is not None
-            targets = T - 1 - numpy.arange(count) + part.rows
-            numpy.add.at(total, targets, fit_rows(rows[:count], walked.shape[1:]))
-        return total[::-1].copy() if self.reverse else total
-
-    def _initial_gradient(self, name: str, adjoint: backward.Adjoint,
-                          arrays: Mapping[str, Any]) -> numpy.ndarray:
+        if name in sequences:
+            return sequences[name][::-1].copy() if self.reverse else sequences[name]
         summary = next(o for o in self.compiled.outputs if o.name == name)
         assert summary.initial_shape is not None
-        state = summary.initial_shape[1:]
-        rows = [numpy.zeros(state, _float(numpy.dtype(summary.dtype))) if capture is None
-                else fit(arrays[capture], state)
-                for capture in adjoint.initials.get(name, [])]
-        depth = self.program.output(name).depth
+        state, dtype = summary.initial_shape[1:], _float(numpy.dtype(summary.dtype))
+        rows = [fit(finals[capture], state) if capture is not None and capture in finals
+                else numpy.zeros(state, dtype)
+                for capture in transform.initials.get(name, [])]
+        depth = program.output(name).depth
         if depth == 0:
-            return numpy.zeros(state, _float(numpy.dtype(summary.dtype)))
-        stacked = numpy.stack(rows)
+            return numpy.zeros(state, dtype)
+        stacked = numpy.stack(rows).astype(dtype)
         return stacked if depth > 1 else stacked[0]
+
+
+def _add_rows(total: numpy.ndarray, rows: Any, first: int, row: int | None, T: int) -> None:
+    """A window's rows of a sequence's gradient (backward steps `first`...) added to the
+    sequence's rows they belong to: forward step t = T - 1 - u read row t + `row`."""
+    rows = numpy.asarray(rows)
+    count = max(min(len(rows), T - first), 0)
+    if count == 0:
+        return
+    assert row is not None
+    targets = T - 1 - (first + numpy.arange(count)) + row
+    numpy.add.at(total, targets, fit_rows(rows[:count], total.shape[1:]))
+
+
+def _states_after(looped: ir.Program, arrays: Mapping[str, Any], backend: Any
+                  ) -> dict[str, numpy.ndarray]:
+    """The states a window ended with, on the host: where the next one starts."""
+    states = {}
+    for output in looped.outputs:
+        if output.depth == 0:
+            continue
+        if output.keep == "all":
+            before = numpy.asarray(backend.to_host(output.initial))
+            rows = numpy.concatenate([before, numpy.asarray(arrays[output.name])])
+            states[output.name] = rows[len(rows) - output.depth:]
+        else:  # a sum or a capture, kept `last`: one state back
+            states[output.name] = numpy.asarray(arrays[output.name])[None]
+    return states
 
 
 def recording_program(program: ir.Program) -> tuple[ir.Program, dict[int, str]]:

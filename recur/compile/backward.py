@@ -22,7 +22,7 @@ back, as Theano's `truncate_gradient`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy
@@ -47,16 +47,18 @@ class Part:
     rows: int | None = None
 
 
-@dataclass(slots=True)
-class Adjoint:
-    """The backward loop, and where each gradient comes from in its results."""
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Backward steps `first` to `stop` (exclusive) of the adjoint, ready to run: its
+    sequences (host arrays whose row 0 is for step `first`)."""
 
-    outputs: tuple[LoopOutput, ...]
-    sequences: dict[str, Any]  # host arrays, one row per backward step (and the reads' rows)
-    steps: int
-    params: dict[str, list[Part]] = field(default_factory=dict)
-    sequence_parts: dict[str, list[Part]] = field(default_factory=dict)
-    initials: dict[str, list[str | None]] = field(default_factory=dict)  # oldest first
+    first: int
+    stop: int
+    sequences: dict[str, Any]
+
+    @property
+    def steps(self) -> int:
+        return self.stop - self.first
 
 
 def unmoved(node: ir.Node) -> ir.Node:
@@ -77,30 +79,67 @@ def backward_steps(program: ir.Program, wrt: tuple[str, ...], steps_run: int,
     return steps_run + deepest
 
 
-def build(program: ir.Program, of: str, wrt: tuple[str, ...], steps_run: int,
-          truncate: int, trajectories: Mapping[str, Any],
-          draws: Mapping[int, Any]) -> Adjoint:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Forward values the backward loop reads, on the host: `rows[j]` is position
+    `first + j` of a source `length` positions long. The sources: ("output", name), its
+    states with its initial rows first; ("sequence", name), as walked; ("draw", site),
+    the numbers a random call drew, one row per step (the unit draw of `uniform` and
+    `normal`, the draw itself of `integers`)."""
+
+    rows: Any
+    first: int
+    length: int
+
+    @classmethod
+    def whole(cls, rows: Any) -> Source:
+        return cls(rows, 0, len(rows))
+
+
+FIRST_STEP = "\0first backward step"  # a param of the adjoint: where its window starts
+
+
+class Backward:
     """The adjoint of a run of `program` that took `steps_run` steps, J the sum of
-    output `of` as kept. `trajectories` holds each output's states on the host, its
-    initial rows first; `draws` the numbers each random call drew (one row per step: the
-    unit draw for `uniform` and `normal`, the draw itself for `integers`)."""
-    return _Builder(program, of, wrt, steps_run, truncate, trajectories, draws).build()
+    output `of` as kept: its outputs (`LoopOutput`s, made once) and where each gradient
+    comes from in their results. It runs in windows of backward steps (`window`), each
+    reading the forward values it reaches (`reach`), so that the forward states can be
+    recomputed a segment at a time; the loop's `t` counts from a window's first step,
+    which the param `FIRST_STEP` gives, so that every window is the same loop.
+    `lengths` gives the length of each source (`Source`) read."""
 
-
-class _Builder:
     def __init__(self, program: ir.Program, of: str, wrt: tuple[str, ...], steps_run: int,
-                 truncate: int, trajectories: Mapping[str, Any],
-                 draws: Mapping[int, Any]) -> None:
+                 truncate: int, lengths: Mapping[tuple[str, Any], int]) -> None:
         self.program = program
         self.of = of
         self.wrt = wrt
         self.T = steps_run
         self.U = backward_steps(program, wrt, steps_run, truncate)
-        self.reads = _Reads(program, steps_run, self.U, trajectories, draws)
+        self.reads = _Reads(steps_run, lengths)
         self.trees = {o.name: unmoved(o.step) for o in program.outputs}
         self.rows = _sequence_rows(self.trees.values())
+        self.params: dict[str, list[Part]] = {}
+        self.sequence_parts: dict[str, list[Part]] = {}
+        self.initials: dict[str, list[str | None]] = {}  # oldest first
+        self.outputs = self._outputs()
 
-    def build(self) -> Adjoint:
+    @property
+    def steps(self) -> int:
+        """The steps the backward loop runs, in all."""
+        return self.U
+
+    def reach(self, first: int, stop: int) -> dict[tuple[str, Any], tuple[int, int]]:
+        """The positions of each source that backward steps `first` to `stop` read
+        (inclusive bounds, within the source)."""
+        return self.reads.reach((first, stop))
+
+    def window(self, first: int, stop: int, sources: Mapping[tuple[str, Any], Source]
+               ) -> Window:
+        """Backward steps `first` to `stop`, reading `sources`, which must hold the
+        positions `reach` gives."""
+        return Window(first, stop, self.reads.arrays((first, stop), sources))
+
+    def _outputs(self) -> tuple[LoopOutput, ...]:
         program = self.program
         vjps: dict[str, dict[Any, ir.Node]] = {}
         relevant = self._relevant(vjps)
@@ -108,14 +147,11 @@ class _Builder:
         for z in reversed(program.outputs):
             if z.name in relevant:
                 outputs.append(self._adjoint_of(z, vjps, relevant))
-        adjoint = Adjoint((), {}, self.U)
-        outputs += self._param_sums(vjps, relevant, adjoint)
-        outputs += self._sequence_rows(vjps, relevant, adjoint)
-        outputs += self._initial_captures(relevant, adjoint)
-        adjoint.outputs = tuple(_with_rows(o, self.reads.lowest())
-                                for output in outputs for o in _factored(output))
-        adjoint.sequences = self.reads.arrays()
-        return adjoint
+        outputs += self._param_sums(vjps, relevant)
+        outputs += self._sequence_rows(vjps, relevant)
+        outputs += self._initial_captures(relevant)
+        return tuple(_with_rows(o, self.reads.lowest())
+                     for output in outputs for o in _factored(output))
 
     def _relevant(self, vjps: dict[str, dict[Any, ir.Node]]) -> set[str]:
         """The outputs whose adjoint is not zero: `of`, and those a relevant one reads;
@@ -147,7 +183,8 @@ class _Builder:
                         term = ir.SumTo(z.span, None, term.varies, term, z.shape)
                     terms.append(self._guard(term, key.lag))
         step = _sum(terms) if terms else _literal(z, 0.0)
-        return LoopOutput(adjoint_name(z.name), step, z.dtype, z.shape, "none", z.span)
+        # kept whole: a window's last rows are where the next one starts
+        return LoopOutput(adjoint_name(z.name), step, z.dtype, z.shape, "all", z.span)
 
     def _direct(self, z: ir.Output) -> ir.Node:
         """d(J)/d(z[t]) of J itself: 1 at every step run (`keep: all`), or at the last."""
@@ -169,8 +206,8 @@ class _Builder:
                                                           "and", tests[0], tests[1])
         return _where(tree, test, tree, _literal(tree, 0.0))
 
-    def _param_sums(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str],
-                    adjoint: Adjoint) -> list[LoopOutput]:
+    def _param_sums(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str]
+                    ) -> list[LoopOutput]:
         outputs = []
         for w in self.program.outputs:
             if w.name not in relevant:
@@ -184,11 +221,11 @@ class _Builder:
                                   self._guard(self._shift(tree, 0, w.name), 0))
                 dtype = str(numpy.result_type(self.program.params[key.name], w.dtype))
                 outputs.append(LoopOutput(name, total, dtype, w.shape, "last", w.span))
-                adjoint.params.setdefault(key.name, []).append(Part(name))
+                self.params.setdefault(key.name, []).append(Part(name))
         return outputs
 
-    def _sequence_rows(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str],
-                       adjoint: Adjoint) -> list[LoopOutput]:
+    def _sequence_rows(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str]
+                       ) -> list[LoopOutput]:
         outputs = []
         for w in self.program.outputs:
             if w.name not in relevant:
@@ -201,10 +238,10 @@ class _Builder:
                 outputs.append(LoopOutput(name, self._guard(self._shift(tree, 0, w.name), 0),
                                           dtype, w.shape, "all", w.span))
                 row = self.rows[key.sequence, key.offset]
-                adjoint.sequence_parts.setdefault(key.sequence, []).append(Part(name, row))
+                self.sequence_parts.setdefault(key.sequence, []).append(Part(name, row))
         return outputs
 
-    def _initial_captures(self, relevant: set[str], adjoint: Adjoint) -> list[LoopOutput]:
+    def _initial_captures(self, relevant: set[str]) -> list[LoopOutput]:
         """The adjoint at t = -j for j = depth ... 1, taken as the loop passes it."""
         outputs = []
         for name in self.wrt:
@@ -223,7 +260,7 @@ class _Builder:
                 step = _where(z, _compare(z, "==", _time(z), _literal(z, u)), now, held)
                 outputs.append(LoopOutput(capture, step, z.dtype, z.shape, "last", z.span))
                 captures.append(capture)
-            adjoint.initials[name] = captures
+            self.initials[name] = captures
         return outputs
 
     def _shift(self, node: ir.Node, lag: int, consumer: str) -> ir.Node:
@@ -272,48 +309,57 @@ class _Builder:
 
 
 class _Reads:
-    """The forward values the backward loop reads, as sequences: each a source array
-    (an output's states with its initial rows, a sequence as walked, a call's draws)
-    reversed, so that backward step u reads row u + offset."""
+    """The forward values the backward loop reads, as sequences: each source reversed,
+    so that backward step u reads row u + offset, its offsets the same for every window
+    of the run (a window's arrays start at its first step)."""
 
-    def __init__(self, program: ir.Program, steps_run: int, backward_steps: int,
-                 trajectories: Mapping[str, Any], draws: Mapping[int, Any]) -> None:
+    def __init__(self, steps_run: int, lengths: Mapping[tuple[str, Any], int]) -> None:
         self.T = steps_run
-        self.U = backward_steps
-        self.sources: dict[tuple[str, Any], Any] = {}
-        for name, states in trajectories.items():
-            self.sources["output", name] = states
-        for name, rows in program.sequences.items():
-            self.sources["sequence", name] = rows
-        for site, rows in draws.items():
-            self.sources["draw", site] = rows
+        self.lengths = lengths
         self.offsets: dict[str, set[int]] = {}
+        self.keys: dict[str, tuple[str, Any]] = {}
 
     def read(self, at: ir.Node, source: tuple[str, Any], shift: int) -> ir.Node:
-        """The source's row p = T - 1 - u + shift: reversed, row u + (len - T - shift)."""
+        """The source's position p = T - 1 - u + shift: reversed, row u + (length - T -
+        shift)."""
         name = _source_name(source)
-        offset = len(self.sources[source]) - self.T - shift
+        offset = self.lengths[source] - self.T - shift
         self.offsets.setdefault(name, set()).add(offset)
+        self.keys[name] = source
         return ir.SequenceRead(at.span, None, ir.PER_STEP, name, offset, offset)
 
     def lowest(self) -> dict[str, int]:
         return {name: min(found) for name, found in self.offsets.items()}
 
-    def arrays(self) -> dict[str, Any]:
-        """Each source read, reversed, starting at its lowest offset; rows outside the
-        source repeat its edge (read only where a guard drops the value)."""
+    def reach(self, window: tuple[int, int]) -> dict[tuple[str, Any], tuple[int, int]]:
+        """The positions of each source that the backward steps `window` read (from, to:
+        inclusive), as far as the source has them."""
+        reached = {}
+        for name, found in self.offsets.items():
+            length = self.lengths[self.keys[name]]
+            first = length - 1 - (window[1] - 1 + max(found))
+            last = length - 1 - (window[0] + min(found))
+            reached[self.keys[name]] = (max(first, 0), min(last, length - 1))
+        return reached
+
+    def arrays(self, window: tuple[int, int], sources: Mapping[tuple[str, Any], Source]
+               ) -> dict[str, Any]:
+        """Each source read, reversed, from row `window[0]` + its lowest offset; rows
+        outside the source repeat its edge (read only where a guard drops the value)."""
         arrays = {}
-        for source, rows in self.sources.items():
-            name = _source_name(source)
-            if name not in self.offsets:
-                continue
-            host = numpy.asarray(rows)
-            low, high = min(self.offsets[name]), max(self.offsets[name])
-            count = self.U + high - low
-            if len(host) == 0:
+        for name, found in self.offsets.items():
+            source = sources[self.keys[name]]
+            host = numpy.asarray(source.rows)
+            low, high = min(found), max(found)
+            count = window[1] - window[0] + high - low
+            if source.length == 0:
                 arrays[name] = numpy.zeros((count, *host.shape[1:]), host.dtype)
                 continue
-            index = numpy.clip(len(host) - 1 - (numpy.arange(count) + low), 0, len(host) - 1)
+            positions = source.length - 1 - (numpy.arange(count) + window[0] + low)
+            index = numpy.clip(positions, 0, source.length - 1) - source.first
+            if count and (index.min() < 0 or index.max() >= len(host)):
+                needed = (int(index.min()) + source.first, int(index.max()) + source.first)
+                raise AssertionError(f"{name}: positions {needed} are not in the source")
             arrays[name] = numpy.ascontiguousarray(host[index])
         return arrays
 
@@ -369,7 +415,9 @@ def _sequence_rows(trees: Any) -> dict[tuple[str, int], int]:
 
 
 def _time(at: Any) -> ir.Node:
-    return ir.Time(at.span, None, ir.PER_STEP)
+    """The backward step u, whichever window the loop runs."""
+    first = ir.Param(at.span, None, ir.CONSTANT, FIRST_STEP)
+    return _binary("+", ir.Time(at.span, None, ir.PER_STEP), first)
 
 
 def _literal(at: Any, value: int | float) -> ir.Node:

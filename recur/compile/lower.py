@@ -146,10 +146,13 @@ class LoopOutput:
 
 
 def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
-               sequences: Mapping[str, Any], steps: int) -> ir.Program:
+               sequences: Mapping[str, Any], steps: int,
+               initials: Mapping[str, Any] | None = None) -> ir.Program:
     """A `Program` from outputs given as trees (in evaluation order): typed by a probe
     step at t = 0, with sub-trees moved out of the loop, as `compile_spec` does for a
-    spec."""
+    spec. Its states before step 0 are zeros, or where `initials` has an output's, those
+    (its `depth` rows, on the host)."""
+    initials = initials or {}
     xp = backend.xp
     lags: dict[str, set[int]] = {o.name: set() for o in outputs}
     for output in outputs:
@@ -170,13 +173,22 @@ def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[st
     lowered = tuple(
         ir.Output(o.name, mover.move(_with_types(o.step, observed)), o.dtype,
                   shapes[o.name], tuple(sorted(-lag for lag in lags[o.name])),
-                  depths[o.name], o.keep,
-                  xp.zeros((depths[o.name], *shapes[o.name]), o.dtype)
-                  if depths[o.name] else None, None, o.span)
+                  depths[o.name], o.keep, _states_before(o, depths[o.name], shapes[o.name],
+                                                          initials.get(o.name), xp),
+                  None, o.span)
         for o in outputs)
     return ir.Program(lowered, None, None, steps, backend.name, xp,
                       MappingProxyType(dict(params)), MappingProxyType(sequences),
                       tuple(mover.hoisted), tuple(mover.swept), False)
+
+
+def _states_before(output: LoopOutput, depth: int, shape: tuple[int, ...], given: Any,
+                   xp: Any) -> Any:
+    if not depth:
+        return None
+    if given is None:
+        return xp.zeros((depth, *shape), output.dtype)
+    return xp.broadcast_to(_to_device(numpy.asarray(given, output.dtype), xp), (depth, *shape))
 
 
 def _probe_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
