@@ -18,8 +18,9 @@ from typing import Any
 import numpy
 
 from recur import api
+from recur.checkpoints import Plan, memory_plan
 from recur.compile import backward, ir
-from recur.compile.backward import Source
+from recur.compile.backward import Reach, Source
 from recur.compile.lower import Compiled, lower_loop
 from recur.diagnostics import UsageError, did_you_mean, option
 from recur.engine.memory import check_outputs_fit
@@ -39,7 +40,7 @@ class Gradients(Mapping[str, numpy.ndarray]):
     engine: str
     device: str
     seed: int
-    stored_bytes: int  # the forward states kept for the backward pass
+    plan: Plan  # where the forward states were kept
 
     def __getitem__(self, name: str) -> numpy.ndarray:
         return self.arrays[name]
@@ -57,6 +58,7 @@ def grad(
     of: str,
     wrt: Sequence[str] | None = None,
     truncate: int = -1,
+    checkpoints: int | None = None,
     steps: int | None = None,
     params: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
@@ -71,7 +73,9 @@ def grad(
     named in `wrt` (params, sequences, outputs' initials; default: every float param).
 
     `truncate` is Theano's `truncate_gradient`: only the last `truncate` steps run pass
-    anything back (-1: all). The other keywords are `run`'s.
+    anything back (-1: all). `checkpoints` keeps that many snapshots of the forward
+    states and runs the segments between them again (default: only where storing them
+    all would take too much memory). The other keywords are `run`'s.
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
@@ -81,12 +85,17 @@ def grad(
     if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < -1:
         raise UsageError(f"{option('truncate')} must be -1 (all steps) or a step count "
                          f">= 0, not {truncate!r}")
+    if checkpoints is not None and (isinstance(checkpoints, bool)
+                                    or not isinstance(checkpoints, int) or checkpoints < 1):
+        raise UsageError(f"{option('checkpoints')} must be a number of snapshots >= 1, "
+                         f"not {checkpoints!r}")
     _check_of(spec, of)
     compiled = api.prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                            last=last, check=check, seed=seed)
     with api.sourced(spec):
         names = _wrt(spec, compiled, of, wrt)
-        return _Pass(compiled, of, names, truncate, engine, progress, spec.reverse).run()
+        return _Pass(compiled, of, names, truncate, engine, progress, spec.reverse,
+                     checkpoints).run()
 
 
 class _Pass:
@@ -94,9 +103,9 @@ class _Pass:
 
     def __init__(self, compiled: Compiled, of: str, wrt: tuple[str, ...], truncate: int,
                  engine: str, progress: Callable[[int, int], None] | None,
-                 reverse: bool, window: int | None = None) -> None:
+                 reverse: bool, checkpoints: int | None) -> None:
         self.compiled = compiled
-        self.window = window  # backward steps run at a time (None: all)
+        self.checkpoints = checkpoints  # snapshots asked for (None: as memory needs)
         self.reverse = reverse  # sequences are walked from their end
         self.program = compiled.program
         self.backend = compiled.backend
@@ -109,39 +118,29 @@ class _Pass:
     def run(self) -> Gradients:
         program = self.program
         recording, draws = recording_program(program)
-        stored = stored_bytes(recording)
-        check_outputs_fit(stored, self.backend)
-        outcome, engine = api.execute(recording, self.backend, self.engine,
-                                      self._progress(0, 2))
-        T = outcome.steps_run
-        trajectories = {o.name: self._with_initials(o, outcome.arrays[o.name])
-                        for o in program.outputs}
-        sources: dict[tuple[str, Any], Source] = {
-            ("output", name): Source.whole(rows) for name, rows in trajectories.items()}
-        sources.update({("draw", site): Source.whole(outcome.arrays[name])
-                        for site, name in draws.items()})
-        sources.update({("sequence", name): Source.whole(self.backend.to_host(rows))
-                        for name, rows in program.sequences.items()})
-        transform = backward.Backward(program, self.of, self.wrt, T, self.truncate,
-                                      {key: source.length for key, source in sources.items()})
-        arrays = self._backward(transform, lambda first, stop: sources, T)
-        return Gradients(arrays, _objective(program.output(self.of),
-                                            trajectories[self.of], T),
-                         self.of, self.truncate, T, outcome.stopped_by, engine,
-                         program.device, program.seed, sum(stored.values()))
+        plan = memory_plan(recording, self.checkpoints, _room(self.backend))
+        check_outputs_fit({"the forward states of the gradient": plan.memory}, self.backend)
+        forward: _Stored | _Checkpointed = (
+            _Checkpointed(self, recording, draws, plan) if plan.checkpointed
+            else _Stored(self, recording, draws))
+        transform = backward.Backward(program, self.of, self.wrt, forward.T, self.truncate,
+                                      forward.lengths)
+        arrays = self._backward(transform, forward.sources_for,
+                                plan.windows(forward.T, transform.steps), forward.T)
+        return Gradients(arrays, forward.objective, self.of, self.truncate, forward.T,
+                         forward.stopped_by, forward.engine, program.device, program.seed,
+                         plan)
 
     def _backward(self, transform: backward.Backward,
-                  sources_for: Callable[[int, int], Mapping[tuple[str, Any], Source]],
-                  T: int) -> dict[str, numpy.ndarray]:
-        """The backward loop, window by window (`self.window` steps each; default: all),
-        each starting from the states the one before ended with; the gradients."""
-        size = self.window or max(transform.steps, 1)
+                  sources_for: Callable[[Reach], Mapping[tuple[str, Any], Source]],
+                  windows: list[tuple[int, int]], T: int) -> dict[str, numpy.ndarray]:
+        """The backward loop, window by window, each starting from the states the one
+        before ended with; the gradients."""
         carried: dict[str, Any] = {}
         sequences = {name: self._sequence_zeros(name) for name in self.wrt
                      if name in self.program.sequences}
-        for first in range(0, transform.steps, size):
-            stop = min(first + size, transform.steps)
-            window = transform.window(first, stop, sources_for(first, stop))
+        for first, stop in windows:
+            window = transform.window(first, stop, sources_for(transform.reach(first, stop)))
             looped = lower_loop(transform.outputs, self.backend,
                                 {**self.program.params, backward.FIRST_STEP: first},
                                 window.sequences, window.steps, carried)
@@ -159,12 +158,6 @@ class _Pass:
         if report is None:
             return None
         return lambda done, total: report(part * total + done, parts * total)
-
-    def _with_initials(self, output: ir.Output, states: Any) -> numpy.ndarray:
-        if output.depth == 0:
-            return numpy.asarray(states)
-        initial = self.backend.to_host(output.initial)
-        return numpy.concatenate([initial, numpy.asarray(states)])
 
     def _sequence_zeros(self, name: str) -> numpy.ndarray:
         walked = numpy.asarray(self.backend.to_host(self.program.sequences[name]))
@@ -195,6 +188,124 @@ class _Pass:
             return numpy.zeros(state, dtype)
         stacked = numpy.stack(rows).astype(dtype)
         return stacked if depth > 1 else stacked[0]
+
+
+class _Stored:
+    """The forward run keeping every state the backward pass reads."""
+
+    def __init__(self, run: _Pass, recording: ir.Program, draws: Mapping[int, str]) -> None:
+        program, backend = run.program, run.backend
+        outcome, self.engine = api.execute(recording, backend, run.engine, run._progress(0, 2))
+        self.T, self.stopped_by = outcome.steps_run, outcome.stopped_by
+        trajectories = {o.name: _with_states_before(o, outcome.arrays[o.name], backend)
+                        for o in program.outputs}
+        self.objective = _objective(program.output(run.of), trajectories[run.of])
+        self.sources: dict[tuple[str, Any], Source] = {
+            ("output", name): Source.whole(rows) for name, rows in trajectories.items()}
+        self.sources.update({("draw", site): Source.whole(outcome.arrays[name])
+                             for site, name in draws.items()})
+        self.sources.update({("sequence", name): Source.whole(backend.to_host(rows))
+                             for name, rows in program.sequences.items()})
+        self.lengths = {key: source.length for key, source in self.sources.items()}
+
+    def sources_for(self, reach: Reach) -> Mapping[tuple[str, Any], Source]:
+        return self.sources
+
+
+class _Checkpointed:
+    """The forward run in segments, keeping a snapshot of the states each one starts
+    from; a segment is run again from its snapshot when the backward pass reaches it."""
+
+    def __init__(self, run: _Pass, recording: ir.Program, draws: Mapping[int, str],
+                 plan: Plan) -> None:
+        self.run, self.recording, self.draws, self.plan = run, recording, draws, plan
+        self.program = run.program
+        self.snapshots: dict[int, dict[str, numpy.ndarray]] = {
+            0: {o.name: _with_states_before(o, None, run.backend) for o in recording.outputs}}
+        of = self.program.output(run.of)
+        self.objective = 0.0
+        step, end, self.stopped_by, self.engine = 0, recording.steps, "steps", run.engine
+        while step < end:
+            stop = min(step + plan.segment, end)
+            kept = {of.name: stop - step} if of.keep == "all" else {}
+            arrays, steps_run, self.stopped_by, self.engine = self._segment(step, stop, kept)
+            if of.keep == "all":
+                self.objective += float(numpy.sum(arrays[of.name], dtype=numpy.float64))
+            self.snapshots[steps_run] = {  # at least the last state: `of`'s, for J
+                o.name: _last_rows(self.snapshots[step][o.name], arrays[o.name],
+                                   max(o.depth, 1))
+                for o in recording.outputs}
+            step = steps_run
+            if self.stopped_by == "until":
+                break
+        self.T = step
+        if of.keep != "all":
+            self.objective = _objective(of, self.snapshots[self.T][of.name][-1:])
+        self.lengths: dict[tuple[str, Any], int] = {
+            ("output", o.name): o.depth + self.T for o in self.program.outputs}
+        self.lengths.update({("draw", site): self.T for site in draws})
+        self.lengths.update({("sequence", name): len(rows)
+                             for name, rows in self.program.sequences.items()})
+
+    def _segment(self, step: int, stop: int, kept: Mapping[str, int]
+                 ) -> tuple[dict[str, Any], int, str, str]:
+        """Forward steps `step` to `stop` from the snapshot at `step`, each output kept
+        `last N` for the N given in `kept` (else its depth, at least 1)."""
+        outputs = tuple(
+            replace(o, keep=f"last {kept.get(o.name, max(o.depth, 1))}",
+                    initial=None if o.depth == 0 else self._on_device(
+                        self.snapshots[step][o.name][-o.depth:]))
+            for o in self.recording.outputs)
+        segment = replace(self.recording, outputs=outputs, start=step, stop=stop)
+        outcome, engine = api.execute(segment, self.run.backend, self.run.engine)
+        return outcome.arrays, outcome.steps_run, outcome.stopped_by, engine
+
+    def _on_device(self, rows: numpy.ndarray) -> Any:
+        return self.run.backend.xp.asarray(rows)
+
+    def sources_for(self, reached: Reach) -> Mapping[tuple[str, Any], Source]:
+        """The forward values a window of backward steps reads (the positions of each
+        source it `reached`), run again from the snapshot at or before the first forward
+        step they reach."""
+        lowest = min((low - self._depth(key) for key, (low, _) in reached.items()
+                      if key[0] != "sequence"), default=0)
+        highest = max((high - self._depth(key) for key, (_, high) in reached.items()
+                       if key[0] != "sequence"), default=-1)
+        start = max(step for step in self.snapshots if step <= max(lowest, 0))
+        stop_at = min(max(highest + 1, start), self.T)
+        count = stop_at - start
+        arrays = self._segment(start, stop_at, {o.name: count for o in self.recording.outputs}
+                               )[0] if count else {}
+        sources: dict[tuple[str, Any], Source] = {}
+        for output in self.program.outputs:
+            kept = self.snapshots[start][output.name]
+            before = kept[len(kept) - output.depth:]
+            rows = (numpy.concatenate([before, numpy.asarray(arrays[output.name])])
+                    if count else before)
+            sources["output", output.name] = Source(rows, start, output.depth + self.T)
+        for site, name in self.draws.items():
+            rows = numpy.asarray(arrays[name]) if count else numpy.zeros((0,))
+            sources["draw", site] = Source(rows, start, self.T)
+        for name, rows in self.program.sequences.items():
+            sources["sequence", name] = Source.whole(self.run.backend.to_host(rows))
+        return sources
+
+    def _depth(self, key: tuple[str, Any]) -> int:
+        return self.program.output(key[1]).depth if key[0] == "output" else 0
+
+
+def _with_states_before(output: ir.Output, states: Any, backend: Any) -> numpy.ndarray:
+    """An output's states on the host after its initial rows (its `depth` of them)."""
+    before = (numpy.zeros((0, *output.shape), output.dtype) if output.depth == 0
+              else numpy.asarray(backend.to_host(output.initial)))
+    if states is None:
+        return before
+    return numpy.concatenate([before, numpy.asarray(states)])
+
+
+def _last_rows(before: numpy.ndarray, rows: Any, count: int) -> numpy.ndarray:
+    joined = numpy.concatenate([before, numpy.asarray(rows)])
+    return joined[max(len(joined) - count, 0):]
 
 
 def _add_rows(total: numpy.ndarray, rows: Any, first: int, row: int | None, T: int) -> None:
@@ -244,12 +355,6 @@ def recording_program(program: ir.Program) -> tuple[ir.Program, dict[int, str]]:
     return replace(program, outputs=tuple(outputs)), draws
 
 
-def stored_bytes(program: ir.Program) -> dict[str, int]:
-    """The bytes of each output's states that a run keeping them all holds."""
-    return {o.name: (o.depth + program.steps) * o.lanes * numpy.dtype(o.dtype).itemsize
-            for o in program.outputs}
-
-
 def fit(value: Any, shape: tuple[int, ...]) -> numpy.ndarray:
     """A cotangent summed over what broadcasting `shape` to it added, or broadcast to
     `shape` where it is smaller (a value every element of which it stands for)."""
@@ -276,10 +381,16 @@ def _float(dtype: numpy.dtype) -> numpy.dtype:
     return dtype if dtype.kind in "fc" else numpy.dtype("float64")
 
 
-def _objective(output: ir.Output, states: numpy.ndarray, T: int) -> float:
-    """J as `run` writes the output: the sum of every step kept, or of the last state."""
+def _objective(output: ir.Output, states: numpy.ndarray) -> float:
+    """J as `run` writes the output: the sum of every step kept (after its initial
+    rows), or of the last state."""
     kept = states[output.depth:] if output.keep == "all" else states[-1:]
     return float(numpy.sum(kept, dtype=numpy.float64))
+
+
+def _room(backend: Any) -> int | None:
+    room = backend.memory_room()
+    return None if room is None else room.usable()
 
 
 def _check_of(spec: Spec, of: str) -> None:

@@ -44,7 +44,11 @@ def describe_gradient(request: Request, result: Gradients, elapsed: float
         **_ended(result),
         "objective": {"of": result.of, "value": _jsonable(result.objective),
                       "truncate": result.truncate},
-        "backward": {"stored_bytes": result.stored_bytes},
+        "forward_states": {"checkpointed": result.plan.checkpointed,
+                           "snapshots": result.plan.snapshots,
+                           "segment_steps": result.plan.segment,
+                           "memory_bytes": result.plan.memory,
+                           "forward_runs": result.plan.forward_runs},
         "elapsed_seconds": round(elapsed, 6),
         "gradients": {name: {"dtype": str(array.dtype), "shape": list(array.shape)}
                       for name, array in result.items()},

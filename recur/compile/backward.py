@@ -96,6 +96,7 @@ class Source:
         return cls(rows, 0, len(rows))
 
 
+Reach = dict[tuple[str, Any], tuple[int, int]]  # positions of each source a window reads
 FIRST_STEP = "\0first backward step"  # a param of the adjoint: where its window starts
 
 
@@ -128,7 +129,7 @@ class Backward:
         """The steps the backward loop runs, in all."""
         return self.U
 
-    def reach(self, first: int, stop: int) -> dict[tuple[str, Any], tuple[int, int]]:
+    def reach(self, first: int, stop: int) -> Reach:
         """The positions of each source that backward steps `first` to `stop` read
         (inclusive bounds, within the source)."""
         return self.reads.reach((first, stop))
@@ -331,7 +332,7 @@ class _Reads:
     def lowest(self) -> dict[str, int]:
         return {name: min(found) for name, found in self.offsets.items()}
 
-    def reach(self, window: tuple[int, int]) -> dict[tuple[str, Any], tuple[int, int]]:
+    def reach(self, window: tuple[int, int]) -> Reach:
         """The positions of each source that the backward steps `window` read (from, to:
         inclusive), as far as the source has them."""
         reached = {}
