@@ -82,13 +82,7 @@ def grad(
     """
     if not isinstance(spec, Spec):
         spec = api.load(spec)
-    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < -1:
-        raise UsageError(f"{option('truncate')} must be -1 (all steps) or a step count "
-                         f">= 0, not {truncate!r}")
-    if checkpoints is not None and (isinstance(checkpoints, bool)
-                                    or not isinstance(checkpoints, int) or checkpoints < 1):
-        raise UsageError(f"{option('checkpoints')} must be a number of snapshots >= 1, "
-                         f"not {checkpoints!r}")
+    _check_numbers(truncate, checkpoints)
     _check_of(spec, of)
     compiled = api.prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                            last=last, check=check, seed=seed)
@@ -96,6 +90,34 @@ def grad(
         names = _wrt(spec, compiled, of, wrt)
         return _Pass(compiled, of, names, truncate, engine, progress, spec.reverse,
                      checkpoints).run()
+
+
+@dataclass(frozen=True, slots=True)
+class GradientPlan:
+    """What `grad` would do, for `recur explain --of`: J, by what, and the memory plan."""
+
+    of: str
+    wrt: tuple[str, ...]
+    truncate: int
+    plan: Plan
+
+    def lines(self) -> list[str]:
+        reach = "all steps" if self.truncate == -1 else f"the last {self.truncate}"
+        return [f"gradient of sum({self.of}) by {', '.join(self.wrt)}, through {reach}:",
+                f"  forward states: {self.plan.words()}"]
+
+
+def plan_gradient(spec: Spec, compiled: Compiled, *, of: str, wrt: Sequence[str] | None,
+                  truncate: int = -1, checkpoints: int | None = None) -> GradientPlan:
+    """The checks `grad` makes of its arguments, and how it would keep the forward
+    states, without running anything."""
+    _check_numbers(truncate, checkpoints)
+    _check_of(spec, of)
+    with api.sourced(spec):
+        names = _wrt(spec, compiled, of, wrt)
+    recording, _ = recording_program(compiled.program)
+    return GradientPlan(of, names, truncate,
+                        memory_plan(recording, checkpoints, _room(compiled.backend)))
 
 
 class _Pass:
@@ -386,6 +408,16 @@ def _objective(output: ir.Output, states: numpy.ndarray) -> float:
     rows), or of the last state."""
     kept = states[output.depth:] if output.keep == "all" else states[-1:]
     return float(numpy.sum(kept, dtype=numpy.float64))
+
+
+def _check_numbers(truncate: int, checkpoints: int | None) -> None:
+    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < -1:
+        raise UsageError(f"{option('truncate')} must be -1 (all steps) or a step count "
+                         f">= 0, not {truncate!r}")
+    if checkpoints is not None and (isinstance(checkpoints, bool)
+                                    or not isinstance(checkpoints, int) or checkpoints < 1):
+        raise UsageError(f"{option('checkpoints')} must be a number of snapshots >= 1, "
+                         f"not {checkpoints!r}")
 
 
 def _room(backend: Any) -> int | None:

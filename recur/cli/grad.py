@@ -28,6 +28,10 @@ from recur.io.formats import FORMATS
 @click.option("--truncate", type=int, default=-1, show_default=True, metavar="K",
               help="Back-propagate through the last K steps only (Theano's "
                    "truncate_gradient; -1: all).")
+@click.option("--checkpoints", type=int, metavar="N",
+              help="Keep N snapshots of the forward states and run the segments between "
+                   "them again (default: only where keeping them all takes too much "
+                   "memory).")
 @click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
 @click.option("--force", is_flag=True,
               help="Replace -o and --meta files this user may not write (read-only ones).")
@@ -35,8 +39,9 @@ from recur.io.formats import FORMATS
               help="Output format (default: from the suffix, else csv).")
 @click.option("--meta", "meta", metavar="PATH",
               help="Also write a JSON sidecar, with the objective's value.")
-def grad(flags: RunFlags, of: str, wrt: tuple[str, ...], truncate: int, out: str | None,
-         fmt: str | None, meta: str | None, force: bool) -> None:
+def grad(flags: RunFlags, of: str, wrt: tuple[str, ...], truncate: int,
+         checkpoints: int | None, out: str | None, fmt: str | None, meta: str | None,
+         force: bool) -> None:
     """Differentiate an output's sum by params, sequences, initials.
 
     J is the sum of output --of as `recur run` writes it; one gradient per --wrt,
@@ -57,7 +62,8 @@ def grad(flags: RunFlags, of: str, wrt: tuple[str, ...], truncate: int, out: str
             check_replaceable(path, force)
     options = request.options
     result, elapsed = call_with_progress(flags, lambda bar: gradients.grad(
-        request.spec, of=of, wrt=list(wrt) or None, truncate=truncate, steps=options.steps,
+        request.spec, of=of, wrt=list(wrt) or None, truncate=truncate,
+        checkpoints=checkpoints, steps=options.steps,
         params=options.params, inputs=options.inputs, device=options.device,
         last=options.last, check=options.check, progress=bar, engine=options.engine,
         seed=options.seed))

@@ -19,8 +19,9 @@ from recur.cli.grad import grad
 from recur.cli.meta import write_meta
 from recur.cli.options import RunFlags, request_from_options, run_from_options, run_options
 from recur.cli.plot import plot
-from recur.diagnostics import EXIT_USAGE, RecurError, flag_words, render
+from recur.diagnostics import EXIT_USAGE, RecurError, UsageError, flag_words, render
 from recur.engine.memory import out_of_memory
+from recur.gradients import plan_gradient
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
 from recur.io.formats import FORMATS
 from recur.io.outputs import discard_output
@@ -186,18 +187,35 @@ def check(specs: tuple[str, ...], verbose: bool) -> None:
 
 @cli.command(name="explain")
 @run_options
-def explain_command(flags: RunFlags) -> None:
+@click.option("--of", "of", metavar="NAME",
+              help="Also say how `recur grad --of NAME` would keep the forward states.")
+@click.option("--wrt", "wrt", multiple=True, metavar="NAME", help="As `recur grad --wrt`.")
+@click.option("--truncate", type=int, default=-1, show_default=True, metavar="K",
+              help="As `recur grad --truncate`.")
+@click.option("--checkpoints", type=int, metavar="N", help="As `recur grad --checkpoints`.")
+def explain_command(flags: RunFlags, of: str | None, wrt: tuple[str, ...], truncate: int,
+                    checkpoints: int | None) -> None:
     """Show what a run would do: order, taps, shapes, dtypes, steps, memory, engine.
 
-    Takes the options of `run`, and compiles without running.
+    Takes the options of `run`, and compiles without running; with --of, also what
+    `recur grad` would keep of the forward states for its backward pass, and how much.
 
     \b
     Example:
       recur explain specs/taylor_exp.yaml --set x=2
+      recur explain specs/rnn.yaml --of h --wrt W
     """
     request = request_from_options(flags)
     compiled = api.prepare_with(request.spec, request.options)
-    click.echo(explain(request.spec, compiled, request.options.engine))
+    text = explain(request.spec, compiled, request.options.engine)
+    if of is not None:
+        gradient = plan_gradient(request.spec, compiled, of=of, wrt=list(wrt) or None,
+                                 truncate=truncate, checkpoints=checkpoints)
+        text = "\n".join([text, *gradient.lines()])
+    elif wrt or checkpoints is not None or truncate != -1:
+        raise UsageError("--wrt, --truncate and --checkpoints describe a gradient: give "
+                         "--of NAME too")
+    click.echo(text)
 
 
 cli.add_command(grad)

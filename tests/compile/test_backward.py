@@ -22,6 +22,7 @@ from numpy.testing import assert_allclose
 from test_adjoint import EXPRESSIONS
 
 import recur
+from recur import checkpoints
 from recur.diagnostics import RecurError
 from recur.gradients import grad
 
@@ -339,3 +340,54 @@ def test_without_wrt_every_float_param_and_none_is_an_error() -> None:
         grad("params:\n  n: 2\noutputs:\n  x:\n    initial: 1.0\n    step: x[t-1] * n\n"
              "steps: 2\n", of="x")
     assert raised.value.exit_code == 2
+
+
+# Checkpoints: snapshots of the forward states, segments run again.
+
+@pytest.mark.parametrize("checkpoints", [1, 2, 3, 7])
+@pytest.mark.parametrize("case", ["chain", "last", "until", "truncate", "stochastic", "reverse"])
+def test_checkpoints_give_the_stored_gradients(case: str, checkpoints: int) -> None:
+    text, inputs, options = {
+        "chain": (CHAIN + "steps: 7\n", _chain_inputs(), {}),
+        "last": (CHAIN + "steps: 7\n", _chain_inputs(), {"last": True}),
+        "until": (CHAIN + "steps: 9\nuntil: t >= 4\n", _chain_inputs(), {}),
+        "truncate": (CHAIN + "steps: 7\n", _chain_inputs(), {"truncate": 3}),
+        "stochastic": (STOCHASTIC, {}, {}),
+        "reverse": (CHAIN + "steps: 6\nreverse: true\n", _chain_inputs(), {}),
+    }[case]
+    spec = recur.load(text)
+    wrt = ["s", "r", "x"] if case == "stochastic" else list(CHAIN_WRT)
+    stored = grad(spec, of="x", wrt=wrt, inputs=inputs, **options)
+    assert not stored.plan.checkpointed
+    for engine in ("interp", "compiled"):
+        got = grad(spec, of="x", wrt=wrt, inputs=inputs, checkpoints=checkpoints,
+                   engine=engine, **options)
+        assert got.plan.checkpointed and got.plan.snapshots <= checkpoints
+        assert (got.steps_run, got.stopped_by) == (stored.steps_run, stored.stopped_by)
+        assert got.objective == pytest.approx(stored.objective, rel=1e-15)
+        for name in wrt:
+            assert_allclose(got[name], stored[name], rtol=1e-12, atol=1e-300,
+                            err_msg=f"{engine} {name}")
+
+
+def test_forward_states_past_the_limit_are_checkpointed(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    stored = grad(LOGISTIC, of="x", wrt=["r", "x"])
+    monkeypatch.setattr(checkpoints, "STORE_LIMIT", 100)
+    monkeypatch.setattr(checkpoints, "SEGMENT_BYTES", 5 * 24)
+    got = grad(LOGISTIC, of="x", wrt=["r", "x"])
+    assert got.plan.checkpointed and got.plan.segment == 5 and got.plan.snapshots == 3
+    assert_allclose([got["r"], got["x"]], [stored["r"], stored["x"]], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("steps", "backward", "segment", "windows"), [
+    (10, 10, 4, [(0, 2), (2, 6), (6, 10)]),
+    (10, 12, 4, [(0, 2), (2, 6), (6, 12)]),  # the initial states' steps with the first
+    (10, 3, 4, [(0, 2), (2, 3)]),  # truncated
+    (8, 8, 4, [(0, 4), (4, 8)]),
+    (0, 1, 4, [(0, 1)]),
+])
+def test_backward_windows_follow_the_forward_segments(
+        steps: int, backward: int, segment: int, windows: list[tuple[int, int]]) -> None:
+    plan = checkpoints.Plan(steps, segment, 3, 8, 8)
+    assert plan.windows(steps, backward) == windows
