@@ -93,3 +93,18 @@ def test_bad_requests_exit_2_with_one_message(args: list[str], message: str,
 def test_a_did_you_mean_for_a_misspelt_output() -> None:
     result = invoke("grad", TAYLOR, "--of", "exp_sun")
     assert result.exit_code == 2 and "did you mean 'exp_sum'?" in result.stderr
+
+
+def test_explain_of_prints_the_memory_plan() -> None:
+    stored = invoke("explain", RNN, "--of", "h", "--wrt", "W")
+    assert stored.exit_code == 0, stored.output
+    assert stored.stdout.splitlines()[-2:] == [
+        "gradient of sum(h) by W, through all steps:",
+        "  forward states: stored whole: 2.9 KB for 40 steps, each forward step run once"]
+    snapshots = invoke("explain", RNN, "--of", "h", "--checkpoints", "4", "--truncate", "9")
+    assert snapshots.stdout.splitlines()[-2:] == [
+        "gradient of sum(h) by W, v, b, through the last 9:",
+        "  forward states: checkpointed: 4 snapshots of 24 B, segments of 10 steps run "
+        "again (816 B in all): each forward step runs twice"]
+    alone = invoke("explain", RNN, "--wrt", "W")
+    assert alone.exit_code == 2 and "give --of NAME too" in alone.stderr

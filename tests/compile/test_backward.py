@@ -391,3 +391,21 @@ def test_backward_windows_follow_the_forward_segments(
         steps: int, backward: int, segment: int, windows: list[tuple[int, int]]) -> None:
     plan = checkpoints.Plan(steps, segment, 3, 8, 8)
     assert plan.windows(steps, backward) == windows
+
+
+def test_gapped_taps_and_a_deep_initial() -> None:
+    """Taps [-3, -1]: the initial has three states, the middle one read by no step
+    before t = 1 (x[t-3] at t = 1 is x[-2])."""
+    text = ("params:\n  a: 0.4\n  b: 0.3\n  x0: [0.5, 0.7, 0.9]\noutputs:\n  x:\n"
+            "    initial: x0\n    taps: [-3, -1]\n    step: a * x[t-1] + b * cos(x[t-3])\n"
+            "steps: 6\n")
+    got = check(text, "x", {"a": "a", "b": "b", "x": "x0"},
+                {"a": 0.4, "b": 0.3, "x0": numpy.array([0.5, 0.7, 0.9])})
+    assert got["x"].shape == (3,)
+
+
+def test_checkpoints_below_one_are_refused() -> None:
+    with pytest.raises(RecurError, match="checkpoints must be a number of snapshots >= 1, "
+                                         "not 0") as raised:
+        grad(LOGISTIC, of="x", checkpoints=0)
+    assert raised.value.exit_code == 2
