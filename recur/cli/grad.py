@@ -10,12 +10,12 @@ from recur.cli.meta import write_gradient_meta
 from recur.cli.options import (
     RunFlags,
     call_with_progress,
+    output_options,
     request_from_options,
     run_options,
 )
 from recur.diagnostics import UsageError
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
-from recur.io.formats import FORMATS
 
 
 @click.command(name="grad")
@@ -32,13 +32,8 @@ from recur.io.formats import FORMATS
               help="Keep N snapshots of the forward states and run the segments between "
                    "them again (default: only where keeping them all takes too much "
                    "memory).")
-@click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
-@click.option("--force", is_flag=True,
-              help="Replace -o and --meta files this user may not write (read-only ones).")
-@click.option("-f", "--format", "fmt", type=click.Choice(list(FORMATS)),
-              help="Output format (default: from the suffix, else csv).")
-@click.option("--meta", "meta", metavar="PATH",
-              help="Also write a JSON sidecar, with the objective's value.")
+@output_options("Also write a JSON sidecar, with the objective's value and where the "
+                "forward states were kept.")
 def grad(flags: RunFlags, of: str, wrt: tuple[str, ...], truncate: int,
          checkpoints: int | None, out: str | None, fmt: str | None, meta: str | None,
          force: bool) -> None:

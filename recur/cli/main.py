@@ -17,13 +17,18 @@ import click
 from recur import api
 from recur.cli.grad import grad
 from recur.cli.meta import write_meta
-from recur.cli.options import RunFlags, request_from_options, run_from_options, run_options
+from recur.cli.options import (
+    RunFlags,
+    output_options,
+    request_from_options,
+    run_from_options,
+    run_options,
+)
 from recur.cli.plot import plot
 from recur.diagnostics import EXIT_USAGE, RecurError, UsageError, flag_words, render
 from recur.engine.memory import out_of_memory
 from recur.gradients import plan_gradient
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
-from recur.io.formats import FORMATS
 from recur.io.outputs import discard_output
 from recur.report.diff import diff
 from recur.report.explain import explain
@@ -124,14 +129,8 @@ def cli() -> None:
 
 @cli.command()
 @run_options
-@click.option("-o", "--out", "out", metavar="PATH", help="Write here (- or none: stdout).")
-@click.option("--force", is_flag=True,
-              help="Replace -o and --meta files this user may not write (read-only ones).")
-@click.option("-f", "--format", "fmt", type=click.Choice(list(FORMATS)),
-              help="Output format (default: from the suffix, else csv).")
-@click.option("--meta", "meta", metavar="PATH",
-              help="Also write a JSON sidecar: version, spec and input hashes, params, "
-                   "steps, timing.")
+@output_options("Also write a JSON sidecar: version, spec and input hashes, params, steps, "
+                "timing.")
 def run(flags: RunFlags, out: str | None, fmt: str | None, meta: str | None,
         force: bool) -> None:
     """Run a spec and write its outputs.

@@ -69,6 +69,30 @@ _OPTIONS = [
 ]
 
 
+def output_options(meta_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-o`, `--force`, `-f` and `--meta`, for a command that writes results as `run` does;
+    the command receives them as `out`, `force`, `fmt` and `meta`."""
+    from recur.io.formats import FORMATS
+
+    options = [
+        click.option("-o", "--out", "out", metavar="PATH",
+                     help="Write here (- or none: stdout)."),
+        click.option("--force", is_flag=True,
+                     help="Replace -o and --meta files this user may not write (read-only "
+                          "ones)."),
+        click.option("-f", "--format", "fmt", type=click.Choice(list(FORMATS)),
+                     help="Output format (default: from the suffix, else csv)."),
+        click.option("--meta", "meta", metavar="PATH", help=meta_help),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @dataclass(frozen=True, slots=True)
 class RunFlags:
     """The shared run options as the command line gave them (click's parameter names)."""

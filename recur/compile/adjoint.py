@@ -68,6 +68,13 @@ _NOT_YET = ("element-wise arithmetic and functions, selects, matrix products, su
 _STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm"})
 
 
+def read_name(key: Read) -> str:
+    """The name of the value a read reads."""
+    if isinstance(key, TapKey):
+        return key.output
+    return key.sequence if isinstance(key, SequenceKey) else key.name
+
+
 def read_of(node: ir.Node) -> Read | None:
     """The value a leaf reads, which a gradient is a gradient of; None for other nodes."""
     if isinstance(node, ir.Tap):

@@ -21,14 +21,14 @@ back, as Theano's `truncate_gradient`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy
 
 from recur.compile import ir
-from recur.compile.adjoint import ParamKey, SequenceKey, TapKey, step_vjp
+from recur.compile.adjoint import ParamKey, SequenceKey, TapKey, read_name, step_vjp
 from recur.compile.lower import LoopOutput
 
 _COTANGENT = "\0cotangent"  # stands for w's adjoint in w's step VJP; no output is named so
@@ -210,37 +210,38 @@ class Backward:
     def _param_sums(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str]
                     ) -> list[LoopOutput]:
         outputs = []
-        for w in self.program.outputs:
-            if w.name not in relevant:
-                continue
-            for key, tree in vjps.get(w.name, {}).items():
-                if not isinstance(key, ParamKey) or key.name not in self.wrt:
-                    continue
-                name = f"dJ/d{key.name} in {w.name}"
-                total = ir.Binary(w.span, None, ir.PER_STATE, "+",
-                                  ir.Tap(w.span, None, ir.PER_STATE, name, 1),
-                                  self._guard(self._shift(tree, 0, w.name), 0))
-                dtype = str(numpy.result_type(self.program.params[key.name], w.dtype))
-                outputs.append(LoopOutput(name, total, dtype, w.shape, "last", w.span))
-                self.params.setdefault(key.name, []).append(Part(name))
+        for w, key, tree in self._reads_of_wrt(vjps, relevant, ParamKey):
+            name = f"dJ/d{key.name} in {w.name}"
+            total = ir.Binary(w.span, None, ir.PER_STATE, "+",
+                              ir.Tap(w.span, None, ir.PER_STATE, name, 1),
+                              self._guard(self._shift(tree, 0, w.name), 0))
+            dtype = str(numpy.result_type(self.program.params[key.name], w.dtype))
+            outputs.append(LoopOutput(name, total, dtype, w.shape, "last", w.span))
+            self.params.setdefault(key.name, []).append(Part(name))
         return outputs
 
     def _sequence_rows(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str]
                        ) -> list[LoopOutput]:
         outputs = []
+        for w, key, tree in self._reads_of_wrt(vjps, relevant, SequenceKey):
+            name = f"dJ/d{key.sequence}[t{key.offset:+d}] in {w.name}"
+            dtype = str(numpy.result_type(self.program.sequences[key.sequence], w.dtype))
+            outputs.append(LoopOutput(name, self._guard(self._shift(tree, 0, w.name), 0),
+                                      dtype, w.shape, "all", w.span))
+            row = self.rows[key.sequence, key.offset]
+            self.sequence_parts.setdefault(key.sequence, []).append(Part(name, row))
+        return outputs
+
+    def _reads_of_wrt(self, vjps: Mapping[str, dict[Any, ir.Node]], relevant: set[str],
+                      kind: type[Any]) -> Iterator[tuple[ir.Output, Any, ir.Node]]:
+        """Each read of a value in `wrt` of the `kind` given (params, sequences) by the
+        step of a relevant output, with the read's cotangent tree."""
         for w in self.program.outputs:
             if w.name not in relevant:
                 continue
             for key, tree in vjps.get(w.name, {}).items():
-                if not isinstance(key, SequenceKey) or key.sequence not in self.wrt:
-                    continue
-                name = f"dJ/d{key.sequence}[t{key.offset:+d}] in {w.name}"
-                dtype = str(numpy.result_type(self.program.sequences[key.sequence], w.dtype))
-                outputs.append(LoopOutput(name, self._guard(self._shift(tree, 0, w.name), 0),
-                                          dtype, w.shape, "all", w.span))
-                row = self.rows[key.sequence, key.offset]
-                self.sequence_parts.setdefault(key.sequence, []).append(Part(name, row))
-        return outputs
+                if isinstance(key, kind) and read_name(key) in self.wrt:
+                    yield w, key, tree
 
     def _initial_captures(self, relevant: set[str]) -> list[LoopOutput]:
         """The adjoint at t = -j for j = depth ... 1, taken as the loop passes it."""
