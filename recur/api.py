@@ -76,8 +76,24 @@ def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
     return spec
 
 
+class NamedArrays(Mapping[str, numpy.ndarray]):
+    """A mapping of NumPy arrays by name, in `arrays`' order: what `run` and `grad`
+    return, with fields of their own."""
+
+    arrays: dict[str, numpy.ndarray]
+
+    def __getitem__(self, name: str) -> numpy.ndarray:
+        return self.arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+
 @dataclass(frozen=True)
-class Result(Mapping[str, numpy.ndarray]):
+class Result(NamedArrays):
     """The kept outputs by name (declaration order), and how the run ended."""
 
     arrays: dict[str, numpy.ndarray]
@@ -89,15 +105,6 @@ class Result(Mapping[str, numpy.ndarray]):
     device: str  # where it ran: "cpu" or "cuda"
     engine: str  # which ran it, as `engine=` names it: "interp", "compiled" or "scan"
     seed: int = 0  # the random calls' stream it used
-
-    def __getitem__(self, name: str) -> numpy.ndarray:
-        return self.arrays[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.arrays)
-
-    def __len__(self) -> int:
-        return len(self.arrays)
 
 
 def run(

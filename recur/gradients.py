@@ -10,7 +10,7 @@ pass needs it (`recur.checkpoints`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from recur.spec import Spec
 
 
 @dataclass(frozen=True)
-class Gradients(Mapping[str, numpy.ndarray]):
+class Gradients(api.NamedArrays):
     """One gradient per `wrt` name, in that order, shaped as the value was given."""
 
     arrays: dict[str, numpy.ndarray]
@@ -41,15 +41,6 @@ class Gradients(Mapping[str, numpy.ndarray]):
     device: str
     seed: int
     plan: Plan  # where the forward states were kept
-
-    def __getitem__(self, name: str) -> numpy.ndarray:
-        return self.arrays[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.arrays)
-
-    def __len__(self) -> int:
-        return len(self.arrays)
 
 
 def grad(
