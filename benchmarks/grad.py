@@ -9,11 +9,17 @@ PyTensor's `truncate_gradient`.
    `grad` of `scan` (compiled function). Best of 3 runs each; the gradients must agree.
 2. Theano's truncate_gradient: one output read one step back, with a sequence, for
    K = -1, 0, 1, 2, 5, 6: recur's gradients beside PyTensor's.
+3. A scalar recurrence of 10**8 steps (`python benchmarks/grad.py long [STEPS]`): the
+   gradient with automatic checkpointing, its peak RSS and time, against the forward
+   run's, each in a fresh process.
 Timings go to docs/gradients.md; nothing here is asserted by time.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +135,53 @@ def truncation() -> None:
               f"{np.round(d_u, 10).tolist()}")
 
 
+LONG = ("params:\n  a: 2.5\n  c: 0.01\noutputs:\n  x:\n    initial: 0.5\n"
+        "    step: a * x[t-1] * (1 - x[t-1]) + c\n    keep: last\n")
+MEASURE = """
+import json, resource, sys, time
+import recur
+spec = recur.load(sys.argv[1])
+started = time.perf_counter()
+if sys.argv[2] == "grad":
+    result = recur.grad(spec, of="x", wrt=["a", "x"], steps=int(sys.argv[3]))
+    plan = result.plan.words()
+else:
+    result = recur.run(spec, steps=int(sys.argv[3]))
+    plan = ""
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"seconds": seconds, "peak": peak, "plan": plan}))
+"""
+
+
+def long_scalar(steps: int) -> None:
+    """Each in its own process, so that peak RSS is its own; the first forward run builds
+    the kernels, which are cached on disk for the runs timed after it."""
+    spec = Path(ROOT / "benchmarks" / "results" / "long_scalar.yaml")
+    spec.write_text(LONG)
+    try:
+        def measure(kind: str) -> dict[str, Any]:
+            done = subprocess.run([sys.executable, "-c", MEASURE, str(spec), kind, str(steps)],
+                                  check=True, capture_output=True, text=True)
+            return json.loads(done.stdout)
+
+        measure("run"), measure("grad")  # kernels built and cached
+        forward, gradient = measure("run"), measure("grad")
+    finally:
+        spec.unlink()
+    print(f"a scalar recurrence of {steps:,} steps (x = a x (1 - x) + c, d sum(x[-1]) / d a, "
+          "x0)")
+    print(f"  forward run      {forward['seconds']:8.2f} s   peak RSS "
+          f"{forward['peak'] / 2**20:7.1f} MB")
+    print(f"  gradient         {gradient['seconds']:8.2f} s   peak RSS "
+          f"{gradient['peak'] / 2**20:7.1f} MB   ({gradient['seconds'] / forward['seconds']:.1f}"
+          f"x the forward run)")
+    print(f"  forward states: {gradient['plan']}")
+
+
 if __name__ == "__main__":
-    rnn()
-    truncation()
+    if sys.argv[1:2] == ["long"]:
+        long_scalar(int(sys.argv[2]) if len(sys.argv) > 2 else 10**8)
+    else:
+        rnn()
+        truncation()
