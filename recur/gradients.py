@@ -77,10 +77,10 @@ def grad(
     _check_of(spec, of)
     compiled = api.prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                            last=last, check=check, seed=seed)
+    gradient = plan_gradient(spec, compiled, of=of, wrt=wrt, truncate=truncate,
+                             checkpoints=checkpoints)
     with api.sourced(spec):
-        names = _wrt(spec, compiled, of, wrt)
-        return _Pass(compiled, of, names, truncate, engine, progress, spec.reverse,
-                     checkpoints).run()
+        return _Pass(compiled, gradient, engine, progress, spec.reverse).run()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,24 +114,22 @@ def plan_gradient(spec: Spec, compiled: Compiled, *, of: str, wrt: Sequence[str]
 class _Pass:
     """The forward run that keeps what the backward one reads, then the backward run."""
 
-    def __init__(self, compiled: Compiled, of: str, wrt: tuple[str, ...], truncate: int,
-                 engine: str, progress: Callable[[int, int], None] | None,
-                 reverse: bool, checkpoints: int | None) -> None:
+    def __init__(self, compiled: Compiled, gradient: GradientPlan, engine: str,
+                 progress: Callable[[int, int], None] | None, reverse: bool) -> None:
         self.compiled = compiled
-        self.checkpoints = checkpoints  # snapshots asked for (None: as memory needs)
+        self.plan = gradient.plan
         self.reverse = reverse  # sequences are walked from their end
         self.program = compiled.program
         self.backend = compiled.backend
-        self.of = of
-        self.wrt = wrt
-        self.truncate = truncate
+        self.of = gradient.of
+        self.wrt = gradient.wrt
+        self.truncate = gradient.truncate
         self.engine = engine
         self.progress = progress
 
     def run(self) -> Gradients:
-        program = self.program
+        program, plan = self.program, self.plan
         recording, draws = recording_program(program)
-        plan = memory_plan(recording, self.checkpoints, _room(self.backend))
         check_outputs_fit({"the forward states of the gradient": plan.memory}, self.backend)
         forward: _Stored | _Checkpointed = (
             _Checkpointed(self, recording, draws, plan) if plan.checkpointed
