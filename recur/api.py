@@ -231,7 +231,7 @@ def prepare(
     """
     check_steps(steps)
     check_seed(seed)
-    overrides = _overrides(spec, params or {})
+    overrides = overrides_of(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
     host = backend if backend.name == "cpu" else NumpyBackend()
@@ -297,7 +297,7 @@ def check_seed(seed: int | None) -> None:
                          f"not {seed}")
 
 
-def _overrides(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
+def overrides_of(spec: Spec, params: Mapping[str, Any]) -> dict[str, Any]:
     """`--set` values: expression strings are parsed and checked like the spec's own."""
     names = [p.name.name for p in spec.params]
     overrides: dict[str, Any] = {}

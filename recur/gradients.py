@@ -22,6 +22,7 @@ from recur.checkpoints import Plan, memory_plan
 from recur.compile import backward, ir
 from recur.compile.backward import Reach, Source
 from recur.compile.lower import Compiled, lower_loop
+from recur.compile.upstream import Upstream, fit
 from recur.diagnostics import UsageError, did_you_mean, option
 from recur.engine.memory import check_outputs_fit
 from recur.spec import Spec
@@ -78,9 +79,9 @@ def grad(
     compiled = api.prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                            last=last, check=check, seed=seed)
     gradient = plan_gradient(spec, compiled, of=of, wrt=wrt, truncate=truncate,
-                             checkpoints=checkpoints)
+                             checkpoints=checkpoints, params=params, inputs=inputs)
     with api.sourced(spec):
-        return _Pass(compiled, gradient, engine, progress, spec.reverse).run()
+        return _Pass(compiled, gradient, engine, progress, spec).run()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,9 @@ class GradientPlan:
     wrt: tuple[str, ...]
     truncate: int
     plan: Plan
+    upstream: Upstream  # the values made from others: gradients flow back through them
+    reached: tuple[str, ...]  # what the backward pass gives a gradient of: `wrt`, and
+    # the values made from them
 
     def lines(self) -> list[str]:
         reach = "all steps" if self.truncate == -1 else f"the last {self.truncate}"
@@ -99,30 +103,39 @@ class GradientPlan:
 
 
 def plan_gradient(spec: Spec, compiled: Compiled, *, of: str, wrt: Sequence[str] | None,
-                  truncate: int = -1, checkpoints: int | None = None) -> GradientPlan:
+                  truncate: int = -1, checkpoints: int | None = None,
+                  params: Mapping[str, Any] | None = None,
+                  inputs: Mapping[str, Any] | None = None) -> GradientPlan:
     """The checks `grad` makes of its arguments, and how it would keep the forward
-    states, without running anything."""
+    states, without running anything; `params` and `inputs` as the run was given them
+    (values given as arrays are made from nothing)."""
     _check_numbers(truncate, checkpoints)
     _check_of(spec, of)
     with api.sourced(spec):
         names = _wrt(spec, compiled, of, wrt)
+    upstream = Upstream(spec, api.overrides_of(spec, params or {}), inputs or {})
+    reached = tuple(name for name in upstream.reached(names)
+                    if name in names or _differentiable(compiled, name))
     recording, _ = recording_program(compiled.program)
     return GradientPlan(of, names, truncate,
-                        memory_plan(recording, checkpoints, _room(compiled.backend)))
+                        memory_plan(recording, checkpoints, _room(compiled.backend)),
+                        upstream, reached)
 
 
 class _Pass:
     """The forward run that keeps what the backward one reads, then the backward run."""
 
     def __init__(self, compiled: Compiled, gradient: GradientPlan, engine: str,
-                 progress: Callable[[int, int], None] | None, reverse: bool) -> None:
+                 progress: Callable[[int, int], None] | None, spec: Spec) -> None:
         self.compiled = compiled
+        self.gradient = gradient
         self.plan = gradient.plan
-        self.reverse = reverse  # sequences are walked from their end
+        self.spec = spec
+        self.reverse = spec.reverse  # sequences are walked from their end
         self.program = compiled.program
         self.backend = compiled.backend
         self.of = gradient.of
-        self.wrt = gradient.wrt
+        self.wrt = gradient.reached  # the backward pass's; `gradient.wrt` the caller's
         self.truncate = gradient.truncate
         self.engine = engine
         self.progress = progress
@@ -136,8 +149,10 @@ class _Pass:
             else _Stored(self, recording, draws))
         transform = backward.Backward(program, self.of, self.wrt, forward.T, self.truncate,
                                       forward.lengths)
-        arrays = self._backward(transform, forward.sources_for,
-                                plan.windows(forward.T, transform.steps), forward.T)
+        reached = self._backward(transform, forward.sources_for,
+                                 plan.windows(forward.T, transform.steps), forward.T)
+        totals = self.gradient.upstream.carried_back(reached, self._values(), self.backend)
+        arrays = {name: numpy.asarray(totals[name]) for name in self.gradient.wrt}
         return Gradients(arrays, forward.objective, self.of, self.truncate, forward.T,
                          forward.stopped_by, forward.engine, program.device, program.seed,
                          plan)
@@ -169,6 +184,17 @@ class _Pass:
         if report is None:
             return None
         return lambda done, total: report(part * total + done, parts * total)
+
+    def _values(self) -> dict[str, Any]:
+        """The params, and the sequences as given, on the host: what the values were
+        made from."""
+        to_host = self.backend.to_host
+        values = {name: value if numpy.isscalar(value) else to_host(value)
+                  for name, value in self.program.params.items()}
+        for name, rows in self.program.sequences.items():
+            walked = to_host(rows)
+            values[name] = walked[::-1] if self.reverse else walked
+        return values
 
     def _sequence_zeros(self, name: str) -> numpy.ndarray:
         walked = numpy.asarray(self.backend.to_host(self.program.sequences[name]))
@@ -366,20 +392,6 @@ def recording_program(program: ir.Program) -> tuple[ir.Program, dict[int, str]]:
     return replace(program, outputs=tuple(outputs)), draws
 
 
-def fit(value: Any, shape: tuple[int, ...]) -> numpy.ndarray:
-    """A cotangent summed over what broadcasting `shape` to it added, or broadcast to
-    `shape` where it is smaller (a value every element of which it stands for)."""
-    array = numpy.asarray(value)
-    extra = array.ndim - len(shape)
-    if extra > 0:
-        array = array.sum(axis=tuple(range(extra)))
-    axes = tuple(axis for axis in range(array.ndim)
-                 if shape[axis + len(shape) - array.ndim] == 1 and array.shape[axis] != 1)
-    if axes:
-        array = array.sum(axis=axes, keepdims=True)
-    return numpy.broadcast_to(array, shape)
-
-
 def fit_rows(rows: numpy.ndarray, shape: tuple[int, ...]) -> numpy.ndarray:
     """`fit` for each row of `rows`."""
     if rows.ndim - 1 < len(shape):
@@ -466,6 +478,12 @@ def _wrt(spec: Spec, compiled: Compiled, of: str, wrt: Sequence[str] | None
                                                "float values (2.0, not 2)",))
         seen.append(name)
     return tuple(seen)
+
+
+def _differentiable(compiled: Compiled, name: str) -> bool:
+    """Whether a value made from one in `wrt` carries a gradient back to it."""
+    dtype = _dtype_of(compiled, name)
+    return dtype is not None and dtype.kind == "f"
 
 
 def _dtype_of(compiled: Compiled, name: str) -> Any:

@@ -61,9 +61,9 @@ class ParamKey:
 
 Read = TapKey | SequenceKey | ParamKey
 
-_NOT_YET = ("element-wise arithmetic and functions, selects, matrix products, sum, mean, "
-            "min/max and transpose are differentiated; indexing, reductions along an axis "
-            "and the other shape functions not yet",)
+_NOT_YET = ("element-wise arithmetic and functions, selects, list literals, matrix "
+            "products, sum, mean, min/max and transpose are differentiated; indexing, "
+            "reductions along an axis and the other shape functions not yet",)
 # The calls whose rule needs the cotangent at their own shape (`_Pullback._send`).
 _STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm"})
 
@@ -296,6 +296,17 @@ class _Pullback:
                             _NOT_YET)
         self._send_exact(node.args[0], _transposed(cotangent))
 
+    def _pull_ListExpr(self, node: ir.ListExpr, cotangent: ir.Node, at: Shape) -> None:
+        """`[a, b, ...]`: item i gets row i of the cotangent (summed to the list's shape
+        first, where the list was broadcast)."""
+        shape = _list_shape(node)
+        if at is not None and shape is not None and at != shape:
+            cotangent = ir.SumTo(node.span, None, cotangent.varies, cotangent, shape)
+        for position, item in enumerate(node.items):
+            row = ir.Subscript(item.span, None, cotangent.varies, cotangent,
+                               (_literal(item, position),))
+            self._send_exact(item, row)
+
     def _pull_Draw(self, node: ir.Draw, cotangent: ir.Node, at: Shape) -> None:
         """uniform(low, high) = low + (high - low) * u, normal(mean, std) = mean + std * z,
         where u and z are the draw without arguments at the same counter: the same
@@ -314,6 +325,15 @@ class _Pullback:
 
 def _shape(node: ir.Node) -> tuple[int, ...] | None:
     return None if node.type is None else node.type.shape
+
+
+def _list_shape(node: ir.ListExpr) -> Shape:
+    """A list literal's shape, from its items' (the probe sees no list)."""
+    shapes = [_list_shape(item) if isinstance(item, ir.ListExpr) else _shape(item)
+              for item in node.items]
+    if any(shape is None for shape in shapes):
+        return None
+    return (len(shapes), *numpy.broadcast_shapes(*(s for s in shapes if s is not None)))
 
 
 def _broadcast(first: Shape, second: Shape) -> Shape:

@@ -65,7 +65,7 @@ def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str,
     A 0-d result becomes a Python number, so that a scalar param is "weak" in NumPy 2's
     promotion, like a number literal: a float32 state times a param stays float32.
     """
-    tree = _lowered(node, spec)
+    tree = lowered_value(node, spec)
     closure = Builder(backend, ParamBindings(values)).build(tree)
     try:
         with backend.errstate():
@@ -82,7 +82,7 @@ def evaluate(node: n.Node, values: Mapping[str, Any], backend: Any, where: str,
 _EVERY_NAME_A_VALUE = Scope(frozenset(), {}, frozenset())  # every name reads `values`
 
 
-def _lowered(node: n.Node, spec: Spec | None) -> ir.Node:
+def lowered_value(node: n.Node, spec: Spec | None) -> ir.Node:
     """`node` as an untyped tree; kept with the spec (whose nodes live as long as it)."""
     if spec is None:
         return program_tree(node, _EVERY_NAME_A_VALUE)

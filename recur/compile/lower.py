@@ -108,7 +108,7 @@ def compile_spec(
     seed = spec.seed if seed is None else seed
     probe = _Probe(spec, analysis, trees, backend, params, sequences, n_steps, initials, seed)
     shapes, bounds, types = probe.settle()
-    typed = {name: _with_types(tree, types) for name, tree in trees.items()}
+    typed = {name: with_types(tree, types) for name, tree in trees.items()}
     for tree in typed.values():
         _check_int_literals(tree)
     keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
@@ -171,7 +171,7 @@ def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[st
         shapes = new_shapes
     mover = _Mover(backend, params, sequences, steps)
     lowered = tuple(
-        ir.Output(o.name, mover.move(_with_types(o.step, observed)), o.dtype,
+        ir.Output(o.name, mover.move(with_types(o.step, observed)), o.dtype,
                   shapes[o.name], tuple(sorted(-lag for lag in lags[o.name])),
                   depths[o.name], o.keep, _states_before(o, depths[o.name], shapes[o.name],
                                                           initials.get(o.name), xp),
@@ -244,9 +244,9 @@ def structure(spec: Spec, analysis: Analysis) -> dict[str, ir.Node]:
     return dict(trees)
 
 
-def _with_types(node: ir.Node, types: Mapping[ir.Node, ir.Type]) -> ir.Node:
+def with_types(node: ir.Node, types: Mapping[ir.Node, ir.Type]) -> ir.Node:
     """A copy of an untyped tree with what the probe saw of each node."""
-    return ir.map_children(node, lambda child: _with_types(child, types),
+    return ir.map_children(node, lambda child: with_types(child, types),
                            type=types.get(node))
 
 

@@ -229,6 +229,9 @@ NODE_CASES: dict[str, tuple[str, str, tuple[float, float]]] = {
         "outputs:\n  x:\n    initial: x0\n"
         "    step: sum(x[t-1]) * x[t-1] + mean(x[t-1] * w) + max(x[t-1] ** 2) + "
         "min(sin(x[t-1])) * a + norm(x[t-1] + 3)\n", "x", (-2, 2)),
+    "list_literals": (
+        "outputs:\n  x:\n    initial: x0\n"
+        "    step: x[t-1] * [a, b * a, 2.0] + sum([x[t-1], w]) * a\n", "x", (-2, 2)),
     "matrix_products": (
         "outputs:\n  x:\n    initial: x0\n"
         "    step: tanh(m @ x[t-1] + w) + x[t-1] @ m * a + dot(x[t-1], w) + "
@@ -366,7 +369,6 @@ def test_a_branch_not_taken_gets_zero_even_where_the_cotangent_is_infinite() -> 
     ("sum(x[t-1], axis=0) + x[t-1]", 11, "sum() along an axis"),
     ("x[t-1] + transpose(w, [1, 0]) @ x[t-1]", 20, "transpose() with axes"),
     ("x[t-1][0] + x[t-1]", 11, "indexing"),
-    ("x[t-1] * [a, a]", 20, "list literal"),
 ])
 def test_structural_rules_not_built_are_refused_at_the_node(step: str, column: int,
                                                             what: str) -> None:

@@ -409,3 +409,52 @@ def test_checkpoints_below_one_are_refused() -> None:
                                          "not 0") as raised:
         grad(LOGISTIC, of="x", checkpoints=0)
     assert raised.value.exit_code == 2
+
+
+UPSTREAM = """\
+params:
+  a: 0.7
+  b: 2 * a + sin(a)
+  r: linspace(a, 3.0, 3)
+  x0: a / 4
+sequences:
+  u: cos(a * arange(8)) * b
+outputs:
+  x:
+    initial: x0
+    step: r * x[t-1] * (1 - x[t-1]) + 0.1 * u[t+1] + b * 0.01
+  y:
+    initial: [a, x0]
+    taps: [-2, -1]
+    step: 0.5 * y[t-1] + 0.25 * y[t-2] + sum(x[t])
+steps: 6
+"""
+
+
+@pytest.mark.parametrize("of", ["x", "y"])
+def test_gradients_flow_back_through_the_values_made_from_params(of: str) -> None:
+    """a reaches the run through b, r, x0, u and y's initial: every path counts."""
+    got = check(UPSTREAM, of, {"a": "a"}, {"a": 0.7})
+    assert got["a"] != 0
+    assert got.keys() == {"a"}
+
+
+def test_a_value_given_as_an_array_is_made_from_nothing() -> None:
+    """With b given, a reaches the run only through r, x0, u and y's initial."""
+    spec = recur.load(UPSTREAM)
+    b = 2 * 0.7 + math.sin(0.7)
+    got = grad(spec, of="y", wrt=["a"], inputs={"b": b})
+    want = differences(UPSTREAM, "y", "a", {"a": 0.7, "b": b})
+    assert_allclose(got["a"], want, rtol=1e-5)
+    assert not numpy.isclose(got["a"], grad(spec, of="y", wrt=["a"])["a"])
+
+
+def test_a_set_expression_is_differentiated_as_the_spec_is() -> None:
+    got = grad(UPSTREAM, of="y", wrt=["a"], params={"x0": "a * a"})
+    spec = recur.load(UPSTREAM)
+
+    def objective(a: float) -> float:
+        return float(numpy.sum(recur.run(spec, params={"a": a, "x0": "a * a"})["y"]))
+
+    want = (objective(0.7 + 1e-6) - objective(0.7 - 1e-6)) / 2e-6
+    assert_allclose(got["a"], want, rtol=1e-5)
