@@ -324,6 +324,8 @@ class _Pullback:
 
 
 def _shape(node: ir.Node) -> tuple[int, ...] | None:
+    if isinstance(node, ir.ListExpr):
+        return _list_shape(node)
     return None if node.type is None else node.type.shape
 
 
