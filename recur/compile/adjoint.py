@@ -61,9 +61,10 @@ class ParamKey:
 
 Read = TapKey | SequenceKey | ParamKey
 
-_NOT_YET = ("element-wise arithmetic and functions, selects, list literals, matrix "
-            "products, sum, mean, min/max and transpose are differentiated; indexing, "
-            "reductions along an axis and the other shape functions not yet",)
+_NOT_YET = ("element-wise arithmetic and functions, selects, list literals, indexing by "
+            "a literal integer, matrix products, sum, mean, min/max and transpose are "
+            "differentiated; other indexing, reductions along an axis and the other shape "
+            "functions not yet",)
 # The calls whose rule needs the cotangent at their own shape (`_Pullback._send`).
 _STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm"})
 
@@ -153,6 +154,8 @@ class _Pullback:
             return self.summed
         if isinstance(node, ir.Binary):
             return node.op == "@"
+        if isinstance(node, ir.Subscript):
+            return True
         return isinstance(node, ir.Call) and node.func in _STRUCTURAL and (
             node.func not in ("min", "max") or len(node.args) == 1)
 
@@ -296,6 +299,22 @@ class _Pullback:
                             _NOT_YET)
         self._send_exact(node.args[0], _transposed(cotangent))
 
+    def _pull_Subscript(self, node: ir.Subscript, cotangent: ir.Node, at: Shape) -> None:
+        """`v[i]`, i a literal integer: v gets the cotangent in its row i, 0 elsewhere."""
+        value, shape = node.value, _shape(node.value)
+        position = _integer_literal(node.index[0]) if len(node.index) == 1 else None
+        if position is None or not shape:
+            raise ExprError("no gradient through indexing other than by one literal "
+                            "integer yet", node.span, _NOT_YET)
+        rows = _call(node, "arange", (_literal(node, shape[0]),))
+        if len(shape) > 1:
+            column = ir.ListExpr(node.span, None, ir.CONSTANT,
+                                 (_literal(node, -1), *(_literal(node, 1) for _ in shape[1:])))
+            rows = _call(node, "reshape", (rows, column))
+        hit = ir.Compare(node.span, None, ir.CONSTANT, ("==",),
+                         (rows, _literal(node, position % shape[0])))
+        self._send_exact(value, _call(node, "where", (hit, cotangent, _literal(node, 0.0))))
+
     def _pull_ListExpr(self, node: ir.ListExpr, cotangent: ir.Node, at: Shape) -> None:
         """`[a, b, ...]`: item i gets row i of the cotangent (summed to the list's shape
         first, where the list was broadcast)."""
@@ -327,6 +346,16 @@ def _shape(node: ir.Node) -> tuple[int, ...] | None:
     if isinstance(node, ir.ListExpr):
         return _list_shape(node)
     return None if node.type is None else node.type.shape
+
+
+def _integer_literal(node: ir.Node) -> int | None:
+    """The value of an integer literal, signed ones included (`-1`), else None."""
+    sign = 1
+    while isinstance(node, ir.Unary) and node.op in ("-", "+"):
+        sign, node = (-sign if node.op == "-" else sign), node.operand
+    if isinstance(node, ir.Literal) and type(node.value) is int:
+        return sign * node.value
+    return None
 
 
 def _list_shape(node: ir.ListExpr) -> Shape:

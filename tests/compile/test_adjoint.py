@@ -231,7 +231,8 @@ NODE_CASES: dict[str, tuple[str, str, tuple[float, float]]] = {
         "min(sin(x[t-1])) * a + norm(x[t-1] + 3)\n", "x", (-2, 2)),
     "list_literals": (
         "outputs:\n  x:\n    initial: x0\n"
-        "    step: x[t-1] * [a, b * a, 2.0] + sum([x[t-1], w]) * a\n", "x", (-2, 2)),
+        "    step: x[t-1] * [a, b * a, 2.0] + sum([x[t-1], w]) * a + [x[t-1], w][1] * "
+        "x[t-1][0] + m[-1] * x[t-1][2]\n", "x", (-2, 2)),
     "matrix_products": (
         "outputs:\n  x:\n    initial: x0\n"
         "    step: tanh(m @ x[t-1] + w) + x[t-1] @ m * a + dot(x[t-1], w) + "
@@ -368,7 +369,7 @@ def test_a_branch_not_taken_gets_zero_even_where_the_cotangent_is_infinite() -> 
 @pytest.mark.parametrize(("step", "column", "what"), [
     ("sum(x[t-1], axis=0) + x[t-1]", 11, "sum() along an axis"),
     ("x[t-1] + transpose(w, [1, 0]) @ x[t-1]", 20, "transpose() with axes"),
-    ("x[t-1][0] + x[t-1]", 11, "indexing"),
+    ("x[t-1][0:1] + x[t-1]", 11, "indexing other than by one literal integer"),
 ])
 def test_structural_rules_not_built_are_refused_at_the_node(step: str, column: int,
                                                             what: str) -> None:
