@@ -62,11 +62,12 @@ class ParamKey:
 Read = TapKey | SequenceKey | ParamKey
 
 _NOT_YET = ("element-wise arithmetic and functions, selects, list literals, indexing by "
-            "a literal integer, matrix products, sum, mean, min/max and transpose are "
-            "differentiated; other indexing, reductions along an axis and the other shape "
-            "functions not yet",)
+            "a literal integer, matrix products, sum, mean, min/max, transpose, reshape, "
+            "stack and concatenate of lists are differentiated; other indexing and "
+            "reductions along an axis not yet",)
 # The calls whose rule needs the cotangent at their own shape (`_Pullback._send`).
-_STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm"})
+_STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm", "reshape",
+                         "stack", "concatenate"})
 
 
 def read_name(key: Read) -> str:
@@ -292,6 +293,41 @@ class _Pullback:
 
     def _call_dot(self, node: ir.Call, cotangent: ir.Node) -> None:
         self._pull_product(node, node.args[0], node.args[1], cotangent)
+
+    def _call_reshape(self, node: ir.Call, cotangent: ir.Node) -> None:
+        value, shape = node.args[0], _shape(node.args[0])
+        if shape is None:
+            raise ExprError("no gradient through reshape() of a value of unknown shape",
+                            node.span, _NOT_YET)
+        sizes = ir.ListExpr(node.span, None, ir.CONSTANT,
+                            tuple(_literal(node, size) for size in shape))
+        self._send_exact(value, _call(node, "reshape", (cotangent, sizes)))
+
+    def _call_stack(self, node: ir.Call, cotangent: ir.Node) -> None:
+        """`stack([a, b])` is `[a, b]` as an array: as a list literal."""
+        items = node.args[0]
+        if not isinstance(items, ir.ListExpr):
+            raise ExprError("no gradient through stack() of anything but a list literal "
+                            "yet", node.span, _NOT_YET)
+        self._pull_ListExpr(items, cotangent, _shape(node))
+
+    def _call_concatenate(self, node: ir.Call, cotangent: ir.Node) -> None:
+        """Each item gets its rows of the cotangent."""
+        items = node.args[0]
+        shapes = ([_shape(item) for item in items.items]
+                  if isinstance(items, ir.ListExpr) else [None])
+        if any(not shape for shape in shapes):
+            raise ExprError("no gradient through concatenate() of anything but a list "
+                            "literal of arrays yet", node.span, _NOT_YET)
+        assert isinstance(items, ir.ListExpr)
+        first = 0
+        for item, shape in zip(items.items, shapes, strict=True):
+            assert shape
+            rows = ir.Slice(item.span, None, ir.CONSTANT, _literal(item, first),
+                            _literal(item, first + shape[0]), None)
+            self._send_exact(item, ir.Subscript(item.span, None, cotangent.varies,
+                                                cotangent, (rows,)))
+            first += shape[0]
 
     def _call_transpose(self, node: ir.Call, cotangent: ir.Node) -> None:
         if len(node.args) != 1:

@@ -233,6 +233,10 @@ NODE_CASES: dict[str, tuple[str, str, tuple[float, float]]] = {
         "outputs:\n  x:\n    initial: x0\n"
         "    step: x[t-1] * [a, b * a, 2.0] + sum([x[t-1], w]) * a + [x[t-1], w][1] * "
         "x[t-1][0] + m[-1] * x[t-1][2]\n", "x", (-2, 2)),
+    "shape_functions": (
+        "outputs:\n  x:\n    initial: x0\n"
+        "    step: sum(concatenate([x[t-1], w * a])) * x[t-1] + stack([x[t-1], w])[1] * a + "
+        "reshape(reshape(x[t-1], [1, 3]) * b, [3])\n", "x", (-2, 2)),
     "matrix_products": (
         "outputs:\n  x:\n    initial: x0\n"
         "    step: tanh(m @ x[t-1] + w) + x[t-1] @ m * a + dot(x[t-1], w) + "
