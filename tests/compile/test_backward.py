@@ -22,7 +22,7 @@ from numpy.testing import assert_allclose
 from test_adjoint import EXPRESSIONS
 
 import recur
-from recur import checkpoints
+from recur import api, checkpoints
 from recur.diagnostics import RecurError
 from recur.gradients import grad
 
@@ -458,3 +458,22 @@ def test_a_set_expression_is_differentiated_as_the_spec_is() -> None:
 
     want = (objective(0.7 + 1e-6) - objective(0.7 - 1e-6)) / 2e-6
     assert_allclose(got["a"], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "of", "param", "options"), [
+    ("fit_decay", "loss", "k", {}),
+    ("linear_filter", "y", "f_slow", {"steps": 40}),
+    ("lotka_volterra", "prey", "alpha", {"steps": 50}),
+    ("newton_sqrt", "x", "a", {}),
+    ("ornstein_uhlenbeck", "x", "theta", {"steps": 20}),
+    ("pi", "pi_sum", "dx", {}),
+    ("rnn", "h", "b", {}),
+    ("taylor_exp", "exp_sum", "x", {}),
+])
+def test_the_example_specs_against_differences(name: str, of: str, param: str,
+                                               options: dict[str, Any]) -> None:
+    spec = recur.load(f"specs/{name}.yaml")
+    value = numpy.asarray(api.prepare(spec).program.params[param], dtype=float)
+    got = grad(spec, of=of, wrt=[param], **options)
+    want = differences(spec.source, of, param, {param: value}, **options)
+    assert_allclose(got[param], want, rtol=1e-5, atol=1e-8)
