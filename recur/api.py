@@ -20,6 +20,7 @@ import numpy
 
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
+from recur.compile.ir import Program
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
@@ -36,8 +37,8 @@ from recur.engine.backend import NumpyBackend, get_backend
 from recur.engine.c.advice import note_interpreted
 from recur.engine.c.native import note
 from recur.engine.memory import check_outputs_fit
-from recur.engine.plan import run_on
-from recur.engine.registry import choose
+from recur.engine.plan import Outcome, run_on
+from recur.engine.registry import Choice, choose
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 from recur.spec.load import MAX_SEED
@@ -60,6 +61,8 @@ class RunOptions:
     progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
     engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
     seed: int | None = None  # the random calls' stream; None: the spec's `seed:` (0)
+    scheduler: str | None = None  # a Dask cluster for the lanes: "tcp://host:8786", "local:N"
+    lane_chunk: int | None = None  # lanes per task on the cluster; None: by the estimate
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -111,6 +114,8 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     engine: str = "auto",
     seed: int | None = None,
+    scheduler: str | None = None,
+    lane_chunk: int | None = None,
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -125,12 +130,23 @@ def run(
         progress: called as `progress(steps_done, steps)` every few thousand steps.
         engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
         seed: the stream of the random calls (an integer >= 0), instead of the spec's.
+        scheduler: run the lanes on a Dask cluster (`recur[dask]`): "local:N" (N worker
+            processes started and closed here) or a scheduler's "tcp://host:port".
+            Bit for bit the result of a run here; `progress` then counts lanes.
+        lane_chunk: lanes per task on the cluster (default: tasks of a second or more).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
+    if scheduler is not None:
+        from recur.cluster import runner  # Dask only when a cluster is asked for
+
+        cluster = runner.check(scheduler, lane_chunk, device, engine)
+    elif lane_chunk is not None:
+        raise UsageError(f"{option('lane_chunk')} sizes the tasks of a cluster: it needs "
+                         f"{option('scheduler')}")
     compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                        last=last, check=check, seed=seed)
     program, backend = compiled.program, compiled.backend
@@ -138,19 +154,11 @@ def run(
         choice = choose(program, engine)
         if engine == "auto":
             note_interpreted(program, choice)
-        try:
-            outcome = run_on(choice.engine, program, backend, progress)
-        except (CompileError, KernelFault) as error:
-            if isinstance(error, CompileError):
-                if engine != "auto":  # asked for by name: say so rather than run another
-                    raise BackendError(f"{option('engine', engine)}: {error}",
-                                       notes=(f"use {option('engine', 'interp')}",)) from None
-                note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
-                     "runs the spec")
-            # A kernel's fault: the interpreter replays the run from the start, on fresh
-            # buffers, and reports it with its output, step and lane.
-            choice = choose(program, "interp")
-            outcome = run_on(choice.engine, program, backend, progress)
+        if scheduler is not None:
+            outcome = runner.run_on_cluster(program, choice.engine, cluster, lane_chunk,
+                                            progress)
+        else:
+            outcome, choice = _run_here(program, backend, choice, engine, progress)
     arrays = outcome.arrays
     order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
@@ -164,6 +172,25 @@ def run(
         choice.engine.name,
         program.seed,
     )
+
+
+def _run_here(program: Program, backend: Any, choice: Choice, engine: str,
+              progress: Callable[[int, int], None] | None) -> tuple[Outcome, Choice]:
+    """The run in this process, and the engine that ran it: a kernel that does not build
+    gives way to the interpreter under `auto`; one that faults is replayed by it."""
+    try:
+        return run_on(choice.engine, program, backend, progress), choice
+    except (CompileError, KernelFault) as error:
+        if isinstance(error, CompileError):
+            if engine != "auto":  # asked for by name: say so rather than run another
+                raise BackendError(f"{option('engine', engine)}: {error}",
+                                   notes=(f"use {option('engine', 'interp')}",)) from None
+            note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
+                 "runs the spec")
+        # A kernel's fault: the interpreter replays the run from the start, on fresh
+        # buffers, and reports it with its output, step and lane.
+        choice = choose(program, "interp")
+        return run_on(choice.engine, program, backend, progress), choice
 
 
 def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
@@ -235,7 +262,8 @@ def prepare(
 def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
     """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
     keywords = _keywords(options)
-    del keywords["progress"], keywords["engine"]  # what only the loop takes
+    for loop_only in ("progress", "engine", "scheduler", "lane_chunk"):  # what the loop takes
+        del keywords[loop_only]
     return prepare(spec, **keywords)
 
 

@@ -1,4 +1,5 @@
-"""Imports point down: cli -> report -> api -> engine -> compile -> spec/lang -> diagnostics."""
+"""Imports point down: cli -> report -> api -> (cluster ->) engine -> compile -> spec/lang ->
+diagnostics."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ ALLOWED: dict[str, set[str]] = {
     "recur.compile": _FRONT,  # engines are passed down as values, never imported
     "recur.engine": {"recur.compile", "recur.lang", *_BASE},  # never the spec
     "recur.io": _BASE,
-    "recur.api": {"recur.engine", "recur.compile", *_FRONT},
+    "recur.cluster": {"recur.engine", "recur.compile", "recur.lang", *_BASE},  # Dask's side
+    "recur.api": {"recur.cluster", "recur.engine", "recur.compile", *_FRONT},
     "recur.report": {"recur.api", "recur.engine", "recur.compile", "recur.io", *_FRONT},
     "recur.cli": {"recur.report", "recur.api", "recur.engine", "recur.io", *_FRONT},
     "recur": {"recur.api", "recur.diagnostics", "recur.spec"},

@@ -1,0 +1,84 @@
+"""A run split into chunks of lanes on a Dask cluster: bit for bit a single-process run.
+
+Each chunk is one task (`task.run_chunk`) of the same engine on the chunk's program
+(`split.chunk`), whose draws are numbered by global lane; pieces are assembled in lane
+order as they finish (`assemble`). Dask retries the task of a worker that dies. The
+first error of a task cancels the others and is the run's, naming its global lane.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from recur.cluster import address, split
+from recur.cluster.assemble import Assembly
+from recur.cluster.task import Piece, packed, run_chunk
+from recur.compile import ir
+from recur.diagnostics import RecurError, RunError, UsageError, option
+from recur.engine.plan import Outcome
+from recur.engine.protocol import Engine
+
+CLUSTER_ENGINES = ("auto", "interp", "compiled")
+
+
+def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> address.Address:
+    """Refuse what no cluster run takes, before anything is computed: the address, the
+    chunk size, a device or an engine other than the CPU's lane by lane ones."""
+    where = address.parse(scheduler)
+    if lane_chunk is not None and (isinstance(lane_chunk, bool) or lane_chunk < 1):
+        raise UsageError(f"{option('lane_chunk')} must be a number of lanes >= 1, "
+                         f"not {lane_chunk}")
+    if device != "cpu":
+        raise UsageError(f"{option('scheduler')} runs on the workers' CPUs: it takes "
+                         f"{option('device', 'cpu')} only")
+    if engine not in CLUSTER_ENGINES:
+        raise UsageError(f"{option('scheduler')} does not split {option('engine', engine)}: "
+                         "a scan over the steps of one lane is not split across a cluster",
+                         notes=(f"use {option('engine', *CLUSTER_ENGINES)}",))
+    return where
+
+
+def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
+                   lane_chunk: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Outcome:
+    """Run `program` on `engine`, its lanes split into chunks of `lane_chunk` (None: by
+    the engine's estimate), on the cluster at `where`; `progress(lanes done, lanes)`.
+
+    Raises:
+        UsageError: a spec whose lanes cannot run apart, an unreachable scheduler.
+        RecurError: the first failure of a chunk (a fault names its global lane).
+    """
+    lanes = split.lanes_of(program)
+    with address.connected(where) as client:
+        size = lane_chunk or split.default_size(
+            program, lanes, engine.estimate(program).seconds, address.worker_threads(client))
+        run = uuid.uuid4().hex[:8]
+        futures = [client.submit(run_chunk, packed(start, stop, split.chunk(program, lanes,
+                                                                            start, stop),
+                                                   engine.name),
+                                 key=f"recur-{run}-lanes-{start}-{stop}", pure=False)
+                   for start, stop in split.bounds(lanes.count, size)]
+        assembly = Assembly(program, lanes)
+        try:
+            for future in address.distributed().as_completed(futures):
+                assembly.add(_piece(future))
+                if progress is not None:
+                    progress(assembly.done, lanes.count)
+        finally:
+            client.cancel(futures)
+    return assembly.outcome()
+
+
+def _piece(future: Any) -> Piece:
+    """A finished task's piece; its error as recur's own (a lost worker, retried too
+    often, or a failure outside recur: recur missing on a worker)."""
+    try:
+        piece: Piece = future.result()
+    except RecurError:
+        raise
+    except Exception as error:
+        raise RunError(f"a task of the cluster failed ({future.key}): "
+                       f"{type(error).__name__}: {error}") from None
+    return piece
