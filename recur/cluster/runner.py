@@ -8,6 +8,7 @@ first error of a task cancels the others and is the run's, naming its global lan
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -66,9 +67,25 @@ def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
                 assembly.add(_piece(future))
                 if progress is not None:
                     progress(assembly.done, lanes.count)
+        except RecurError as error:
+            raise _first_fault(error, futures) from None
         finally:
             client.cancel(futures)
     return assembly.outcome()
+
+
+def _first_fault(error: RecurError, futures: list[Any]) -> RecurError:
+    """The run's error: of the faults of the tasks finished so far, the first by step
+    and lane, as a single-process run reports it; the tasks still running are cancelled,
+    and where there are some the error says that one of them may fault earlier."""
+    found = [error, *(future.exception() for future in futures if future.status == "error")]
+    faults = [fault for fault in found if isinstance(fault, RecurError)]
+    first = min(faults, key=lambda fault: (math.inf if fault.t is None else fault.t,
+                                           fault.lane or ()))
+    if not all(future.done() for future in futures):
+        return first.with_note("the first fault found: the chunks of lanes still running "
+                               "were cancelled, and one of them may fault earlier")
+    return first
 
 
 def _piece(future: Any) -> Piece:
