@@ -63,9 +63,11 @@ def connected(address: Address) -> Iterator[Any]:
     dask = distributed()
     with contextlib.ExitStack() as stack:
         if address.workers is not None:
+            # Silent workers: closing, they log tracebacks of their own (a heartbeat to a
+            # scheduler that closed first); a task's failure comes back as its exception.
             cluster = stack.enter_context(dask.LocalCluster(
                 n_workers=address.workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", silence_logs=logging.ERROR))
+                dashboard_address=":0", silence_logs=logging.CRITICAL))
             client = stack.enter_context(dask.Client(cluster))
         else:
             try:

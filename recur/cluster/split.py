@@ -27,6 +27,10 @@ TASK_SECONDS = 1.0
 # Chunks per worker thread: at least 2, so that a slow or lost worker leaves little to
 # redo at the end; at most 16, so that the scheduler keeps few tasks per worker.
 MIN_PER_WORKER, MAX_PER_WORKER = 2, 16
+# Tasks per second of the run's computing time (S / W): the scheduler spends 0.2 to 1 ms
+# on a task (Dask's documentation), so at 500 it is busy half the time at most, however
+# many workers there are (3,200 workers of 1 s tasks would ask 3,200 a second).
+SCHEDULER_RATE = 500
 CHUNK_BYTES = 256 << 20  # the most a chunk's result may hold (it passes through a worker)
 
 # Nodes that work lane by lane whatever their values (a call: if its function does).
@@ -104,13 +108,14 @@ def bounds(count: int, size: int) -> list[tuple[int, int]]:
 
 
 def default_size(program: ir.Program, lanes: Lanes, seconds: float, workers: int) -> int:
-    """Lanes per chunk: chunks of about `TASK_SECONDS` each (of the engine's estimate of
-    `seconds` for the whole run), between `MIN_PER_WORKER` and `MAX_PER_WORKER` of them
-    per worker thread, none holding more than `CHUNK_BYTES` of results."""
-    chunks = min(max(int(seconds / TASK_SECONDS), MIN_PER_WORKER * workers),
-                 MAX_PER_WORKER * workers)
-    chunks = max(chunks, math.ceil(kept_bytes(program) / CHUNK_BYTES))
-    return max(1, math.ceil(lanes.count / chunks))
+    """Lanes per chunk, from the engine's estimate of `seconds` for the whole run on one
+    core and the cluster's worker threads: chunks of `TASK_SECONDS` or more, at least
+    `MIN_PER_WORKER` per worker; at most `MAX_PER_WORKER` per worker and
+    `SCHEDULER_RATE` per second of the run; none holding over `CHUNK_BYTES` of results."""
+    chunks = max(MIN_PER_WORKER * workers, seconds / TASK_SECONDS)
+    chunks = min(chunks, MAX_PER_WORKER * workers, seconds * SCHEDULER_RATE / workers)
+    chunks = max(chunks, kept_bytes(program) / CHUNK_BYTES, 1)
+    return max(1, math.ceil(lanes.count / math.ceil(chunks)))
 
 
 def kept_bytes(program: ir.Program) -> int:

@@ -136,20 +136,22 @@ def test_bounds_cover_the_lanes_in_order() -> None:
         assert all(stop - start == size for start, stop in chunks[:-1])
 
 
-@pytest.mark.parametrize(("seconds", "workers", "expected_chunks"), [
-    (0.01, 2, 4),      # tiny: still two per worker
-    (30.0, 2, 30),     # a second each
-    (1000.0, 2, 32),   # long: at most 16 per worker, each longer
-    (1000.0, 100, 1000),
+@pytest.mark.parametrize(("seconds", "workers", "chunks"), [
+    (0.001, 2, 1),         # the scheduler's rate: 0.001 s x 500 / 2 workers < 1 task
+    (0.01, 2, 3),          # 2 per worker would be 4; the rate allows 2.5: 3 chunks
+    (3.0, 2, 4),           # 2 per worker (tasks of 0.75 s)
+    (30.0, 2, 30),         # a second each
+    (1000.0, 2, 32),       # 16 per worker at most: tasks of 31 s
+    (1000.0, 100, 1000),   # a second each
+    (8000.0, 3200, 1250),  # docs/cluster.md: 8,000 x 500 / 3,200
+    (1e6, 3200, 51200),    # 16 per worker (the rate would allow 156,250)
 ])
-def test_default_size_follows_the_rule(seconds: float, workers: int,
-                                       expected_chunks: int) -> None:
+def test_default_size_follows_the_rule(seconds: float, workers: int, chunks: int) -> None:
     spec = recur.load("params:\n  r: linspace(0, 1, 100000)\noutputs:\n  x:\n"
                       "    initial: 0.5\n    step: r * x[t-1]\n    keep: last\nsteps: 10\n")
     program = api.prepare(spec).program
-    lanes = split.lanes_of(program)
-    size = split.default_size(program, lanes, seconds, workers)
-    assert size == math.ceil(100000 / expected_chunks)
+    size = split.default_size(program, split.lanes_of(program), seconds, workers)
+    assert size == math.ceil(100000 / chunks)
 
 
 def test_default_size_keeps_a_chunks_result_small() -> None:
