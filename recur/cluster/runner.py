@@ -55,12 +55,12 @@ def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
     with address.connected(where) as client:
         size = lane_chunk or split.default_size(
             program, lanes, engine.estimate(program).seconds, address.worker_threads(client))
-        run = uuid.uuid4().hex[:8]
-        futures = [client.submit(run_chunk, packed(start, stop, split.chunk(program, lanes,
-                                                                            start, stop),
-                                                   engine.name),
-                                 key=f"recur-{run}-lanes-{start}-{stop}", pure=False)
-                   for start, stop in split.bounds(lanes.count, size)]
+        run = uuid.uuid4().hex[:8]  # a run's task names are its own on a shared cluster
+        chunks = [packed(start, stop, split.chunk(program, lanes, start, stop), engine.name)
+                  for start, stop in split.bounds(lanes.count, size)]
+        futures = [client.submit(run_chunk, chunk, pure=False,
+                                 key=f"recur-{run}-lanes-{chunk.start}-{chunk.stop}")
+                   for chunk in chunks]
         assembly = Assembly(program, lanes)
         try:
             for future in address.distributed().as_completed(futures):

@@ -156,7 +156,7 @@ def test_a_failed_run_writes_no_file(cluster: str, tmp_path: Path) -> None:
 def test_a_worker_killed_mid_run_is_retried(cluster: str) -> None:
     import distributed
 
-    spec = recur.load(STOCHASTIC.replace("steps: 150", "steps: 600"))
+    spec = recur.load(STOCHASTIC.replace("steps: 150", "steps: 300"))
     whole = recur.run(spec, seed=9, engine="interp")
     killed: list[int] = []
     with distributed.Client(cluster) as client:
@@ -198,6 +198,7 @@ def test_local_cluster_from_the_command_line(tmp_path: Path) -> None:
                                       "-o", str(there)])
     assert result.exit_code == 0, result.output
     assert here.read_bytes() == there.read_bytes()
+    assert result.stderr.startswith("recur: note: the Dask dashboard is at http://")
 
 
 @pytest.mark.parametrize(("args", "words"), [
