@@ -8,7 +8,10 @@ the figures are the loop's). Timed, each the median of `--repeats`:
 2. `local:N` whole: the cluster started, the run, the cluster closed (what
    `recur run --scheduler local:N` costs);
 3. the cluster alone: starting and closing a `LocalCluster` of N processes and a client;
-4. the run on an already running cluster (its address, as `tcp://...`).
+4. the run on an already running cluster (its address, as `tcp://...`);
+5. the CPU time of one run on that cluster (the client's and every worker's) against
+   the one process's: the work the cluster adds, a figure that other programs running
+   on the machine at the time leave alone, unlike the wall-clock ones.
 
 Every cluster result is checked bit for bit against the one-process result first.
 Prints a Markdown table; the test suite never runs it.
@@ -58,6 +61,18 @@ def start_and_close(workers: int) -> None:
         pass
 
 
+def cpu_seconds(run: Callable[[], object], client: object | None = None) -> tuple[float, float]:
+    """The CPU time of `run`: this process's, and the workers' of `client`'s cluster."""
+    def workers() -> float:
+        if client is None:
+            return 0.0
+        return sum(client.run(time.process_time).values())  # type: ignore[attr-defined]
+
+    before, workers_before = time.process_time(), workers()
+    run()
+    return time.process_time() - before, workers() - workers_before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lanes", type=int, default=100_000)
@@ -87,6 +102,10 @@ def main() -> None:
             recur.run(spec, engine="compiled", scheduler=address)["x"], alone["x"], strict=True)
         running = median_seconds(lambda: recur.run(spec, engine="compiled", scheduler=address),
                                  args.repeats)
+        with distributed.Client(address) as client:
+            cluster_cpu = cpu_seconds(
+                lambda: recur.run(spec, engine="compiled", scheduler=address), client)
+    one_cpu = sum(cpu_seconds(lambda: recur.run(spec, engine="compiled")))
 
     cores = os.cpu_count()
     print(f"{args.lanes:,} lanes x {args.steps:,} steps, stochastic logistic sweep, "
@@ -97,6 +116,10 @@ def main() -> None:
     print(f"| `{local}`, start-up included | {whole:.2f} | {one / whole:.2f} |")
     print(f"| `{local}`, cluster already running | {running:.2f} | {one / running:.2f} |")
     print(f"| starting and closing the cluster alone | {startup:.2f} | |")
+    client_cpu, workers_cpu = cluster_cpu
+    print(f"\nCPU seconds of one run: one process {one_cpu:.2f}; on the running cluster "
+          f"{client_cpu:.2f} in the client (its scheduler too) and {workers_cpu:.2f} in the "
+          f"workers, {sum(cluster_cpu) / one_cpu:.3f}x the work")
 
 
 if __name__ == "__main__":  # the workers are processes started afresh (spawn)

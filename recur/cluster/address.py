@@ -18,6 +18,7 @@ from recur.engine.c.native import note
 LOCAL = "local:"
 SCHEMES = ("tcp", "tls")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a running scheduler before giving up
+WORKER_SETUP = "recur.cluster.worker"  # what a local worker process runs as it starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,8 @@ def connected(address: Address) -> Iterator[Any]:
             # scheduler that closed first); a task's failure comes back as its exception.
             cluster = stack.enter_context(dask.LocalCluster(
                 n_workers=address.workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", silence_logs=logging.CRITICAL))
+                dashboard_address=":0", silence_logs=logging.CRITICAL,
+                preload=[WORKER_SETUP]))
             client = stack.enter_context(dask.Client(cluster))
         else:
             try:

@@ -178,6 +178,38 @@ def test_a_worker_killed_mid_run_is_retried(cluster: str) -> None:
         assert killed[0] not in client.run(os.getpid).values()
 
 
+def test_ctrl_c_stops_the_cluster_and_writes_nothing(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal reaches the whole process group: recur and its local
+    workers. recur says so (exit 130), its workers end, and no file is written."""
+    import psutil
+
+    spec, out = tmp_path / "forever.yaml", tmp_path / "out.npy"
+    spec.write_text("params:\n  r: linspace(0, 1, 1000)\nsteps: 100000000000\noutputs:\n"
+                    "  x:\n    initial: 0.0\n    step: x[t-1] + r\n    keep: last\n")
+
+    def own_group() -> None:  # Ctrl-C as by default, whatever the tests ignore
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recur", "run", str(spec), "--scheduler", "local:2",
+         "-o", str(out)], stderr=subprocess.PIPE, text=True, preexec_fn=own_group)
+    try:
+        assert process.stderr is not None
+        note = process.stderr.readline()  # the cluster is up: the tasks come next
+        assert note.startswith("recur: note: the Dask dashboard is at"), note
+        workers = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+        assert process.stderr.read() == "recur: interrupted\n"
+        assert not out.exists()
+        psutil.wait_procs(workers, timeout=60)
+        assert not [worker for worker in workers if worker.is_running()]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def test_an_unreachable_scheduler_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
