@@ -81,6 +81,9 @@ def connected(address: Address) -> Iterator[Any]:
                                         "'dask worker ADDRESS'), or use local:N",)) from None
         if "dashboard" in client.scheduler_info(n_workers=0).get("services", {}):
             note(f"the Dask dashboard is at {client.dashboard_link}")
+        if not client.nthreads():
+            note(f"the scheduler at {address.text} has no workers yet: the tasks wait for "
+                 "some to connect ('dask worker ADDRESS')")
         yield client
 
 

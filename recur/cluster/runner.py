@@ -65,6 +65,7 @@ def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
         try:
             for future in address.distributed().as_completed(futures):
                 assembly.add(_piece(future))
+                future.release()  # the piece is copied: the worker may let it go
                 if progress is not None:
                     progress(assembly.done, lanes.count)
         except RecurError as error:

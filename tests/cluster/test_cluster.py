@@ -19,6 +19,7 @@ import recur
 from recur.cli.main import cli
 from recur.cluster import address
 from recur.diagnostics import RecurError
+from recur.engine.c.native import EngineNote
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 LOGISTIC = str(SPECS / "logistic_sweep.yaml")
@@ -208,6 +209,19 @@ def test_ctrl_c_stops_the_cluster_and_writes_nothing(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_scheduler_without_workers_is_noted() -> None:
+    """Tasks would wait for workers to connect: the user is told why nothing moves."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=0, dashboard_address=":0") as empty, \
+            pytest.warns(EngineNote) as notes, \
+            address.connected(address.parse(empty.scheduler_address)) as client:
+        assert address.worker_threads(client) == 1  # sizes chunks as for one thread
+    assert any(str(note.message) == f"the scheduler at {empty.scheduler_address} has no "
+               "workers yet: the tasks wait for some to connect ('dask worker ADDRESS')"
+               for note in notes)
 
 
 def test_an_unreachable_scheduler_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
