@@ -35,6 +35,8 @@ def parse(text: str) -> Address:
     Raises:
         UsageError: neither `local:N` (N >= 1) nor `tcp://HOST:PORT`.
     """
+    if not isinstance(text, str):
+        raise UsageError(f"{option('scheduler')} must be an address (a string), not {text!r}")
     if text.startswith(LOCAL):
         count = text[len(LOCAL):]
         if not count.isdigit() or int(count) < 1:

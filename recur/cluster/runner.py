@@ -2,8 +2,9 @@
 
 Each chunk is one task (`task.run_chunk`) of the same engine on the chunk's program
 (`split.chunk`), whose draws are numbered by global lane; pieces are assembled in lane
-order as they finish (`assemble`). Dask retries the task of a worker that dies. The
-first error of a task cancels the others and is the run's, naming its global lane.
+order as they finish (`assemble`). Dask retries the task of a worker that dies. A
+task's error cancels the others; the run's is the first fault, by step and lane, of the
+tasks finished, named by global lane.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
+from numbers import Integral
 from typing import Any
 
 from recur.cluster import address, split
@@ -28,9 +30,10 @@ def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> a
     """Refuse what no cluster run takes, before anything is computed: the address, the
     chunk size, a device or an engine other than the CPU's lane by lane ones."""
     where = address.parse(scheduler)
-    if lane_chunk is not None and (isinstance(lane_chunk, bool) or lane_chunk < 1):
+    if lane_chunk is not None and (isinstance(lane_chunk, bool)
+                                   or not isinstance(lane_chunk, Integral) or lane_chunk < 1):
         raise UsageError(f"{option('lane_chunk')} must be a number of lanes >= 1, "
-                         f"not {lane_chunk}")
+                         f"not {lane_chunk!r}")
     if device != "cpu":
         raise UsageError(f"{option('scheduler')} runs on the workers' CPUs: it takes "
                          f"{option('device', 'cpu')} only")
@@ -53,7 +56,7 @@ def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
     """
     lanes = split.lanes_of(program)
     with address.connected(where) as client:
-        size = lane_chunk or split.default_size(
+        size = int(lane_chunk) if lane_chunk else split.default_size(
             program, lanes, engine.estimate(program).seconds, address.worker_threads(client))
         run = uuid.uuid4().hex[:8]  # a run's task names are its own on a shared cluster
         chunks = [packed(start, stop, split.chunk(program, lanes, start, stop), engine.name)

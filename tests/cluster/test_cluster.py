@@ -62,7 +62,7 @@ def test_a_logistic_sweep_is_bit_for_bit_the_single_process_run(cluster: str,
     spec = recur.load(LOGISTIC)
     _same(recur.run(spec, last=last), recur.run(spec, last=last, scheduler=cluster))
     _same(recur.run(spec, last=last), recur.run(spec, last=last, scheduler=cluster,
-                                                 lane_chunk=7))
+                                                 lane_chunk=numpy.int64(7)))
 
 
 @pytest.mark.parametrize("engine", ["interp", "compiled"])
@@ -262,6 +262,18 @@ def test_local_cluster_from_the_command_line(tmp_path: Path) -> None:
 def test_what_a_cluster_does_not_take_is_refused_first(args: list[str], words: str) -> None:
     result = CliRunner().invoke(cli, ["run", LOGISTIC, *args])
     assert result.exit_code == 2 and words in result.stderr, result.output
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"scheduler": 8786}, "scheduler must be an address (a string), not 8786"),
+    ({"scheduler": "local:2", "lane_chunk": 2.5}, "lane_chunk must be a number of lanes "
+                                                  ">= 1, not 2.5"),
+    ({"scheduler": "local:2", "lane_chunk": True}, "not True"),
+])
+def test_the_library_refuses_what_a_cluster_does_not_take(options: dict[str, Any],
+                                                          words: str) -> None:
+    error = _error(OVERFLOW, **options)
+    assert error.exit_code == 2 and words in error.message
 
 
 def test_without_the_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
