@@ -61,6 +61,8 @@ class RunOptions:
     progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
     engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
     seed: int | None = None  # the random calls' stream; None: the spec's `seed:` (0)
+    scheduler: str | None = None  # a Dask cluster for the lanes: "tcp://host:8786", "local:N"
+    lane_chunk: int | None = None  # lanes per task on the cluster; None: by the estimate
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -119,6 +121,8 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     engine: str = "auto",
     seed: int | None = None,
+    scheduler: str | None = None,
+    lane_chunk: int | None = None,
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -133,17 +137,36 @@ def run(
         progress: called as `progress(steps_done, steps)` every few thousand steps.
         engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
         seed: the stream of the random calls (an integer >= 0), instead of the spec's.
+        scheduler: run the lanes on a Dask cluster (`recur[dask]`): "local:N" (N worker
+            processes started and closed here) or a scheduler's "tcp://host:port".
+            Bit for bit the result of a run here; `progress` then counts lanes.
+        lane_chunk: lanes per task on the cluster (default: tasks of a second or more).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
+    if scheduler is not None:
+        from recur.cluster import runner  # Dask only when a cluster is asked for
+
+        cluster = runner.check(scheduler, lane_chunk, device, engine)
+    elif lane_chunk is not None:
+        raise UsageError(f"{option('lane_chunk')} sizes the tasks of a cluster: it needs "
+                         f"{option('scheduler')}")
     compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
                        last=last, check=check, seed=seed)
     program, backend = compiled.program, compiled.backend
     with sourced(spec):
-        outcome, engine_name = execute(program, backend, engine, progress)
+        if scheduler is not None:
+            choice = choose(program, engine)
+            if engine == "auto":
+                note_interpreted(program, choice)
+            outcome = runner.run_on_cluster(program, choice.engine, cluster, lane_chunk,
+                                            progress)
+            engine_name = choice.engine.name
+        else:
+            outcome, engine_name = execute(program, backend, engine, progress)
     arrays = outcome.arrays
     order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
@@ -250,7 +273,8 @@ def prepare(
 def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
     """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
     keywords = _keywords(options)
-    del keywords["progress"], keywords["engine"]  # what only the loop takes
+    for loop_only in ("progress", "engine", "scheduler", "lane_chunk"):  # what the loop takes
+        del keywords[loop_only]
     return prepare(spec, **keywords)
 
 

@@ -220,7 +220,8 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
 FLAGS = {"steps": "--steps", "params": "--set", "inputs": "--input", "engine": "--engine",
          "device": "--device", "last": "--last", "check": "--check", "seed": "--seed",
          "of": "--of", "wrt": "--wrt", "truncate": "--truncate",
-         "checkpoints": "--checkpoints"}
+         "checkpoints": "--checkpoints", "scheduler": "--scheduler",
+         "lane_chunk": "--lane-chunk"}
 _SPEAKING_FLAGS: ContextVar[bool] = ContextVar("recur_speaking_flags", default=False)
 
 

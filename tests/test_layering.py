@@ -1,4 +1,5 @@
-"""Imports point down: cli -> report -> api -> engine -> compile -> spec/lang -> diagnostics."""
+"""Imports point down: cli -> report -> api (gradients) -> (cluster ->) engine -> compile ->
+spec/lang -> diagnostics."""
 
 from __future__ import annotations
 
@@ -20,10 +21,17 @@ ALLOWED: dict[str, set[str]] = {
     "recur.compile": _FRONT,  # engines are passed down as values, never imported
     "recur.engine": {"recur.compile", "recur.lang", *_BASE},  # never the spec
     "recur.io": _BASE,
-    "recur.api": {"recur.engine", "recur.compile", *_FRONT},
+    "recur.cluster": {"recur.engine", "recur.compile", "recur.lang", *_BASE},  # Dask's side
+    "recur.api": {"recur.cluster", "recur.engine", "recur.compile", *_FRONT},
+    # gradients run beside `api` (which would grow too large holding them): the passes,
+    # and the plan of where the forward states live
+    "recur.checkpoints": {"recur.compile", "recur.engine", *_BASE},
+    "recur.gradients": {"recur.api", "recur.checkpoints", "recur.engine", "recur.compile",
+                        *_FRONT},
     "recur.report": {"recur.api", "recur.engine", "recur.compile", "recur.io", *_FRONT},
-    "recur.cli": {"recur.report", "recur.api", "recur.engine", "recur.io", *_FRONT},
-    "recur": {"recur.api", "recur.diagnostics", "recur.spec"},
+    "recur.cli": {"recur.report", "recur.api", "recur.gradients", "recur.engine", "recur.io",
+                  *_FRONT},
+    "recur": {"recur.api", "recur.gradients", "recur.diagnostics", "recur.spec"},
     "recur.__main__": {"recur.cli"},
 }
 

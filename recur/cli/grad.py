@@ -50,6 +50,9 @@ def grad(flags: RunFlags, of: str, wrt: tuple[str, ...], truncate: int,
     """
     if flags.selected:
         raise UsageError("--output does not apply to recur grad: name the values with --wrt")
+    if flags.scheduler is not None or flags.lane_chunk is not None:
+        raise UsageError("recur grad runs in this process: --scheduler and --lane-chunk "
+                         "are for recur run")
     request = request_from_options(flags, hash_inputs=meta is not None)
     resolve_format(out, fmt)
     for path in (None if out == "-" else out, meta):

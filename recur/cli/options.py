@@ -64,6 +64,12 @@ _OPTIONS = [
                       "'seed:', default 0)."),
     click.option("--check", "check_finite", is_flag=True,
                  help="Stop at the first non-finite value (exit 1)."),
+    click.option("--scheduler", metavar="ADDRESS",
+                 help="Run the lanes on a Dask cluster: tcp://HOST:PORT, or local:N for N "
+                      "local worker processes (needs recur[dask]); the same result."),
+    click.option("--lane-chunk", "lane_chunk", type=int, metavar="M",
+                 help="Lanes per task with --scheduler (default: tasks of a second or more, "
+                      "two or more per worker)."),
     click.option("-q", "--quiet", is_flag=True,
                  help="No progress bar (it shows only on a terminal, for runs over a second)."),
 ]
@@ -107,6 +113,8 @@ class RunFlags:
     engine: str
     seed: int | None
     check_finite: bool
+    scheduler: str | None
+    lane_chunk: int | None
     quiet: bool
 
     @classmethod
@@ -187,7 +195,7 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     options = api.RunOptions(
         steps=flags.steps, params=dict(_pairs(flags.sets, "--set")), inputs=arrays,
         device=flags.device, last=flags.last, check=flags.check_finite, engine=flags.engine,
-        seed=flags.seed,
+        seed=flags.seed, scheduler=flags.scheduler, lane_chunk=flags.lane_chunk,
     )
     return Request(loaded, tuple(names), options, flags, sources)
 
@@ -212,7 +220,8 @@ def call_with_progress(flags: RunFlags, call: Callable[[ProgressBar | None], Cal
                        ) -> tuple[Called, float]:
     """`call(bar)` with a progress bar where one shows (unless `--quiet`) and the engines'
     notes on stderr; its value and the seconds it took."""
-    bar = None if flags.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr)
+    unit = "steps" if flags.scheduler is None else "lanes"  # a cluster counts lanes done
+    bar = None if flags.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr, unit=unit)
     started = time.monotonic()
     try:
         with _notes_on_stderr():

@@ -12,10 +12,13 @@ BAR_WIDTH = 24
 
 
 class ProgressBar:
-    """Called as `bar(done, total)`; draws `45% |#####   | 450,000/1,000,000 steps ...`."""
+    """Called as `bar(done, total)`; draws `45% |#####   | 450,000/1,000,000 steps ...`
+    (or lanes, for a run on a cluster: `unit`)."""
 
-    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic,
+                 unit: str = "steps") -> None:
         self.stream = stream
+        self.unit = unit
         self.clock = clock
         self.start = self.clock()
         self.drawn_at: float | None = None
@@ -29,7 +32,7 @@ class ProgressBar:
         if self.drawn_at is not None and now - self.drawn_at < REDRAW_EVERY:
             return
         self.drawn_at = now
-        line = render_line(done, total, elapsed)
+        line = render_line(done, total, elapsed, self.unit)
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
         self.width = len(line)
@@ -41,13 +44,13 @@ class ProgressBar:
             self.stream.flush()
 
 
-def render_line(done: int, total: int, elapsed: float) -> str:
+def render_line(done: int, total: int, elapsed: float, unit: str = "steps") -> str:
     fraction = done / total if total else 1.0
     filled = int(fraction * BAR_WIDTH)
     rate = done / elapsed if elapsed > 0 else 0.0
     left = (total - done) / rate if rate > 0 else 0.0
     return (f"{fraction:4.0%} |{'#' * filled}{' ' * (BAR_WIDTH - filled)}| "
-            f"{done:,}/{total:,} steps  {_rate(rate)} steps/s  {_clock(left)} left")
+            f"{done:,}/{total:,} {unit}  {_rate(rate)} {unit}/s  {_clock(left)} left")
 
 
 def _rate(rate: float) -> str:

@@ -79,6 +79,7 @@ def test_meta_records_the_objective(tmp_path: Path) -> None:
     (["--of", "exp_sum", "--wrt", "y"], "--wrt y: the spec has no param"),
     (["--of", "exp_sum", "--truncate", "-3"], "--truncate must be -1"),
     (["--of", "exp_sum", "--output", "x"], "--output does not apply"),
+    (["--of", "exp_sum", "--scheduler", "local:2"], "recur grad runs in this process"),
 ])
 def test_bad_requests_exit_2_with_one_message(args: list[str], message: str,
                                               tmp_path: Path) -> None:

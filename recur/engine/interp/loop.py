@@ -91,7 +91,7 @@ def run_steps(program: Program, buffers: Buffers,
                 if progress is not None:
                     progress(min(start + chunk, program.steps), program.steps)
         except Fault as fault:
-            raise _fault_error(fault, output, frame.t) from None
+            raise _fault_error(fault, output, frame.t, program.first_lane) from None
         except RunError:
             raise
         except (ArithmeticError, ValueError, TypeError, IndexError, MemoryError) as exc:
@@ -109,7 +109,7 @@ def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> 
     xp = buffers.backend.xp
     check_finite = program.check_finite and numpy.dtype(output.dtype).kind in "fc"
     bounds = output.check_range
-    shape = output.shape
+    shape, first = output.shape, program.first_lane
     read_back = history.reader(0)
 
     def store(t: int, value: Any) -> None:
@@ -127,12 +127,12 @@ def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> 
         if check_finite:
             finite = xp.isfinite(read_back(frame))
             if not bool(finite.all()):
-                raise not_finite(output, t, xp.logical_not(finite))
+                raise not_finite(output, t, xp.logical_not(finite), first)
 
     def _check_bounds(t: int, value: Any, bounds: tuple[int, int]) -> None:
         bad = (value < bounds[0]) | (value > bounds[1])
         if bool(bad.any()):
-            lane = _first_lane(bad, shape)
+            lane = _first_lane(bad, shape, first)
             raise RunError(
                 f"integer overflow: the step of output '{output.name}' gives a value outside "
                 f"{output.dtype} at t={t}{_lane_words(lane)}", output.span,
@@ -142,19 +142,23 @@ def _store(program: Program, buffers: Buffers, output: Output, frame: Frame) -> 
     return store
 
 
-def not_finite(output: Output, t: int, bad: Any) -> RunError:
-    """The error of `check_finite` for `output` at step `t`, `bad` marking its lanes."""
-    lane = _first_lane(bad, output.shape)
+def not_finite(output: Output, t: int, bad: Any, first: int = 0) -> RunError:
+    """The error of `check_finite` for `output` at step `t`, `bad` marking its lanes (of
+    a chunk whose lanes start at `first`)."""
+    lane = _first_lane(bad, output.shape, first)
     return RunError(f"output '{output.name}' is not finite at t={t}{_lane_words(lane)}",
                     output.span, output=output.name, t=t, lane=lane)
 
 
-def _first_lane(bad: Any, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The index of the first bad lane (C order) of a state that has lanes."""
+def _first_lane(bad: Any, shape: tuple[int, ...], first: int) -> tuple[int, ...] | None:
+    """The index of the first bad lane (C order) of a state that has lanes, in the whole
+    sweep: a chunk's lanes start at `first` (`Program.first_lane`)."""
     if not shape:
         return None
     where = numpy.argwhere(numpy.broadcast_to(to_host(bad), shape))
-    return tuple(int(i) for i in where[0]) if len(where) else None
+    if not len(where):
+        return None
+    return (int(where[0][0]) + first, *(int(i) for i in where[0][1:]))
 
 
 def _lane_words(lane: tuple[int, ...] | None) -> str:
@@ -164,10 +168,10 @@ def _lane_words(lane: tuple[int, ...] | None) -> str:
     return f" (lane {lane[0] if len(lane) == 1 else lane})"
 
 
-def _fault_error(fault: Fault, output: Output | None, t: int) -> RunError:
+def _fault_error(fault: Fault, output: Output | None, t: int, first: int) -> RunError:
     where = f"the step of output '{output.name}'" if output else "'until'"
     shape = output.shape if output else ()
-    lane = None if fault.mask is None else _first_lane(fault.mask, shape)
+    lane = None if fault.mask is None else _first_lane(fault.mask, shape, first)
     return RunError(f"{fault.kind} in {where} at t={t}{_lane_words(lane)}", fault.node.span,
                     output=output.name if output else None, t=t, lane=lane)
 

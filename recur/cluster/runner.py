@@ -1,0 +1,105 @@
+"""A run split into chunks of lanes on a Dask cluster: bit for bit a single-process run.
+
+Each chunk is one task (`task.run_chunk`) of the same engine on the chunk's program
+(`split.chunk`), whose draws are numbered by global lane; pieces are assembled in lane
+order as they finish (`assemble`). Dask retries the task of a worker that dies. A
+task's error cancels the others; the run's is the first fault, by step and lane, of the
+tasks finished, named by global lane.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from numbers import Integral
+from typing import Any
+
+from recur.cluster import address, split
+from recur.cluster.assemble import Assembly
+from recur.cluster.task import Piece, packed, run_chunk
+from recur.compile import ir
+from recur.diagnostics import RecurError, RunError, UsageError, option
+from recur.engine.plan import Outcome
+from recur.engine.protocol import Engine
+
+CLUSTER_ENGINES = ("auto", "interp", "compiled")
+
+
+def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> address.Address:
+    """Refuse what no cluster run takes, before anything is computed: the address, the
+    chunk size, a device or an engine other than the CPU's lane by lane ones."""
+    where = address.parse(scheduler)
+    if lane_chunk is not None and (isinstance(lane_chunk, bool)
+                                   or not isinstance(lane_chunk, Integral) or lane_chunk < 1):
+        raise UsageError(f"{option('lane_chunk')} must be a number of lanes >= 1, "
+                         f"not {lane_chunk!r}")
+    if device != "cpu":
+        raise UsageError(f"{option('scheduler')} runs on the workers' CPUs: it takes "
+                         f"{option('device', 'cpu')} only")
+    if engine not in CLUSTER_ENGINES:
+        raise UsageError(f"{option('scheduler')} does not split {option('engine', engine)}: "
+                         "a scan over the steps of one lane is not split across a cluster",
+                         notes=(f"use {option('engine', *CLUSTER_ENGINES)}",))
+    return where
+
+
+def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
+                   lane_chunk: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Outcome:
+    """Run `program` on `engine`, its lanes split into chunks of `lane_chunk` (None: by
+    the engine's estimate), on the cluster at `where`; `progress(lanes done, lanes)`.
+
+    Raises:
+        UsageError: a spec whose lanes cannot run apart, an unreachable scheduler.
+        RecurError: the first failure of a chunk (a fault names its global lane).
+    """
+    lanes = split.lanes_of(program)
+    with address.connected(where) as client:
+        size = int(lane_chunk) if lane_chunk else split.default_size(
+            program, lanes, engine.estimate(program).seconds, address.worker_threads(client))
+        run = uuid.uuid4().hex[:8]  # a run's task names are its own on a shared cluster
+        chunks = [packed(start, stop, split.chunk(program, lanes, start, stop), engine.name)
+                  for start, stop in split.bounds(lanes.count, size)]
+        futures = [client.submit(run_chunk, chunk, pure=False,
+                                 key=f"recur-{run}-lanes-{chunk.start}-{chunk.stop}")
+                   for chunk in chunks]
+        assembly = Assembly(program, lanes)
+        try:
+            for future in address.distributed().as_completed(futures):
+                assembly.add(_piece(future))
+                future.release()  # the piece is copied: the worker may let it go
+                if progress is not None:
+                    progress(assembly.done, lanes.count)
+        except RecurError as error:
+            raise _first_fault(error, futures) from None
+        finally:
+            client.cancel(futures)
+    return assembly.outcome()
+
+
+def _first_fault(error: RecurError, futures: list[Any]) -> RecurError:
+    """The run's error: of the faults of the tasks finished so far, the first by step
+    and lane, as a single-process run reports it; the tasks still running are cancelled,
+    and where there are some the error says that one of them may fault earlier."""
+    found = [error, *(future.exception() for future in futures if future.status == "error")]
+    faults = [fault for fault in found if isinstance(fault, RecurError)]
+    first = min(faults, key=lambda fault: (math.inf if fault.t is None else fault.t,
+                                           fault.lane or ()))
+    if not all(future.done() for future in futures):
+        return first.with_note("the first fault found: the chunks of lanes still running "
+                               "were cancelled, and one of them may fault earlier")
+    return first
+
+
+def _piece(future: Any) -> Piece:
+    """A finished task's piece; its error as recur's own (a lost worker, retried too
+    often, or a failure outside recur: recur missing on a worker)."""
+    try:
+        piece: Piece = future.result()
+    except RecurError:
+        raise
+    except Exception as error:
+        raise RunError(f"a task of the cluster failed ({future.key}): "
+                       f"{type(error).__name__}: {error}") from None
+    return piece
