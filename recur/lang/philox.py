@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy
 
-_M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157  # the round multipliers
-_W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B  # the key's increments per round
+MULTIPLIERS = (0xD2E7470EE14C6C93, 0xCA5A826395121157)  # of c0 and c2 in each round
+INCREMENTS = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)  # the key's, after each round
+_M0, _M1 = MULTIPLIERS
+_W0, _W1 = INCREMENTS
 _MASK32, _MASK64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
 # Up to this many draws at once, the interpreter computes Philox in Python integers.
 FEW = 16
@@ -192,6 +194,15 @@ R_FN double r_cos_turns(double u) {{
     int which = (int)quarter & 3;
     return which == 0 ? cosine : which == 1 ? -sine : which == 2 ? -cosine : sine;
 }}
+R_FN double r_normal_words(r_u64 w0, r_u64 w1) {{
+    return sqrt(-2.0 * r_log(1.0 - r_unit(w0))) * r_cos_turns(r_unit(w1));
+}}
+R_FN r_i64 r_integers_word(r_u64 w0, r_i64 low, r_i64 high, r_i64 *st) {{
+    if (high <= low) return r_fail(st);
+    r_u64 drawn;
+    r_mulhilo(w0, (r_u64)high - (r_u64)low, &drawn);
+    return (r_i64)((r_u64)low + drawn);
+}}
 R_FN double r_uniform(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
     r_u64 w0, w1;
     r_philox(t, e, c, seed, &w0, &w1);
@@ -200,15 +211,12 @@ R_FN double r_uniform(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
 R_FN double r_normal(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
     r_u64 w0, w1;
     r_philox(t, e, c, seed, &w0, &w1);
-    return sqrt(-2.0 * r_log(1.0 - r_unit(w0))) * r_cos_turns(r_unit(w1));
+    return r_normal_words(w0, w1);
 }}
 R_FN r_i64 r_integers(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_i64 low, r_i64 high,
                       r_i64 *st) {{
-    if (high <= low) return r_fail(st);
     r_u64 w0, w1;
     r_philox(t, e, c, seed, &w0, &w1);
-    r_u64 drawn;
-    r_mulhilo(w0, (r_u64)high - (r_u64)low, &drawn);
-    return (r_i64)((r_u64)low + drawn);
+    return r_integers_word(w0, low, high, st);
 }}
 """

@@ -33,6 +33,7 @@ import numpy
 
 from recur.compile import ir
 from recur.diagnostics import Unsupported
+from recur.engine.c import draws
 from recur.engine.plan import Buffers
 from recur.lang import exact, philox
 from recur.lang.casts import DTYPES, truncation_limit
@@ -240,7 +241,7 @@ class _Arguments:
 def generate(program: ir.Program, xp: Any) -> Kernel:
     """The kernel for `program` (its arrays in the array module `xp`), or `Unsupported`
     with the reason it cannot be one."""
-    return _Generator(program, xp).kernel()
+    return _Generator(program, xp, batch_draws=True).kernel()
 
 
 class _Generator:
@@ -249,9 +250,13 @@ class _Generator:
     types = C_TYPES  # dtype -> the C type the dialect names it by
     mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
 
-    def __init__(self, program: ir.Program, xp: Any) -> None:
+    def __init__(self, program: ir.Program, xp: Any, batch_draws: bool = False) -> None:
         self.program = program
         self.xp = xp  # where the kernel's arrays must live
+        # Whether a step's draws for its lanes are made a block of lanes at a time,
+        # before the lane loop (`recur.engine.c.draws`); else each lane draws its own.
+        self.batch_draws = batch_draws
+        self.fills: list[str] = []  # statements that draw for a block of lanes
         self.args = _Arguments()
         self.target: tuple[int, ...] = ()  # the lanes of the value being built
         self.checked = False  # whether the expression being built can fault
@@ -332,19 +337,27 @@ class _Generator:
 
     def _output(self, output: ir.Output) -> list[str]:
         self.before = []
+        self.fills = []
         value = self._step_value(output)
         rows = self._history(output.name)
-        cell = f"a{rows}[({self._row(output.name, 0)}) * dims[{2 * rows + 1}] + i]"
-        lines = [*self.before,
-                 f"        for (int64_t i = 0; i < dims[{2 * rows + 1}]; i++) {{",
-                 f"            {cell} = {value};"]
+        lanes = f"dims[{2 * rows + 1}]"
+        cell = f"a{rows}[({self._row(output.name, 0)}) * {lanes} + i]"
+        body = [f"{cell} = {value};"]
         if self.checked:
-            lines.append(f"            {_RETURN_ON_FAULT}")
+            body.append(_RETURN_ON_FAULT)
         if self.program.check_finite and output.dtype in _FLOAT_DTYPES:
-            lines.append(f"            if (!isfinite({cell})) {{ status[0] = {STATUS_FAULT}; "
-                         "status[1] = t; return t; }")
-        lines.append("        }")
-        return lines
+            body.append(f"if (!isfinite({cell})) {{ status[0] = {STATUS_FAULT}; "
+                        "status[1] = t; return t; }")
+        if not self.fills:
+            return [*self.before, f"        for (int64_t i = 0; i < {lanes}; i++) {{",
+                    *(f"            {line}" for line in body), "        }"]
+        return [*self.before,  # the lanes in blocks, each drawn for before its loop
+                f"        for (int64_t i0 = 0; i0 < {lanes}; i0 += R_DRAW_BLOCK) {{",
+                f"            const int64_t count = {lanes} - i0 < R_DRAW_BLOCK ? "
+                f"{lanes} - i0 : R_DRAW_BLOCK;",
+                *(f"            {line}" for line in self.fills),
+                "            for (int64_t i = i0; i < i0 + count; i++) {",
+                *(f"                {line}" for line in body), "            }", "        }"]
 
     # Leaves: where each value comes from, and which of its elements lane `i` reads
 
@@ -473,15 +486,36 @@ class _Generator:
         keys = numpy.array([[self.program.seed, self.program.first_lane]],
                            dtype=numpy.uint64).view(numpy.int64)
         k = self.args.add(("seed",), self.xp.asarray(keys))  # values: not in the source
-        element = "0" if math.prod(shape) == 1 else self.lane
-        if shape:  # a chunk of lanes numbers its elements as the whole sweep does
-            element = f"a{k}[1] * {math.prod(shape[1:])} + {element}"
+        # a chunk of lanes numbers its elements as the whole sweep does
+        start = f"a{k}[1] * {math.prod(shape[1:])} + " if shape else ""
+        if self.batch_draws and math.prod(shape) != 1:
+            return self._batched_draw(node, f"{start}i0", f"(r_u64)a{k}[0]")
+        element = start + ("0" if math.prod(shape) == 1 else self.lane)
         counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
         if node.kind == "integers":
             self.checked = True
             low, high = (self._typed(arg, "int64") for arg in node.args)
             return f"r_integers({counter}, {low}, {high}, status)"
-        drawn = f"r_{node.kind}({counter})"
+        return self._scaled(node, f"r_{node.kind}({counter})")
+
+    def _batched_draw(self, node: ir.Draw, first: str, seed: str) -> str:
+        """A draw whose words were made for the block of lanes `i` is in, from the element
+        `first` on (`fills`), transformed as `r_uniform`, `r_normal`, `r_integers` do."""
+        self.helpers["r_draw_words"] = draws.C_SOURCE
+        words = f"d{node.site}"
+        self.fills.append(f"r_u64 {words}[2][R_DRAW_BLOCK];")
+        self.fills.append(f"r_draw_words({words}[0], {words}[1], count, (r_u64)(t), "
+                          f"(r_u64)({first}), {node.site}ULL, {seed});")
+        w0, w1 = f"{words}[0][i - i0]", f"{words}[1][i - i0]"
+        if node.kind == "integers":
+            self.checked = True
+            low, high = (self._typed(arg, "int64") for arg in node.args)
+            return f"r_integers_word({w0}, {low}, {high}, status)"
+        return self._scaled(node, f"r_unit({w0})" if node.kind == "uniform"
+                            else f"r_normal_words({w0}, {w1})")
+
+    def _scaled(self, node: ir.Draw, drawn: str) -> str:
+        """uniform(low, high) and normal(mean, deviation) of a standard draw."""
         if not node.args:
             return drawn
         low, scale = (self._typed(arg, "float64") for arg in node.args)
