@@ -11,13 +11,16 @@ things make that faster than a draw per lane, with the same bits:
 - Where the CPU has AVX-512 IFMA (checked at run time: cpuid), eight elements at a time
   in 512-bit registers, the 64x64-bit products made of 52-bit ones. Integer arithmetic,
   so the words are the same as one at a time, which is the portable path (other CPUs,
-  other architectures, and a block's last elements).
+  other architectures, and a block's last elements). `RECUR_PORTABLE_DRAWS=1` in the
+  environment when a kernel is made keeps it on the portable path (to compare the two).
 
 Both paths are one C text (`_LANES`), written for a type that is a word or a vector of
 eight: GCC's and Clang's vector extensions give `^` and `+` on both.
 """
 
 from __future__ import annotations
+
+import os
 
 from recur.lang import philox
 
@@ -85,7 +88,8 @@ _ONE = _LANES.format(attribute="R_FN", name="r_lanes_1", word="r_u64", groups=1,
 # 2**52 (a1, m1 < 2**12) give a m = x0 + x1 2**52 + x2 2**104, x0 < 2**52 and x1, x2 sums
 # of the partial products' halves, none of which carries out of 64 bits.
 _VECTOR = f"""\
-#if defined(__x86_64__) && (defined(__clang__) ? __clang_major__ >= 8 : __GNUC__ >= 8)
+#if defined(__x86_64__) && !defined(R_PORTABLE_DRAWS) \\
+    && (defined(__clang__) ? __clang_major__ >= 8 : __GNUC__ >= 8)
 #define R_VECTOR_DRAWS 1
 #include <immintrin.h>
 #define R_AVX512 static inline __attribute__((target("avx512f,avx512ifma")))
@@ -137,27 +141,26 @@ static int r_vector_here(void) {{
 }}
 #else
 #define r_vector_here() 0
+#define r_vector_words(w0, w1, n, s) 0
 #endif
 """
 
 # `r_draw_words(w0, w1, n, t, e, c, seed)`: W0 and W1 of Philox4x64-10 for the counters
-# (t, e + k, c, 0), key (seed, 0), into w0[k] and w1[k], k < n; `vector` says whether
-# it may use the vector path.
-C_SOURCE = _STREAM + _ONE + _VECTOR + """\
-R_FN void r_draw_words_with(r_u64 *w0, r_u64 *w1, int64_t n, r_u64 t, r_u64 e, r_u64 c,
-                            r_u64 seed, int vector) {
-    r_stream s;
-    r_stream_at(&s, t, e, c, seed);
-    int64_t k = 0;
-#ifdef R_VECTOR_DRAWS
-    if (vector) k = r_vector_words(w0, w1, n, &s);
-#else
-    (void)vector;
-#endif
-    for (; k < n; k++) r_lanes_1(w0, w1, k, &s);
-}
+# (t, e + k, c, 0), key (seed, 0), into w0[k] and w1[k], k < n.
+_DRAW_WORDS = """\
 R_FN void r_draw_words(r_u64 *w0, r_u64 *w1, int64_t n, r_u64 t, r_u64 e, r_u64 c,
                        r_u64 seed) {
-    r_draw_words_with(w0, w1, n, t, e, c, seed, r_vector_here());
+    r_stream s;
+    r_stream_at(&s, t, e, c, seed);
+    int64_t k = r_vector_here() ? r_vector_words(w0, w1, n, &s) : 0;
+    for (; k < n; k++) r_lanes_1(w0, w1, k, &s);
 }
 """
+
+
+def c_source() -> str:
+    """`r_draw_words` and what it needs (after `recur.lang.philox.C_SOURCE`), on the
+    portable path alone where `RECUR_PORTABLE_DRAWS` is set (and not 0)."""
+    portable = os.environ.get("RECUR_PORTABLE_DRAWS", "0") not in ("", "0")
+    return ("#define R_PORTABLE_DRAWS 1\n" if portable else "") + _STREAM + _ONE + _VECTOR + \
+        _DRAW_WORDS

@@ -501,7 +501,7 @@ class _Generator:
     def _batched_draw(self, node: ir.Draw, first: str, seed: str) -> str:
         """A draw whose words were made for the block of lanes `i` is in, from the element
         `first` on (`fills`), transformed as `r_uniform`, `r_normal`, `r_integers` do."""
-        self.helpers["r_draw_words"] = draws.C_SOURCE
+        self.helpers["r_draw_words"] = draws.c_source()
         words = f"d{node.site}"
         self.fills.append(f"r_u64 {words}[2][R_DRAW_BLOCK];")
         self.fills.append(f"r_draw_words({words}[0], {words}[1], count, (r_u64)(t), "
