@@ -112,3 +112,16 @@ def test_a_run_gives_the_same_bits_on_either_path(first: int,
         got = run_on(choose(fresh, "compiled").engine, fresh, api.get_backend("cpu")).arrays
         for name in want:
             numpy.testing.assert_array_equal(got[name], want[name])
+
+
+def test_random_calls_beyond_those_drawn_in_blocks_draw_lane_by_lane() -> None:
+    """An output's first `draws.SITES` calls are drawn in blocks, the rest per lane."""
+    calls = ["uniform()", "normal()", "integers(0, 5)"] * (draws.SITES // 3 + 2)
+    spec = recur.load("params:\n  lanes: 40\noutputs:\n  x:\n    initial: zeros(lanes)\n"
+                      f"    step: x[t-1] + {' + '.join(calls)}\nsteps: 4\n")
+    program = api.prepare(spec).program
+    source = choose(program, "compiled").engine.kernel(program).source
+    assert source.count("r_draw_words(d") == draws.SITES
+    assert "r_normal((r_u64)" in source and "r_integers((r_u64)" in source
+    numpy.testing.assert_array_equal(recur.run(spec, engine="compiled", seed=9)["x"],
+                                     recur.run(spec, engine="interp", seed=9)["x"])

@@ -25,6 +25,8 @@ import os
 from recur.lang import philox
 
 BLOCK = 256  # elements drawn at once: two words each, on the kernel's stack
+SITES = 16  # an output's random calls drawn in blocks, at most (64 KB of stack); the
+# rest draw lane by lane (the same numbers)
 
 # The rounds for W elements from the element `k` of a block on, G groups of them
 # interleaved so that the CPU has independent products to overlap; the counter's other

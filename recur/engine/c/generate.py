@@ -257,6 +257,7 @@ class _Generator:
         # before the lane loop (`recur.engine.c.draws`); else each lane draws its own.
         self.batch_draws = batch_draws
         self.fills: list[str] = []  # statements that draw for a block of lanes
+        self.batched = 0  # the random calls of the output being built that `fills` draw
         self.args = _Arguments()
         self.target: tuple[int, ...] = ()  # the lanes of the value being built
         self.checked = False  # whether the expression being built can fault
@@ -338,6 +339,7 @@ class _Generator:
     def _output(self, output: ir.Output) -> list[str]:
         self.before = []
         self.fills = []
+        self.batched = 0
         value = self._step_value(output)
         rows = self._history(output.name)
         lanes = f"dims[{2 * rows + 1}]"
@@ -488,7 +490,7 @@ class _Generator:
         k = self.args.add(("seed",), self.xp.asarray(keys))  # values: not in the source
         # a chunk of lanes numbers its elements as the whole sweep does
         start = f"a{k}[1] * {math.prod(shape[1:])} + " if shape else ""
-        if self.batch_draws and math.prod(shape) != 1:
+        if self.batch_draws and math.prod(shape) != 1 and self.batched < draws.SITES:
             return self._batched_draw(node, f"{start}i0", f"(r_u64)a{k}[0]")
         element = start + ("0" if math.prod(shape) == 1 else self.lane)
         counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
@@ -502,6 +504,7 @@ class _Generator:
         """A draw whose words were made for the block of lanes `i` is in, from the element
         `first` on (`fills`), transformed as `r_uniform`, `r_normal`, `r_integers` do."""
         self.helpers["r_draw_words"] = draws.c_source()
+        self.batched += 1
         words = f"d{node.site}"
         self.fills.append(f"r_u64 {words}[2][R_DRAW_BLOCK];")
         self.fills.append(f"r_draw_words({words}[0], {words}[1], count, (r_u64)(t), "
