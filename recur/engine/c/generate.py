@@ -6,7 +6,8 @@ gives the interpreter's values because every operation is done in the dtype NumP
 there, which the probe step observed: each operand is cast to that dtype first (so a
 weak Python float next to float32 is rounded to float32, as under NEP 50), integer
 operations are checked in int64 and range-checked for narrower dtypes, and the C
-compiler is told not to contract or reassociate floating-point operations.
+compiler is told not to contract or reassociate floating-point operations. An output's
+random calls draw for a block of its lanes before their loop (`recur.engine.c.draws`).
 
 What the kernel cannot do exactly it refuses here with `Unsupported` (and another
 engine runs the spec): operations that mix lanes (`@`, reductions, indexing by a
@@ -256,8 +257,7 @@ class _Generator:
         # Whether a step's draws for its lanes are made a block of lanes at a time,
         # before the lane loop (`recur.engine.c.draws`); else each lane draws its own.
         self.batch_draws = batch_draws
-        self.fills: list[str] = []  # statements that draw for a block of lanes
-        self.batched = 0  # the random calls of the output being built that `fills` draw
+        self.fills: list[str] = []  # a statement per random call: its block's words
         self.args = _Arguments()
         self.target: tuple[int, ...] = ()  # the lanes of the value being built
         self.checked = False  # whether the expression being built can fault
@@ -339,7 +339,6 @@ class _Generator:
     def _output(self, output: ir.Output) -> list[str]:
         self.before = []
         self.fills = []
-        self.batched = 0
         value = self._step_value(output)
         rows = self._history(output.name)
         lanes = f"dims[{2 * rows + 1}]"
@@ -490,41 +489,36 @@ class _Generator:
         k = self.args.add(("seed",), self.xp.asarray(keys))  # values: not in the source
         # a chunk of lanes numbers its elements as the whole sweep does
         start = f"a{k}[1] * {math.prod(shape[1:])} + " if shape else ""
-        if self.batch_draws and math.prod(shape) != 1 and self.batched < draws.SITES:
-            return self._batched_draw(node, f"{start}i0", f"(r_u64)a{k}[0]")
-        element = start + ("0" if math.prod(shape) == 1 else self.lane)
-        counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
+        if self.batch_draws and math.prod(shape) != 1 and len(self.fills) < draws.SITES:
+            w0, w1 = self._block_words(node, f"{start}i0", f"(r_u64)a{k}[0]")
+            standard = {"uniform": f"r_unit({w0})", "normal": f"r_normal_words({w0}, {w1})"}
+            integers = f"r_integers_word({w0}"
+        else:
+            element = start + ("0" if math.prod(shape) == 1 else self.lane)
+            counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
+            standard = {kind: f"r_{kind}({counter})" for kind in ("uniform", "normal")}
+            integers = f"r_integers({counter}"
         if node.kind == "integers":
             self.checked = True
             low, high = (self._typed(arg, "int64") for arg in node.args)
-            return f"r_integers({counter}, {low}, {high}, status)"
-        return self._scaled(node, f"r_{node.kind}({counter})")
-
-    def _batched_draw(self, node: ir.Draw, first: str, seed: str) -> str:
-        """A draw whose words were made for the block of lanes `i` is in, from the element
-        `first` on (`fills`), transformed as `r_uniform`, `r_normal`, `r_integers` do."""
-        self.helpers["r_draw_words"] = draws.c_source()
-        self.batched += 1
-        words = f"d{node.site}"
-        self.fills.append(f"r_u64 {words}[2][R_DRAW_BLOCK];")
-        self.fills.append(f"r_draw_words({words}[0], {words}[1], count, (r_u64)(t), "
-                          f"(r_u64)({first}), {node.site}ULL, {seed});")
-        w0, w1 = f"{words}[0][i - i0]", f"{words}[1][i - i0]"
-        if node.kind == "integers":
-            self.checked = True
-            low, high = (self._typed(arg, "int64") for arg in node.args)
-            return f"r_integers_word({w0}, {low}, {high}, status)"
-        return self._scaled(node, f"r_unit({w0})" if node.kind == "uniform"
-                            else f"r_normal_words({w0}, {w1})")
-
-    def _scaled(self, node: ir.Draw, drawn: str) -> str:
-        """uniform(low, high) and normal(mean, deviation) of a standard draw."""
+            return f"{integers}, {low}, {high}, status)"
+        drawn = standard[node.kind]
         if not node.args:
             return drawn
         low, scale = (self._typed(arg, "float64") for arg in node.args)
         if node.kind == "uniform":
             scale = f"({scale} - {low})"
         return f"({low} + {scale} * {drawn})"
+
+    def _block_words(self, node: ir.Draw, first: str, seed: str) -> tuple[str, str]:
+        """W0 and W1 of lane `i`'s draw, made for its block of lanes before their loop
+        (`fills`), the block's first lane being element `first`."""
+        self.helpers["r_draw_words"] = draws.c_source()
+        words = f"d{node.site}"
+        self.fills.append(f"r_u64 {words}[2][R_DRAW_BLOCK]; r_draw_words({words}[0], "
+                          f"{words}[1], count, (r_u64)(t), (r_u64)({first}), "
+                          f"{node.site}ULL, {seed});")
+        return f"{words}[0][i - i0]", f"{words}[1][i - i0]"
 
     def _expr_Tap(self, node: ir.Tap) -> str:
         return self._tap(node.output, node.lag)
