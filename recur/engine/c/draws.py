@@ -28,9 +28,9 @@ BLOCK = 256  # elements drawn at once: two words each, on the kernel's stack
 SITES = 16  # an output's random calls drawn in blocks, at most (64 KB of stack); the
 # rest draw lane by lane (the same numbers)
 
-# The rounds for W elements from the element `k` of a block on, G groups of them
-# interleaved so that the CPU has independent products to overlap; the counter's other
-# words and rounds 1-3's shared parts come in `s`.
+# Rounds 2-10 for `groups` x `width` elements, from the block's element `k` on, written
+# to w0[k...] and w1[k...]: the groups interleaved, so that the CPU has independent
+# products to overlap; what the elements share comes in `s`.
 _LANES = """\
 {attribute} void {name}(r_u64 *restrict w0, r_u64 *restrict w1, int64_t k,
                        const r_stream *s) {{
