@@ -10,20 +10,20 @@
    `uniform()` against the same spec reading the noise from an array given with
    `inputs=`: drawing must stay within 1.5x of reading. Drawn on either path.
 
-Prints the fastest of a few runs, taken in turns, as a Markdown table; the test suite
-never runs it.
+Prints medians as a Markdown table; the test suite never runs it.
 
-    python benchmarks/draws.py [--repeats 7] [--steps 20000]
+    python benchmarks/draws.py [--repeats 5] [--steps 20000]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import contextlib
 import os
+import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy
 
@@ -49,32 +49,24 @@ outputs:
 """
 
 
-def portable(on: bool, run: Callable[[], object]) -> Callable[[], object]:
-    """`run`, its kernel made (the source is made at every run) to draw on the portable
-    path alone where `on`."""
-    def wrapped() -> object:
-        before = os.environ.get("RECUR_PORTABLE_DRAWS")
-        os.environ["RECUR_PORTABLE_DRAWS"] = "1" if on else "0"
-        try:
-            return run()
-        finally:
-            if before is None:
-                del os.environ["RECUR_PORTABLE_DRAWS"]
-            else:
-                os.environ["RECUR_PORTABLE_DRAWS"] = before
-    return wrapped
-
-
-def fastest(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """The fastest of `repeats` runs of each, taken in turns: on a machine shared with
-    other work, a busy spell then slows every measurement alike."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
+def median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
     for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(seconds) for name, seconds in times.items()}
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compiled_seconds(spec: object, repeats: int,
+                     inputs: dict[str, numpy.ndarray] | None = None) -> float:
+    """The median run of `spec` by the compiled engine, its kernel built and cached
+    first (by a run of one step)."""
+    import recur
+
+    first = None if inputs is None else {name: rows[:1] for name, rows in inputs.items()}
+    recur.run(spec, engine="compiled", steps=1, inputs=first)
+    return median_seconds(lambda: recur.run(spec, engine="compiled", inputs=inputs), repeats)
 
 
 def numpy_philox(count: int) -> None:
@@ -84,47 +76,56 @@ def numpy_philox(count: int) -> None:
         generator.random(out=out[:min(out.size, count - start)])
 
 
+@contextlib.contextmanager
+def portable(on: bool) -> Iterator[None]:
+    """Kernels made inside draw on the portable path alone, where `on`."""
+    before = os.environ.get("RECUR_PORTABLE_DRAWS")
+    os.environ["RECUR_PORTABLE_DRAWS"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["RECUR_PORTABLE_DRAWS"]
+        else:
+            os.environ["RECUR_PORTABLE_DRAWS"] = before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20_000)
     args = parser.parse_args()
     os.environ.setdefault("RECUR_CACHE_DIR", tempfile.mkdtemp(prefix="recur-cache-"))
     import recur
 
     count = LANES * args.steps
-    noise = numpy.random.default_rng(0).random((2000, 10_000))
+    rows = []
+    for path, on in (("", False), (", portable path", True)):
+        with portable(on):
+            for kind in ("uniform", "normal"):
+                spec = recur.load(DRAWS.format(lanes=LANES, steps=args.steps, kind=kind))
+                seconds = compiled_seconds(spec, args.repeats)
+                rows.append(f"| recur C kernel{path}, {count:,} {kind}() | {seconds:.3f} | "
+                            f"{count / seconds / 1e6:.0f} million a second |")
+    baseline = median_seconds(lambda: numpy_philox(count), args.repeats)
+    rows.append(f"| numpy Generator(Philox).random, {count:,} | {baseline:.3f} | "
+                f"{count / baseline / 1e6:.0f} million a second |")
+
     read = recur.load(W5_NOISE.format(sequences="sequences:\n  noise: input\n",
                                       noise="noise"))
-    drawn = recur.load(W5_NOISE.format(sequences="", noise="uniform()"))
-    runs: dict[str, Callable[[], object]] = {
-        "numpy": lambda: numpy_philox(count),
-        "array": lambda: recur.run(read, engine="compiled", inputs={"noise": noise})}
+    noise = numpy.random.default_rng(0).random((2000, 10_000))
+    with_array = compiled_seconds(read, args.repeats, inputs={"noise": noise})
     for path, on in (("", False), (", portable path", True)):
-        for kind in ("uniform", "normal"):
-            spec = recur.load(DRAWS.format(lanes=LANES, steps=args.steps, kind=kind))
-            runs[f"{kind}{path}"] = portable(on, functools.partial(
-                recur.run, spec, engine="compiled"))
-        runs[f"W5{path}"] = portable(on, functools.partial(recur.run, drawn,
-                                                           engine="compiled"))
-    for run in runs.values():  # kernels built and cached, memory touched
-        run()
-    seconds = fastest(runs, args.repeats)
+        with portable(on):
+            drawn = recur.load(W5_NOISE.format(sequences="", noise="uniform()"))
+            with_draws = compiled_seconds(drawn, args.repeats)
+        rows.append(f"| W5 + uniform() noise, compiled{path} | {with_draws:.3f} | "
+                    f"{with_draws / with_array:.2f}x the array's |")
+    rows.append(f"| W5 + noise read from an array, compiled | {with_array:.3f} | |")
 
-    print(f"| measurement (fastest of {args.repeats}) | seconds | figure |")
+    print(f"| measurement ({args.repeats} runs, medians) | seconds | figure |")
     print("| --- | --- | --- |")
-    for path in ("", ", portable path"):
-        for kind in ("uniform", "normal"):
-            took = seconds[f"{kind}{path}"]
-            print(f"| recur C kernel{path}, {count:,} {kind}() | {took:.3f} | "
-                  f"{count / took / 1e6:.0f} million a second |")
-    print(f"| numpy Generator(Philox).random, {count:,} | {seconds['numpy']:.3f} | "
-          f"{count / seconds['numpy'] / 1e6:.0f} million a second |")
-    for path in ("", ", portable path"):
-        took = seconds[f"W5{path}"]
-        print(f"| W5 + uniform() noise, compiled{path} | {took:.3f} | "
-              f"{took / seconds['array']:.2f}x the array's |")
-    print(f"| W5 + noise read from an array, compiled | {seconds['array']:.3f} | |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
