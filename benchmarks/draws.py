@@ -10,7 +10,8 @@
    `uniform()` against the same spec reading the noise from an array given with
    `inputs=`: drawing must stay within 1.5x of reading. Drawn on either path.
 
-Prints medians as a Markdown table; the test suite never runs it.
+Prints medians of CPU seconds (this process's: on a machine shared with other work, not
+the time others take) as a Markdown table; the test suite never runs it.
 
     python benchmarks/draws.py [--repeats 5] [--steps 20000]
 """
@@ -52,9 +53,9 @@ outputs:
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -123,7 +124,7 @@ def main() -> None:
                     f"{with_draws / with_array:.2f}x the array's |")
     rows.append(f"| W5 + noise read from an array, compiled | {with_array:.3f} | |")
 
-    print(f"| measurement ({args.repeats} runs, medians) | seconds | figure |")
+    print(f"| measurement ({args.repeats} runs, medians) | CPU seconds | figure |")
     print("| --- | --- | --- |")
     print("\n".join(rows))
 
