@@ -177,7 +177,7 @@ R_FN double r_log(double x) {{
     int e;
     double m = frexp(x, &e);
     int low = m < {_SQRT_HALF!r};
-    m = m * (1.0 + low); e -= low;  /* doubled where low: exact, and no branch to mispredict */
+    m = m * (1.0 + low); e -= low;  /* doubled where low: exact, without a branch */
     double k = (double)e, f = m - 1.0, s = f / (2.0 + f), z = s * s, w = z * z;
     double t1 = w * (R_LG2 + w * (R_LG4 + w * R_LG6));
     double t2 = z * (R_LG1 + w * (R_LG3 + w * (R_LG5 + w * R_LG7)));
