@@ -83,6 +83,7 @@ R_FN void r_stream_at(r_stream *s, r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
 }}
 """
 
+_GROUPS = 4  # vectors of 8 interleaved: 2 gave 211 million uniforms a second, 4 237, 8 236
 _ONE = _LANES.format(attribute="R_FN", name="r_lanes_1", word="r_u64", groups=1, width=1,
                      offsets="0", mulhilo="r_mulhilo", last=philox.ROUNDS - 1)
 
@@ -111,7 +112,7 @@ R_AVX512 r_v8 r_mulhilo8(r_u64 m, r_v8 a, r_v8 *high) {{
     *high = (r_v8)_mm512_add_epi64(_mm512_srli_epi64(x1, 12), _mm512_slli_epi64(x2, 40));
     return (r_v8)_mm512_or_si512(x0, _mm512_slli_epi64(x1, 52));
 }}
-{_LANES.format(attribute="R_AVX512", name="r_lanes_8", word="r_v8", groups=4, width=8,
+{_LANES.format(attribute="R_AVX512", name="r_lanes_8", word="r_v8", groups=_GROUPS, width=8,
                offsets="R_OFFSETS8", mulhilo="r_mulhilo8", last=philox.ROUNDS - 1)}\
 /* Whether the CPU and the operating system run AVX-512 IFMA (the OS saves the mask and
    512-bit registers: XCR0 bits 1, 2 and 5-7). */
@@ -129,7 +130,7 @@ static int r_has_avx512ifma(void) {{
 __attribute__((noinline, target("avx512f,avx512ifma")))
 static int64_t r_vector_words(r_u64 *w0, r_u64 *w1, int64_t n, const r_stream *s) {{
     int64_t k = 0;
-    for (; k + 32 <= n; k += 32) r_lanes_8(w0, w1, k, s);
+    for (; k + {8 * _GROUPS} <= n; k += {8 * _GROUPS}) r_lanes_8(w0, w1, k, s);
     return k;
 }}
 static int r_vector_usable = -1;  /* not known yet */
