@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy
 
-_M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157  # the round multipliers
-_W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B  # the key's increments per round
+MULTIPLIERS = (0xD2E7470EE14C6C93, 0xCA5A826395121157)  # of c0 and c2 in each round
+INCREMENTS = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)  # the key's, after each round
+_M0, _M1 = MULTIPLIERS
+_W0, _W1 = INCREMENTS
 _MASK32, _MASK64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
 # Up to this many draws at once, the interpreter computes Philox in Python integers.
 FEW = 16
@@ -174,7 +176,8 @@ R_FN double r_unit(r_u64 w) {{ return (double)(w >> 11) * {TWO_POW_MINUS_53!r}; 
 R_FN double r_log(double x) {{
     int e;
     double m = frexp(x, &e);
-    if (m < {_SQRT_HALF!r}) {{ m = m * 2.0; e -= 1; }}
+    int low = m < {_SQRT_HALF!r};
+    m = m * (1.0 + low); e -= low;  /* doubled where low: exact, without a branch */
     double k = (double)e, f = m - 1.0, s = f / (2.0 + f), z = s * s, w = z * z;
     double t1 = w * (R_LG2 + w * (R_LG4 + w * R_LG6));
     double t2 = z * (R_LG1 + w * (R_LG3 + w * (R_LG5 + w * R_LG7)));
@@ -182,15 +185,25 @@ R_FN double r_log(double x) {{
     return k * {_LN2_HI!r} - ((half_square - (s * (half_square + r) + k * {_LN2_LO!r})) - f);
 }}
 R_FN double r_cos_turns(double u) {{
-    double quarter = floor(u * 4.0 + 0.5);
+    int q = (int)(u * 4.0 + 0.5);  /* floor: u >= 0 */
+    double quarter = (double)q;
     double x = (u - quarter * 0.25) * {_TWO_PI!r}, z = x * x, w = z * z;
     double r = z * (R_C1 + z * (R_C2 + z * R_C3)) + w * w * (R_C4 + z * (R_C5 + z * R_C6));
     double half = 0.5 * z, one = 1.0 - half;
     double cosine = one + (((1.0 - one) - half) + z * r);
     double rs = R_S2 + z * (R_S3 + z * R_S4) + z * w * (R_S5 + z * R_S6);
     double sine = x + z * x * (R_S1 + z * rs);
-    int which = (int)quarter & 3;
-    return which == 0 ? cosine : which == 1 ? -sine : which == 2 ? -cosine : sine;
+    double base = (q & 1) ? sine : cosine;  /* cosine, -sine, -cosine, sine */
+    return ((q + 1) & 2) ? -base : base;
+}}
+R_FN double r_normal_words(r_u64 w0, r_u64 w1) {{
+    return sqrt(-2.0 * r_log(1.0 - r_unit(w0))) * r_cos_turns(r_unit(w1));
+}}
+R_FN r_i64 r_integers_word(r_u64 w0, r_i64 low, r_i64 high, r_i64 *st) {{
+    if (high <= low) return r_fail(st);
+    r_u64 drawn;
+    r_mulhilo(w0, (r_u64)high - (r_u64)low, &drawn);
+    return (r_i64)((r_u64)low + drawn);
 }}
 R_FN double r_uniform(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
     r_u64 w0, w1;
@@ -200,15 +213,12 @@ R_FN double r_uniform(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
 R_FN double r_normal(r_u64 t, r_u64 e, r_u64 c, r_u64 seed) {{
     r_u64 w0, w1;
     r_philox(t, e, c, seed, &w0, &w1);
-    return sqrt(-2.0 * r_log(1.0 - r_unit(w0))) * r_cos_turns(r_unit(w1));
+    return r_normal_words(w0, w1);
 }}
 R_FN r_i64 r_integers(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_i64 low, r_i64 high,
                       r_i64 *st) {{
-    if (high <= low) return r_fail(st);
     r_u64 w0, w1;
     r_philox(t, e, c, seed, &w0, &w1);
-    r_u64 drawn;
-    r_mulhilo(w0, (r_u64)high - (r_u64)low, &drawn);
-    return (r_i64)((r_u64)low + drawn);
+    return r_integers_word(w0, low, high, st);
 }}
 """

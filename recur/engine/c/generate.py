@@ -6,7 +6,8 @@ gives the interpreter's values because every operation is done in the dtype NumP
 there, which the probe step observed: each operand is cast to that dtype first (so a
 weak Python float next to float32 is rounded to float32, as under NEP 50), integer
 operations are checked in int64 and range-checked for narrower dtypes, and the C
-compiler is told not to contract or reassociate floating-point operations.
+compiler is told not to contract or reassociate floating-point operations. An output's
+random calls draw for a block of its lanes before their loop (`recur.engine.c.draws`).
 
 What the kernel cannot do exactly it refuses here with `Unsupported` (and another
 engine runs the spec): operations that mix lanes (`@`, reductions, indexing by a
@@ -33,6 +34,7 @@ import numpy
 
 from recur.compile import ir
 from recur.diagnostics import Unsupported
+from recur.engine.c import draws
 from recur.engine.plan import Buffers
 from recur.lang import exact, philox
 from recur.lang.casts import DTYPES, truncation_limit
@@ -240,7 +242,7 @@ class _Arguments:
 def generate(program: ir.Program, xp: Any) -> Kernel:
     """The kernel for `program` (its arrays in the array module `xp`), or `Unsupported`
     with the reason it cannot be one."""
-    return _Generator(program, xp).kernel()
+    return _Generator(program, xp, batch_draws=True).kernel()
 
 
 class _Generator:
@@ -249,9 +251,13 @@ class _Generator:
     types = C_TYPES  # dtype -> the C type the dialect names it by
     mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
 
-    def __init__(self, program: ir.Program, xp: Any) -> None:
+    def __init__(self, program: ir.Program, xp: Any, batch_draws: bool = False) -> None:
         self.program = program
         self.xp = xp  # where the kernel's arrays must live
+        # Whether a step's draws for its lanes are made a block of lanes at a time,
+        # before the lane loop (`recur.engine.c.draws`); else each lane draws its own.
+        self.batch_draws = batch_draws
+        self.fills: list[str] = []  # a statement per random call: its block's words
         self.args = _Arguments()
         self.target: tuple[int, ...] = ()  # the lanes of the value being built
         self.checked = False  # whether the expression being built can fault
@@ -332,19 +338,27 @@ class _Generator:
 
     def _output(self, output: ir.Output) -> list[str]:
         self.before = []
+        self.fills = []
         value = self._step_value(output)
         rows = self._history(output.name)
-        cell = f"a{rows}[({self._row(output.name, 0)}) * dims[{2 * rows + 1}] + i]"
-        lines = [*self.before,
-                 f"        for (int64_t i = 0; i < dims[{2 * rows + 1}]; i++) {{",
-                 f"            {cell} = {value};"]
+        lanes = f"dims[{2 * rows + 1}]"
+        cell = f"a{rows}[({self._row(output.name, 0)}) * {lanes} + i]"
+        body = [f"{cell} = {value};"]
         if self.checked:
-            lines.append(f"            {_RETURN_ON_FAULT}")
+            body.append(_RETURN_ON_FAULT)
         if self.program.check_finite and output.dtype in _FLOAT_DTYPES:
-            lines.append(f"            if (!isfinite({cell})) {{ status[0] = {STATUS_FAULT}; "
-                         "status[1] = t; return t; }")
-        lines.append("        }")
-        return lines
+            body.append(f"if (!isfinite({cell})) {{ status[0] = {STATUS_FAULT}; "
+                        "status[1] = t; return t; }")
+        if not self.fills:
+            return [*self.before, f"        for (int64_t i = 0; i < {lanes}; i++) {{",
+                    *(f"            {line}" for line in body), "        }"]
+        return [*self.before,  # the lanes in blocks, each drawn for before its loop
+                f"        for (int64_t i0 = 0; i0 < {lanes}; i0 += R_DRAW_BLOCK) {{",
+                f"            const int64_t count = {lanes} - i0 < R_DRAW_BLOCK ? "
+                f"{lanes} - i0 : R_DRAW_BLOCK;",
+                *(f"            {line}" for line in self.fills),
+                "            for (int64_t i = i0; i < i0 + count; i++) {",
+                *(f"                {line}" for line in body), "            }", "        }"]
 
     # Leaves: where each value comes from, and which of its elements lane `i` reads
 
@@ -480,21 +494,38 @@ class _Generator:
         keys = numpy.array([[self.program.seed, self.program.first_lane]],
                            dtype=numpy.uint64).view(numpy.int64)
         k = self.args.add(("seed",), self.xp.asarray(keys))  # values: not in the source
-        element = "0" if math.prod(shape) == 1 else self.lane
-        if shape:  # a chunk of lanes numbers its elements as the whole sweep does
-            element = f"a{k}[1] * {math.prod(shape[1:])} + {element}"
-        counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
+        # a chunk of lanes numbers its elements as the whole sweep does
+        start = f"a{k}[1] * {math.prod(shape[1:])} + " if shape else ""
+        if self.batch_draws and math.prod(shape) != 1 and len(self.fills) < draws.SITES:
+            w0, w1 = self._block_words(node, f"{start}i0", f"(r_u64)a{k}[0]")
+            standard = {"uniform": f"r_unit({w0})", "normal": f"r_normal_words({w0}, {w1})"}
+            integers = f"r_integers_word({w0}"
+        else:
+            element = start + ("0" if math.prod(shape) == 1 else self.lane)
+            counter = f"(r_u64)(t), (r_u64)({element}), {node.site}ULL, (r_u64)a{k}[0]"
+            standard = {kind: f"r_{kind}({counter})" for kind in ("uniform", "normal")}
+            integers = f"r_integers({counter}"
         if node.kind == "integers":
             self.checked = True
             low, high = (self._typed(arg, "int64") for arg in node.args)
-            return f"r_integers({counter}, {low}, {high}, status)"
-        drawn = f"r_{node.kind}({counter})"
+            return f"{integers}, {low}, {high}, status)"
+        drawn = standard[node.kind]
         if not node.args:
             return drawn
         low, scale = (self._typed(arg, "float64") for arg in node.args)
         if node.kind == "uniform":
             scale = f"({scale} - {low})"
         return f"({low} + {scale} * {drawn})"
+
+    def _block_words(self, node: ir.Draw, first: str, seed: str) -> tuple[str, str]:
+        """W0 and W1 of lane `i`'s draw, made for its block of lanes before their loop
+        (`fills`), the block's first lane being element `first`."""
+        self.helpers["r_draw_words"] = draws.c_source()
+        words = f"d{node.site}"
+        self.fills.append(f"r_u64 {words}[2][R_DRAW_BLOCK]; r_draw_words({words}[0], "
+                          f"{words}[1], count, (r_u64)(t), (r_u64)({first}), "
+                          f"{node.site}ULL, {seed});")
+        return f"{words}[0][i - i0]", f"{words}[1][i - i0]"
 
     def _expr_Tap(self, node: ir.Tap) -> str:
         return self._tap(node.output, node.lag)
