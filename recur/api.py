@@ -56,6 +56,7 @@ class RunOptions:
     inputs: Mapping[str, Any] = field(default_factory=dict)  # as `--input`: arrays
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     last: bool = False  # keep only the final state of every output
+    every: int | None = None  # keep every K-th step of each `keep: all` output
     check: bool = False  # stop at the first non-finite value
     progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
     engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
@@ -80,7 +81,7 @@ class Result(Mapping[str, numpy.ndarray]):
     """The kept outputs by name (declaration order), and how the run ended."""
 
     arrays: dict[str, numpy.ndarray]
-    keeps: dict[str, str]  # "all" or "last", for each output in `arrays`
+    keeps: dict[str, str]  # "all", "last", "last N" or "every K", for each output in `arrays`
     steps_run: int
     stopped_by: str  # "steps" or "until"
     params: dict[str, Any]
@@ -107,6 +108,7 @@ def run(
     inputs: Mapping[str, Any] | None = None,
     device: str = "cpu",
     last: bool = False,
+    every: int | None = None,
     check: bool = False,
     progress: Callable[[int, int], None] | None = None,
     engine: str = "auto",
@@ -121,6 +123,7 @@ def run(
         inputs: arrays for sequences and params (as `--input`).
         device: "cpu", "cuda" or "auto".
         last: keep only the final state of every output.
+        every: keep the steps t with (t + 1) % every == 0 of every `keep: all` output.
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
         engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
@@ -132,7 +135,7 @@ def run(
     if not isinstance(spec, Spec):
         spec = load(spec)
     compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
-                       last=last, check=check, seed=seed)
+                       last=last, every=every, check=check, seed=seed)
     program, backend = compiled.program, compiled.backend
     with _sourced(spec):
         choice = choose(program, engine)
@@ -207,6 +210,7 @@ def prepare(
     inputs: Mapping[str, Any] | None = None,
     device: str = "cpu",
     last: bool = False,
+    every: int | None = None,
     check: bool = False,
     seed: int | None = None,
 ) -> Compiled:
@@ -216,6 +220,7 @@ def prepare(
     """
     check_steps(steps)
     check_seed(seed)
+    check_every(every, last)
     overrides = _overrides(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
@@ -223,7 +228,7 @@ def prepare(
     with _sourced(spec), _set_sourced(params or {}), _uncollected():
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
-            inputs=inputs, last=last, check_finite=check,
+            inputs=inputs, last=last, every=every, check_finite=check,
             seed=None if seed is None else int(seed),
         )
         if compiled.program.steps == 0:
@@ -269,6 +274,18 @@ def check_steps(steps: int | None) -> None:
     if steps is not None and steps > MAX_STEPS:
         raise UsageError(f"{option('steps', steps)} is more than any run can take; the limit is "
                          f"{MAX_STEPS:,} (10**15)")
+
+
+def check_every(every: int | None, last: bool = False) -> None:
+    """Refuse an `every` that is no step interval, or one beside `last`, which keeps
+    the final states only."""
+    if every is None:
+        return
+    if isinstance(every, bool) or not isinstance(every, int | numpy.integer) or every < 1:
+        raise UsageError(f"{option('every')} must be an integer >= 1, not {every!r}")
+    if last:
+        raise UsageError(f"{option('every', every)} and {option('last', True)} together: "
+                         "the first keeps every K-th step, the second the final state only")
 
 
 def check_seed(seed: int | None) -> None:

@@ -218,7 +218,8 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
 # `--set r`, `--engine scan`. The CLI speaks through `flag_words()`; the default is the
 # library's. Upper-case values are placeholders (`N`, `PATH`), written bare in both.
 FLAGS = {"steps": "--steps", "params": "--set", "inputs": "--input", "engine": "--engine",
-         "device": "--device", "last": "--last", "check": "--check", "seed": "--seed"}
+         "device": "--device", "last": "--last", "check": "--check", "seed": "--seed",
+         "every": "--every"}
 _SPEAKING_FLAGS: ContextVar[bool] = ContextVar("recur_speaking_flags", default=False)
 
 

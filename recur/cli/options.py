@@ -54,6 +54,8 @@ _OPTIONS = [
     click.option("--output", "selected", multiple=True, metavar="NAME",
                  help="Only these outputs, in this order."),
     click.option("--last", is_flag=True, help="Keep only the final state of every output."),
+    click.option("--every", type=int, metavar="K",
+                 help="Keep the steps t with (t + 1) % K == 0 of every 'keep: all' output."),
     click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                  help="Where to run: NumPy (cpu) or CuPy (cuda)."),
     click.option("--engine", type=EngineChoice(), default="auto", show_default=True,
@@ -79,6 +81,7 @@ class RunFlags:
     inputs: tuple[str, ...]
     selected: tuple[str, ...]
     last: bool
+    every: int | None
     device: str
     engine: str
     seed: int | None
@@ -93,8 +96,8 @@ class RunFlags:
     def described(self) -> dict[str, Any]:
         """The options that shape the result, for `--meta`."""
         return {"sets": list(self.sets), "inputs": list(self.inputs), "steps": self.steps,
-                "last": self.last, "device": self.device, "check": self.check_finite,
-                "engine": self.engine, "seed": self.seed}
+                "last": self.last, "every": self.every, "device": self.device,
+                "check": self.check_finite, "engine": self.engine, "seed": self.seed}
 
 
 def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,6 +158,7 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     with `hash_inputs`, for `--meta`)."""
     api.check_steps(flags.steps)  # before reading anything
     api.check_seed(flags.seed)
+    api.check_every(flags.every, flags.last)
     loaded = api.load(flags.spec)
     names = _selected_outputs(loaded, flags.selected)
     input_paths = _input_pairs(flags.inputs)
@@ -162,7 +166,8 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     arrays, sources = _read_inputs(input_paths, hash_inputs)
     options = api.RunOptions(
         steps=flags.steps, params=dict(_pairs(flags.sets, "--set")), inputs=arrays,
-        device=flags.device, last=flags.last, check=flags.check_finite, engine=flags.engine,
+        device=flags.device, last=flags.last, every=flags.every, check=flags.check_finite,
+        engine=flags.engine,
         seed=flags.seed,
     )
     return Request(loaded, tuple(names), options, flags, sources)

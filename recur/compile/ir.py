@@ -287,7 +287,8 @@ class Output:
     shape: tuple[int, ...]  # one step's state (its lanes)
     taps: tuple[int, ...]  # look-backs read, e.g. (-2, -1)
     depth: int  # the deepest look-back: the initial states before step 0
-    keep: str  # "all", "last" or "none" (`last=True` already applied)
+    keep: str  # "all", "last", "none", "last N", "every K" (`recur.lang.keep`; `last=True`
+    # and `every=K` already applied)
     initial: Any  # (depth, *shape) in `dtype` on the run's device, or None (depth 0)
     check_range: tuple[int, int] | None  # integer bounds where the step's dtype is wider
     span: Span  # the step expression, for errors at run time
@@ -321,6 +322,11 @@ class Program:
     # Where this run's lanes start in a sweep split into chunks of lanes: a draw over
     # lanes (a state with a first axis) numbers its elements as the whole sweep does.
     first_lane: int = 0
+    # The steps this run takes: from `start` (a continuation's first, or a block's of a run
+    # streamed in blocks), up to `stop` (None: `steps`). Draws, sequences and `t` count
+    # from step 0 all the same.
+    start: int = 0
+    stop: int | None = None
     _by_name: dict[str, Output] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -338,6 +344,11 @@ class Program:
         found = {node.site: node for root in self.roots() for node in walk(root)
                  if isinstance(node, Draw)}
         return tuple(found[site] for site in sorted(found))
+
+    @property
+    def end(self) -> int:
+        """The step before which this run stops."""
+        return self.steps if self.stop is None else self.stop
 
     @property
     def lanes(self) -> int:
