@@ -14,12 +14,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy
 
+from recur import storing
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
+from recur.compile.ir import Program
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
 from recur.diagnostics import (
     BackendError,
@@ -37,10 +39,15 @@ from recur.engine.c.advice import note_interpreted
 from recur.engine.c.native import note
 from recur.engine.memory import check_outputs_fit
 from recur.engine.plan import run_on
+from recur.engine.protocol import Engine
 from recur.engine.registry import choose
+from recur.io.zarr_store import RunStore
+from recur.lang.keep import of as of_keep
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 from recur.spec.load import MAX_SEED
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,9 @@ class RunOptions:
     progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
     engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
     seed: int | None = None  # the random calls' stream; None: the spec's `seed:` (0)
+    store: str | Path | None = None  # a Zarr store to write while the run goes
+    resume: str | Path | None = None  # a Zarr store to continue (`steps` more steps)
+    force: bool = False  # replace what is at `store`
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -113,6 +123,9 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     engine: str = "auto",
     seed: int | None = None,
+    store: str | Path | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -128,32 +141,55 @@ def run(
         progress: called as `progress(steps_done, steps)` every few thousand steps.
         engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
         seed: the stream of the random calls (an integer >= 0), instead of the spec's.
+        store: write the kept outputs to this Zarr store (a new folder; `force` replaces
+            one) while the run goes, in bounded memory; the result's arrays are the
+            store's (Zarr arrays, read when indexed).
+        resume: continue the run of this Zarr store, `steps` more steps (default: up to
+            the steps it was asked for), appending to it; the same spec, params and seed.
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
     """
     if not isinstance(spec, Spec):
         spec = load(spec)
-    compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
-                       last=last, every=every, check=check, seed=seed)
-    program, backend = compiled.program, compiled.backend
-    with _sourced(spec):
-        choice = choose(program, engine)
-        if engine == "auto":
-            note_interpreted(program, choice)
-        try:
-            outcome = run_on(choice.engine, program, backend, progress)
-        except (CompileError, KernelFault) as error:
-            if isinstance(error, CompileError):
-                if engine != "auto":  # asked for by name: say so rather than run another
-                    raise BackendError(f"{option('engine', engine)}: {error}",
-                                       notes=(f"use {option('engine', 'interp')}",)) from None
-                note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
-                     "runs the spec")
-            # A kernel's fault: the interpreter replays the run from the start, on fresh
-            # buffers, and reports it with its output, step and lane.
-            choice = choose(program, "interp")
-            outcome = run_on(choice.engine, program, backend, progress)
+
+    def compiled_for(steps: int | None, streaming: bool) -> Compiled:
+        return prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
+                       last=last, every=every, check=check, seed=seed, streaming=streaming)
+
+    if resume is not None:
+        if store is not None:
+            raise UsageError(f"{option('store')} and {option('resume')} together: a "
+                             "continuation appends to the store it continues")
+        opened = RunStore.open(Path(resume), "r+")
+        done, asked = int(opened.attrs["steps_run"]), int(opened.attrs["steps"])
+        if opened.attrs["stopped_by"] == "until":
+            raise UsageError(f"{resume}: the run stopped by 'until' after {done} steps; "
+                             "there is nothing to continue")
+        check_steps(steps)
+        compiled = compiled_for(max(asked, done) if steps is None else done + steps, True)
+        program = compiled.program
+        storing.check_continuation(opened, spec.source, dict(program.params), program.seed,
+                                   {o.name: o.keep for o in compiled.outputs
+                                    if o.keep != "none"})
+        with _sourced(spec):
+            stored = storing.resume_into(program, compiled.backend, opened,
+                                         _attempt(engine), progress)
+        outcome, engine_name = stored.outcome, stored.engine
+    elif store is not None:
+        compiled = compiled_for(steps, True)
+        program = compiled.program
+        with _sourced(spec):
+            stored = storing.run_into(program, compiled.backend, Path(store), spec.source,
+                                      [o.name for o in compiled.outputs if o.keep != "none"],
+                                      _attempt(engine), progress, force)
+        outcome, engine_name = stored.outcome, stored.engine
+    else:
+        compiled = compiled_for(steps, False)
+        program, backend = compiled.program, compiled.backend
+        with _sourced(spec):
+            outcome, engine_name = _attempt(engine)(
+                program, lambda chosen: run_on(chosen, program, backend, progress))
     arrays = outcome.arrays
     order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
@@ -164,9 +200,35 @@ def run(
         dict(program.params),
         program.steps,
         program.device,
-        choice.engine.name,
+        engine_name,
         program.seed,
     )
+
+
+def _attempt(engine: str) -> Callable[[Program, Callable[[Engine], T]], tuple[T, str]]:
+    """How a run is attempted: on the engine `engine` names (or `auto`'s choice) for the
+    program given, and where it cannot compile or a kernel faults, on the interpreter
+    (which reports a fault with its output, step and lane): the result, and which engine
+    gave it."""
+    def attempt(program: Program, run: Callable[[Engine], T]) -> tuple[T, str]:
+        choice = choose(program, engine)
+        if engine == "auto":
+            note_interpreted(program, choice)
+        try:
+            return run(choice.engine), choice.engine.name
+        except (CompileError, KernelFault) as error:
+            if isinstance(error, CompileError):
+                if engine != "auto":  # asked for by name: say so rather than run another
+                    raise BackendError(f"{option('engine', engine)}: {error}",
+                                       notes=(f"use {option('engine', 'interp')}",)) from None
+                note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
+                     "runs the spec")
+        # A kernel's fault: the interpreter replays the run from the start, on fresh
+        # buffers, and reports it with its output, step and lane.
+        interpreter = choose(program, "interp")
+        return run(interpreter.engine), interpreter.engine.name
+
+    return attempt
 
 
 def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
@@ -213,10 +275,13 @@ def prepare(
     every: int | None = None,
     check: bool = False,
     seed: int | None = None,
+    streaming: bool = False,
 ) -> Compiled:
     """Everything `run` does short of the loop: the program, shapes, dtypes, step count.
 
-    Takes the arguments of `run`; `recur explain` prints what it returns.
+    Takes the arguments of `run`; `recur explain` prints what it returns. With
+    `streaming` (a run written to a store) the outputs written block by block are left
+    out of the memory needed.
     """
     check_steps(steps)
     check_seed(seed)
@@ -233,14 +298,18 @@ def prepare(
         )
         if compiled.program.steps == 0:
             _check_last_states(spec, compiled, last)
-        check_outputs_fit({o.name: o.kept_bytes for o in compiled.outputs}, backend)
+        check_outputs_fit({o.name: o.kept_bytes for o in compiled.outputs
+                           if not (streaming and of_keep(o.keep).mode in ("all", "every"))},
+                          backend)
     return compiled
 
 
 def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
     """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
     keywords = _keywords(options)
-    del keywords["progress"], keywords["engine"]  # what only the loop takes
+    for loop_only in ("progress", "engine", "store", "resume", "force"):
+        del keywords[loop_only]
+    keywords["streaming"] = options.store is not None or options.resume is not None
     return prepare(spec, **keywords)
 
 

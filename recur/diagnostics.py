@@ -219,7 +219,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
 # library's. Upper-case values are placeholders (`N`, `PATH`), written bare in both.
 FLAGS = {"steps": "--steps", "params": "--set", "inputs": "--input", "engine": "--engine",
          "device": "--device", "last": "--last", "check": "--check", "seed": "--seed",
-         "every": "--every"}
+         "every": "--every", "store": "-o", "resume": "--resume", "force": "--force"}
 _SPEAKING_FLAGS: ContextVar[bool] = ContextVar("recur_speaking_flags", default=False)
 
 

@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "recur.compile": _FRONT,  # engines are passed down as values, never imported
     "recur.engine": {"recur.compile", "recur.lang", *_BASE},  # never the spec
     "recur.io": _BASE,
-    "recur.api": {"recur.engine", "recur.compile", *_FRONT},
+    "recur.storing": {"recur.engine", "recur.compile", "recur.io", *_FRONT},
+    "recur.api": {"recur.storing", "recur.engine", "recur.compile", "recur.io", *_FRONT},
     "recur.report": {"recur.api", "recur.engine", "recur.compile", "recur.io", *_FRONT},
     "recur.cli": {"recur.report", "recur.api", "recur.engine", "recur.io", *_FRONT},
     "recur": {"recur.api", "recur.diagnostics", "recur.spec"},

@@ -23,6 +23,7 @@ from recur.engine.memory import out_of_memory
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
 from recur.io.formats import FORMATS
 from recur.io.outputs import discard_output
+from recur.lang.keep import per_step
 from recur.report.diff import diff
 from recur.report.explain import explain
 
@@ -148,8 +149,8 @@ def run(flags: RunFlags, out: str | None, fmt: str | None, meta: str | None,
                 check_replaceable(path, force)
 
     ran = run_from_options(flags, before_run, hash_inputs=meta is not None)
-    columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
-               for name in ran.names]
+    columns = [OutputArray(name, ran.result[name], per_step(ran.result.keeps[name]),
+                           ran.result.keeps[name]) for name in ran.names]
     write_outputs(columns, out, fmt, force=force)
     if meta is not None:
         write_meta(meta, ran, force=force)

@@ -25,9 +25,10 @@ class History:
         self, xp: Any, shape: tuple[int, ...], dtype: str, initial: Any, depth: int,
         keep: str, steps: int, start: int = 0, kept_rows: int | None = None,
     ) -> None:
-        """`initial` is (depth, *shape) or None, the states before step `start`; `steps`
-        the run's step count; `kept_rows` the rows of an `every K` keep (default: all
-        that `steps` steps keep)."""
+        """`initial` holds the states of the steps just before `start`, oldest first: the
+        `depth` initial states (or None, for depth 0), or what a continuation carries on
+        from (`recur.engine.stream`); `steps` is the run's step count; `kept_rows` the
+        rows of an `every K` keep (default: all that `steps` steps keep)."""
         mode, count = of(keep)
         self.depth = depth
         self.shape = shape
@@ -40,8 +41,10 @@ class History:
         self.every = count if mode == "every" else 0
         self.kept = (xp.empty((steps // count if kept_rows is None else kept_rows, *shape),
                               dtype=dtype) if self.every else None)
-        for back in range(1, depth + 1):
-            self.rows[self._slot(start - back)] = initial[depth - back]
+        before = 0 if initial is None else len(initial)
+        assert before <= self.size and before >= depth, "the states before the first step"
+        for back in range(1, before + 1):
+            self.rows[self._slot(start - back)] = initial[before - back]
 
     def _slot(self, step: int) -> int:
         return step + self.depth if self.full else step % self.size
@@ -88,6 +91,11 @@ class History:
             assert self.kept is not None
             return self.kept[[((t + 1) // self.every - 1) % len(self.kept) for t in steps]]
         return self.rows[[t % self.size for t in steps]]
+
+    def carried(self, steps: int, count: int) -> Any:
+        """The last `count` states after `steps` steps, oldest first (fewer where the run
+        began later): what a continuation starts from."""
+        return self.rows[[self._slot(t) for t in range(max(steps - count, -self.depth), steps)]]
 
     def last(self, steps: int) -> Any:
         """The final state after `steps` steps (the last initial row when none ran)."""

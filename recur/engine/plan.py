@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from recur.compile.ir import Program
 from recur.diagnostics import RunError
 from recur.engine.history import History
-from recur.lang.keep import per_step
+from recur.lang.keep import of, per_step
 
 if TYPE_CHECKING:  # the protocol names `Buffers` in turn
     from recur.engine.protocol import Engine, Progress
@@ -25,13 +25,13 @@ class Buffers:
     backend: Any
 
 
-def allocate(program: Program, backend: Any, kept_rows: int | None = None) -> Buffers:
-    """Each output's history, its initial states in place before `program.start`;
-    `kept_rows` bounds an `every K` keep's rows (a ring, for a run streamed in blocks)."""
+def allocate(program: Program, backend: Any, block: int | None = None) -> Buffers:
+    """Each output's history, its initial states in place before `program.start`; for a
+    run streamed in blocks of `block` steps, an `every K` keep holds a block's rows."""
     return Buffers({
         output.name: History(backend.xp, output.shape, output.dtype, output.initial,
                              output.depth, output.keep, program.steps, program.start,
-                             kept_rows)
+                             None if block is None else block // max(of(output.keep).n, 1) + 1)
         for output in program.outputs
     }, backend)
 
