@@ -174,9 +174,9 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
 
 
 def run_from_options(flags: RunFlags, before_run: Callable[[api.Spec], None] | None = None,
-                     hash_inputs: bool = False) -> Ran:
+                     hash_inputs: bool = False, **storing: Any) -> Ran:
     """Run with the shared options; `before_run` checks what must be right before a long
-    run (an output path)."""
+    run (an output path); `storing` are `RunOptions`' `store`, `resume` and `force`."""
     request = request_from_options(flags, hash_inputs)
     if before_run is not None:
         before_run(request.spec)
@@ -184,7 +184,8 @@ def run_from_options(flags: RunFlags, before_run: Callable[[api.Spec], None] | N
     started = time.monotonic()
     try:
         with _notes_on_stderr():
-            result = api.run_with(request.spec, replace(request.options, progress=bar))
+            result = api.run_with(request.spec, replace(request.options, progress=bar,
+                                                        **storing))
     finally:
         if bar is not None:
             bar.close()
