@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from recur.diagnostics import Span
@@ -345,6 +345,16 @@ class Program:
                  if isinstance(node, Draw)}
         return tuple(found[site] for site in sorted(found))
 
+    def runs_like(self, other: Program | None) -> bool:
+        """Whether `other` is this program but for the steps it takes (`start`, `stop`):
+        what an engine made of one (a kernel) runs the other, a block of it."""
+        if other is None:
+            return False
+        return all(
+            mine is theirs or (type(mine) in (int, bool, str) and mine == theirs)
+            for name in _RUN_FIELDS
+            for mine, theirs in [(getattr(self, name), getattr(other, name))])
+
     @property
     def end(self) -> int:
         """The step before which this run stops."""
@@ -354,3 +364,7 @@ class Program:
     def lanes(self) -> int:
         """The elements of the widest state: what a kernel runs side by side."""
         return max((o.lanes for o in self.outputs), default=1)
+
+
+# What makes a program what it is, beside the steps a run of it takes.
+_RUN_FIELDS = tuple(f.name for f in fields(Program) if f.init and f.name not in ("start", "stop"))

@@ -73,7 +73,7 @@ steps: 150
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of a few steps, so that a short run writes many chunks."""
-    monkeypatch.setattr(stream, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 1500)
 
 
 def same(result: recur.Result, reference: recur.Result) -> None:
@@ -142,7 +142,7 @@ def test_until_stops_a_stored_run_inside_a_block(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("engine", ["interp", "compiled"])
 @pytest.mark.parametrize("text", [SPEC, DEEP], ids=["lanes", "deep"])
-@pytest.mark.parametrize("first", [0, 1, 2, 41])
+@pytest.mark.parametrize("first", [1, 41])
 def test_a_continuation_is_the_run_in_one_go(tmp_path: Path, engine: str, text: str,
                                              first: int) -> None:
     path = tmp_path / "run.zarr"
@@ -165,17 +165,18 @@ KILLED = """\
 import sys
 from recur.engine import stream
 import recur
-stream.BLOCK_BYTES = 2000
+stream.BLOCK_BYTES = 3000
 recur.run(sys.argv[1], store=sys.argv[2], engine="interp")
 """
-KILL_SPEC = SPEC.replace("steps: 100", "steps: 20000")
+KILL_SPEC = SPEC.replace("steps: 100", "steps: 4000")
 
 
-@pytest.mark.parametrize("after", [0.3, 0.9, 1.6])
-def test_a_store_killed_mid_run_is_continued_to_the_run_in_one_go(tmp_path: Path,
-                                                                  after: float) -> None:
+@pytest.mark.parametrize("after", [0.05, 1.0])  # seconds after the first checkpoint
+def test_a_store_killed_mid_run_is_continued_to_the_run_in_one_go(
+        tmp_path: Path, after: float, monkeypatch: pytest.MonkeyPatch) -> None:
     spec_path, path = tmp_path / "spec.yaml", tmp_path / "run.zarr"
     spec_path.write_text(KILL_SPEC)
+    monkeypatch.setattr(stream, "BLOCK_BYTES", 2**16)
     process = subprocess.Popen([sys.executable, "-c", KILLED, str(spec_path), str(path)])
     try:
         deadline = time.monotonic() + 60
@@ -185,12 +186,13 @@ def test_a_store_killed_mid_run_is_continued_to_the_run_in_one_go(tmp_path: Path
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
+    assert process.returncode == -signal.SIGKILL  # killed mid-run (the run takes seconds)
     assert path.exists()
     done = zarr.open_group(str(path), mode="r").attrs["steps_run"]
     continued = recur.run(KILL_SPEC, resume=path, engine="compiled")
-    assert continued.steps_run == 20000
+    assert continued.steps_run == 4000
     same(continued, recur.run(KILL_SPEC, engine="compiled"))
-    assert 0 < done <= 20000
+    assert 0 < done < 4000
 
 
 def test_a_continuation_with_another_spec_params_or_seed_is_refused(tmp_path: Path) -> None:
