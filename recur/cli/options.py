@@ -45,7 +45,7 @@ class EngineChoice(click.Choice):  # type: ignore[type-arg]
 
 
 _OPTIONS = [
-    click.argument("spec", type=click.Path(dir_okay=False)),
+    click.argument("spec", type=click.Path()),  # `recur plot` takes a Zarr store too
     click.option("-s", "--steps", type=int, help="Number of steps (overrides the spec)."),
     click.option("--set", "sets", multiple=True, metavar="NAME=EXPR",
                  help="Override a param with an expression over earlier params."),

@@ -296,3 +296,28 @@ def test_the_writer_thread_hands_its_error_to_the_run() -> None:
     writer.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         writer.close()
+
+
+def test_a_store_is_plotted_from_every_kth_row_when_long(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    from recur.report import stored
+
+    monkeypatch.setattr(stored, "MAX_ROWS", 16)
+    path = tmp_path / "run.zarr"
+    recur.run(SPEC, store=path)
+    read = stored.read_run(str(path))
+    full = recur.run(SPEC)
+    assert read.result.keeps["x"] == "every 7"  # 100 rows, 16 at most: every 7th
+    assert_array_equal(read.result["x"], full["x"][6::7])
+    assert read.result.keeps["y"] == "every 9"  # 33 rows of every 3rd step: every 3rd row
+    assert_array_equal(read.result["y"], full["y"][2::3])
+    assert_array_equal(read.result["z"], full["z"])
+    runner = CliRunner()
+    drawn = runner.invoke(cli, ["plot", str(path), "-o", str(tmp_path / "fig.png"),
+                                "--output", "x", "--output", "w"])
+    assert drawn.exit_code == 0, drawn.output
+    assert (tmp_path / "fig.png").read_bytes().startswith(b"\x89PNG")
+    refused = runner.invoke(cli, ["plot", str(path), "--steps", "3", "-o",
+                                  str(tmp_path / "other.png")])
+    assert refused.exit_code == 2 and "is a store, a run already made" in refused.output
