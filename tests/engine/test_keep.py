@@ -4,6 +4,8 @@ against slicing the interpreter's `keep: all` result: the last N rows, or rows K
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy
 import pytest
 from numpy.testing import assert_array_equal
@@ -179,3 +181,25 @@ def test_a_bad_keep_is_an_error_at_its_place(keep: str, message: str) -> None:
 def test_a_bad_every_is_refused(every: int, last: bool, message: str) -> None:
     with pytest.raises(RecurError, match=message):
         recur.run(UNTIL.replace("KEEP", "all"), every=every, last=last)
+
+
+def test_explain_check_and_meta_show_the_keep(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from recur.cli.main import cli
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(UNTIL.replace("KEEP", "last 5"))
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["explain", str(spec)])
+    assert shown.exit_code == 0 and "keep last 5 (40 B)" in shown.output, shown.output
+    checked = runner.invoke(cli, ["check", str(spec)])
+    assert "keep last 5" in checked.output
+    ran = runner.invoke(cli, ["run", str(spec), "--meta", str(tmp_path / "m.json"), "-o",
+                              str(tmp_path / "x.npy")])
+    assert ran.exit_code == 0
+    assert '"keep": "last 5"' in (tmp_path / "m.json").read_text()
+    spec.write_text(LANES.replace("KEEP", "all", 1).replace("KEEP", "every 2"))
+    mixed = runner.invoke(cli, ["run", str(spec)])
+    assert mixed.exit_code == 2
+    assert "cannot mix outputs kept 'all' (x) and 'every 2' (y) in one CSV" in mixed.output
