@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy
+
 from recur.compile.frame import Frame
 from recur.lang.keep import kept_steps, of
 
@@ -30,6 +32,7 @@ class History:
         from (`recur.engine.stream`); `steps` is the run's step count; `kept_rows` the
         rows of an `every K` keep (default: all that `steps` steps keep)."""
         mode, count = of(keep)
+        self.xp = xp
         self.depth = depth
         self.shape = shape
         self.keep = keep
@@ -84,13 +87,15 @@ class History:
     def window(self, first: int, stop: int) -> Any:
         """The kept states of the steps from `first` to `stop` (exclusive) that the keep
         holds (`all`, `last N`, `every K`), in step order; all must still be held."""
-        steps = [t for t in kept_steps(self.keep, stop) if t >= first]
         if self.full:
             return self.rows[self.depth + first:self.depth + stop]
+        kept = kept_steps(self.keep, stop, first)
+        steps = numpy.arange(kept.start, kept.stop, kept.step)
         if self.every:
             assert self.kept is not None
-            return self.kept[[((t + 1) // self.every - 1) % len(self.kept) for t in steps]]
-        return self.rows[[t % self.size for t in steps]]
+            rows = ((steps + 1) // self.every - 1) % len(self.kept)
+            return self.kept[self.xp.asarray(rows)]
+        return self.rows[self.xp.asarray(steps % self.size)]
 
     def carried(self, steps: int, count: int) -> Any:
         """The last `count` states after `steps` steps, oldest first (fewer where the run
@@ -102,3 +107,4 @@ class History:
         if steps == 0 and self.depth == 0:
             return None
         return self.rows[self._slot(steps - 1)]
+

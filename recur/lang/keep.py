@@ -58,12 +58,12 @@ def rows(text: str, steps: int) -> int:
     return steps
 
 
-def kept_steps(text: str, steps: int) -> range:
-    """The steps t whose states a per-step keep holds after `steps` steps."""
+def kept_steps(text: str, steps: int, first: int = 0) -> range:
+    """The steps t >= `first` whose states a per-step keep holds after `steps` steps."""
     keep = of(text)
     if keep.mode == "every":
-        return range(keep.n - 1, steps, keep.n)
-    return range(steps - rows(text, steps), steps)
+        return range(first + (keep.n - 1 - first) % keep.n, steps, keep.n)
+    return range(max(first, steps - rows(text, steps)), steps)
 
 
 def history_rows(text: str, depth: int, steps: int) -> int:

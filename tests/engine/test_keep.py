@@ -142,6 +142,10 @@ def test_keep_words_give_the_rows_and_steps_by_hand() -> None:
             assert list(kept_steps(f"last {n}", steps)) == list(range(steps))[-n:]
             assert list(kept_steps(f"every {n}", steps)) == [
                 t for t in range(steps) if (t + 1) % n == 0]
+            for keep in (f"last {n}", f"every {n}", "all"):
+                for first in (0, 2, 5):
+                    assert list(kept_steps(keep, steps, first)) == [
+                        t for t in kept_steps(keep, steps) if t >= first]
     assert history_rows("all", 2, 10) == 12
     assert history_rows("last 5", 2, 10) == 5
     assert history_rows("last 1", 2, 10) == 3  # the taps' ring
