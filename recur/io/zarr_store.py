@@ -3,7 +3,8 @@ read back (`--input`, `recur diff`, `recur plot`) and continued (`--resume`).
 
 Layout: one array per written output at the root, chunked along steps (a chunk is one
 block of the run, some tens of MB; the lanes are chunked too where one step is larger),
-with `dimension_names` (`step`, then `lane` or `dim_0`, ...), uncompressed (a chaotic
+with `dimension_names` (`step`, then `lane` or `dim_0`, ...; `dimension_names`
+below), uncompressed (a chaotic
 float does not compress, and the run would wait for it). The root's attributes hold the
 spec's text and hash, the params, the seed, the steps asked for and run, why the run
 stopped, the keeps and recur's version: `xarray.open_zarr` shows them.
@@ -73,10 +74,27 @@ class Column:
     block_rows: int  # rows per block (streamed), the chunk along steps
 
 
-def dimension_names(shape: tuple[int, ...], per_step: bool) -> list[str]:
-    """`step`, then `lane` for a state of one axis, else `dim_0`, `dim_1`, ..."""
-    state = ["lane"] if len(shape) == 1 else [f"dim_{k}" for k in range(len(shape))]
-    return (["step"] if per_step else []) + state
+def dimension_names(columns: list[Column]) -> dict[str, list[str]]:
+    """Each output's dimension names, as xarray wants them: a name means one length in
+    the whole store. The steps: `step` (`keep: all`), `step_every_K`, `step_last_N`;
+    the state: `lane` for one axis, else `dim_0`, `dim_1`, ...; a state name that two
+    outputs give different lengths becomes the output's own (`h_lane`)."""
+    def state(shape: tuple[int, ...]) -> list[str]:
+        return ["lane"] if len(shape) == 1 else [f"dim_{k}" for k in range(len(shape))]
+
+    lengths: dict[str, set[int]] = {}
+    for column in columns:
+        for dim, length in zip(state(column.shape), column.shape, strict=True):
+            lengths.setdefault(dim, set()).add(length)
+    names = {}
+    for column in columns:
+        keep = column.keep.split()
+        step = ([] if keep == ["last"] else ["step" if keep == ["all"]
+                                             else f"step_{keep[0]}_{keep[1]}"])
+        names[column.name] = step + [
+            dim if len(lengths[dim]) == 1 else f"{column.name}_{dim}"
+            for dim in state(column.shape)]
+    return names
 
 
 def chunks(rows: int, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -110,13 +128,14 @@ class RunStore:
         zarr = zarr_module()
         group = zarr.open_group(store=str(path), mode="w-", zarr_format=3)
         resume = group.require_group(RESUME)
+        dims = dimension_names([c for c in columns if c.keep != "none"])
         for column in columns:
             dtype = numpy.dtype(column.dtype)
             if column.streamed:
                 group.create_array(
                     column.name, shape=(0, *column.shape), dtype=dtype,
                     chunks=chunks(column.block_rows, column.shape, dtype.itemsize),
-                    dimension_names=dimension_names(column.shape, True), compressors=None,
+                    dimension_names=dims[column.name], compressors=None,
                     fill_value=_fill(dtype))
             if column.carried:
                 resume.create_array(
@@ -124,7 +143,7 @@ class RunStore:
                     chunks=(1, column.carried, *column.shape), compressors=None,
                     fill_value=_fill(dtype))
         group.attrs.update({**attrs, "steps_run": 0, "stopped_by": "not started",
-                            RESUME: {"slot": None, "rows": {}}})
+                            "dimension_names": dims, RESUME: {"slot": None, "rows": {}}})
         return cls(path, group)
 
     def write_rows(self, name: str, first: int, rows: numpy.ndarray) -> None:
@@ -164,8 +183,7 @@ class RunStore:
                 name, shape=array.shape, dtype=array.dtype,
                 chunks=chunks(array.shape[0], array.shape[1:], array.dtype.itemsize)
                 if keep != "last" and array.ndim else array.shape or (), compressors=None,
-                dimension_names=dimension_names(array.shape[1:] if keep != "last"
-                                                else array.shape, keep != "last"),
+                dimension_names=self.group.attrs["dimension_names"][name],
                 fill_value=_fill(array.dtype))
         if array.size:
             self.group[name][...] = array

@@ -109,7 +109,9 @@ def test_the_arrays_dimensions_and_attributes(tmp_path: Path) -> None:
     assert group["x"].shape == (100, 6) and group["y"].shape == (33, 6)
     assert group["z"].shape == (4, 6) and group["w"].shape == ()
     assert group["x"].metadata.dimension_names == ("step", "lane")
-    assert group["z"].metadata.dimension_names == ("step", "lane")
+    assert group["y"].metadata.dimension_names == ("step_every_3", "lane")
+    assert group["z"].metadata.dimension_names == ("step_last_4", "lane")
+    assert group["w"].metadata.dimension_names is None  # a scalar's final state
     assert group["x"].chunks[0] < 100  # chunked along steps: one block a chunk
     attrs = dict(group.attrs)
     assert attrs["spec"] == SPEC
@@ -128,6 +130,9 @@ def test_xarray_opens_a_store_with_named_dimensions(tmp_path: Path) -> None:
     recur.run(SPEC, store=tmp_path / "run.zarr")
     opened = xarray.open_zarr(tmp_path / "run.zarr", consolidated=False)
     assert opened["x"].dims == ("step", "lane")
+    assert opened["y"].dims == ("step_every_3", "lane")
+    assert opened.sizes == {"step": 100, "lane": 6, "step_every_3": 33, "step_last_4": 4}
+    assert_array_equal(opened["x"].values, recur.run(SPEC)["x"])
     assert opened.attrs["steps_run"] == 100
 
 
