@@ -160,13 +160,12 @@ def run(flags: RunFlags, out: str | None, fmt: str | None, meta: str | None,
 
     ran = run_from_options(flags, before_run, hash_inputs=meta is not None, store=store,
                            resume=resume, force=force)
+    if store is None and resume is None:  # a store was written while the run went
+        columns = [OutputArray(name, ran.result[name], per_step(ran.result.keeps[name]),
+                               ran.result.keeps[name]) for name in ran.names]
+        write_outputs(columns, out, fmt, force=force)
     if meta is not None:
         write_meta(meta, ran, force=force)
-    if store is not None or resume is not None:
-        return
-    columns = [OutputArray(name, ran.result[name], per_step(ran.result.keeps[name]),
-                           ran.result.keeps[name]) for name in ran.names]
-    write_outputs(columns, out, fmt, force=force)
 
 
 def _store_path(out: str | None, fmt: str | None, resume: str | None) -> str | None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy
-
 from recur.compile.frame import Frame
 from recur.lang.keep import kept_steps, of
 
@@ -86,16 +84,15 @@ class History:
 
     def window(self, first: int, stop: int) -> Any:
         """The kept states of the steps from `first` to `stop` (exclusive) that the keep
-        holds (`all`, `last N`, `every K`), in step order; all must still be held."""
+        holds (`all`, `last N`, `every K`), in step order; all must still be held. A
+        copy, except of a whole trajectory: a ring's rows are written again."""
         if self.full:
             return self.rows[self.depth + first:self.depth + stop]
         kept = kept_steps(self.keep, stop, first)
-        steps = numpy.arange(kept.start, kept.stop, kept.step)
         if self.every:
             assert self.kept is not None
-            rows = ((steps + 1) // self.every - 1) % len(self.kept)
-            return self.kept[self.xp.asarray(rows)]
-        return self.rows[self.xp.asarray(steps % self.size)]
+            return _ring_rows(self.xp, self.kept, (kept.start + 1) // self.every - 1, len(kept))
+        return _ring_rows(self.xp, self.rows, kept.start, len(kept))
 
     def carried(self, steps: int, count: int) -> Any:
         """The last `count` states after `steps` steps, oldest first (fewer where the run
@@ -108,3 +105,11 @@ class History:
             return None
         return self.rows[self._slot(steps - 1)]
 
+
+def _ring_rows(xp: Any, ring: Any, first: int, count: int) -> Any:
+    """A copy of `count` consecutive rows of a ring from row `first` (modulo its length)."""
+    start = first % len(ring) if len(ring) else 0
+    end = start + count
+    if end <= len(ring):
+        return ring[start:end].copy()
+    return xp.concatenate([ring[start:], ring[:end - len(ring)]])
