@@ -27,7 +27,7 @@ from recur.lang.keep import of
 if TYPE_CHECKING:
     from recur.engine.protocol import Engine, Progress
 
-BLOCK_BYTES = 32 * 2**20  # the kept rows of one block, all streamed outputs together
+BLOCK_BYTES = 16 * 2**20  # the kept rows of one block, all streamed outputs together
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,7 +277,7 @@ class Writer:
     computes a block while the last one is written; memory stays bounded by the queue.
     A job's error is raised in the caller at its next `submit` or at `close`."""
 
-    def __init__(self, depth: int = 2) -> None:
+    def __init__(self, depth: int = 1) -> None:
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="recur-store-writer",

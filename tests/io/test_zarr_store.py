@@ -326,3 +326,22 @@ def test_a_store_is_plotted_from_every_kth_row_when_long(tmp_path: Path,
     refused = runner.invoke(cli, ["plot", str(path), "--steps", "3", "-o",
                                   str(tmp_path / "other.png")])
     assert refused.exit_code == 2 and "is a store, a run already made" in refused.output
+
+
+@pytest.mark.slow
+def test_a_store_takes_a_run_four_times_the_memory_allowed(tmp_path: Path) -> None:
+    """Under a data-size limit of 128 MiB beyond what recur maps once imported, 512 MiB of
+    kept states: refused in memory (.npy), written whole to a store."""
+    from test_memory import COUNTER, limited
+
+    spec = tmp_path / "counter.yaml"
+    spec.write_text(COUNTER)
+    steps = str(4 * 128 * 2**20 // 8)
+    args = ["run", str(spec), "--steps", steps, "--engine", "compiled", "-q", "-o"]
+    refused = limited(128, *args, str(tmp_path / "x.npy"), kind="DATA")
+    assert refused.returncode == 1 and "the outputs need 536.9 MB" in refused.stderr
+    done = limited(128, *args, str(tmp_path / "x.zarr"), kind="DATA")
+    assert done.returncode == 0, done.stderr
+    x = zarr.open_group(str(tmp_path / "x.zarr"), mode="r")["x"]
+    assert x.shape == (int(steps),)
+    assert_array_equal(x[-3:], [int(steps) - 2, int(steps) - 1, int(steps)])
