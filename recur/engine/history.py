@@ -42,10 +42,9 @@ class History:
         self.every = count if mode == "every" else 0
         self.kept = (xp.empty((steps // count if kept_rows is None else kept_rows, *shape),
                               dtype=dtype) if self.every else None)
-        before = 0 if initial is None else len(initial)
-        assert before <= self.size and before >= depth, "the states before the first step"
-        for back in range(1, before + 1):
-            self.rows[self._slot(start - back)] = initial[before - back]
+        given = 0 if initial is None else len(initial)  # an unread initial too (depth 0)
+        for back in range(1, (depth if self.full else min(given, self.size)) + 1):
+            self.rows[self._slot(start - back)] = initial[given - back]
 
     def _slot(self, step: int) -> int:
         return step + self.depth if self.full else step % self.size
