@@ -6,9 +6,9 @@ run.zarr`): its peak memory and write speed, against the disk's (`dd`) and again
     python benchmarks/zarr_stream.py --lanes 1000 --steps 1000000 --folder /data
 
 Each figure is measured in a process of its own (`recur run`, `dd`), its peak resident
-memory read from the kernel (`wait4`); the store and the files go to `--folder`
-(default: a temporary folder), removed afterwards. Nothing is asserted: the test suite
-never runs it; the numbers go to standard output as a Markdown table.
+memory read from the kernel (`wait4`), the median of three runs; the store and the files
+go to `--folder` (default: a temporary folder), removed afterwards. Nothing is asserted:
+the test suite never runs it; the numbers go to standard output as a Markdown table.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +36,36 @@ steps: {steps}
 """
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """Seconds and peak resident MB of one process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(command)}")
-    return seconds, usage.ru_maxrss / 1024
+REPEATS = 3  # every figure is the median of this many runs (the machine is shared)
 
 
-def folder_size(path: Path) -> int:
+def measure(command: Callable[[Path], list[str]], folder: Path) -> tuple[float, float, int]:
+    """Seconds and peak resident MB of a process writing to a path in `folder`, the
+    medians of `REPEATS` runs, and the bytes it wrote. Each run writes a path of its own,
+    removed only once all have run: freeing blocks (ext4 mounted with `discard`) slows the
+    writes that follow it."""
+    folder.mkdir()
+    times, peaks = [], []
+    for k in range(REPEATS):
+        target = folder / f"run{k}"
+        os.sync()  # each run starts without the last one's dirty pages to write back
+        started = time.perf_counter()
+        process = subprocess.Popen(command(target), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        times.append(time.perf_counter() - started)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(command(target))}")
+        peaks.append(usage.ru_maxrss / 1024)
+    written = size_of(folder / "run0")
+    shutil.rmtree(folder)
+    os.sync()
+    return float(np.median(times)), float(np.median(peaks)), written
+
+
+def size_of(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
@@ -62,43 +81,35 @@ def main() -> None:
         spec = folder / "sweep.yaml"
         spec.write_text(SPEC.format(lanes=args.lanes, steps=args.steps))
         size = args.lanes * args.steps * 8
+        count = max(1, size // 2**24)
         rows = []
-
-        # The computation alone: the final states only.
-        seconds, peak = measure([*recur, "run", str(spec), "--last", "-q", "-o",
-                                 str(folder / "last.npy")])
+        for sync in ("", "conv=fdatasync"):  # the disk: dd of the store's size
+            seconds, _, written = measure(lambda target, sync=sync: [
+                "dd", "if=/dev/zero", f"of={target}", "bs=16M", f"count={count}",
+                *([sync] if sync else [])], folder / "dd")
+            rows.append((f"dd bs=16M {sync or '(page cache)'}", seconds, None,
+                         written / seconds))
+        seconds, peak, _ = measure(lambda target: [*recur, "run", str(spec), "--last", "-q",
+                                                   "-o", f"{target}.npy"], folder / "last")
         rows.append(("recur run --last (compute only)", seconds, peak, None))
-
-        store = folder / "run.zarr"
-        seconds, peak = measure([*recur, "run", str(spec), "-q", "-o", str(store)])
-        written = folder_size(store)
-        rows.append(("recur run -o run.zarr", seconds, peak, written / seconds))
-        shutil.rmtree(store)
+        seconds, peak, written = measure(lambda target: [*recur, "run", str(spec), "-q", "-o",
+                                                         f"{target}.zarr"], folder / "zarr")
+        rows.append(("recur run -o run.zarr", seconds, peak, size / seconds))
 
         # np.save of a result held in memory, a tenth of the size.
         tenth = max(args.steps // 10, 1)
         import recur as library
 
         held = library.run(str(spec), steps=tenth, engine="compiled")["x"]
-        started = time.perf_counter()
-        with open(folder / "tenth.npy", "wb") as stream:
-            np.save(stream, held)
-        saved = time.perf_counter() - started
-        rows.append((f"np.save of {tenth} steps held in memory", saved, None, held.nbytes / saved))
-        os.unlink(folder / "tenth.npy")
-        del held
-
-        # The disk: dd of the store's size, with and without waiting for the device.
-        count = max(1, size // 2**24)
-        for sync in ("", "conv=fdatasync"):
-            command = ["dd", "if=/dev/zero", f"of={folder / 'dd.bin'}", "bs=16M",
-                       f"count={count}", *([sync] if sync else [])]
+        saves = []
+        for k in range(REPEATS):
+            os.sync()
             started = time.perf_counter()
-            subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
-            seconds = time.perf_counter() - started
-            rows.append((f"dd bs=16M {sync or '(page cache)'}", seconds, None,
-                         count * 2**24 / seconds))
-            os.unlink(folder / "dd.bin")
+            with open(folder / f"tenth{k}.npy", "wb") as stream:
+                np.save(stream, held)
+            saves.append(time.perf_counter() - started)
+        saved = float(np.median(saves))
+        rows.append((f"np.save of {tenth} steps held in memory", saved, None, held.nbytes / saved))
 
         print(f"{args.lanes} lanes x {args.steps} steps kept whole: {size / 1e6:.0f} MB\n")
         print("| what | seconds | peak RSS (MB) | MB/s |")
