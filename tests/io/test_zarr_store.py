@@ -99,6 +99,9 @@ def test_a_store_on_cuda_holds_the_cpus_run(tmp_path: Path, where: str) -> None:
     same(stored, reference)
     if where == "emulated":
         same(stored, recur.run(DEEP, engine="interp"))
+    path = tmp_path / "part.zarr"
+    recur.run(DEEP, store=path, steps=61, device="cuda", engine="compiled")
+    same(recur.run(DEEP, resume=path, device="cuda", engine="compiled", steps=89), reference)
 
 
 def test_the_arrays_dimensions_and_attributes(tmp_path: Path) -> None:
