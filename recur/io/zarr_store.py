@@ -142,7 +142,7 @@ class RunStore:
                     column.name, shape=(2, column.carried, *column.shape), dtype=dtype,
                     chunks=(1, column.carried, *column.shape), compressors=None,
                     fill_value=_fill(dtype))
-        group.attrs.update({**attrs, "steps_run": 0, "stopped_by": "not started",
+        group.update_attributes({**attrs, "steps_run": 0, "stopped_by": "not started",
                             "dimension_names": dims, RESUME: {"slot": None, "rows": {}}})
         return cls(path, group)
 
@@ -170,7 +170,9 @@ class RunStore:
             rows[name] = len(states)
         for name, array in finals.items():
             self._write_final(name, numpy.asarray(array))
-        self.group.attrs.update({"steps_run": steps_run, "stopped_by": stopped_by,
+        # One write of the group's zarr.json (`attrs.update` writes it once per key: a
+        # kill between two would pair a new step count with the old slot).
+        self.group.update_attributes({"steps_run": steps_run, "stopped_by": stopped_by,
                                  RESUME: {"slot": slot, "rows": rows}})
 
     def _write_final(self, name: str, array: numpy.ndarray) -> None:
