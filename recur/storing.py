@@ -105,6 +105,7 @@ def resume_into(program: Program, backend: Any, store: RunStore, attempt: Attemp
     states = {o.name: xp.asarray(carried[o.name]) if carried.get(o.name) is not None
               else xp.empty((0, *o.shape), dtype=o.dtype) for o in program.outputs}
     block = stream.block_steps(program)
+    store.asked(program.steps)
     return _run(store, stream.resumed(program, done, states), backend, attempt, progress,
                 block, lambda: None)
 

@@ -117,6 +117,6 @@ def finals(program: Program, buffers: Any, steps: int) -> dict[str, Any]:
         history, mode = buffers.histories[output.name], of(output.keep).mode
         if mode == "tail":
             arrays[output.name] = buffers.backend.to_host(history.window(0, steps))
-        elif mode == "last" and history.last(steps) is not None:
-            arrays[output.name] = buffers.backend.to_host(history.last(steps))
+        elif mode == "last" and history.last(steps) is not None:  # a copy: the ring goes on
+            arrays[output.name] = buffers.backend.to_host(history.last(steps).copy())
     return arrays

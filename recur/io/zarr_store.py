@@ -213,6 +213,10 @@ class RunStore:
                              f"'{RESUME}')")
         return cls(path, group)
 
+    def asked(self, steps: int) -> None:
+        """Record the steps a continuation runs to (the `steps` attribute)."""
+        self.group.update_attributes({"steps": steps})
+
     def carried(self) -> dict[str, numpy.ndarray | None]:
         """Each output's last states at the last checkpoint, oldest first."""
         state = self.group.attrs[RESUME]

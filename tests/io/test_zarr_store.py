@@ -158,8 +158,10 @@ def test_a_continuation_is_the_run_in_one_go(tmp_path: Path, engine: str, text: 
     middle = recur.run(text, resume=path, steps=30, engine=engine)
     assert middle.steps_run == first + 30
     same(middle, recur.run(text, steps=first + 30, engine="interp"))
+    assert zarr.open_group(str(path), mode="r").attrs["steps"] == first + 30
     rest = recur.run(text, resume=path, engine=engine, steps=100 - first - 30)
     same(rest, recur.run(text, steps=100, engine="interp"))
+    same(recur.run(text, resume=path, engine=engine), rest)  # nothing left to run
 
 
 def test_a_continuation_without_steps_finishes_the_steps_asked_for(tmp_path: Path) -> None:
