@@ -14,10 +14,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy
 
+from recur import storing
 from recur.compile.analyze import Context, analyze_spec, check_expression
 from recur.compile.evaluate import MAX_STEPS
 from recur.compile.ir import Program
@@ -38,10 +39,15 @@ from recur.engine.c.advice import note_interpreted
 from recur.engine.c.native import note
 from recur.engine.memory import check_outputs_fit
 from recur.engine.plan import Outcome, run_on
+from recur.engine.protocol import Engine
 from recur.engine.registry import choose
+from recur.io.zarr_store import RunStore
+from recur.lang.keep import of as of_keep
 from recur.lang.parse import parse_expression
 from recur.spec import Spec, load_spec
 from recur.spec.load import MAX_SEED
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +63,16 @@ class RunOptions:
     inputs: Mapping[str, Any] = field(default_factory=dict)  # as `--input`: arrays
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     last: bool = False  # keep only the final state of every output
+    every: int | None = None  # keep every K-th step of each `keep: all` output
     check: bool = False  # stop at the first non-finite value
     progress: Callable[[int, int], None] | None = None  # called as progress(done, steps)
     engine: str = "auto"  # "auto", "interp", "compiled" or "scan"
     seed: int | None = None  # the random calls' stream; None: the spec's `seed:` (0)
     scheduler: str | None = None  # a Dask cluster for the lanes: "tcp://host:8786", "local:N"
     lane_chunk: int | None = None  # lanes per task on the cluster; None: by the estimate
+    store: str | Path | None = None  # a Zarr store to write while the run goes
+    resume: str | Path | None = None  # a Zarr store to continue (`steps` more steps)
+    force: bool = False  # replace what is at `store`
 
 
 def load(path_or_text: str | Path, *, path: str | None = None) -> Spec:
@@ -99,7 +109,7 @@ class Result(NamedArrays):
     """The kept outputs by name (declaration order), and how the run ended."""
 
     arrays: dict[str, numpy.ndarray]
-    keeps: dict[str, str]  # "all" or "last", for each output in `arrays`
+    keeps: dict[str, str]  # "all", "last", "last N" or "every K", for each output in `arrays`
     steps_run: int
     stopped_by: str  # "steps" or "until"
     params: dict[str, Any]
@@ -117,12 +127,16 @@ def run(
     inputs: Mapping[str, Any] | None = None,
     device: str = "cpu",
     last: bool = False,
+    every: int | None = None,
     check: bool = False,
     progress: Callable[[int, int], None] | None = None,
     engine: str = "auto",
     seed: int | None = None,
     scheduler: str | None = None,
     lane_chunk: int | None = None,
+    store: str | Path | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
 ) -> Result:
     """Run a spec and return its kept outputs as NumPy arrays.
 
@@ -133,6 +147,7 @@ def run(
         inputs: arrays for sequences and params (as `--input`).
         device: "cpu", "cuda" or "auto".
         last: keep only the final state of every output.
+        every: keep the steps t with (t + 1) % every == 0 of every `keep: all` output.
         check: stop at the first non-finite value.
         progress: called as `progress(steps_done, steps)` every few thousand steps.
         engine: "auto", "interp", "compiled" or "scan" (see `recur.engine.registry`).
@@ -141,6 +156,11 @@ def run(
             processes started and closed here) or a scheduler's "tcp://host:port".
             Bit for bit the result of a run here; `progress` then counts lanes.
         lane_chunk: lanes per task on the cluster (default: tasks of a second or more).
+        store: write the kept outputs to this Zarr store (a new folder; `force` replaces
+            one) while the run goes, in bounded memory; the result's arrays are the
+            store's (Zarr arrays, read when indexed).
+        resume: continue the run of this Zarr store, `steps` more steps (default: up to
+            the steps it was asked for), appending to it; the same spec, params and seed.
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
@@ -150,23 +170,58 @@ def run(
     if scheduler is not None:
         from recur.cluster import runner  # Dask only when a cluster is asked for
 
+        if store is not None or resume is not None:
+            raise UsageError(f"{option('scheduler')} with {option('store')} or "
+                             f"{option('resume')}: a cluster's run is not streamed yet")
         cluster = runner.check(scheduler, lane_chunk, device, engine)
     elif lane_chunk is not None:
         raise UsageError(f"{option('lane_chunk')} sizes the tasks of a cluster: it needs "
                          f"{option('scheduler')}")
-    compiled = prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
-                       last=last, check=check, seed=seed)
-    program, backend = compiled.program, compiled.backend
-    with sourced(spec):
-        if scheduler is not None:
-            choice = choose(program, engine)
-            if engine == "auto":
-                note_interpreted(program, choice)
-            outcome = runner.run_on_cluster(program, choice.engine, cluster, lane_chunk,
-                                            progress)
-            engine_name = choice.engine.name
-        else:
-            outcome, engine_name = execute(program, backend, engine, progress)
+
+    def compiled_for(steps: int | None, streaming: bool) -> Compiled:
+        return prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
+                       last=last, every=every, check=check, seed=seed, streaming=streaming)
+
+    if resume is not None:
+        if store is not None:
+            raise UsageError(f"{option('store')} and {option('resume')} together: a "
+                             "continuation appends to the store it continues")
+        opened = RunStore.open(Path(resume), "r+")
+        done, asked = int(opened.attrs["steps_run"]), int(opened.attrs["steps"])
+        if opened.attrs["stopped_by"] == "until":
+            raise UsageError(f"{resume}: the run stopped by 'until' after {done} steps; "
+                             "there is nothing to continue")
+        check_steps(steps)
+        compiled = compiled_for(max(asked, done) if steps is None else done + steps, True)
+        program = compiled.program
+        storing.check_continuation(opened, spec.source, dict(program.params), program.seed,
+                                   {o.name: o.keep for o in compiled.outputs
+                                    if o.keep != "none"})
+        with sourced(spec):
+            stored = storing.resume_into(program, compiled.backend, opened,
+                                         _attempt(engine), progress)
+        outcome, engine_name = stored.outcome, stored.engine
+    elif store is not None:
+        compiled = compiled_for(steps, True)
+        program = compiled.program
+        with sourced(spec):
+            stored = storing.run_into(program, compiled.backend, Path(store), spec.source,
+                                      [o.name for o in compiled.outputs if o.keep != "none"],
+                                      _attempt(engine), progress, force)
+        outcome, engine_name = stored.outcome, stored.engine
+    else:
+        compiled = compiled_for(steps, False)
+        program, backend = compiled.program, compiled.backend
+        with sourced(spec):
+            if scheduler is not None:
+                choice = choose(program, engine)
+                if engine == "auto":
+                    note_interpreted(program, choice)
+                outcome = runner.run_on_cluster(program, choice.engine, cluster, lane_chunk,
+                                                progress)
+                engine_name = choice.engine.name
+            else:
+                outcome, engine_name = execute(program, backend, engine, progress)
     arrays = outcome.arrays
     order = [o.name for o in compiled.outputs if o.name in arrays]
     return Result(
@@ -184,24 +239,36 @@ def run(
 
 def execute(program: Program, backend: Any, engine: str = "auto",
             progress: Callable[[int, int], None] | None = None) -> tuple[Outcome, str]:
-    """One run of a program on the engine asked for (`auto`: the cheapest), and the
-    engine's name. A kernel that fails to build falls back to the interpreter under
-    `auto`; a kernel's fault is replayed by the interpreter, which reports it with its
-    output, step and lane."""
-    choice = choose(program, engine)
-    if engine == "auto":
-        note_interpreted(program, choice)
-    try:
-        return run_on(choice.engine, program, backend, progress), choice.engine.name
-    except (CompileError, KernelFault) as error:
-        if isinstance(error, CompileError):
-            if engine != "auto":  # asked for by name: say so rather than run another
-                raise BackendError(f"{option('engine', engine)}: {error}",
-                                   notes=(f"use {option('engine', 'interp')}",)) from None
-            note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
-                 "runs the spec")
-        choice = choose(program, "interp")
-        return run_on(choice.engine, program, backend, progress), choice.engine.name
+    """One run of a program in this process on the engine asked for (`auto`: the
+    cheapest), and the engine's name (see `_attempt`)."""
+    return _attempt(engine)(program, lambda chosen: run_on(chosen, program, backend,
+                                                           progress))
+
+
+def _attempt(engine: str) -> Callable[[Program, Callable[[Engine], T]], tuple[T, str]]:
+    """How a run is attempted: on the engine `engine` names (or `auto`'s choice) for the
+    program given, and where it cannot compile or a kernel faults, on the interpreter
+    (which reports a fault with its output, step and lane): the result, and which engine
+    gave it."""
+    def attempt(program: Program, run: Callable[[Engine], T]) -> tuple[T, str]:
+        choice = choose(program, engine)
+        if engine == "auto":
+            note_interpreted(program, choice)
+        try:
+            return run(choice.engine), choice.engine.name
+        except (CompileError, KernelFault) as error:
+            if isinstance(error, CompileError):
+                if engine != "auto":  # asked for by name: say so rather than run another
+                    raise BackendError(f"{option('engine', engine)}: {error}",
+                                       notes=(f"use {option('engine', 'interp')}",)) from None
+                note(f"the {choice.engine.name} engine failed ({error}); the interpreter "
+                     "runs the spec")
+        # A kernel's fault: the interpreter replays the run from the start, on fresh
+        # buffers, and reports it with its output, step and lane.
+        interpreter = choose(program, "interp")
+        return run(interpreter.engine), interpreter.engine.name
+
+    return attempt
 
 
 def run_with(spec: Spec | str | Path, options: RunOptions) -> Result:
@@ -245,36 +312,45 @@ def prepare(
     inputs: Mapping[str, Any] | None = None,
     device: str = "cpu",
     last: bool = False,
+    every: int | None = None,
     check: bool = False,
     seed: int | None = None,
+    streaming: bool = False,
 ) -> Compiled:
     """Everything `run` does short of the loop: the program, shapes, dtypes, step count.
 
-    Takes the arguments of `run`; `recur explain` prints what it returns.
+    Takes the arguments of `run`; `recur explain` prints what it returns. With
+    `streaming` (a run written to a store) the outputs written block by block are left
+    out of the memory needed.
     """
     check_steps(steps)
     check_seed(seed)
+    check_every(every, last)
     overrides = overrides_of(spec, params or {})
     check_input_names(spec, inputs or {})
     backend = get_backend(device)
     host = backend if backend.name == "cpu" else NumpyBackend()
-    with sourced(spec), _setsourced(params or {}), _uncollected():
+    with sourced(spec), _set_sourced(params or {}), _uncollected():
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
-            inputs=inputs, last=last, check_finite=check,
+            inputs=inputs, last=last, every=every, check_finite=check,
             seed=None if seed is None else int(seed),
         )
         if compiled.program.steps == 0:
             _check_last_states(spec, compiled, last)
-        check_outputs_fit({o.name: o.kept_bytes for o in compiled.outputs}, backend)
+        check_outputs_fit({o.name: o.kept_bytes for o in compiled.outputs
+                           if not (streaming and of_keep(o.keep).mode in ("all", "every"))},
+                          backend)
     return compiled
 
 
 def prepare_with(spec: Spec, options: RunOptions) -> Compiled:
     """`prepare` with the arguments of a `RunOptions` (those a run takes before its loop)."""
     keywords = _keywords(options)
-    for loop_only in ("progress", "engine", "scheduler", "lane_chunk"):  # what the loop takes
+    for loop_only in ("progress", "engine", "scheduler", "lane_chunk", "store", "resume",
+                      "force"):  # what the loop takes
         del keywords[loop_only]
+    keywords["streaming"] = options.store is not None or options.resume is not None
     return prepare(spec, **keywords)
 
 
@@ -308,6 +384,18 @@ def check_steps(steps: int | None) -> None:
     if steps is not None and steps > MAX_STEPS:
         raise UsageError(f"{option('steps', steps)} is more than any run can take; the limit is "
                          f"{MAX_STEPS:,} (10**15)")
+
+
+def check_every(every: int | None, last: bool = False) -> None:
+    """Refuse an `every` that is no step interval, or one beside `last`, which keeps
+    the final states only."""
+    if every is None:
+        return
+    if isinstance(every, bool) or not isinstance(every, int | numpy.integer) or every < 1:
+        raise UsageError(f"{option('every')} must be an integer >= 1, not {every!r}")
+    if last:
+        raise UsageError(f"{option('every', every)} and {option('last', True)} together: "
+                         "the first keeps every K-th step, the second the final state only")
 
 
 def check_seed(seed: int | None) -> None:
@@ -357,7 +445,7 @@ def check_input_names(spec: Spec, inputs: Iterable[str]) -> None:
 
 
 @contextlib.contextmanager
-def _setsourced(params: Mapping[str, Any]) -> Iterator[None]:
+def _set_sourced(params: Mapping[str, Any]) -> Iterator[None]:
     """Attach its `NAME=EXPR` text to an error in evaluating a `--set` expression (the
     error names the param: `cannot evaluate --set NAME: ...`)."""
     try:

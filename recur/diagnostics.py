@@ -221,7 +221,8 @@ FLAGS = {"steps": "--steps", "params": "--set", "inputs": "--input", "engine": "
          "device": "--device", "last": "--last", "check": "--check", "seed": "--seed",
          "of": "--of", "wrt": "--wrt", "truncate": "--truncate",
          "checkpoints": "--checkpoints", "scheduler": "--scheduler",
-         "lane_chunk": "--lane-chunk"}
+         "lane_chunk": "--lane-chunk", "every": "--every", "store": "-o",
+         "resume": "--resume", "force": "--force"}
 _SPEAKING_FLAGS: ContextVar[bool] = ContextVar("recur_speaking_flags", default=False)
 
 

@@ -22,7 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "recur.engine": {"recur.compile", "recur.lang", *_BASE},  # never the spec
     "recur.io": _BASE,
     "recur.cluster": {"recur.engine", "recur.compile", "recur.lang", *_BASE},  # Dask's side
-    "recur.api": {"recur.cluster", "recur.engine", "recur.compile", *_FRONT},
+    "recur.storing": {"recur.engine", "recur.compile", "recur.io", *_FRONT},
+    "recur.api": {"recur.cluster", "recur.storing", "recur.engine", "recur.compile",
+                  "recur.io", *_FRONT},
     # gradients run beside `api` (which would grow too large holding them): the passes,
     # and the plan of where the forward states live
     "recur.checkpoints": {"recur.compile", "recur.engine", *_BASE},

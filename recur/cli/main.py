@@ -29,7 +29,10 @@ from recur.diagnostics import EXIT_USAGE, RecurError, UsageError, flag_words, re
 from recur.engine.memory import out_of_memory
 from recur.gradients import plan_gradient
 from recur.io import OutputArray, check_replaceable, resolve_format, write_outputs
+from recur.io.formats import FORMATS
 from recur.io.outputs import discard_output
+from recur.io.zarr_store import is_store
+from recur.lang.keep import per_step
 from recur.report.diff import diff
 from recur.report.explain import explain
 
@@ -130,9 +133,12 @@ def cli() -> None:
 @cli.command()
 @run_options
 @output_options("Also write a JSON sidecar: version, spec and input hashes, params, steps, "
-                "timing.")
+                "timing.", formats=[*FORMATS, "zarr"])
+@click.option("--resume", "resume", metavar="STORE",
+              help="Continue the run of a Zarr store: --steps N more steps (default: the "
+                   "steps it was asked for), appended to it.")
 def run(flags: RunFlags, out: str | None, fmt: str | None, meta: str | None,
-        force: bool) -> None:
+        force: bool, resume: str | None) -> None:
     """Run a spec and write its outputs.
 
     \b
@@ -141,19 +147,40 @@ def run(flags: RunFlags, out: str | None, fmt: str | None, meta: str | None,
       recur run specs/logistic_sweep.yaml -o sweep.npy
       recur run a.yaml -o - -f npy | recur run b.yaml --input s=-
       recur run specs/newton_sqrt.yaml --meta run.json
+      recur run specs/logistic_sweep.yaml --steps 1000000 -o sweep.zarr
+      recur run specs/logistic_sweep.yaml --resume sweep.zarr --steps 1000000
     """
+    store = _store_path(out, fmt, resume)
+
     def before_run(spec: api.Spec) -> None:  # a bad -o is an error before a long run
-        resolve_format(out, fmt)
-        for path in (None if out == "-" else out, meta):
+        if store is None and resume is None:
+            resolve_format(out, fmt)
+        for path in (None if out == "-" or store is not None else out, meta):
             if path is not None:
                 check_replaceable(path, force)
 
-    ran = run_from_options(flags, before_run, hash_inputs=meta is not None)
-    columns = [OutputArray(name, ran.result[name], ran.result.keeps[name] == "all")
-               for name in ran.names]
-    write_outputs(columns, out, fmt, force=force)
+    ran = run_from_options(flags, before_run, hash_inputs=meta is not None, store=store,
+                           resume=resume, force=force)
+    if store is None and resume is None:  # a store was written while the run went
+        columns = [OutputArray(name, ran.result[name], per_step(ran.result.keeps[name]),
+                               ran.result.keeps[name]) for name in ran.names]
+        write_outputs(columns, out, fmt, force=force)
     if meta is not None:
         write_meta(meta, ran, force=force)
+
+
+def _store_path(out: str | None, fmt: str | None, resume: str | None) -> str | None:
+    """The Zarr store `-o` names (`-f zarr`, or a .zarr path), if it names one."""
+    if resume is not None:
+        if out is not None or fmt is not None:
+            raise UsageError("--resume appends to the store it continues: no -o or --format")
+        return None
+    if fmt == "zarr" or (fmt is None and out not in (None, "-") and is_store(out)):
+        if out in (None, "-"):
+            raise UsageError("a Zarr store is a folder, not a stream: give its path with "
+                             "-o PATH.zarr")
+        return out
+    return None
 
 
 @cli.command()

@@ -45,7 +45,7 @@ class EngineChoice(click.Choice):  # type: ignore[type-arg]
 
 
 _OPTIONS = [
-    click.argument("spec", type=click.Path(dir_okay=False)),
+    click.argument("spec", type=click.Path()),  # `recur plot` takes a Zarr store too
     click.option("-s", "--steps", type=int, help="Number of steps (overrides the spec)."),
     click.option("--set", "sets", multiple=True, metavar="NAME=EXPR",
                  help="Override a param with an expression over earlier params."),
@@ -54,6 +54,8 @@ _OPTIONS = [
     click.option("--output", "selected", multiple=True, metavar="NAME",
                  help="Only these outputs, in this order."),
     click.option("--last", is_flag=True, help="Keep only the final state of every output."),
+    click.option("--every", type=int, metavar="K",
+                 help="Keep the steps t with (t + 1) % K == 0 of every 'keep: all' output."),
     click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
                  help="Where to run: NumPy (cpu) or CuPy (cuda)."),
     click.option("--engine", type=EngineChoice(), default="auto", show_default=True,
@@ -75,9 +77,11 @@ _OPTIONS = [
 ]
 
 
-def output_options(meta_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`-o`, `--force`, `-f` and `--meta`, for a command that writes results as `run` does;
-    the command receives them as `out`, `force`, `fmt` and `meta`."""
+def output_options(meta_help: str, formats: list[str] | None = None
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`-o`, `--force`, `-f` and `--meta`, for a command that writes results as `run` does
+    (in `formats`, default: the file formats); the command receives them as `out`,
+    `force`, `fmt` and `meta`."""
     from recur.io.formats import FORMATS
 
     options = [
@@ -86,8 +90,10 @@ def output_options(meta_help: str) -> Callable[[Callable[..., Any]], Callable[..
         click.option("--force", is_flag=True,
                      help="Replace -o and --meta files this user may not write (read-only "
                           "ones)."),
-        click.option("-f", "--format", "fmt", type=click.Choice(list(FORMATS)),
-                     help="Output format (default: from the suffix, else csv)."),
+        click.option("-f", "--format", "fmt", type=click.Choice(formats or list(FORMATS)),
+                     help="Output format (default: from the suffix, else csv)"
+                          + ("; zarr: a store written while the run goes." if formats
+                             else ".")),
         click.option("--meta", "meta", metavar="PATH", help=meta_help),
     ]
 
@@ -109,6 +115,7 @@ class RunFlags:
     inputs: tuple[str, ...]
     selected: tuple[str, ...]
     last: bool
+    every: int | None
     device: str
     engine: str
     seed: int | None
@@ -125,8 +132,8 @@ class RunFlags:
     def described(self) -> dict[str, Any]:
         """The options that shape the result, for `--meta`."""
         return {"sets": list(self.sets), "inputs": list(self.inputs), "steps": self.steps,
-                "last": self.last, "device": self.device, "check": self.check_finite,
-                "engine": self.engine, "seed": self.seed}
+                "last": self.last, "every": self.every, "device": self.device,
+                "check": self.check_finite, "engine": self.engine, "seed": self.seed}
 
 
 def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -187,6 +194,7 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     with `hash_inputs`, for `--meta`)."""
     api.check_steps(flags.steps)  # before reading anything
     api.check_seed(flags.seed)
+    api.check_every(flags.every, flags.last)
     loaded = api.load(flags.spec)
     names = _selected_outputs(loaded, flags.selected)
     input_paths = _input_pairs(flags.inputs)
@@ -194,21 +202,23 @@ def request_from_options(flags: RunFlags, hash_inputs: bool = False) -> Request:
     arrays, sources = _read_inputs(input_paths, hash_inputs)
     options = api.RunOptions(
         steps=flags.steps, params=dict(_pairs(flags.sets, "--set")), inputs=arrays,
-        device=flags.device, last=flags.last, check=flags.check_finite, engine=flags.engine,
-        seed=flags.seed, scheduler=flags.scheduler, lane_chunk=flags.lane_chunk,
+        device=flags.device, last=flags.last, every=flags.every, check=flags.check_finite,
+        engine=flags.engine, seed=flags.seed, scheduler=flags.scheduler,
+        lane_chunk=flags.lane_chunk,
     )
     return Request(loaded, tuple(names), options, flags, sources)
 
 
 def run_from_options(flags: RunFlags, before_run: Callable[[api.Spec], None] | None = None,
-                     hash_inputs: bool = False) -> Ran:
+                     hash_inputs: bool = False, **storing: Any) -> Ran:
     """Run with the shared options; `before_run` checks what must be right before a long
-    run (an output path)."""
+    run (an output path); `storing` are `RunOptions`' `store`, `resume` and `force`."""
     request = request_from_options(flags, hash_inputs)
     if before_run is not None:
         before_run(request.spec)
     result, elapsed = call_with_progress(
-        flags, lambda bar: api.run_with(request.spec, replace(request.options, progress=bar)))
+        flags, lambda bar: api.run_with(request.spec, replace(request.options, progress=bar,
+                                                              **storing)))
     names = tuple(name for name in request.names if name in result)
     return Ran(request.spec, result, names, request, elapsed)
 

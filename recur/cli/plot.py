@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from recur.cli.options import RunFlags, run_from_options, run_options
+from recur.diagnostics import UsageError
 from recur.io import check_replaceable
+from recur.io.zarr_store import is_store
 from recur.report.plot import (
     STYLES,
     check_phase,
@@ -16,6 +18,7 @@ from recur.report.plot import (
     require_matplotlib,
     write_figure,
 )
+from recur.report.stored import read_run
 from recur.spec import Spec
 
 
@@ -50,10 +53,24 @@ def plot(flags: RunFlags, out: str, phase: str | None, style: str, title: str | 
       recur plot specs/lotka_volterra.yaml --phase prey,pred -o orbit.svg
       recur plot docs/examples/mandelbrot.yaml -o mandelbrot.png
       recur plot specs/fibonacci.yaml --steps 30 -o fib.pdf --title Fibonacci
+      recur plot sweep.zarr -o bifurcation.png
+
+    SPEC may be a Zarr store a run wrote (-o run.zarr): its outputs are drawn from it,
+    every K-th step of those too long to draw, and no run option but --output applies.
     """
     require_matplotlib()
     fmt = figure_format(out)
     pair = parse_phase(phase) if phase is not None else None
+    if is_store(flags.spec):  # a run already made: draw what its store holds
+        _no_run_options(flags)
+        check_writable(out)
+        check_replaceable(out, force)
+        stored = read_run(flags.spec, flags.selected)
+        if pair is not None:
+            check_phase(stored.spec, pair)
+        write_figure(make_figure(stored, phase=pair, title=title, style=style), out, fmt,
+                     force=force)
+        return
 
     def before_run(spec: Spec) -> None:  # everything that can fail before a long run
         check_writable(out)
@@ -64,3 +81,16 @@ def plot(flags: RunFlags, out: str, phase: str | None, style: str, title: str | 
     ran = run_from_options(flags, before_run)
     figure = make_figure(ran, phase=pair, title=title, style=style)
     write_figure(figure, out, fmt, force=force)
+
+
+def _no_run_options(flags: RunFlags) -> None:
+    """A store holds a run already made: options that would change the run are refused."""
+    given = [flag for flag, value in (
+        ("--steps", flags.steps is not None), ("--set", bool(flags.sets)),
+        ("--input", bool(flags.inputs)), ("--last", flags.last),
+        ("--every", flags.every is not None), ("--device", flags.device != "cpu"),
+        ("--engine", flags.engine != "auto"), ("--seed", flags.seed is not None),
+        ("--check", flags.check_finite)) if value]
+    if given:
+        raise UsageError(f"{given[0]}: {flags.spec} is a store, a run already made; only "
+                         "--output chooses what to draw from it")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from recur.diagnostics import Span
@@ -287,7 +287,8 @@ class Output:
     shape: tuple[int, ...]  # one step's state (its lanes)
     taps: tuple[int, ...]  # look-backs read, e.g. (-2, -1)
     depth: int  # the deepest look-back: the initial states before step 0
-    keep: str  # "all", "last" or "none" (`last=True` already applied)
+    keep: str  # "all", "last", "none", "last N", "every K" (`recur.lang.keep`; `last=True`
+    # and `every=K` already applied)
     initial: Any  # (depth, *shape) in `dtype` on the run's device, or None (depth 0)
     check_range: tuple[int, int] | None  # integer bounds where the step's dtype is wider
     span: Span  # the step expression, for errors at run time
@@ -321,6 +322,11 @@ class Program:
     # Where this run's lanes start in a sweep split into chunks of lanes: a draw over
     # lanes (a state with a first axis) numbers its elements as the whole sweep does.
     first_lane: int = 0
+    # The steps this run takes: from `start` (a continuation's first, or a block's of a run
+    # streamed in blocks), up to `stop` (None: `steps`). Draws, sequences and `t` count
+    # from step 0 all the same.
+    start: int = 0
+    stop: int | None = None
     _by_name: dict[str, Output] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -339,7 +345,26 @@ class Program:
                  if isinstance(node, Draw)}
         return tuple(found[site] for site in sorted(found))
 
+    def runs_like(self, other: Program | None) -> bool:
+        """Whether `other` is this program but for the steps it takes (`start`, `stop`):
+        what an engine made of one (a kernel) runs the other, a block of it."""
+        if other is None:
+            return False
+        return all(
+            mine is theirs or (type(mine) in (int, bool, str) and mine == theirs)
+            for name in _RUN_FIELDS
+            for mine, theirs in [(getattr(self, name), getattr(other, name))])
+
+    @property
+    def end(self) -> int:
+        """The step before which this run stops."""
+        return self.steps if self.stop is None else self.stop
+
     @property
     def lanes(self) -> int:
         """The elements of the widest state: what a kernel runs side by side."""
         return max((o.lanes for o in self.outputs), default=1)
+
+
+# What makes a program what it is, beside the steps a run of it takes.
+_RUN_FIELDS = tuple(f.name for f in fields(Program) if f.init and f.name not in ("start", "stop"))

@@ -34,6 +34,7 @@ from recur.compile.program import Scope, program_tree
 from recur.diagnostics import Fault, RunError, SpecError
 from recur.lang import nodes as n
 from recur.lang.functions import FUNCTIONS
+from recur.lang.keep import history_rows
 from recur.spec import OutputSpec, Spec
 
 MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
@@ -79,6 +80,7 @@ def compile_spec(
     overrides: Mapping[str, Any] | None = None,
     inputs: Mapping[str, Any] | None = None,
     last: bool = False,
+    every: int | None = None,
     check_finite: bool = False,
     seed: int | None = None,
 ) -> Compiled:
@@ -111,7 +113,7 @@ def compile_spec(
     typed = {name: with_types(tree, types) for name, tree in trees.items()}
     for tree in typed.values():
         _check_int_literals(tree)
-    keeps = {o.name.name: "last" if last and o.keep == "all" else o.keep for o in spec.outputs}
+    keeps = {o.name.name: _keep(o.keep, last, every) for o in spec.outputs}
     mover = _Mover(backend, params, sequences, n_steps)
     moved = {name: mover.move(tree) for name, tree in typed.items()}
     outputs = tuple(
@@ -214,10 +216,20 @@ def _probe_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[s
     return new_shapes
 
 
+def _keep(keep: str, last: bool, every: int | None) -> str:
+    """An output's keep under `last=True` (every kept output keeps its final state only)
+    and `every=K` (what keeps every step keeps every K-th)."""
+    if keep == "none":
+        return keep
+    if last:
+        return "last"
+    return f"every {every}" if every is not None and keep == "all" else keep
+
+
 def _summary(output: ir.Output, initial: Any, steps: int) -> OutputSummary:
     """What `check` and `explain` show of an output; its kept bytes are its history's:
-    the initial rows and every step, or a ring of its taps."""
-    rows = output.depth + (steps if output.keep == "all" else 1)
+    the initial rows and every step, or a ring of its taps (`recur.lang.keep`)."""
+    rows = history_rows(output.keep, output.depth, steps)
     return OutputSummary(output.name, output.dtype, output.shape, output.taps, output.keep,
                          None if initial is None else tuple(initial.shape),
                          rows * output.lanes * numpy.dtype(output.dtype).itemsize)

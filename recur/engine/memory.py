@@ -184,8 +184,11 @@ def _stat_entry(path: str, key: str) -> int:
 
 def fitting_hint() -> str:
     """How to make a run need less memory, in the words of whoever speaks (library or CLI)."""
-    return (f"keep only final states with {option('last', True)}, or 'keep: last' on "
-            f"outputs you do not need whole; or run fewer {option('steps')}")
+    return (f"write the outputs to a Zarr store while the run goes "
+            f"({option('store', 'out.zarr')}), keep every K-th step ('keep: every K', "
+            f"{option('every', 'K')}) or the final N ('keep: last N'); keep only final "
+            f"states with {option('last', True)}, or 'keep: last' on outputs you do not "
+            f"need whole; or run fewer {option('steps')}")
 
 
 def out_of_memory(exc: MemoryError) -> RunError:

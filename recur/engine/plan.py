@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from recur.compile.ir import Program
 from recur.diagnostics import RunError
 from recur.engine.history import History
+from recur.lang.keep import of, per_step
 
 if TYPE_CHECKING:  # the protocol names `Buffers` in turn
     from recur.engine.protocol import Engine, Progress
@@ -24,11 +25,13 @@ class Buffers:
     backend: Any
 
 
-def allocate(program: Program, backend: Any) -> Buffers:
-    """Each output's history, its initial states in place."""
+def allocate(program: Program, backend: Any, block: int | None = None) -> Buffers:
+    """Each output's history, its initial states in place before `program.start`; for a
+    run streamed in blocks of `block` steps, an `every K` keep holds a block's rows."""
     return Buffers({
         output.name: History(backend.xp, output.shape, output.dtype, output.initial,
-                             output.depth, program.steps if output.keep == "all" else None)
+                             output.depth, output.keep, program.steps, program.start,
+                             None if block is None else block // max(of(output.keep).n, 1) + 1)
         for output in program.outputs
     }, backend)
 
@@ -39,9 +42,11 @@ def collect(program: Program, buffers: Buffers, steps: int) -> dict[str, Any]:
     arrays: dict[str, Any] = {}
     for output in program.outputs:
         history = buffers.histories[output.name]
-        if output.keep == "all":
-            arrays[output.name] = to_host(history.trajectory(steps))
-        elif output.keep == "last":
+        if output.keep == "none":
+            continue
+        if per_step(output.keep):
+            arrays[output.name] = to_host(history.window(program.start, steps))
+        else:
             last = history.last(steps)
             if last is None:
                 raise RunError(

@@ -74,7 +74,7 @@ class Making:
 
     def made(self, program: Program) -> Any:
         """What runs `program`, or why nothing can (a string, in words)."""
-        if program is not self._program:
+        if program is not self._program and not program.runs_like(self._program):
             self._program, self._made = program, _attempt(self.make, program)
         return self._made
 

@@ -18,6 +18,7 @@ import numpy as np
 from recur.diagnostics import UsageError
 from recur.io import formats
 from recur.io.readers import INT64_MAX, ReadProblem
+from recur.io.zarr_store import is_store, read_store
 
 EXIT_NO_MEMORY = 1  # as a run that does not fit in memory
 
@@ -56,6 +57,8 @@ def read_input(name: str, path: str, stdin: IO[bytes] | None = None,
     try:
         if path == "-":
             arrays = _read_stdin(name, _standard_input(stdin, "standard input"), digest)
+        elif is_store(path):
+            arrays = _read_store(path, name, digest)
         else:
             arrays = _read_file(name, path, digest)
         return _normalise(next(iter(arrays.values())))
@@ -80,6 +83,9 @@ def read_all(path: str, stdin: IO[bytes] | None = None) -> tuple[str, dict[str, 
             data = _read_all_stdin(_standard_input(stdin, "it"))
             fmt = formats.sniff(data)
             arrays = fmt.read(io.BytesIO(data), None)
+        elif is_store(path):
+            return "zarr", {name: _normalise_named(name, array, "zarr")
+                            for name, array in _read_store(path, None, None).items()}
         else:
             fmt = _format_of(path)
             try:
@@ -147,6 +153,19 @@ def _read_stdin(name: str, stdin: IO[bytes], digest: Digest | None) -> dict[str,
     if digest is not None:
         digest.update(data)
     return formats.sniff(data).read(io.BytesIO(data), name)
+
+
+def _read_store(path: str, name: str | None, digest: Digest | None) -> dict[str, np.ndarray]:
+    """The arrays of a Zarr store (only `name`'s, if given); `digest` is fed their bytes."""
+    if not os.path.isdir(path):
+        raise ReadProblem("cannot read: no such store")
+    arrays = read_store(path, name)
+    if name is not None and name not in arrays:
+        raise ReadProblem(f"the store has no array '{name}'")
+    if digest is not None:
+        for array in arrays.values():
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return arrays
 
 
 def _read_file(name: str, path: str, digest: Digest | None) -> dict[str, np.ndarray]:

@@ -24,11 +24,18 @@ from recur.diagnostics import UsageError
 
 @dataclass(frozen=True, slots=True, eq=False)
 class OutputArray:
-    """One output to write; `per_step`: the leading axis is the step axis (`keep: all`)."""
+    """One output to write; `per_step`: the leading axis is the step axis (`keep: all`,
+    `last N`, `every K`); `keep`: which steps it holds, as the spec says it (None: all
+    or the last, as `per_step` says)."""
 
     name: str
     array: np.ndarray
     per_step: bool
+    keep: str | None = None
+
+    @property
+    def kept(self) -> str:
+        return self.keep or ("all" if self.per_step else "last")
 
 
 def write_csv(stream: TextIO, outputs: Sequence[OutputArray]) -> None:
@@ -92,12 +99,14 @@ class _Table:
 
 
 def check_csv(outputs: Sequence[OutputArray]) -> None:
-    kept_all = [output.name for output in outputs if output.per_step]
-    kept_last = [output.name for output in outputs if not output.per_step]
-    if kept_all and kept_last:
+    """A CSV line is one step of every output: all must keep the same steps."""
+    kinds: dict[str, list[str]] = {}
+    for output in outputs:
+        kinds.setdefault(output.kept, []).append(output.name)
+    if len(kinds) > 1:
+        groups = [f"'{kept}' ({', '.join(names)})" for kept, names in kinds.items()]
         raise UsageError(
-            f"cannot mix outputs kept 'all' ({', '.join(kept_all)}) "
-            f"and 'last' ({', '.join(kept_last)}) in one CSV",
+            f"cannot mix outputs kept {', '.join(groups[:-1])} and {groups[-1]} in one CSV",
             notes=(
                 "write them one at a time with --output NAME, keep only the final states "
                 "with --last, or write an .npz file",

@@ -234,8 +234,8 @@ def _not_nan(_ctx: click.Context, _param: click.Parameter, value: float) -> floa
 
 
 @click.command()
-@click.argument("a", type=click.Path(dir_okay=False, allow_dash=True))
-@click.argument("b", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("a", type=click.Path(allow_dash=True))
+@click.argument("b", type=click.Path(allow_dash=True))
 @click.option("--rtol", type=click.FloatRange(min=0.0), default=DEFAULT_RTOL, metavar="RTOL",
               show_default=True, callback=_not_nan,
               help="Relative tolerance, times |B|.")
@@ -246,8 +246,8 @@ def _not_nan(_ctx: click.Context, _param: click.Parameter, value: float) -> floa
 def diff(ctx: click.Context, a: str, b: str, rtol: float, atol: float) -> None:
     """Compare two results array by array, within a tolerance.
 
-    A and B are .npy, .npz or CSV files (format from the suffix), or - for standard
-    input (one of them; format sniffed). Arrays are paired by name; an .npy's one
+    A and B are .npy, .npz or CSV files or Zarr stores (format from the suffix), or -
+    for standard input (one of them; format sniffed). Arrays are paired by name; an .npy's one
     array takes the other side's only name, else its file stem. Elements agree where
     |a - b| <= atol + rtol * |b| (B is the reference), where they are equal, or where
     both are NaN: numpy.testing.assert_allclose(A, B) and its defaults

@@ -54,6 +54,8 @@ import numpy as np
 from recur.diagnostics import UsageError, did_you_mean
 from recur.io import atomic_write, cannot_write
 from recur.lang.host import to_host
+from recur.lang.keep import kept_steps
+from recur.lang.keep import per_step as is_per_step
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -213,7 +215,7 @@ def _draw_outputs(figure: Figure, ran: Shown, style: str) -> None:
 
 def _kind(ran: Shown, name: str) -> str:
     array = ran.result[name]
-    per_step = ran.result.keeps[name] == "all"
+    per_step = is_per_step(ran.result.keeps[name])
     state = array.shape[1:] if per_step else array.shape
     if len(state) == 0:
         return "trace" if per_step else "marker"
@@ -283,7 +285,7 @@ def _draw_trace(ax: Axes, ran: Shown, name: str, style: str) -> None:
     label, values = _plottable(name, ran.result[name])
     lanes = _as_lanes(values)
     points = resolve_style(style, lanes) == "points"
-    t = np.arange(len(lanes))
+    t = np.asarray(kept_steps(ran.result.keeps[name], ran.result.steps_run))  # every K: K-1, ...
     for lane in range(lanes.shape[1]):
         lane_label = label if values.ndim == 1 else _lane_name(label, values, lane)
         _trace(ax, t, lanes[:, lane], points=points, total=lanes.size, label=lane_label)

@@ -28,13 +28,14 @@ from recur.diagnostics import (
 from recur.lang import nodes as n
 from recur.lang.casts import DTYPES
 from recur.lang.functions import CONSTANTS, DRAWS, FUNCTIONS
+from recur.lang.keep import WORDS as KEEP_WORDS
+from recur.lang.keep import parse as parse_keep
 from recur.lang.parse import parse_expression
 from recur.spec.model import Declared, OutputSpec, Spec, ValueSpec
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_YAML_DEPTH = 100  # collections in collections; a 64-dimensional initial takes 67
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-KEEPS = ("all", "last", "none")
 RESERVED = frozenset({"t", "steps", *CONSTANTS, *FUNCTIONS, *DRAWS})
 TOP_KEYS = (
     "description", "params", "sequences", "outputs", "steps", "dtype", "reverse", "until",
@@ -329,7 +330,7 @@ class _Loader:
             taps_span=self.span(taps_node) if taps_node is not None else None,
             dtype=self.choice(dtype_node, DTYPES, "dtype") if dtype_node else default_dtype,
             dtype_span=self.span(dtype_node) if dtype_node is not None else None,
-            keep=self.choice(entries["keep"][1], KEEPS, "keep") if "keep" in entries else "all",
+            keep=self.keep(entries["keep"][1]) if "keep" in entries else "all",
         )
 
     def taps(self, node: yaml.Node) -> tuple[int, ...]:
@@ -381,6 +382,19 @@ class _Loader:
             raise self.error(f"unknown {what} '{shown}'", node, *did_you_mean(shown, valid),
                              f"valid values: {', '.join(valid)}")
         return value
+
+    def keep(self, node: yaml.Node) -> str:
+        """An output's `keep:`: all, last, none, `last N` or `every K` (N, K >= 1)."""
+        self.visit(node)
+        value = str(node.value) if isinstance(node, yaml.ScalarNode) else None
+        if value is not None and parse_keep(value) is not None:
+            return " ".join(value.split())
+        if value is not None and value.split()[:1] in (["last"], ["every"]):
+            raise self.error(f"keep '{value}' needs a whole number >= 1 after "
+                             f"'{value.split()[0]}'", node, "as in 'last 10' or 'every 100'")
+        shown = value if value is not None else "a collection"
+        raise self.error(f"unknown keep '{shown}'", node, *did_you_mean(shown, KEEP_WORDS[:3]),
+                         f"valid values: {', '.join(KEEP_WORDS)}")
 
     def flag(self, entry: tuple[yaml.Node, yaml.Node] | None) -> bool:
         if entry is None:

@@ -350,7 +350,7 @@ def test_checkpoints_give_the_stored_gradients(case: str, checkpoints: int) -> N
     text, inputs, options = {
         "chain": (CHAIN + "steps: 7\n", _chain_inputs(), {}),
         "last": (CHAIN + "steps: 7\n", _chain_inputs(), {"last": True}),
-        "until": (CHAIN + "steps: 9\nuntil: t >= 4\n", _chain_inputs(), {}),
+        "until": (CHAIN + "steps: 7\nuntil: t >= 4\n", _chain_inputs(), {}),
         "truncate": (CHAIN + "steps: 7\n", _chain_inputs(), {"truncate": 3}),
         "stochastic": (STOCHASTIC, {}, {}),
         "reverse": (CHAIN + "steps: 6\nreverse: true\n", _chain_inputs(), {}),

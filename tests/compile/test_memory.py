@@ -186,7 +186,9 @@ def test_a_memory_error_the_check_cannot_foresee_is_the_refusal(tmp_path: Path,
                    "-o", str(target))
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("recur: error: the run does not fit in the memory available")
-    assert "note: keep only final states with --last" in done.stderr
+    assert "note: write the outputs to a Zarr store while the run goes (-o out.zarr)" \
+        in done.stderr
+    assert "keep only final states with --last" in done.stderr
     assert "Traceback" not in done.stderr
     assert target.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["counter.yaml", f"out.{fmt}"]

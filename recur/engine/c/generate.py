@@ -40,6 +40,7 @@ from recur.lang import exact, philox
 from recur.lang.casts import DTYPES, truncation_limit
 from recur.lang.functions import FUNCTIONS
 from recur.lang.intops import INT64_MAX, INT64_MIN
+from recur.lang.keep import of as of_keep
 
 STATUS_FAULT = 1  # status[0] after a fault; status[1] is its step
 STATUS_UNTIL = -1  # status[0] after `until` held; status[1] is its step
@@ -212,11 +213,13 @@ def bind(arguments: Iterable[Any], buffers: Buffers) -> tuple[Any, ...]:
 def _bound(argument: Any, buffers: Buffers) -> Any:
     if not isinstance(argument, tuple):
         return argument
-    _, name = argument
+    role, name = argument  # "history": the states; "kept": the rows `every K` keeps
     history = buffers.histories[name]
-    rows = history.rows.reshape(history.size, math.prod(history.shape))
+    states = history.rows if role == "history" else history.kept
+    assert states is not None, f"output '{name}' keeps no rows of its own"
+    rows = states.reshape(len(states), math.prod(history.shape))
     assert not isinstance(rows, numpy.ndarray) or not rows.size or numpy.shares_memory(
-        rows, history.rows), "written in place"
+        rows, states), "written in place"
     return rows
 
 
@@ -349,6 +352,7 @@ class _Generator:
         if self.program.check_finite and output.dtype in _FLOAT_DTYPES:
             body.append(f"if (!isfinite({cell})) {{ status[0] = {STATUS_FAULT}; "
                         "status[1] = t; return t; }")
+        body.extend(self._keep_every(output, cell, "i"))
         if not self.fills:
             return [*self.before, f"        for (int64_t i = 0; i < {lanes}; i++) {{",
                     *(f"            {line}" for line in body), "        }"]
@@ -359,6 +363,17 @@ class _Generator:
                 *(f"            {line}" for line in self.fills),
                 "            for (int64_t i = i0; i < i0 + count; i++) {",
                 *(f"                {line}" for line in body), "            }", "        }"]
+
+    def _keep_every(self, output: ir.Output, value: str, column: str) -> list[str]:
+        """For `keep: every K`, the statement that keeps step t's `value` when (t + 1) % K
+        is 0, in row ((t + 1) / K - 1) modulo the kept rows (`recur.engine.history`)."""
+        keep = of_keep(output.keep)
+        if keep.mode != "every":
+            return []
+        kept = self.args.add(("kept", output.name), ("kept", output.name), output.dtype)
+        every = keep.n
+        return [f"if ((t + 1) % {every} == 0) a{kept}[(((t + 1) / {every} - 1) % "
+                f"dims[{2 * kept}]) * dims[{2 * kept + 1}] + {column}] = {value};"]
 
     # Leaves: where each value comes from, and which of its elements lane `i` reads
 

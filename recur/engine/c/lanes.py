@@ -28,6 +28,7 @@ from recur.engine.c.generate import (
     Kernel,
     _Generator,
 )
+from recur.lang.keep import of as of_keep
 
 # Deeper than this, an output's taps are read from its history in memory (the full
 # trajectory, or the ring of a state kept 'last'), each step's value written there: a
@@ -103,9 +104,16 @@ class LaneGenerator(_Generator):
         return output.depth > REGISTER_DEPTH
 
     @staticmethod
+    def _written(output: ir.Output) -> bool:
+        """Whether every step's value is stored in the history as it is computed (`all`,
+        `last N`, deep taps), rather than the ring's last states once the loop stops."""
+        return output.keep == "all" or of_keep(output.keep).mode == "tail" or (
+            LaneGenerator._in_memory(output))
+
+    @staticmethod
     def _depth(output: ir.Output) -> int:
         """Registers behind this step's value: the taps, and one for a ring's last state."""
-        return output.depth if output.keep == "all" else max(output.depth, 1)
+        return output.depth if LaneGenerator._written(output) else max(output.depth, 1)
 
     def _output(self, output: ir.Output) -> list[str]:
         value = self._step_value(output)
@@ -115,9 +123,11 @@ class LaneGenerator(_Generator):
             lines.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
         if self.program.check_finite and output.dtype in ("float32", "float64"):
             lines.append(f"            if (!isfinite({register})) {{ {self._stop_at_fault()} }}")
-        if output.keep == "all" or self._in_memory(output):
+        if self._written(output):
             lines.append(f"            {self._first(output)}{self._cell(output.name, 0, 't')} = "
                          f"{register};")
+        column = "0" if output.lanes == 1 else "i"
+        lines.extend(f"            {line}" for line in self._keep_every(output, register, column))
         return lines
 
     def _cell(self, name: str, lag: int, t: str) -> str:
@@ -143,7 +153,7 @@ class LaneGenerator(_Generator):
 
     def _stores(self, output: ir.Output) -> list[str]:
         """A ring's last states go back to it, where the next launch or `collect` reads."""
-        if output.keep == "all" or self._in_memory(output):
+        if self._written(output):
             return []
         k, depth = self.registers[output.name], output.depth
         lines = []

@@ -218,10 +218,10 @@ def run_kernel(program: ir.Program, buffers: Buffers, kernel: Kernel,
     pointers = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
     dims = numpy.array([size for a in arrays for size in a.shape] or [0], dtype=numpy.int64)
     chunk = max(1, CHUNK_ELEMENTS // max(program.lanes, 1))
-    steps = program.steps
-    steps_run, stopped_by = steps, "steps"
-    for start in range(0, steps, chunk):
-        stop = min(start + chunk, steps)
+    steps, end = program.steps, program.end
+    steps_run, stopped_by = end, "steps"
+    for start in range(program.start, end, chunk):
+        stop = min(start + chunk, end)
         function(start, stop, status.ctypes.data, steps, ctypes.addressof(pointers),
                  dims.ctypes.data)
         if status[0] == STATUS_FAULT:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from recur.compile import ir
+from recur.diagnostics import Unsupported
 from recur.engine.cuda import generate, launch, scan
 from recur.engine.cuda.affine import Affine, affine
 from recur.engine.plan import Buffers
@@ -68,6 +69,11 @@ class ScanEngine(_CudaEngine):
              "within the tolerance docs/performance.md states")
 
     def make(self, program: ir.Program) -> Affine:
+        if program.start or program.stop is not None:
+            raise Unsupported("a scan runs every step from step 0 at once")
+        keeps = [o.keep for o in program.outputs if o.keep not in ("all", "last", "none")]
+        if keeps:
+            raise Unsupported(f"a scan keeps every step or the last, not 'keep: {keeps[0]}'")
         return affine(program, program.xp)
 
     def estimate(self, program: ir.Program) -> Estimate:

@@ -184,6 +184,7 @@ class _MatrixStepGenerator(_Generator):
         fault = "if (status[0] != 0) atomicMin(&result[0], t);"
         finite = ("if (!isfinite(value)) atomicMin(&result[0], t);"
                   if self.program.check_finite else "")
+        every = self._keep_every(output, "value", "i")  # before the parameters are listed
         lines = [
             PRELUDE + "".join(self.helpers.values()),
             f'extern "C" __global__ void {KERNEL_NAME}(',
@@ -222,6 +223,7 @@ class _MatrixStepGenerator(_Generator):
             *([f"                    {finite}"] if finite else []),
             f"                    a{history}[({self._row(output.name, 0)}) * {columns} + i] "
             "= value;",
+            *(f"                    {line}" for line in every),
             "                }",
             "            }",
             "            __syncthreads();",

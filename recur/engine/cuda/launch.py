@@ -75,10 +75,11 @@ def run_fused(program: ir.Program, buffers: Buffers, kernel: Any, launcher: Laun
     dims = xp.asarray(numpy.array([size for a in arrays for size in a.shape] or [0],
                                   dtype=numpy.int64))
     launch = launcher.function(kernel.source, kernel.name)
-    chunk = steps if progress is None else max(1, CHUNK_LANE_STEPS // kernel.lanes)
-    steps_run, stopped_by = steps, "steps"
-    for start in range(0, steps, max(chunk, 1)):
-        stop = min(start + chunk, steps)
+    end = program.end
+    chunk = end - program.start if progress is None else max(1, CHUNK_LANE_STEPS // kernel.lanes)
+    steps_run, stopped_by = end, "steps"
+    for start in range(program.start, end, max(chunk, 1)):
+        stop = min(start + chunk, end)
         launch(kernel.threads, (start, stop, steps, kernel.lanes, result, dims, *arrays),
                kernel.block)
         fault, until = (int(word) for word in buffers.backend.to_host(result))

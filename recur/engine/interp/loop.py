@@ -60,7 +60,8 @@ class _RunBindings:
 
 def run_steps(program: Program, buffers: Buffers,
               progress: Callable[[int, int], None] | None = None) -> tuple[int, str]:
-    """Run every step of `program` into `buffers`: the steps run and what stopped them;
+    """Run the steps of `program` (`start` to `end`) into `buffers`: the steps run (all
+    of them, counted from 0) and what stopped them;
     `progress(done, total)` is called every few thousand steps.
 
     Raises:
@@ -72,13 +73,14 @@ def run_steps(program: Program, buffers: Buffers,
     steps = [(output, builder.build(output.step), _store(program, buffers, output, frame))
              for output in program.outputs]
     until = builder.build(program.until) if program.until is not None else None
-    steps_run, stopped_by = program.steps, "steps"
+    end = program.end
+    steps_run, stopped_by = end, "steps"
     output: Output | None = None
-    chunk = PROGRESS_EVERY if progress is not None else max(program.steps, 1)
+    chunk = PROGRESS_EVERY if progress is not None else max(end - program.start, 1)
     with buffers.backend.errstate():
         try:
-            for start in range(0, program.steps, chunk):
-                for t in range(start, min(start + chunk, program.steps)):
+            for start in range(program.start, end, chunk):
+                for t in range(start, min(start + chunk, end)):
                     frame.t = t
                     for output, step, store in steps:  # noqa: B007 (the handlers name it)
                         store(t, step(frame))
@@ -89,7 +91,7 @@ def run_steps(program: Program, buffers: Buffers,
                 if stopped_by == "until":
                     break
                 if progress is not None:
-                    progress(min(start + chunk, program.steps), program.steps)
+                    progress(min(start + chunk, end), program.steps)
         except Fault as fault:
             raise _fault_error(fault, output, frame.t, program.first_lane) from None
         except RunError:
