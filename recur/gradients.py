@@ -364,12 +364,12 @@ def _states_after(looped: ir.Program, arrays: Mapping[str, Any], backend: Any
     for output in looped.outputs:
         if output.depth == 0:
             continue
-        if output.keep == "all":
+        if output.keep == "last":  # a sum or a capture: one state back
+            states[output.name] = numpy.asarray(arrays[output.name])[None]
+        else:  # an adjoint, kept `last N`: its taps' states
             before = numpy.asarray(backend.to_host(output.initial))
             rows = numpy.concatenate([before, numpy.asarray(arrays[output.name])])
             states[output.name] = rows[len(rows) - output.depth:]
-        else:  # a sum or a capture, kept `last`: one state back
-            states[output.name] = numpy.asarray(arrays[output.name])[None]
     return states
 
 

@@ -29,7 +29,7 @@ import numpy
 
 from recur.compile import ir
 from recur.compile.adjoint import ParamKey, SequenceKey, TapKey, read_name, step_vjp
-from recur.compile.lower import LoopOutput
+from recur.compile.lower import CARRIED, LoopOutput
 
 _COTANGENT = "\0cotangent"  # stands for w's adjoint in w's step VJP; no output is named so
 
@@ -184,8 +184,8 @@ class Backward:
                         term = ir.SumTo(z.span, None, term.varies, term, z.shape)
                     terms.append(self._guard(term, key.lag))
         step = _sum(terms) if terms else _literal(z, 0.0)
-        # kept whole: a window's last rows are where the next one starts
-        return LoopOutput(adjoint_name(z.name), step, z.dtype, z.shape, "all", z.span)
+        # a window's last rows are where the next one starts
+        return LoopOutput(adjoint_name(z.name), step, z.dtype, z.shape, CARRIED, z.span)
 
     def _direct(self, z: ir.Output) -> ir.Node:
         """d(J)/d(z[t]) of J itself: 1 at every step run (`keep: all`), or at the last."""

@@ -143,8 +143,13 @@ class LoopOutput:
     step: ir.Node
     dtype: str
     shape: tuple[int, ...]
-    keep: str
+    keep: str  # a spec's keep, or CARRIED
     span: Any  # where errors at run time point
+
+
+# Keep the states the loop's taps read, and no more: what a later run of the same loop
+# starts from (`keep: last N` for N its depth).
+CARRIED = "carried"
 
 
 def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
@@ -175,13 +180,20 @@ def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[st
     lowered = tuple(
         ir.Output(o.name, mover.move(with_types(o.step, observed)), o.dtype,
                   shapes[o.name], tuple(sorted(-lag for lag in lags[o.name])),
-                  depths[o.name], o.keep, _states_before(o, depths[o.name], shapes[o.name],
+                  depths[o.name], _carried(o.keep, depths[o.name]),
+                  _states_before(o, depths[o.name], shapes[o.name],
                                                           initials.get(o.name), xp),
                   None, o.span)
         for o in outputs)
     return ir.Program(lowered, None, None, steps, backend.name, xp,
                       MappingProxyType(dict(params)), MappingProxyType(sequences),
                       tuple(mover.hoisted), tuple(mover.swept), False)
+
+
+def _carried(keep: str, depth: int) -> str:
+    if keep != CARRIED:
+        return keep
+    return f"last {depth}" if depth else "none"
 
 
 def _states_before(output: LoopOutput, depth: int, shape: tuple[int, ...], given: Any,
