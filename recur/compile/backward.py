@@ -357,12 +357,24 @@ class _Reads:
             if source.length == 0:
                 arrays[name] = numpy.zeros((count, *host.shape[1:]), host.dtype)
                 continue
-            positions = source.length - 1 - (numpy.arange(count) + window[0] + low)
-            index = numpy.clip(positions, 0, source.length - 1) - source.first
-            if count and (index.min() < 0 or index.max() >= len(host)):
-                needed = (int(index.min()) + source.first, int(index.max()) + source.first)
-                raise AssertionError(f"{name}: positions {needed} are not in the source")
-            arrays[name] = numpy.ascontiguousarray(host[index])
+            # rows i = 0 .. count-1 read positions length-1 - (i + first): a reversed
+            # slice, with the edge rows repeated where it runs past the source
+            top = source.length - 1 - (window[0] + low)
+            bottom = top - count + 1
+            if top < 0 or bottom > source.length - 1:  # all past one edge: that edge
+                edge = min(max(top, 0), source.length - 1) - source.first
+                arrays[name] = numpy.repeat(host[edge:edge + 1], count, axis=0)
+                continue
+            above, below = max(top - (source.length - 1), 0), max(-bottom, 0)
+            inside = (min(top, source.length - 1) - source.first,
+                      max(bottom, 0) - source.first)
+            if count and (inside[1] < 0 or inside[0] >= len(host)):
+                raise AssertionError(f"{name}: positions {bottom}..{top} are not in the "
+                                     "source")
+            middle = host[inside[1]:inside[0] + 1][::-1]
+            arrays[name] = numpy.concatenate([
+                numpy.repeat(host[inside[0]:inside[0] + 1], above, axis=0), middle,
+                numpy.repeat(host[inside[1]:inside[1] + 1], below, axis=0)])
         return arrays
 
 
