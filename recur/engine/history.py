@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recur.compile.frame import Frame
-from recur.lang.keep import kept_steps, of
+from recur.lang.keep import kept_steps, of, ring_size
 
 
 class History:
@@ -36,8 +36,10 @@ class History:
         self.keep = keep
         self.full = mode == "all"
         assert not (self.full and start), "a whole trajectory starts at step 0"
-        self.size = depth + steps if self.full else max(depth + 1,
-                                                        count if mode == "tail" else 0)
+        # a ring's size is a power of two, so that a kernel finds a row with a mask
+        # (`recur.engine.c.generate`), not a division at every step
+        self.size = depth + steps if self.full else ring_size(
+            max(depth + 1, count if mode == "tail" else 0))
         self.rows = xp.empty((self.size, *shape), dtype=dtype)
         self.every = count if mode == "every" else 0
         self.kept = (xp.empty((steps // count if kept_rows is None else kept_rows, *shape),

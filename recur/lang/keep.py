@@ -66,6 +66,12 @@ def kept_steps(text: str, steps: int, first: int = 0) -> range:
     return range(max(first, steps - rows(text, steps)), steps)
 
 
+def ring_size(rows: int) -> int:
+    """The rows of a ring that holds at least `rows`: the next power of two, so that a
+    kernel finds a row with a mask rather than a division at every step."""
+    return 1 << max(rows - 1, 0).bit_length()
+
+
 def history_rows(text: str, depth: int, steps: int) -> int:
     """The states a run holds in memory for an output read `depth` steps back: the
     initial rows and every step (`all`), or a ring of what the taps and the keep still
@@ -73,5 +79,5 @@ def history_rows(text: str, depth: int, steps: int) -> int:
     keep = of(text)
     if keep.mode == "all":
         return depth + steps
-    ring = max(depth + 1, keep.n if keep.mode == "tail" else 0)
+    ring = ring_size(max(depth + 1, keep.n if keep.mode == "tail" else 0))
     return ring + (steps // keep.n if keep.mode == "every" else 0)

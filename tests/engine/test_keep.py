@@ -16,7 +16,7 @@ from recur import api
 from recur.diagnostics import RecurError, Unsupported
 from recur.engine.c import engine as c_engine
 from recur.engine.cuda.engine import ScanEngine
-from recur.lang.keep import history_rows, kept_steps, parse
+from recur.lang.keep import history_rows, kept_steps, parse, ring_size
 
 # Lanes of a sweep, taps two back, a random call, an output of this step's value.
 LANES = """\
@@ -147,9 +147,10 @@ def test_keep_words_give_the_rows_and_steps_by_hand() -> None:
                     assert list(kept_steps(keep, steps, first)) == [
                         t for t in kept_steps(keep, steps) if t >= first]
     assert history_rows("all", 2, 10) == 12
-    assert history_rows("last 5", 2, 10) == 5
-    assert history_rows("last 1", 2, 10) == 3  # the taps' ring
-    assert history_rows("every 3", 2, 10) == 3 + 3
+    assert history_rows("last 5", 2, 10) == 8  # rings have 2**k rows
+    assert history_rows("last 1", 2, 10) == 4  # the taps' ring: 3 rows, made 4
+    assert history_rows("every 3", 2, 10) == 4 + 3
+    assert [ring_size(rows) for rows in (1, 2, 3, 4, 5, 1000)] == [1, 2, 4, 4, 8, 1024]
 
 
 def test_memory_counts_only_what_is_kept() -> None:
@@ -158,7 +159,7 @@ def test_memory_counts_only_what_is_kept() -> None:
     with pytest.raises(RecurError, match=r"outputs need 80\.0 TB"):
         recur.run(text.replace("KEEP", "all"))
     summary = api.prepare(recur.load(text.replace("KEEP", "last 1000"))).outputs[0]
-    assert summary.kept_bytes == 1000 * 8
+    assert summary.kept_bytes == 1024 * 8  # the ring's 2**10 rows
     summary = api.prepare(recur.load(text.replace("KEEP", "every 1000000"))).outputs[0]
     assert summary.kept_bytes == (2 + 10**7) * 8
 
@@ -196,7 +197,7 @@ def test_explain_check_and_meta_show_the_keep(tmp_path: Path) -> None:
     spec.write_text(UNTIL.replace("KEEP", "last 5"))
     runner = CliRunner()
     shown = runner.invoke(cli, ["explain", str(spec)])
-    assert shown.exit_code == 0 and "keep last 5 (40 B)" in shown.output, shown.output
+    assert shown.exit_code == 0 and "keep last 5 (64 B)" in shown.output, shown.output
     checked = runner.invoke(cli, ["check", str(spec)])
     assert "keep last 5" in checked.output
     ran = runner.invoke(cli, ["run", str(spec), "--meta", str(tmp_path / "m.json"), "-o",

@@ -9,7 +9,7 @@ extern "C" __global__ void recur_kernel(
          i += (long long)blockDim.x * gridDim.x) {
         long long status[1] = {0};
         long long s0_0;
-        long long s0_1 = a2[((t0 - 1 + dims[4]) % dims[4]) * dims[5] + i];
+        long long s0_1 = a2[((t0 - 1) & (dims[4] - 1)) * dims[5] + i];
         double s1_0;
         double s1_1 = 0;
         long long t = t0;
@@ -20,7 +20,7 @@ extern "C" __global__ void recur_kernel(
             s0_1 = s0_0;
             s1_1 = s1_0;
         }
-        a2[((t - 1 + dims[4]) % dims[4]) * dims[5] + i] = s0_1;
-        if (t > t0) { a3[((t - 1 + dims[6]) % dims[6]) * dims[7] + i] = s1_1; }
+        a2[((t - 1) & (dims[4] - 1)) * dims[5] + i] = s0_1;
+        if (t > t0) { a3[((t - 1) & (dims[6] - 1)) * dims[7] + i] = s1_1; }
     }
 }

@@ -7,13 +7,13 @@ extern "C" __global__ void recur_kernel(
          i += (long long)blockDim.x * gridDim.x) {
         long long status[1] = {0};
         long long s0_0;
-        long long s0_1 = a1[((t0 - 1 + dims[2]) % dims[2]) * dims[3] + 0];
+        long long s0_1 = a1[((t0 - 1) & (dims[2] - 1)) * dims[3] + 0];
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = r_add(s0_1, a0[(t) * dims[1] + 0], status);
             if (status[0] != 0) { atomicMin(&result[0], t); break; }
             s0_1 = s0_0;
         }
-        if (i == 0) a1[((t - 1 + dims[2]) % dims[2]) * dims[3] + 0] = s0_1;
+        if (i == 0) a1[((t - 1) & (dims[2] - 1)) * dims[3] + 0] = s0_1;
     }
 }

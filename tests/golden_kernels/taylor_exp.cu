@@ -9,9 +9,9 @@ extern "C" __global__ void recur_kernel(
          i += (long long)blockDim.x * gridDim.x) {
         long long status[1] = {0};
         double s0_0;
-        double s0_1 = a2[((t0 - 1 + dims[4]) % dims[4]) * dims[5] + 0];
+        double s0_1 = a2[((t0 - 1) & (dims[4] - 1)) * dims[5] + 0];
         double s1_0;
-        double s1_1 = a3[((t0 - 1 + dims[6]) % dims[6]) * dims[7] + 0];
+        double s1_1 = a3[((t0 - 1) & (dims[6] - 1)) * dims[7] + 0];
         long long t = t0;
         for (; t < t1; t++) {
             s0_0 = (s0_1 * a0[0]);
@@ -19,7 +19,7 @@ extern "C" __global__ void recur_kernel(
             s0_1 = s0_0;
             s1_1 = s1_0;
         }
-        if (i == 0) a2[((t - 1 + dims[4]) % dims[4]) * dims[5] + 0] = s0_1;
-        if (i == 0) a3[((t - 1 + dims[6]) % dims[6]) * dims[7] + 0] = s1_1;
+        if (i == 0) a2[((t - 1) & (dims[4] - 1)) * dims[5] + 0] = s0_1;
+        if (i == 0) a3[((t - 1) & (dims[6] - 1)) * dims[7] + 0] = s1_1;
     }
 }

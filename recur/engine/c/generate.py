@@ -384,12 +384,13 @@ class _Generator:
 
     def _row(self, name: str, lag: int, t: str = "t") -> str:
         """The history row that holds `name[t - lag]`: the whole trajectory for `keep:
-        all` (`recur.engine.history`), else a ring whose size is the argument's rows."""
+        all` (`recur.engine.history`), else a ring whose size, the argument's rows, is a
+        power of two (t - lag masked: the right row for a negative one too)."""
         output = self.program.output(name)
         if output.keep == "all":
             return f"{t} + {output.depth - lag}"
-        size = f"dims[{2 * self._history(name)}]"
-        return f"({t} - {lag}) % {size}" if lag == 0 else f"({t} - {lag} + {size}) % {size}"
+        mask = f"(dims[{2 * self._history(name)}] - 1)"  # a ring of 2**k rows (history)
+        return f"({t} - {lag}) & {mask}"
 
     def _column(self, shape: tuple[int, ...]) -> str:
         """Which element of a value of `shape` lane `i` of the current output reads."""
