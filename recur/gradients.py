@@ -167,7 +167,7 @@ class _Pass:
                      if name in self.program.sequences}
         for first, stop in windows:
             window = transform.window(first, stop, sources_for(transform.reach(first, stop)))
-            looped = lower_loop(transform.outputs, self.backend,
+            looped = lower_loop(window.outputs, self.backend,
                                 {**self.program.params, backward.FIRST_STEP: first},
                                 window.sequences, window.steps, carried)
             result, _ = api.execute(looped, self.backend, self.engine, self._progress(1, 2))
@@ -317,8 +317,7 @@ class _Checkpointed:
         for output in self.program.outputs:
             kept = self.snapshots[start][output.name]
             before = kept[len(kept) - output.depth:]
-            rows = (numpy.concatenate([before, numpy.asarray(arrays[output.name])])
-                    if count else before)
+            rows = (before, numpy.asarray(arrays[output.name])) if count else before
             sources["output", output.name] = Source(rows, start, output.depth + self.T)
         for site, name in self.draws.items():
             rows = numpy.asarray(arrays[name]) if count else numpy.zeros((0,))
@@ -341,8 +340,10 @@ def _with_states_before(output: ir.Output, states: Any, backend: Any) -> numpy.n
 
 
 def _last_rows(before: numpy.ndarray, rows: Any, count: int) -> numpy.ndarray:
+    """The last `count` of the states `before` and `rows`, a copy (not a view that would
+    keep a whole segment's states alive)."""
     joined = numpy.concatenate([before, numpy.asarray(rows)])
-    return joined[max(len(joined) - count, 0):]
+    return joined[max(len(joined) - count, 0):].copy()
 
 
 def _add_rows(total: numpy.ndarray, rows: Any, first: int, row: int | None, T: int) -> None:

@@ -55,6 +55,7 @@ class Window:
     first: int
     stop: int
     sequences: dict[str, Any]
+    outputs: tuple[LoopOutput, ...]  # the loop, without the tests true at all its steps
 
     @property
     def steps(self) -> int:
@@ -82,10 +83,12 @@ def backward_steps(program: ir.Program, wrt: tuple[str, ...], steps_run: int,
 @dataclass(frozen=True, slots=True)
 class Source:
     """Forward values the backward loop reads, on the host: `rows[j]` is position
-    `first + j` of a source `length` positions long. The sources: ("output", name), its
-    states with its initial rows first; ("sequence", name), as walked; ("draw", site),
-    the numbers a random call drew, one row per step (the unit draw of `uniform` and
-    `normal`, the draw itself of `integers`)."""
+    `first + j` of a source `length` positions long (`rows` an array, or a tuple of
+    arrays that follow one another, not joined: only what a window reads is copied).
+    The sources: ("output", name), its states with its initial rows first;
+    ("sequence", name), as walked; ("draw", site), the numbers a random call drew, one
+    row per step (the unit draw of `uniform` and `normal`, the draw itself of
+    `integers`)."""
 
     rows: Any
     first: int
@@ -122,7 +125,10 @@ class Backward:
         self.params: dict[str, list[Part]] = {}
         self.sequence_parts: dict[str, list[Part]] = {}
         self.initials: dict[str, list[str | None]] = {}  # oldest first
-        self.outputs = self._outputs()
+        self.deepest = max((o.depth for o in program.outputs), default=0)
+        self._span: tuple[int, int] | None = None  # the steps of the window being made
+        self.outputs = self._outputs()  # for any window: every read the adjoint makes
+        self._made: dict[tuple[Any, ...], tuple[LoopOutput, ...]] = {}
 
     @property
     def steps(self) -> int:
@@ -138,10 +144,27 @@ class Backward:
                ) -> Window:
         """Backward steps `first` to `stop`, reading `sources`, which must hold the
         positions `reach` gives."""
-        return Window(first, stop, self.reads.arrays((first, stop), sources))
+        return Window(first, stop, self.reads.arrays((first, stop), sources),
+                      self.outputs_for(first, stop))
+
+    def outputs_for(self, first: int, stop: int) -> tuple[LoopOutput, ...]:
+        """The outputs for backward steps `first` to `stop`, without the tests that are
+        the same at all of them (a guard true everywhere, a capture that is not there):
+        the windows away from the ends of the run are one loop, with no test at all."""
+        captures = tuple(first <= self.T - 1 + back < stop
+                         for back in range(1, self.deepest + 1))
+        key = (min(first, self.deepest + 1), min(max(stop - self.T, 0), self.deepest + 1),
+               captures)
+        made = self._made.get(key)
+        if made is None:
+            self._span = (first, stop)
+            made = self._made[key] = self._outputs()
+            self._span = None
+        return made
 
     def _outputs(self) -> tuple[LoopOutput, ...]:
         program = self.program
+        self.params, self.sequence_parts, self.initials = {}, {}, {}
         vjps: dict[str, dict[Any, ir.Node]] = {}
         relevant = self._relevant(vjps)
         outputs: list[LoopOutput] = []
@@ -172,8 +195,9 @@ class Backward:
     def _adjoint_of(self, z: ir.Output, vjps: Mapping[str, dict[Any, ir.Node]],
                     relevant: set[str]) -> LoopOutput:
         terms: list[ir.Node] = []
-        if z.name == self.of:
-            terms.append(self._direct(z))
+        direct = self._direct(z) if z.name == self.of else None
+        if direct is not None:
+            terms.append(direct)
         for w in self.program.outputs:
             if w.name not in relevant:
                 continue
@@ -187,19 +211,22 @@ class Backward:
         # a window's last rows are where the next one starts
         return LoopOutput(adjoint_name(z.name), step, z.dtype, z.shape, CARRIED, z.span)
 
-    def _direct(self, z: ir.Output) -> ir.Node:
-        """d(J)/d(z[t]) of J itself: 1 at every step run (`keep: all`), or at the last."""
+    def _direct(self, z: ir.Output) -> ir.Node | None:
+        """d(J)/d(z[t]) of J itself: 1 at every step run (`keep: all`), or at the last
+        (none in a window without it)."""
         if z.keep == "all":
             return self._guard(_literal(z, 1.0), 0)
+        if self._span is not None and self._span[0] > 0:
+            return None
         at_end = _compare(z, "==", _time(z), _literal(z, 0))
         return _where(z, at_end, _literal(z, 1.0), _literal(z, 0.0))
 
     def _guard(self, tree: ir.Node, lag: int) -> ir.Node:
         """`tree` where its forward step t + lag is one run (0 <= t + lag <= T - 1)."""
-        tests = []
-        if lag > 0:
+        tests, span = [], self._span or (0, self.U)
+        if lag > 0 and span[0] < lag:
             tests.append(_compare(tree, ">=", _time(tree), _literal(tree, lag)))
-        if self.T + lag < self.U:
+        if self.T + lag < span[1]:
             tests.append(_compare(tree, "<=", _time(tree), _literal(tree, self.T - 1 + lag)))
         if not tests:
             return tree
@@ -259,7 +286,9 @@ class Backward:
                 capture = f"dJ/d{name}[{-back}]"
                 held = ir.Tap(z.span, None, ir.PER_STATE, capture, 1)
                 now = ir.Tap(z.span, None, ir.PER_STATE, adjoint_name(name), 0)
-                step = _where(z, _compare(z, "==", _time(z), _literal(z, u)), now, held)
+                passed = self._span is None or self._span[0] <= u < self._span[1]
+                step = (_where(z, _compare(z, "==", _time(z), _literal(z, u)), now, held)
+                        if passed else held)
                 outputs.append(LoopOutput(capture, step, z.dtype, z.shape, "last", z.span))
                 captures.append(capture)
             self.initials[name] = captures
@@ -351,11 +380,12 @@ class _Reads:
         arrays = {}
         for name, found in self.offsets.items():
             source = sources[self.keys[name]]
-            host = numpy.asarray(source.rows)
+            chunks = [numpy.asarray(rows) for rows in (
+                source.rows if isinstance(source.rows, tuple) else (source.rows,))]
             low, high = min(found), max(found)
             count = window[1] - window[0] + high - low
             if source.length == 0:
-                arrays[name] = numpy.zeros((count, *host.shape[1:]), host.dtype)
+                arrays[name] = numpy.zeros((count, *chunks[0].shape[1:]), chunks[0].dtype)
                 continue
             # rows i = 0 .. count-1 read positions length-1 - (i + first): a reversed
             # slice, with the edge rows repeated where it runs past the source
@@ -363,19 +393,33 @@ class _Reads:
             bottom = top - count + 1
             if top < 0 or bottom > source.length - 1:  # all past one edge: that edge
                 edge = min(max(top, 0), source.length - 1) - source.first
-                arrays[name] = numpy.repeat(host[edge:edge + 1], count, axis=0)
+                arrays[name] = numpy.repeat(_rows(chunks, edge, edge), count, axis=0)
                 continue
             above, below = max(top - (source.length - 1), 0), max(-bottom, 0)
-            inside = (min(top, source.length - 1) - source.first,
-                      max(bottom, 0) - source.first)
-            if count and (inside[1] < 0 or inside[0] >= len(host)):
+            inside = (max(bottom, 0) - source.first, min(top, source.length - 1) - source.first)
+            if count and (inside[0] < 0 or inside[1] >= sum(map(len, chunks))):
                 raise AssertionError(f"{name}: positions {bottom}..{top} are not in the "
                                      "source")
-            middle = host[inside[1]:inside[0] + 1][::-1]
             arrays[name] = numpy.concatenate([
-                numpy.repeat(host[inside[0]:inside[0] + 1], above, axis=0), middle,
-                numpy.repeat(host[inside[1]:inside[1] + 1], below, axis=0)])
+                numpy.repeat(_rows(chunks, inside[1], inside[1]), above, axis=0),
+                *(part[::-1] for part in reversed(_pieces(chunks, *inside))),
+                numpy.repeat(_rows(chunks, inside[0], inside[0]), below, axis=0)])
         return arrays
+
+
+def _pieces(chunks: list[Any], first: int, last: int) -> list[Any]:
+    """Rows `first` to `last` (inclusive) of arrays that follow one another, as views."""
+    pieces, start = [], 0
+    for chunk in chunks:
+        low, high = max(first - start, 0), min(last - start, len(chunk) - 1)
+        if low <= high:
+            pieces.append(chunk[low:high + 1])
+        start += len(chunk)
+    return pieces
+
+
+def _rows(chunks: list[Any], first: int, last: int) -> Any:
+    return numpy.concatenate(_pieces(chunks, first, last))
 
 
 def _source_name(source: tuple[str, Any]) -> str:
