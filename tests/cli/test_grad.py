@@ -101,12 +101,12 @@ def test_explain_of_prints_the_memory_plan() -> None:
     assert stored.exit_code == 0, stored.output
     assert stored.stdout.splitlines()[-2:] == [
         "gradient of sum(h) by W, through all steps:",
-        "  forward states: stored whole: 2.9 KB for 40 steps, each forward step run once"]
+        "  forward states: stored whole: 5.8 KB for 40 steps, each forward step run once"]
     snapshots = invoke("explain", RNN, "--of", "h", "--checkpoints", "4", "--truncate", "9")
     assert snapshots.stdout.splitlines()[-2:] == [
         "gradient of sum(h) by W, v, b, through the last 9:",
         "  forward states: checkpointed: 4 snapshots of 24 B, segments of 10 steps run "
-        "again (816 B in all): each forward step runs twice"]
+        "again (1.5 KB in all): each forward step runs twice"]
     alone = invoke("explain", RNN, "--wrt", "W")
     assert alone.exit_code == 2 and "give --of NAME too" in alone.stderr
 

@@ -374,7 +374,8 @@ def test_forward_states_past_the_limit_are_checkpointed(monkeypatch: pytest.Monk
                                                         ) -> None:
     stored = grad(LOGISTIC, of="x", wrt=["r", "x"])
     monkeypatch.setattr(checkpoints, "STORE_LIMIT", 100)
-    monkeypatch.setattr(checkpoints, "SEGMENT_BYTES", 5 * 24)
+    monkeypatch.setattr(checkpoints, "SEGMENT_BYTES",
+                        5 * 8 * checkpoints.HELD_PER_STATE_BYTE)  # 5 steps of a float64
     got = grad(LOGISTIC, of="x", wrt=["r", "x"])
     assert got.plan.checkpointed and got.plan.segment == 5 and got.plan.snapshots == 3
     assert_allclose([got["r"], got["x"]], [stored["r"], stored["x"]], rtol=1e-12)
