@@ -165,6 +165,8 @@ class _Pass:
         carried: dict[str, Any] = {}
         sequences = {name: self._sequence_zeros(name) for name in self.wrt
                      if name in self.program.sequences}
+        products = {part.output: 0.0 for parts in transform.params.values() for part in parts
+                    if part.by is not None}
         for first, stop in windows:
             window = transform.window(first, stop, sources_for(transform.reach(first, stop)))
             looped = lower_loop(window.outputs, self.backend,
@@ -174,8 +176,15 @@ class _Pass:
             for name, total in sequences.items():
                 for part in transform.sequence_parts.get(name, []):
                     _add_rows(total, result.arrays[part.output], first, part.rows, T)
+            for parts in transform.params.values():
+                for part in parts:
+                    if part.by is not None:  # sum over steps of column * row
+                        columns = numpy.asarray(result.arrays[part.output])
+                        rows = numpy.asarray(result.arrays[part.by])
+                        products[part.output] = products[part.output] + columns.T @ rows
             carried = _states_after(looped, result.arrays, self.backend)
         finals = {name: rows[-1] for name, rows in carried.items()}
+        finals.update(products)
         return {name: self._gradient(name, transform, finals, sequences) for name in self.wrt}
 
     def _progress(self, part: int, parts: int) -> Callable[[int, int], None] | None:

@@ -41,10 +41,14 @@ def adjoint_name(output: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Part:
     """One backward output that adds to a gradient: `rows` is the sequence row (as
-    walked) that its row for backward step 0 adds to; None for a sum kept last."""
+    walked) that its row for backward step 0 adds to; None for a sum kept last. With
+    `by`, the output is the column of an outer product at every step and `by` its row:
+    the gradient is their rows' matrix product, sum over steps of column * row, made
+    on the host in one call rather than added up in the loop a product at a time."""
 
     output: str
     rows: int | None = None
+    by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +243,14 @@ class Backward:
         outputs = []
         for w, key, tree in self._reads_of_wrt(vjps, relevant, ParamKey):
             name = f"dJ/d{key.name} in {w.name}"
+            outer = _outer_factors(tree) if len(w.shape) == 1 else None
+            if outer is not None:  # W in `W @ h`: its rows, a product on the host
+                column, row = (self._shift(factor, 0, w.name) for factor in outer)
+                outputs += [
+                    LoopOutput(name, self._guard(column, 0), w.dtype, (), "all", w.span),
+                    LoopOutput(f"{name} by", row, w.dtype, (), "all", w.span)]
+                self.params.setdefault(key.name, []).append(Part(name, by=f"{name} by"))
+                continue
             total = ir.Binary(w.span, None, ir.PER_STATE, "+",
                               ir.Tap(w.span, None, ir.PER_STATE, name, 1),
                               self._guard(self._shift(tree, 0, w.name), 0))
@@ -437,6 +449,20 @@ def _with_rows(output: LoopOutput, lowest: Mapping[str, int]) -> LoopOutput:
         return ir.map_children(node, fix)
 
     return replace(output, step=fix(output.step))
+
+
+def _outer_factors(tree: ir.Node) -> tuple[ir.Node, ir.Node] | None:
+    """The column and the row of `reshape(column, [-1, 1]) * row`, the cotangent
+    `recur.compile.adjoint` gives the matrix of a matrix-vector product (both factors
+    vectors, by its rule); None for any other tree."""
+    if not (isinstance(tree, ir.Binary) and tree.op == "*"
+            and isinstance(tree.left, ir.Call) and tree.left.func == "reshape"):
+        return None
+    column, shape = tree.left.args
+    if not (isinstance(shape, ir.ListExpr) and [getattr(item, "value", None)
+                                                for item in shape.items] == [-1, 1]):
+        return None
+    return column, tree.right
 
 
 def _factored(output: LoopOutput) -> list[LoopOutput]:
