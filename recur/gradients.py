@@ -25,6 +25,7 @@ from recur.compile.lower import Compiled, lower_loop
 from recur.compile.upstream import Upstream, fit
 from recur.diagnostics import UsageError, did_you_mean, option
 from recur.engine.memory import check_outputs_fit
+from recur.engine.registry import choose
 from recur.spec import Spec
 
 
@@ -169,9 +170,7 @@ class _Pass:
                     if part.by is not None}
         for first, stop in windows:
             window = transform.window(first, stop, sources_for(transform.reach(first, stop)))
-            looped = lower_loop(window.outputs, self.backend,
-                                {**self.program.params, backward.FIRST_STEP: first},
-                                window.sequences, window.steps, carried)
+            looped = self._lowered(window, carried)
             result, _ = api.execute(looped, self.backend, self.engine, self._progress(1, 2))
             for name, total in sequences.items():
                 for part in transform.sequence_parts.get(name, []):
@@ -186,6 +185,20 @@ class _Pass:
         finals = {name: rows[-1] for name, rows in carried.items()}
         finals.update(products)
         return {name: self._gradient(name, transform, finals, sequences) for name in self.wrt}
+
+    def _lowered(self, window: backward.Window, carried: Mapping[str, Any]) -> ir.Program:
+        """A window of the backward loop as a `Program`, its state-free sub-expressions
+        swept only for the interpreter (`lower_loop`)."""
+        params = {**self.program.params, backward.FIRST_STEP: window.first}
+
+        def lowered(sweep: bool) -> ir.Program:
+            return lower_loop(window.outputs, self.backend, params, window.sequences,
+                              window.steps, carried, sweep=sweep)
+
+        looped = lowered(self.engine == "interp")
+        if self.engine == "auto" and choose(looped, "auto").engine.name == "interp":
+            looped = lowered(True)
+        return looped
 
     def _progress(self, part: int, parts: int) -> Callable[[int, int], None] | None:
         """The forward and the backward run as halves of one bar."""

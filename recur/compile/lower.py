@@ -153,20 +153,22 @@ CARRIED = "carried"
 
 
 # A transformed loop sweeps its state-free sub-expressions for at most this many steps:
-# that is what the interpreter needs (a NumPy call per step otherwise), and beyond it the
-# compiled engines, which compute them in the loop, run it; a sweep would only hold a
-# copy of every step's value (measured: the backward windows of a gradient over 10**8
-# steps held 5 times their forward states, and took 40% longer).
+# beyond it the compiled engines, which compute them in the loop, run it, and a sweep
+# would only hold a copy of every step's value (measured: the backward windows of a
+# gradient over 10**8 steps held 5 times their forward states, and took 40% longer).
 LOOP_SWEEP_STEPS = 100_000
 
 
 def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
                sequences: Mapping[str, Any], steps: int,
-               initials: Mapping[str, Any] | None = None) -> ir.Program:
+               initials: Mapping[str, Any] | None = None, sweep: bool = True
+               ) -> ir.Program:
     """A `Program` from outputs given as trees (in evaluation order): typed by a probe
     step at t = 0, with sub-trees moved out of the loop, as `compile_spec` does for a
     spec. Its states before step 0 are zeros, or where `initials` has an output's, those
-    (its `depth` rows, on the host)."""
+    (its `depth` rows, on the host). `sweep=False` leaves in the loop what is free of
+    the state: what the interpreter needs swept, a compiled kernel computes as fast in
+    its loop."""
     initials = initials or {}
     xp = backend.xp
     lags: dict[str, set[int]] = {o.name: set() for o in outputs}
@@ -184,7 +186,8 @@ def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[st
         if new_shapes == shapes:
             break
         shapes = new_shapes
-    mover = _Mover(backend, params, sequences, steps, sweep=steps <= LOOP_SWEEP_STEPS)
+    mover = _Mover(backend, params, sequences, steps,
+                   sweep=sweep and steps <= LOOP_SWEEP_STEPS)
     lowered = tuple(
         ir.Output(o.name, mover.move(with_types(o.step, observed)), o.dtype,
                   shapes[o.name], tuple(sorted(-lag for lag in lags[o.name])),
