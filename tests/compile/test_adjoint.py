@@ -444,19 +444,26 @@ def _extend(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 EXPRESSIONS = st.recursive(st.sampled_from(LEAVES), _extend, max_leaves=8)
 
 
+def random_case(step: str, rng: numpy.random.Generator) -> tuple[str, dict[str, Any]]:
+    """A spec whose output x has `step` (over the reads of LEAVES), and random values of
+    its params and sequences (tests/compile/test_backward.py runs it whole)."""
+    text = ("params:\n  a: 0.0\n  w: zeros(3)\n  x0: zeros([2, 3])\n  y0: 0.0\n"
+            "sequences:\n  u: zeros(6)\n  v: zeros([6, 3])\noutputs:\n"
+            "  y:\n    initial: y0\n    step: 0.5 * y[t-1]\n"
+            "  x:\n    initial: x0\n    taps: [-2, -1]\n"
+            f"    step: {step}\nsteps: 3\n")
+    inputs = {"a": rng.uniform(-1.5, 1.5), "w": rng.uniform(-1.5, 1.5, 3),
+              "x0": rng.uniform(-1, 1, (2, 3)), "y0": rng.uniform(-1.5, 1.5),
+              "u": rng.uniform(-1.5, 1.5, 6), "v": rng.uniform(-1.5, 1.5, (6, 3))}
+    return text, inputs
+
+
 @settings(deadline=None, max_examples=200, derandomize=True)
 @given(expression=EXPRESSIONS, seed=st.integers(0, 2**32 - 1))
 def test_random_steps_against_central_differences(expression: str, seed: int) -> None:
     note(expression)
     rng = numpy.random.default_rng(seed)
-    text = ("params:\n  a: 0.0\n  w: zeros(3)\n  x0: zeros(3)\n  y0: 0.0\n"
-            "sequences:\n  u: zeros(6)\n  v: zeros([6, 3])\noutputs:\n"
-            "  y:\n    initial: y0\n    step: 0.5 * y[t-1]\n"
-            "  x:\n    initial: [x0, x0]\n    taps: [-2, -1]\n"
-            f"    step: 0.5 * x[t-1] + 0.25 * x[t-2] + {expression}\nsteps: 3\n")
-    inputs = {"a": rng.uniform(-1.5, 1.5), "w": rng.uniform(-1.5, 1.5, 3),
-              "x0": numpy.zeros(3), "y0": 0.0, "u": rng.uniform(-1.5, 1.5, 6),
-              "v": rng.uniform(-1.5, 1.5, (6, 3))}
+    text, inputs = random_case(f"0.5 * x[t-1] + 0.25 * x[t-2] + {expression}", rng)
     program = _program(text, inputs)
     _check(program, "x", {"x": rng.uniform(-1.5, 1.5, 3), "y": rng.uniform(-1.5, 1.5)}, rng,
            rtol=1e-6)

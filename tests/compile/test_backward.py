@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-from test_adjoint import EXPRESSIONS
+from test_adjoint import EXPRESSIONS, random_case
 
 import recur
 from recur import api, checkpoints
@@ -282,14 +282,8 @@ def test_reductions_and_products_of_states() -> None:
 def test_random_specs_against_differences_of_the_run(expression: str, seed: int) -> None:
     note(expression)
     rng = numpy.random.default_rng(seed)
-    text = ("params:\n  a: 0.0\n  w: zeros(3)\n  x0: zeros([2, 3])\n  y0: 0.0\n"
-            "sequences:\n  u: zeros(6)\n  v: zeros([6, 3])\noutputs:\n"
-            "  y:\n    initial: y0\n    step: 0.5 * y[t-1]\n"
-            "  x:\n    initial: x0\n    taps: [-2, -1]\n"
-            f"    step: tanh(0.5 * x[t-1] + 0.25 * x[t-2] + 0.1 * ({expression}))\nsteps: 3\n")
-    inputs = {"a": rng.uniform(-1.5, 1.5), "w": rng.uniform(-1.5, 1.5, 3),
-              "x0": rng.uniform(-1, 1, (2, 3)), "y0": rng.uniform(-1.5, 1.5),
-              "u": rng.uniform(-1.5, 1.5, 6), "v": rng.uniform(-1.5, 1.5, (6, 3))}
+    text, inputs = random_case(
+        f"tanh(0.5 * x[t-1] + 0.25 * x[t-2] + 0.1 * ({expression}))", rng)
     with numpy.errstate(all="ignore"):
         check(text, "x", {"a": "a", "w": "w", "x": "x0", "y": "y0", "u": "u", "v": "v"},
               inputs)
