@@ -62,9 +62,9 @@ class ParamKey:
 Read = TapKey | SequenceKey | ParamKey
 
 _NOT_YET = ("element-wise arithmetic and functions, selects, list literals, indexing by "
-            "a literal integer, matrix products, sum, mean, min/max, transpose, reshape, "
-            "stack and concatenate of lists are differentiated; other indexing and "
-            "reductions along an axis not yet",)
+            "a literal integer or slice, matrix products, sum, mean, min/max (along axes too), "
+            "norm, transpose, reshape, stack and concatenate of lists are differentiated; "
+            "other indexing, and norm or prod along an axis, not yet",)
 # The calls whose rule needs the cotangent at their own shape (`_Pullback._send`).
 _STRUCTURAL = frozenset({"sum", "mean", "min", "max", "dot", "transpose", "norm", "reshape",
                          "stack", "concatenate"})
@@ -252,7 +252,7 @@ class _Pullback:
             return
         structural = getattr(self, f"_call_{node.func}", None)
         if structural is not None and self._exact(node):
-            if node.axis is not None:
+            if node.axis is not None and node.func not in _ALONG_AXES:
                 raise ExprError(f"no gradient through {node.func}() along an axis yet",
                                 node.span, _NOT_YET)
             structural(node, cotangent)
@@ -270,20 +270,25 @@ class _Pullback:
     # gets one at its own shape.
 
     def _call_sum(self, node: ir.Call, cotangent: ir.Node) -> None:
-        self._send_exact(node.args[0], _spread(cotangent, node.args[0]))
+        arg = node.args[0]
+        self._send_exact(arg, _spread(_kept(cotangent, node, arg), arg))
 
     def _call_mean(self, node: ir.Call, cotangent: ir.Node) -> None:
         (arg,) = node.args
-        count = math.prod(_shape(arg) or ())
-        self._send_exact(arg, _spread(_binary("/", cotangent, _literal(node, count)), arg))
+        shape = _shape(arg) or ()
+        count = math.prod(shape[axis] for axis in _axes(node, len(shape)))
+        share = _binary("/", _kept(cotangent, node, arg), _literal(node, count))
+        self._send_exact(arg, _spread(share, arg))
 
     def _call_max(self, node: ir.Call, cotangent: ir.Node) -> None:
         """The elements equal to the extreme share its cotangent equally (as jax.grad)."""
         (arg,) = node.args
-        hit = ir.Compare(node.span, None, ir.varies_of(arg, node), ("==",), (arg, node))
+        hit = ir.Compare(node.span, None, ir.varies_of(arg, node), ("==",),
+                         (arg, _kept(node, node, arg)))
         ones = _call(node, "where", (hit, _literal(node, 1.0), _literal(node, 0.0)))
-        share = _binary("/", ones, _call(node, "sum", (ones,)))
-        self._send_exact(arg, _times(cotangent, share))
+        count = ir.Call(node.span, None, ones.varies, "sum", (ones,), node.axis)
+        share = _binary("/", ones, _kept(count, node, arg))
+        self._send_exact(arg, _times(_kept(cotangent, node, arg), share))
 
     _call_min = _call_max
 
@@ -336,12 +341,19 @@ class _Pullback:
         self._send_exact(node.args[0], _transposed(cotangent))
 
     def _pull_Subscript(self, node: ir.Subscript, cotangent: ir.Node, at: Shape) -> None:
-        """`v[i]`, i a literal integer: v gets the cotangent in its row i, 0 elsewhere."""
+        """`v[i]`, i a literal integer: v gets the cotangent in its row i, 0 elsewhere;
+        `v[a:b]`: in its rows a to b, between rows of zeros."""
         value, shape = node.value, _shape(node.value)
+        index = node.index[0]
+        while isinstance(index, ir.Hoisted):  # a constant slice is computed once
+            index = index.source
+        if len(node.index) == 1 and isinstance(index, ir.Slice) and shape:
+            self._pull_slice(node, index, shape, cotangent)
+            return
         position = _integer_literal(node.index[0]) if len(node.index) == 1 else None
         if position is None or not shape:
             raise ExprError("no gradient through indexing other than by one literal "
-                            "integer yet", node.span, _NOT_YET)
+                            "integer or slice yet", node.span, _NOT_YET)
         rows = _call(node, "arange", (_literal(node, shape[0]),))
         if len(shape) > 1:
             column = ir.ListExpr(node.span, None, ir.CONSTANT,
@@ -350,6 +362,27 @@ class _Pullback:
         hit = ir.Compare(node.span, None, ir.CONSTANT, ("==",),
                          (rows, _literal(node, position % shape[0])))
         self._send_exact(value, _call(node, "where", (hit, cotangent, _literal(node, 0.0))))
+
+    def _pull_slice(self, node: ir.Subscript, rows: ir.Slice, shape: tuple[int, ...],
+                    cotangent: ir.Node) -> None:
+        bounds = [None if part is None else _integer_literal(part)
+                  for part in (rows.lower, rows.upper)]
+        literal = all(part is None or bound is not None
+                      for part, bound in zip((rows.lower, rows.upper), bounds, strict=True))
+        if rows.step is not None or not literal:
+            raise ExprError("no gradient through a slice other than [a:b] of literal "
+                            "integers yet", node.span, _NOT_YET)
+        low, high, _ = slice(*bounds).indices(shape[0])
+        high = max(high, low)
+
+        def zeros(count: int) -> ir.Node:
+            sizes = ir.ListExpr(node.span, None, ir.CONSTANT,
+                                tuple(_literal(node, size) for size in (count, *shape[1:])))
+            return _call(node, "zeros", (sizes,))
+
+        parts = ir.ListExpr(node.span, None, cotangent.varies,
+                            (zeros(low), cotangent, zeros(shape[0] - high)))
+        self._send_exact(node.value, _call(node, "concatenate", (parts,)))
 
     def _pull_ListExpr(self, node: ir.ListExpr, cotangent: ir.Node, at: Shape) -> None:
         """`[a, b, ...]`: item i gets row i of the cotangent (summed to the list's shape
@@ -387,7 +420,11 @@ def _shape(node: ir.Node) -> tuple[int, ...] | None:
 def _integer_literal(node: ir.Node) -> int | None:
     """The value of an integer literal, signed ones included (`-1`), else None."""
     sign = 1
-    while isinstance(node, ir.Unary) and node.op in ("-", "+"):
+    while isinstance(node, ir.Hoisted) or (isinstance(node, ir.Unary)
+                                           and node.op in ("-", "+")):
+        if isinstance(node, ir.Hoisted):
+            node = node.source
+            continue
         sign, node = (-sign if node.op == "-" else sign), node.operand
     if isinstance(node, ir.Literal) and type(node.value) is int:
         return sign * node.value
@@ -487,6 +524,29 @@ def _outer(column: ir.Node, row: ir.Node) -> ir.Node:
     shape = ir.ListExpr(column.span, None, ir.CONSTANT,
                         (_literal(column, -1), _literal(column, 1)))
     return _binary("*", _call(column, "reshape", (column, shape)), row)
+
+
+_ALONG_AXES = frozenset({"sum", "mean", "max", "min"})  # rules that take `axis=`
+
+
+def _axes(node: ir.Call, rank: int) -> tuple[int, ...]:
+    """The axes a reduction reduces (all of them without `axis=`), as non-negative."""
+    if node.axis is None:
+        return tuple(range(rank))
+    given = node.axis if isinstance(node.axis, tuple) else (node.axis,)
+    return tuple(sorted(axis % rank for axis in given))
+
+
+def _kept(value: ir.Node, node: ir.Call, arg: ir.Node) -> ir.Node:
+    """A value of a reduction's shape with its reduced axes put back as length 1, so that
+    it broadcasts against the argument (NumPy's keepdims)."""
+    shape = _shape(arg)
+    if node.axis is None or shape is None:
+        return value
+    axes = _axes(node, len(shape))
+    kept = ir.ListExpr(node.span, None, ir.CONSTANT, tuple(
+        _literal(node, 1 if axis in axes else size) for axis, size in enumerate(shape)))
+    return _call(node, "reshape", (value, kept))
 
 
 def _spread(cotangent: ir.Node, arg: ir.Node) -> ir.Node:

@@ -114,10 +114,10 @@ def test_explain_of_prints_the_memory_plan() -> None:
 def test_a_step_with_no_gradient_rule_yet_is_refused_at_its_place(tmp_path: Path) -> None:
     spec = tmp_path / "indexed.yaml"
     spec.write_text("params:\n  a: 0.5\noutputs:\n  x:\n    initial: [1.0, 2.0]\n"
-                    "    step: a * x[t-1] + sum(x[t-1], axis=0)\nsteps: 3\n")
+                    "    step: a * x[t-1] + norm(x[t-1], axis=0)\nsteps: 3\n")
     result = invoke("grad", str(spec), "--of", "x")
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        f"{spec}:6:24: error: no gradient through sum() along an axis yet\n"
-        "        step: a * x[t-1] + sum(x[t-1], axis=0)\n"
-        "                           ^~~~~~~~~~~~~~~~~~~\n")
+        f"{spec}:6:24: error: no gradient through norm() along an axis yet\n"
+        "        step: a * x[t-1] + norm(x[t-1], axis=0)\n"
+        "                           ^~~~~~~~~~~~~~~~~~~~\n")

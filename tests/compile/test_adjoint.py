@@ -232,7 +232,12 @@ NODE_CASES: dict[str, tuple[str, str, tuple[float, float]]] = {
     "list_literals": (
         "outputs:\n  x:\n    initial: x0\n"
         "    step: x[t-1] * [a, b * a, 2.0] + sum([x[t-1], w]) * a + [x[t-1], w][1] * "
-        "x[t-1][0] + m[-1] * x[t-1][2]\n", "x", (-2, 2)),
+        "x[t-1][0] + m[-1] * x[t-1][2] + sum(x[t-1][1:]) + m[:2][1] * a\n", "x", (-2, 2)),
+    "reductions_along_axes": (
+        "outputs:\n  x:\n    initial: x0\n"
+        "    step: x[t-1] * sum(m * x[t-1], axis=1) + mean(m * a, axis=0) + "
+        "max(m * x[t-1], axis=-1) + min(reshape(x[t-1], [3, 1]) * m, axis=(0, 1))\n",
+        "x", (-2, 2)),
     "shape_functions": (
         "outputs:\n  x:\n    initial: x0\n"
         "    step: sum(concatenate([x[t-1], w * a])) * x[t-1] + stack([x[t-1], w])[1] * a + "
@@ -371,9 +376,9 @@ def test_a_branch_not_taken_gets_zero_even_where_the_cotangent_is_infinite() -> 
 
 
 @pytest.mark.parametrize(("step", "column", "what"), [
-    ("sum(x[t-1], axis=0) + x[t-1]", 11, "sum() along an axis"),
+    ("norm(x[t-1], axis=0) + x[t-1]", 11, "norm() along an axis"),
     ("x[t-1] + transpose(w, [1, 0]) @ x[t-1]", 20, "transpose() with axes"),
-    ("x[t-1][0:1] + x[t-1]", 11, "indexing other than by one literal integer"),
+    ("x[t-1][[0, 1]] + x[t-1]", 11, "indexing other than by one literal integer or slice"),
 ])
 def test_structural_rules_not_built_are_refused_at_the_node(step: str, column: int,
                                                             what: str) -> None:
