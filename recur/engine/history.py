@@ -83,17 +83,19 @@ class History:
         """The kept states of steps 0..steps-1 (`keep: all`)."""
         return self.rows[self.depth:self.depth + steps]
 
-    def window(self, first: int, stop: int) -> Any:
+    def window(self, first: int, stop: int, final: bool = False) -> Any:
         """The kept states of the steps from `first` to `stop` (exclusive) that the keep
         holds (`all`, `last N`, `every K`), in step order; all must still be held. A
-        copy, except of a whole trajectory: a ring's rows are written again."""
+        copy, except of a whole trajectory (a ring's rows are written again), or where
+        `final` says that nothing writes them again and the rows lie in one piece."""
         if self.full:
             return self.rows[self.depth + first:self.depth + stop]
         kept = kept_steps(self.keep, stop, first)
         if self.every:
             assert self.kept is not None
-            return _ring_rows(self.xp, self.kept, (kept.start + 1) // self.every - 1, len(kept))
-        return _ring_rows(self.xp, self.rows, kept.start, len(kept))
+            return _ring_rows(self.xp, self.kept, (kept.start + 1) // self.every - 1,
+                              len(kept), final)
+        return _ring_rows(self.xp, self.rows, kept.start, len(kept), final)
 
     def carried(self, steps: int, count: int) -> Any:
         """The last `count` states after `steps` steps, oldest first (fewer where the run
@@ -107,10 +109,11 @@ class History:
         return self.rows[self._slot(steps - 1)]
 
 
-def _ring_rows(xp: Any, ring: Any, first: int, count: int) -> Any:
-    """A copy of `count` consecutive rows of a ring from row `first` (modulo its length)."""
+def _ring_rows(xp: Any, ring: Any, first: int, count: int, final: bool = False) -> Any:
+    """A copy of `count` consecutive rows of a ring from row `first` (modulo its length);
+    with `final`, the rows themselves where they lie in one piece."""
     start = first % len(ring) if len(ring) else 0
     end = start + count
     if end <= len(ring):
-        return ring[start:end].copy()
+        return ring[start:end] if final else ring[start:end].copy()
     return xp.concatenate([ring[start:], ring[:end - len(ring)]])

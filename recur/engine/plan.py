@@ -45,7 +45,8 @@ def collect(program: Program, buffers: Buffers, steps: int) -> dict[str, Any]:
         if output.keep == "none":
             continue
         if per_step(output.keep):
-            arrays[output.name] = to_host(history.window(program.start, steps))
+            # the run is over: a ring's rows are not written again
+            arrays[output.name] = to_host(history.window(program.start, steps, final=True))
         else:
             last = history.last(steps)
             if last is None:

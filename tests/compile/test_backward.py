@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -25,6 +26,8 @@ import recur
 from recur import api, checkpoints
 from recur.diagnostics import RecurError
 from recur.gradients import grad
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
 def differences(text: str, of: str, name: str, inputs: Mapping[str, Any],
@@ -121,7 +124,7 @@ def test_two_taps_against_a_plain_python_reverse_loop() -> None:
 
 
 def test_an_rnn_with_a_matrix_product_against_a_plain_python_reverse_loop() -> None:
-    spec = recur.load("specs/rnn.yaml")
+    spec = recur.load(SPECS / "rnn.yaml")
     result = grad(spec, of="h", wrt=["W", "v", "b", "x"])
     params = recur.run(spec).params
     W, v, b = (numpy.asarray(params[name]) for name in ("W", "v", "b"))
@@ -467,7 +470,7 @@ def test_a_set_expression_is_differentiated_as_the_spec_is() -> None:
 ])
 def test_the_example_specs_against_differences(name: str, of: str, param: str,
                                                options: dict[str, Any]) -> None:
-    spec = recur.load(f"specs/{name}.yaml")
+    spec = recur.load(SPECS / f"{name}.yaml")
     value = numpy.asarray(api.prepare(spec).program.params[param], dtype=float)
     got = grad(spec, of=of, wrt=[param], **options)
     want = differences(spec.source, of, param, {param: value}, **options)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -257,10 +256,11 @@ def test_without_zarr_the_error_names_the_extra(tmp_path: Path,
     assert caught.value.exit_code == 2
 
 
-def test_the_command_line_writes_continues_and_reads_stores(tmp_path: Path) -> None:
+def test_the_command_line_writes_continues_and_reads_stores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # and back after the test
     runner = CliRunner()
 
     def run(*args: str) -> Any:
