@@ -171,7 +171,8 @@ class _Pass:
         for first, stop in windows:
             window = transform.window(first, stop, sources_for(transform.reach(first, stop)))
             looped = self._lowered(window, carried)
-            result, _ = api.execute(looped, self.backend, self.engine, self._progress(1, 2))
+            result, _ = api.execute(looped, self.backend, self.engine,
+                                    self.reporter(self.program.steps + first))
             for name, total in sequences.items():
                 for part in transform.sequence_parts.get(name, []):
                     _add_rows(total, result.arrays[part.output], first, part.rows, T)
@@ -200,12 +201,14 @@ class _Pass:
             looped = lowered(True)
         return looped
 
-    def _progress(self, part: int, parts: int) -> Callable[[int, int], None] | None:
-        """The forward and the backward run as halves of one bar."""
+    def reporter(self, offset: int) -> Callable[[int, int], None] | None:
+        """A run's progress as part of one bar: the forward steps, then the backward
+        ones, each run counting from `offset` (runs again of a segment are not shown)."""
         report = self.progress
         if report is None:
             return None
-        return lambda done, total: report(part * total + done, parts * total)
+        total = 2 * max(self.program.steps, 1)
+        return lambda done, _: report(min(offset + done, total), total)
 
     def _values(self) -> dict[str, Any]:
         """The params, and the sequences as given, on the host: what the values were
@@ -254,7 +257,7 @@ class _Stored:
 
     def __init__(self, run: _Pass, recording: ir.Program, draws: Mapping[int, str]) -> None:
         program, backend = run.program, run.backend
-        outcome, self.engine = api.execute(recording, backend, run.engine, run._progress(0, 2))
+        outcome, self.engine = api.execute(recording, backend, run.engine, run.reporter(0))
         self.T, self.stopped_by = outcome.steps_run, outcome.stopped_by
         trajectories = {o.name: _with_states_before(o, outcome.arrays[o.name], backend)
                         for o in program.outputs}
@@ -287,7 +290,8 @@ class _Checkpointed:
         while step < end:
             stop = min(step + plan.segment, end)
             kept = {of.name: stop - step} if of.keep == "all" else {}
-            arrays, steps_run, self.stopped_by, self.engine = self._segment(step, stop, kept)
+            arrays, steps_run, self.stopped_by, self.engine = self._segment(step, stop, kept,
+                                                                            shown=True)
             if of.keep == "all":
                 self.objective += float(numpy.sum(arrays[of.name], dtype=numpy.float64))
             self.snapshots[steps_run] = {  # at least the last state: `of`'s, for J
@@ -306,7 +310,7 @@ class _Checkpointed:
         self.lengths.update({("sequence", name): len(rows)
                              for name, rows in self.program.sequences.items()})
 
-    def _segment(self, step: int, stop: int, kept: Mapping[str, int]
+    def _segment(self, step: int, stop: int, kept: Mapping[str, int], shown: bool = False
                  ) -> tuple[dict[str, Any], int, str, str]:
         """Forward steps `step` to `stop` from the snapshot at `step`, each output kept
         `last N` for the N given in `kept` (else its depth, at least 1)."""
@@ -316,7 +320,8 @@ class _Checkpointed:
                         self.snapshots[step][o.name][-o.depth:]))
             for o in self.recording.outputs)
         segment = replace(self.recording, outputs=outputs, start=step, stop=stop)
-        outcome, engine = api.execute(segment, self.run.backend, self.run.engine)
+        outcome, engine = api.execute(segment, self.run.backend, self.run.engine,
+                                      self.run.reporter(0) if shown else None)
         return outcome.arrays, outcome.steps_run, outcome.stopped_by, engine
 
     def _on_device(self, rows: numpy.ndarray) -> Any:

@@ -475,3 +475,15 @@ def test_the_example_specs_against_differences(name: str, of: str, param: str,
     got = grad(spec, of=of, wrt=[param], **options)
     want = differences(spec.source, of, param, {param: value}, **options)
     assert_allclose(got[param], want, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("options", [{}, {"checkpoints": 4}], ids=["stored", "checkpoints"])
+def test_progress_counts_the_forward_then_the_backward_steps(options: dict[str, Any]
+                                                            ) -> None:
+    calls: list[tuple[int, int]] = []
+    grad(LOGISTIC, of="x", wrt=["r"], steps=40_000, engine="interp",
+         progress=lambda done, total: calls.append((done, total)), **options)
+    done = [value for value, _ in calls]
+    assert {total for _, total in calls} == {80_000}
+    assert done == sorted(done) and done[-1] == 80_000
+    assert any(value <= 40_000 for value in done) and any(value > 40_000 for value in done)
