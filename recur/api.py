@@ -158,9 +158,11 @@ def run(
         lane_chunk: lanes per task on the cluster (default: tasks of a second or more).
         store: write the kept outputs to this Zarr store (a new folder; `force` replaces
             one) while the run goes, in bounded memory; the result's arrays are the
-            store's (Zarr arrays, read when indexed).
+            store's (Zarr arrays, read when indexed). With `scheduler`, the workers
+            write it, each task its lanes.
         resume: continue the run of this Zarr store, `steps` more steps (default: up to
-            the steps it was asked for), appending to it; the same spec, params and seed.
+            the steps it was asked for), appending to it; the same spec, params and seed
+            (in this process: not with `scheduler`).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).

@@ -2,6 +2,7 @@
 
 Pieces come back in any order (as workers finish); each is copied into its region of
 the lanes at once, so the client holds the result and the pieces in flight, no more.
+The pieces of tasks that wrote a store (`stored`) hold no arrays: only how they ended.
 """
 
 from __future__ import annotations

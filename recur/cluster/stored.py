@@ -59,9 +59,8 @@ def streamed(program: ir.Program) -> ir.Program:
 
 def create(program: ir.Program, lanes: Lanes, size: int, target: Target) -> tuple[RunStore,
                                                                                  Place]:
-    """The store of a run of `program` in chunks of `size` lanes, built beside its path,
-    and where the tasks write. Raises `UsageError` for a path taken without `force`."""
-    storing.check_new(target.path, target.force)
+    """The store of a run of `program` in chunks of `size` lanes, built beside its path
+    (which the caller checked: `storing.check_new`), and where the tasks write."""
     block = stream.block_steps(program)
     laned = frozenset(o.name for o in program.outputs if lanes.carries(o.shape))
     written = [replace(column, lane_chunk=size) if column.name in laned else column
