@@ -4,15 +4,17 @@
 The client creates the store as a run in one process would (`recur.storing.create`: the
 same arrays, attributes and dimension names), its arrays sized for every step asked for
 and chunked along the lanes by the tasks' chunk, so that no two tasks ever write the same
-Zarr chunk. Each task runs its lanes a block of steps at a time (`recur.engine.stream`,
-the blocks of a run in one process) and writes lanes [start, stop) of each array itself
-(the first task the outputs without lanes); it returns only how its run ended. The client
-then cuts the arrays to the steps run, writes the final attributes and puts the store in
-its place; a run that fails (or is interrupted) leaves no store.
+Zarr chunk, and along the steps by a task's block. Each task runs its lanes a block of
+steps at a time (`recur.engine.stream`: some 16 MB of its kept rows) and writes lanes
+[start, stop) of each array itself (the first task the outputs without lanes); it returns
+only how its run ended. The client then cuts the arrays to the steps run, writes the
+final attributes and puts the store in its place; a run that fails (or is interrupted)
+leaves no store.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import numpy
 
 from recur import storing
+from recur.cluster import split
 from recur.cluster.split import Lanes
 from recur.compile import ir
 from recur.diagnostics import RunError
@@ -47,7 +50,8 @@ class Place:
     whose state has the lanes as its first axis."""
 
     path: str
-    block: int
+    block: int  # a task's block of steps: some 16 MB of its kept rows, a chunk's rows
+    alone: int  # the block of a run in one process, whose count gives the carried slot
     laned: frozenset[str]
 
 
@@ -61,7 +65,7 @@ def create(program: ir.Program, lanes: Lanes, size: int, target: Target) -> tupl
                                                                                  Place]:
     """The store of a run of `program` in chunks of `size` lanes, built beside its path
     (which the caller checked: `storing.check_new`), and where the tasks write."""
-    block = stream.block_steps(program)
+    block = stream.block_steps(split.chunk(program, lanes, 0, min(size, lanes.count)))
     laned = frozenset(o.name for o in program.outputs if lanes.carries(o.shape))
     written = [replace(column, lane_chunk=size) if column.name in laned else column
                for column in storing.columns(program, block)]
@@ -76,7 +80,7 @@ def create(program: ir.Program, lanes: Lanes, size: int, target: Target) -> tupl
             shape = o.shape if keep.mode == "last" else (rows(o.keep, program.steps), *o.shape)
             store.create_final(o.name, shape, numpy.dtype(o.dtype),
                                size if o.name in laned else None)
-    return store, Place(str(store.path), block, laned)
+    return store, Place(str(store.path), block, stream.block_steps(program), laned)
 
 
 def write_lanes(engine: Engine, program: ir.Program, backend: Any, place: Place, start: int,
@@ -88,7 +92,6 @@ def write_lanes(engine: Engine, program: ir.Program, backend: Any, place: Place,
     keeps = dict(store.attrs["keeps"])
     ours = (slice(start, stop),)
     ended: dict[str, Any] = {}
-    blocks = [0]
 
     def lanes(name: str) -> tuple[slice, ...] | None:
         """The region of the state this task writes, None for none of it."""
@@ -96,14 +99,13 @@ def write_lanes(engine: Engine, program: ir.Program, backend: Any, place: Place,
 
     def sink(done: stream.Block) -> None:
         _alive(place)
-        blocks[0] += 1
         for name, array in done.rows.items():
             if name in keeps and (region := lanes(name)) is not None:
                 first = rows(keeps[name], done.start)
                 store.write_region(name, (slice(first, first + len(array)), *region), array)
         if done.stopped_by == "until" or done.stop >= program.steps:
-            # The slots of a run in one process alternate, the first checkpoint's being 1.
-            slot = blocks[0] % 2
+            # A run in one process alternates slots, its first block's being 1.
+            slot = max(1, math.ceil(done.stop / place.alone)) % 2
             for name, states in done.carried.items():
                 if len(states) and (region := lanes(name)) is not None:
                     store.write_region(name, (slot, slice(0, len(states)), *region), states,
