@@ -130,3 +130,17 @@ def test_what_stays_refused(cluster: str, tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "--scheduler with --resume: a store is continued in one process" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_force_replaces_a_store_and_progress_counts_lanes(cluster: str, tmp_path: Path) -> None:
+    here, there = tmp_path / "here.zarr", tmp_path / "there.zarr"
+    recur.run(LOGISTIC, steps=3, store=there)
+    calls: list[tuple[int, int]] = []
+    recur.run(LOGISTIC, store=here)
+    recur.run(LOGISTIC, store=there, force=True, scheduler=cluster, lane_chunk=150,
+              progress=lambda done, total: calls.append((done, total)))
+    # Three tasks, of 150, 150 and 100 lanes, back in any order: the lanes done so far.
+    assert len(calls) == 3 and calls[-1] == (400, 400)
+    assert {done for done, _ in calls[:2]} <= {100, 150, 250, 300}
+    _same_store(here, there)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["here.zarr", "there.zarr"]
