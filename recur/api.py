@@ -158,9 +158,11 @@ def run(
         lane_chunk: lanes per task on the cluster (default: tasks of a second or more).
         store: write the kept outputs to this Zarr store (a new folder; `force` replaces
             one) while the run goes, in bounded memory; the result's arrays are the
-            store's (Zarr arrays, read when indexed).
+            store's (Zarr arrays, read when indexed). With `scheduler`, the workers
+            write it, each task its lanes.
         resume: continue the run of this Zarr store, `steps` more steps (default: up to
-            the steps it was asked for), appending to it; the same spec, params and seed.
+            the steps it was asked for), appending to it; the same spec, params and seed
+            (in this process: not with `scheduler`).
 
     Raises:
         RecurError: a bad spec or argument (exit_code 2), or a failed evaluation (1).
@@ -169,10 +171,12 @@ def run(
         spec = load(spec)
     if scheduler is not None:
         from recur.cluster import runner  # Dask only when a cluster is asked for
+        from recur.cluster import stored as workers_store
 
-        if store is not None or resume is not None:
-            raise UsageError(f"{option('scheduler')} with {option('store')} or "
-                             f"{option('resume')}: a cluster's run is not streamed yet")
+        if resume is not None:
+            raise UsageError(f"{option('scheduler')} with {option('resume')}: a store is "
+                             "continued in one process",
+                             notes=(f"leave out {option('scheduler')} to continue it",))
         cluster = runner.check(scheduler, lane_chunk, device, engine)
     elif lane_chunk is not None:
         raise UsageError(f"{option('lane_chunk')} sizes the tasks of a cluster: it needs "
@@ -201,7 +205,7 @@ def run(
             stored = storing.resume_into(program, compiled.backend, opened,
                                          _attempt(engine), progress)
         outcome, engine_name = stored.outcome, stored.engine
-    elif store is not None:
+    elif store is not None and scheduler is None:
         compiled = compiled_for(steps, True)
         program = compiled.program
         with sourced(spec):
@@ -210,15 +214,19 @@ def run(
                                       _attempt(engine), progress, force)
         outcome, engine_name = stored.outcome, stored.engine
     else:
-        compiled = compiled_for(steps, False)
+        compiled = compiled_for(steps, store is not None)
         program, backend = compiled.program, compiled.backend
         with sourced(spec):
             if scheduler is not None:
-                choice = choose(program, engine)
+                target = None if store is None else workers_store.Target(
+                    Path(store), spec.source,
+                    tuple(o.name for o in compiled.outputs if o.keep != "none"), force)
+                choice = choose(program if target is None else workers_store.streamed(program),
+                                engine)
                 if engine == "auto":
                     note_interpreted(program, choice)
                 outcome = runner.run_on_cluster(program, choice.engine, cluster, lane_chunk,
-                                                progress)
+                                                progress, target)
                 engine_name = choice.engine.name
             else:
                 outcome, engine_name = execute(program, backend, engine, progress)

@@ -55,23 +55,36 @@ def columns(program: Program, block: int) -> list[Column]:
     ]
 
 
-def run_into(program: Program, backend: Any, path: Path, source: str, order: list[str],
-             attempt: Attempt, progress: Progress | None, force: bool) -> Stored:
-    """A fresh run of `program` written to a new store at `path`; `order` is the written
-    outputs' declaration order."""
+def check_new(path: Path, force: bool) -> None:
+    """Refuse to replace a store (or anything) at `path` without `force`."""
     if (path.exists() or path.is_symlink()) and not force:
         raise UsageError(f"{path} exists; it is not replaced",
                          notes=("--force replaces it; --resume continues it",))
-    block = stream.block_steps(program)
+
+
+def create(program: Program, path: Path, written: list[Column], source: str,
+           order: list[str]) -> RunStore:
+    """A fresh store for `path`, built beside it (`zarr_store.fresh_location`), with the
+    attributes of a run of `program` not started; `order` is as `run_into`'s."""
     built = zarr_store.fresh_location(path)
     zarr_store.remove(built)
     keeps = {name: program.output(name).keep for name in order}
-    store = RunStore.create(built, columns(program, block), {
+    return RunStore.create(built, written, {
         "recur_version": metadata.version("recur"), "format": zarr_store.FORMAT,
         "spec": source, "spec_sha256": spec_hash(source),
         "params": {name: zarr_store.jsonable(value) for name, value in program.params.items()},
         "seed": program.seed, "steps": program.steps, "keeps": keeps,
     })
+
+
+def run_into(program: Program, backend: Any, path: Path, source: str, order: list[str],
+             attempt: Attempt, progress: Progress | None, force: bool) -> Stored:
+    """A fresh run of `program` written to a new store at `path`; `order` is the written
+    outputs' declaration order."""
+    check_new(path, force)
+    block = stream.block_steps(program)
+    store = create(program, path, columns(program, block), source, order)
+    built = store.path
     published = [False]
 
     def after_checkpoint() -> None:

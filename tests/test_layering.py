@@ -1,5 +1,5 @@
-"""Imports point down: cli -> report -> api (gradients) -> (cluster ->) engine -> compile ->
-spec/lang -> diagnostics."""
+"""Imports point down: cli -> report -> api (gradients) -> (cluster ->) (storing -> io,)
+engine -> compile -> spec/lang -> diagnostics."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "recur.compile": _FRONT,  # engines are passed down as values, never imported
     "recur.engine": {"recur.compile", "recur.lang", *_BASE},  # never the spec
     "recur.io": _BASE,
-    "recur.cluster": {"recur.engine", "recur.compile", "recur.lang", *_BASE},  # Dask's side
+    # Dask's side; its workers write a store's lanes as a run in one process writes it
+    "recur.cluster": {"recur.storing", "recur.io", "recur.engine", "recur.compile",
+                      "recur.lang", *_BASE},
     "recur.storing": {"recur.engine", "recur.compile", "recur.io", *_FRONT},
     "recur.api": {"recur.cluster", "recur.storing", "recur.engine", "recur.compile",
                   "recur.io", *_FRONT},

@@ -2,6 +2,7 @@
 
 Pieces come back in any order (as workers finish); each is copied into its region of
 the lanes at once, so the client holds the result and the pieces in flight, no more.
+The pieces of tasks that wrote a store (`stored`) hold no arrays: only how they ended.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Assembly:
         self.program, self.lanes = program, lanes
         self.arrays: dict[str, Any] = {}
         self.ended: tuple[int, str] | None = None  # steps run and why, as every chunk's
+        self.resume: dict[str, Any] | None = None  # a store's carried states, every chunk's
         self.done = 0  # lanes in
 
     def add(self, piece: Piece) -> None:
@@ -31,9 +33,10 @@ class Assembly:
         chunk: the first piece gives it."""
         ended = (piece.steps_run, piece.stopped_by)
         if self.ended is None:
-            self.ended = ended
+            self.ended, self.resume = ended, piece.resume
             self.arrays = {name: self._whole(name, array) for name, array in piece.arrays.items()}
-        assert ended == self.ended  # `until` reads no lane (`split.lanes_of`): all stop alike
+        # `until` reads no lane (`split.lanes_of`): all stop alike, after as many blocks.
+        assert ended == self.ended and piece.resume == self.resume
         for name, array in piece.arrays.items():
             axis = self._lane_axis(name)
             if axis is not None:

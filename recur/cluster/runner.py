@@ -2,7 +2,8 @@
 
 Each chunk is one task (`task.run_chunk`) of the same engine on the chunk's program
 (`split.chunk`), whose draws are numbered by global lane; pieces are assembled in lane
-order as they finish (`assemble`). Dask retries the task of a worker that dies. A
+order as they finish (`assemble`), or written by the tasks into a Zarr store
+(`stored`). Dask retries the task of a worker that dies. A
 task's error cancels the others; the run's is the first fault, by step and lane, of the
 tasks finished, named by global lane.
 """
@@ -15,13 +16,15 @@ from collections.abc import Callable
 from numbers import Integral
 from typing import Any
 
-from recur.cluster import address, split
+from recur import storing
+from recur.cluster import address, split, stored
 from recur.cluster.assemble import Assembly
 from recur.cluster.task import Piece, packed, run_chunk
 from recur.compile import ir
 from recur.diagnostics import RecurError, RunError, UsageError, option
 from recur.engine.plan import Outcome
 from recur.engine.protocol import Engine
+from recur.io import zarr_store
 
 CLUSTER_ENGINES = ("auto", "interp", "compiled")
 
@@ -46,36 +49,61 @@ def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> a
 
 def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
                    lane_chunk: int | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> Outcome:
+                   progress: Callable[[int, int], None] | None = None,
+                   target: stored.Target | None = None) -> Outcome:
     """Run `program` on `engine`, its lanes split into chunks of `lane_chunk` (None: by
     the engine's estimate), on the cluster at `where`; `progress(lanes done, lanes)`.
+    With `target`, the tasks write a Zarr store there and the outcome's arrays are the
+    store's (`stored`).
 
     Raises:
-        UsageError: a spec whose lanes cannot run apart, an unreachable scheduler.
+        UsageError: a spec whose lanes cannot run apart, an unreachable scheduler, a
+            store's path taken.
         RecurError: the first failure of a chunk (a fault names its global lane).
     """
     lanes = split.lanes_of(program)
+    if target is not None:
+        storing.check_new(target.path, target.force)  # before a cluster starts
     with address.connected(where) as client:
         size = int(lane_chunk) if lane_chunk else split.default_size(
             program, lanes, engine.estimate(program).seconds, address.worker_threads(client))
-        run = uuid.uuid4().hex[:8]  # a run's task names are its own on a shared cluster
-        chunks = [packed(start, stop, split.chunk(program, lanes, start, stop), engine.name)
-                  for start, stop in split.bounds(lanes.count, size)]
-        futures = [client.submit(run_chunk, chunk, pure=False,
-                                 key=f"recur-{run}-lanes-{chunk.start}-{chunk.stop}")
-                   for chunk in chunks]
-        assembly = Assembly(program, lanes)
+        store, place = stored.create(program, lanes, size, target) if target else (None, None)
         try:
-            for future in address.distributed().as_completed(futures):
-                assembly.add(_piece(future))
-                future.release()  # the piece is copied: the worker may let it go
-                if progress is not None:
-                    progress(assembly.done, lanes.count)
-        except RecurError as error:
-            raise _first_fault(error, futures) from None
-        finally:
-            client.cancel(futures)
-    return assembly.outcome()
+            assembly = _run_chunks(client, program, engine, lanes, size, place, progress)
+            outcome = assembly.outcome()
+            if store is None or target is None:
+                return outcome
+            assert assembly.resume is not None
+            return stored.finish(store, program, outcome, assembly.resume, target.path)
+        except BaseException:
+            if store is not None:
+                zarr_store.remove(store.path)
+            raise
+
+
+def _run_chunks(client: Any, program: ir.Program, engine: Engine, lanes: split.Lanes,
+                size: int, place: stored.Place | None,
+                progress: Callable[[int, int], None] | None) -> Assembly:
+    """Every chunk's task submitted, their pieces assembled as they finish."""
+    run = uuid.uuid4().hex[:8]  # a run's task names are its own on a shared cluster
+    chunks = [packed(start, stop, split.chunk(program, lanes, start, stop), engine.name,
+                     place)
+              for start, stop in split.bounds(lanes.count, size)]
+    futures = [client.submit(run_chunk, chunk, pure=False,
+                             key=f"recur-{run}-lanes-{chunk.start}-{chunk.stop}")
+               for chunk in chunks]
+    assembly = Assembly(program, lanes)
+    try:
+        for future in address.distributed().as_completed(futures):
+            assembly.add(_piece(future))
+            future.release()  # the piece is copied: the worker may let it go
+            if progress is not None:
+                progress(assembly.done, lanes.count)
+    except RecurError as error:
+        raise _first_fault(error, futures) from None
+    finally:
+        client.cancel(futures)
+    return assembly
 
 
 def _first_fault(error: RecurError, futures: list[Any]) -> RecurError:

@@ -72,6 +72,8 @@ class Column:
     streamed: bool  # rows written block by block
     carried: int  # the states a continuation starts from
     block_rows: int  # rows per block (streamed), the chunk along steps
+    lane_chunk: int | None = None  # the chunk along the lanes (the state's first axis)
+    # where a cluster's tasks write their lanes apart (`recur.cluster.stored`)
 
 
 def dimension_names(columns: list[Column]) -> dict[str, list[str]]:
@@ -97,14 +99,15 @@ def dimension_names(columns: list[Column]) -> dict[str, list[str]]:
     return names
 
 
-def chunks(rows: int, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+def chunks(rows: int, shape: tuple[int, ...], itemsize: int,
+           lane_chunk: int | None = None) -> tuple[int, ...]:
     """`rows` steps by the whole state, or fewer of its first axis where that is larger
-    than `CHUNK_BYTES`: a chunk of some tens of MB."""
+    than `CHUNK_BYTES`: a chunk of some tens of MB; `lane_chunk` of it where given."""
     rows = max(rows, 1)
     if not shape:
         return (rows,)
     rest = math.prod(shape[1:]) * itemsize
-    first = max(1, min(shape[0], CHUNK_BYTES // max(rows * rest, 1)))
+    first = lane_chunk or max(1, min(shape[0], CHUNK_BYTES // max(rows * rest, 1)))
     return (rows, first, *shape[1:])
 
 
@@ -134,13 +137,15 @@ class RunStore:
             if column.streamed:
                 group.create_array(
                     column.name, shape=(0, *column.shape), dtype=dtype,
-                    chunks=chunks(column.block_rows, column.shape, dtype.itemsize),
+                    chunks=chunks(column.block_rows, column.shape, dtype.itemsize,
+                                  column.lane_chunk),
                     dimension_names=dims[column.name], compressors=None,
                     fill_value=_fill(dtype))
             if column.carried:
                 resume.create_array(
                     column.name, shape=(2, column.carried, *column.shape), dtype=dtype,
-                    chunks=(1, column.carried, *column.shape), compressors=None,
+                    chunks=(1, column.carried, *_lane_cut(column.shape, column.lane_chunk)),
+                    compressors=None,
                     fill_value=_fill(dtype))
         group.update_attributes({**attrs, "steps_run": 0, "stopped_by": "not started",
                             "dimension_names": dims, RESUME: {"slot": None, "rows": {}}})
@@ -170,25 +175,42 @@ class RunStore:
             rows[name] = len(states)
         for name, array in finals.items():
             self._write_final(name, numpy.asarray(array))
+        self.ended(steps_run, stopped_by, {"slot": slot, "rows": rows})
+
+    def ended(self, steps_run: int, stopped_by: str, resume: Mapping[str, Any]) -> None:
+        """Record where the run is: its steps, why it stopped, and the slot and count of
+        the carried states (`resume`)."""
         # One write of the group's zarr.json (`attrs.update` writes it once per key: a
         # kill between two would pair a new step count with the old slot).
         self.group.update_attributes({"steps_run": steps_run, "stopped_by": stopped_by,
-                                 RESUME: {"slot": slot, "rows": rows}})
+                                      RESUME: dict(resume)})
 
     def _write_final(self, name: str, array: numpy.ndarray) -> None:
-        keep = self.group.attrs["keeps"][name]
         existing = self.group.get(name)
         if existing is None or existing.shape != array.shape:
             if existing is not None:
                 del self.group[name]
-            self.group.create_array(
-                name, shape=array.shape, dtype=array.dtype,
-                chunks=chunks(array.shape[0], array.shape[1:], array.dtype.itemsize)
-                if keep != "last" and array.ndim else array.shape or (), compressors=None,
-                dimension_names=self.group.attrs["dimension_names"][name],
-                fill_value=_fill(array.dtype))
+            self.create_final(name, array.shape, array.dtype)
         if array.size:
             self.group[name][...] = array
+
+    def create_final(self, name: str, shape: tuple[int, ...], dtype: numpy.dtype[Any],
+                     lane_chunk: int | None = None) -> None:
+        """The array of an output kept `last` or `last N`, chunked along the lanes by
+        `lane_chunk` where given."""
+        per_step = self.group.attrs["keeps"][name] != "last" and len(shape) > 0
+        self.group.create_array(
+            name, shape=shape, dtype=dtype,
+            chunks=chunks(shape[0], shape[1:], dtype.itemsize, lane_chunk) if per_step
+            else _lane_cut(shape, lane_chunk) or (), compressors=None,
+            dimension_names=self.group.attrs["dimension_names"][name], fill_value=_fill(dtype))
+
+    def write_region(self, name: str, region: tuple[Any, ...], array: numpy.ndarray,
+                     resume: bool = False) -> None:
+        """`array` into `region` of an output's array (of its carried states with
+        `resume`), its size unchanged: a cluster's task writes its lanes."""
+        target = self.group[RESUME][name] if resume else self.group[name]
+        target[region] = array
 
     def publish(self, path: Path) -> None:
         """Put this store (built elsewhere) in `path`'s place, and go on writing there."""
@@ -227,7 +249,9 @@ class RunStore:
                 for name, count in state["rows"].items()}
 
     def cut(self, name: str, rows: int) -> None:
-        """Drop the rows a killed run wrote past its last checkpoint."""
+        """Set an output's rows to `rows`: drop those a killed run wrote past its last
+        checkpoint; size the array a cluster's tasks write, and cut it where `until`
+        stopped them."""
         array = self.group[name]
         if array.shape[0] != rows:
             array.resize((rows, *array.shape[1:]))
@@ -322,6 +346,11 @@ def jsonable(value: Any) -> Any:
     if array.dtype.kind == "f":
         return json.loads(json.dumps(array.tolist()))  # NaN, inf as JSON's extensions
     return array.tolist()
+
+
+def _lane_cut(shape: tuple[int, ...], lane_chunk: int | None) -> tuple[int, ...]:
+    """A state's shape with its first axis cut to `lane_chunk` where given."""
+    return (lane_chunk, *shape[1:]) if lane_chunk and shape else shape
 
 
 def _fill(dtype: numpy.dtype[Any]) -> Any:
