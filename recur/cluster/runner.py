@@ -11,9 +11,11 @@ tasks finished, named by global lane.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Callable
 from numbers import Integral
+from pathlib import Path
 from typing import Any
 
 from recur import storing
@@ -68,6 +70,7 @@ def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
         size = int(lane_chunk) if lane_chunk else split.default_size(
             program, lanes, engine.estimate(program).seconds, address.worker_threads(client))
         store, place = stored.create(program, lanes, size, target) if target else (None, None)
+        marks = None if store is None else stored.running_marks(store.path)
         try:
             assembly = _run_chunks(client, program, engine, lanes, size, place, progress)
             outcome = assembly.outcome()
@@ -76,9 +79,23 @@ def run_on_cluster(program: ir.Program, engine: Engine, where: address.Address,
             assert assembly.resume is not None
             return stored.finish(store, program, outcome, assembly.resume, target.path)
         except BaseException:
-            if store is not None:
-                zarr_store.remove(store.path)
+            if store is not None and marks is not None:
+                zarr_store.remove(store.path)  # the tasks still running see it go, stop
+                _settled(marks)
+                zarr_store.remove(store.path)  # and what their last writes made again
             raise
+        finally:
+            if marks is not None:
+                zarr_store.remove(marks)
+
+
+def _settled(marks: Path, limit: float = 60.0) -> None:
+    """Wait (up to `limit` seconds) until no task of the run is writing: each keeps a
+    mark in `marks` while it runs (a cancelled task that was running goes on to its next
+    block, where it finds the store gone and stops)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and any(marks.iterdir()):
+        time.sleep(0.05)
 
 
 def _run_chunks(client: Any, program: ir.Program, engine: Engine, lanes: split.Lanes,

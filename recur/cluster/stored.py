@@ -80,6 +80,7 @@ def create(program: ir.Program, lanes: Lanes, size: int, target: Target) -> tupl
             shape = o.shape if keep.mode == "last" else (rows(o.keep, program.steps), *o.shape)
             store.create_final(o.name, shape, numpy.dtype(o.dtype),
                                size if o.name in laned else None)
+    running_marks(store.path).mkdir()
     return store, Place(str(store.path), block, stream.block_steps(program), laned)
 
 
@@ -88,6 +89,26 @@ def write_lanes(engine: Engine, program: ir.Program, backend: Any, place: Place,
     """Run a task's `program` (lanes [start, stop)) a block at a time on this worker,
     writing its lanes of each array: the steps run, why they stopped, and the carried
     states' slot and counts, as a run in one process records them at its last block."""
+    running = running_marks(place.path) / str(start)
+    try:
+        running.touch()  # the client waits for this to go before it cleans up a failure
+    except FileNotFoundError:  # the run failed before this task began: nothing to do
+        raise RunError(f"the store being built at {place.path} was removed: the run "
+                       "failed") from None
+    try:
+        return _write_lanes(engine, program, backend, place, start, stop)
+    finally:
+        running.unlink(missing_ok=True)
+
+
+def running_marks(path: str | Path) -> Path:
+    """The folder beside a store being built where each task writing it keeps a mark
+    while it runs (outside the store, which a failure removes first)."""
+    return Path(f"{path}.running")
+
+
+def _write_lanes(engine: Engine, program: ir.Program, backend: Any, place: Place,
+                 start: int, stop: int) -> tuple[int, str, dict[str, Any]]:
     store = RunStore.open(Path(place.path), "r+")
     keeps = dict(store.attrs["keeps"])
     ours = (slice(start, stop),)

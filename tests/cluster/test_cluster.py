@@ -146,8 +146,10 @@ def test_faults_in_several_chunks_give_a_true_one(cluster: str) -> None:
 def test_a_failed_run_writes_no_file(cluster: str, tmp_path: Path) -> None:
     spec, out = tmp_path / "overflow.yaml", tmp_path / "out.npy"
     spec.write_text(OVERFLOW)
+    # chunks of 128: the lanes that overflow first (650 to 759, all at one step) are in
+    # one chunk, so that whichever task ends first, the fault named is the same
     result = CliRunner().invoke(cli, ["run", str(spec), "--scheduler", cluster,
-                                      "--lane-chunk", "100", "-o", str(out)])
+                                      "--lane-chunk", "128", "-o", str(out)])
     assert result.exit_code == 1, result.output
     t, lane = _overflow_by_hand()
     assert f"integer overflow in the step of output 'x' at t={t} (lane {lane})" in result.stderr

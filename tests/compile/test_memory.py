@@ -115,7 +115,8 @@ def test_a_process_limit_is_the_room_when_it_is_the_tightest(kind: str, words: s
     assert done.returncode == 0, done.stderr
     size, source = done.stdout.strip().split(" ", 1)
     assert source == f"the process's {words}"
-    assert 250 * MIB < int(size) <= 300 * MIB  # less what the process mapped since
+    # less what the process mapped since (a page or two more where it unmapped some since)
+    assert 250 * MIB < int(size) <= 301 * MIB
 
 
 def _fake_proc(tmp_path: Path, cgroup: str, mount: str) -> str:
