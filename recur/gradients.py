@@ -408,6 +408,8 @@ def recording_program(program: ir.Program) -> tuple[ir.Program, dict[int, str]]:
     outputs = [replace(o, keep="all") for o in program.outputs]
     draws: dict[int, str] = {}
     for node in program.draws():
+        if not node.output:  # `until`'s: nothing is differentiated through it
+            continue
         name = f"draw {node.site}"
         assert node.type is not None
         drawn: ir.Node = node
@@ -421,11 +423,16 @@ def recording_program(program: ir.Program) -> tuple[ir.Program, dict[int, str]]:
 
 
 def fit_rows(rows: numpy.ndarray, shape: tuple[int, ...]) -> numpy.ndarray:
-    """`fit` for each row of `rows`."""
-    if rows.ndim - 1 < len(shape):
-        return numpy.broadcast_to(rows.reshape((len(rows),) + (1,) * (
-            len(shape) - rows.ndim + 1) + rows.shape[1:]), (len(rows), *shape))
-    return numpy.stack([fit(row, shape) for row in rows]) if len(rows) else rows
+    """`fit` for each row of `rows`, all at once (a row per step: no loop over them)."""
+    count, inner = len(rows), rows.shape[1:]
+    rank = max(len(inner), len(shape))
+    have = (1,) * (rank - len(inner)) + inner
+    want = (1,) * (rank - len(shape)) + shape
+    aligned = rows.reshape((count, *have))
+    axes = tuple(1 + axis for axis in range(rank) if want[axis] == 1 and have[axis] != 1)
+    if axes:
+        aligned = aligned.sum(axis=axes, keepdims=True)
+    return numpy.broadcast_to(aligned, (count, *want)).reshape((count, *shape))
 
 
 def _float(dtype: numpy.dtype) -> numpy.dtype:

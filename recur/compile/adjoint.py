@@ -549,6 +549,20 @@ def _kept(value: ir.Node, node: ir.Call, arg: ir.Node) -> ir.Node:
     return _call(node, "reshape", (value, kept))
 
 
+def outer_factors(tree: ir.Node) -> tuple[ir.Node, ir.Node] | None:
+    """The column and the row of a cotangent `_outer` made (the matrix's of a
+    matrix-vector product: both vectors), for a caller that sums them otherwise (the
+    backward pass, one product over all steps); None for any other tree."""
+    if not (isinstance(tree, ir.Binary) and tree.op == "*"
+            and isinstance(tree.left, ir.Call) and tree.left.func == "reshape"):
+        return None
+    column, shape = tree.left.args
+    if not (isinstance(shape, ir.ListExpr)
+            and [getattr(item, "value", None) for item in shape.items] == [-1, 1]):
+        return None
+    return column, tree.right
+
+
 def _spread(cotangent: ir.Node, arg: ir.Node) -> ir.Node:
     """A reduction's cotangent over the elements of `arg`: the same for each."""
     shape = _shape(arg) or ()

@@ -28,7 +28,14 @@ from typing import Any
 import numpy
 
 from recur.compile import ir
-from recur.compile.adjoint import ParamKey, SequenceKey, TapKey, read_name, step_vjp
+from recur.compile.adjoint import (
+    ParamKey,
+    SequenceKey,
+    TapKey,
+    outer_factors,
+    read_name,
+    step_vjp,
+)
 from recur.compile.lower import CARRIED, LoopOutput
 
 _COTANGENT = "\0cotangent"  # stands for w's adjoint in w's step VJP; no output is named so
@@ -243,7 +250,7 @@ class Backward:
         outputs = []
         for w, key, tree in self._reads_of_wrt(vjps, relevant, ParamKey):
             name = f"dJ/d{key.name} in {w.name}"
-            outer = _outer_factors(tree) if len(w.shape) == 1 else None
+            outer = outer_factors(tree) if len(w.shape) == 1 else None
             if outer is not None:  # W in `W @ h`: its rows, a product on the host
                 column, row = (self._shift(factor, 0, w.name) for factor in outer)
                 outputs += [
@@ -449,20 +456,6 @@ def _with_rows(output: LoopOutput, lowest: Mapping[str, int]) -> LoopOutput:
         return ir.map_children(node, fix)
 
     return replace(output, step=fix(output.step))
-
-
-def _outer_factors(tree: ir.Node) -> tuple[ir.Node, ir.Node] | None:
-    """The column and the row of `reshape(column, [-1, 1]) * row`, the cotangent
-    `recur.compile.adjoint` gives the matrix of a matrix-vector product (both factors
-    vectors, by its rule); None for any other tree."""
-    if not (isinstance(tree, ir.Binary) and tree.op == "*"
-            and isinstance(tree.left, ir.Call) and tree.left.func == "reshape"):
-        return None
-    column, shape = tree.left.args
-    if not (isinstance(shape, ir.ListExpr) and [getattr(item, "value", None)
-                                                for item in shape.items] == [-1, 1]):
-        return None
-    return column, tree.right
 
 
 def _factored(output: LoopOutput) -> list[LoopOutput]:
