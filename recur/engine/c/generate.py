@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy
 
@@ -253,6 +253,8 @@ class _Generator:
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
     mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
+    # the helper each checked integer operation calls
+    checked_calls: ClassVar[dict[str, str]] = _CHECKED
 
     def __init__(self, program: ir.Program, xp: Any, batch_draws: bool = False) -> None:
         self.program = program
@@ -579,7 +581,8 @@ class _Generator:
                 raise Unsupported("true division with an integer result")
             left = self._int_operand(node.left, dtype)
             right = _int(k) if k is not None else self._int_operand(node.right, dtype)
-            return self._int_result(f"{_CHECKED[node.op]}({left}, {right}, status)", dtype)
+            return self._int_result(f"{self.checked_calls[node.op]}({left}, {right}, status)",
+                                    dtype)
         suffix = "d" if dtype == "float64" else "f"
         left = self._typed(node.left, dtype)
         if exact.is_half_of(exponent):

@@ -15,7 +15,7 @@ interpreter's.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from recur.compile import ir
 from recur.diagnostics import Unsupported
@@ -30,6 +30,15 @@ from recur.engine.c.generate import (
 )
 from recur.lang.keep import of as of_keep
 
+# Checked int64 sums and differences in two's complement: the wrapped value, and the
+# overflow (the operands' sign and the result's differ) or-ed into `st[0]`.
+FLAGGED_ARITHMETIC = """\
+R_FN r_i64 r_add_flag(r_i64 a, r_i64 b, r_i64 *st)
+{ r_i64 r = (r_i64)((uint64_t)a + (uint64_t)b); st[0] |= ((a ^ r) & (b ^ r)) < 0; return r; }
+R_FN r_i64 r_sub_flag(r_i64 a, r_i64 b, r_i64 *st)
+{ r_i64 r = (r_i64)((uint64_t)a - (uint64_t)b); st[0] |= ((a ^ b) & (a ^ r)) < 0; return r; }
+"""
+
 # Deeper than this, an output's taps are read from its history in memory (the full
 # trajectory, or the ring of a state kept 'last'), each step's value written there: a
 # register per tap, all shifted every step, costs a move per tap and step and a source
@@ -37,6 +46,9 @@ from recur.lang.keep import of as of_keep
 # 'last' (its ring read modulo its size): registers 0.10 s against 0.15 at depth 32,
 # 0.25 against 0.17 at depth 64 (docs/robustness.md, "Large specs").
 REGISTER_DEPTH = 32
+# The lanes of a block, which walks every step before the next block starts: their
+# registers are arrays the C compiler keeps in vector registers or the first-level cache.
+LANE_BLOCK = 64
 
 
 class LaneGenerator(_Generator):
@@ -67,24 +79,27 @@ class LaneGenerator(_Generator):
         for output in outputs:
             body.extend(self._output(output))
         tests, stop = self._until()
-        shifts = [f"            s{k}_{lag} = s{k}_{lag - 1};"
+        shifts = [f"            {self._register(k, lag)} = {self._register(k, lag - 1)};"
                   for output in outputs if not self._in_memory(output)
                   for k in [self.registers[output.name]]
                   for lag in range(self._depth(output), 0, -1)]
+        if self.before:
+            raise Unsupported("a value computed for all lanes before the lane loop")
         loads = [line for output in outputs for line in self._loads(output)]
         stores = [line for output in outputs for line in self._stores(output)]
         inner = [
             *loads,
             "        t = t0;" if self.t_outside else f"        {self.index} t = t0;",
             "        for (; t < t1; t++) {",
-            *body,
-            *tests,
-            *shifts,
-            *stop,
+            *self._step([*body, *tests, *shifts, *stop]),
             "        }",
             *stores,
         ]
         return "\n".join(self._frame(inner)), lanes
+
+    def _step(self, lines: list[str]) -> list[str]:
+        """A step's statements, for the lanes one iteration of the time loop walks."""
+        return lines
 
     def _frame(self, inner: list[str]) -> list[str]:
         """The function around the lane loop's body `inner`."""
@@ -93,6 +108,10 @@ class LaneGenerator(_Generator):
     def _stop_at_fault(self) -> str:
         """Leave the kernel, the step `t` recorded as the first that faulted."""
         raise NotImplementedError
+
+    def _fault_if(self, condition: str) -> str:
+        """The statement that stops at a fault where `condition` holds."""
+        return f"if ({condition}) {{ {self._stop_at_fault()} }}"
 
     def _stop_at_until(self) -> str:
         """Record `until` at step `t`, count the step, leave the time loop."""
@@ -117,12 +136,12 @@ class LaneGenerator(_Generator):
 
     def _output(self, output: ir.Output) -> list[str]:
         value = self._step_value(output)
-        register = f"s{self.registers[output.name]}_0"
+        register = self._register(self.registers[output.name], 0)
         lines = [f"            {register} = {value};"]
         if self.checked:
-            lines.append(f"            if (status[0] != 0) {{ {self._stop_at_fault()} }}")
+            lines.append(f"            {self._fault_if('status[0] != 0')}")
         if self.program.check_finite and output.dtype in ("float32", "float64"):
-            lines.append(f"            if (!isfinite({register})) {{ {self._stop_at_fault()} }}")
+            lines.append(f"            {self._fault_if(f'!isfinite({register})')}")
         if self._written(output):
             lines.append(f"            {self._first(output)}{self._cell(output.name, 0, 't')} = "
                          f"{register};")
@@ -158,7 +177,8 @@ class LaneGenerator(_Generator):
         k, depth = self.registers[output.name], output.depth
         lines = []
         for lag in range(1, self._depth(output) + 1):
-            store = f"{self._first(output)}{self._cell(output.name, lag, 't')} = s{k}_{lag};"
+            store = (f"{self._first(output)}{self._cell(output.name, lag, 't')} = "
+                     f"{self._register(k, lag)};")
             if lag > depth:  # a register that holds a state only once a step has run
                 store = f"if (t > t0) {{ {store} }}"
             lines.append(f"        {store}")
@@ -181,7 +201,11 @@ class LaneGenerator(_Generator):
             raise Unsupported(f"a state of shape {output.shape} is read by lanes {self.target}")
         if lag > 0 and self._in_memory(output):
             return self._cell(name, lag, "t")
-        return f"s{self.registers[name]}_{lag}"
+        return self._register(self.registers[name], lag)
+
+    def _register(self, k: int, lag: int) -> str:
+        """The register of the k-th output's state `lag` steps back."""
+        return f"s{k}_{lag}"
 
     def _matrix_vector(self, node: ir.Binary) -> str:
         raise Unsupported("matrix products, which mix lanes")
@@ -219,12 +243,135 @@ class _HostLaneGenerator(LaneGenerator):
         return f"result[0] = {STATUS_UNTIL}; result[1] = t; t++; break;"
 
 
+class _HostBlockGenerator(_HostLaneGenerator):
+    """The C lane kernel for states with lanes: the lanes in blocks of `LANE_BLOCK`, each
+    block walking every step, and inside a step a loop over the block's lanes that the C
+    compiler vectorises (the lanes are independent: element-wise steps).
+
+    A lane's registers are the elements of arrays of a block's lanes; what is the same at
+    every step (params, hoisted values, which element of a broadcast value a lane reads)
+    is loaded into such arrays once per block, before the time loop. A fault or a
+    non-finite value under `--check` marks the step (`bad`) rather than leaving the lane
+    loop, which would keep it from being vectorised; the kernel stops after that step,
+    and the interpreter replays the run to report it. `until` stops all lanes at once,
+    so it stays with the loop over all lanes of a step (`recur.engine.c.generate`).
+    """
+
+    # Sums and differences that wrap and flag an overflow, where `__builtin_add_overflow`
+    # kept GCC 12 from vectorising (W8: 97 ms against 29 ms).
+    checked_calls: ClassVar[dict[str, str]] = {
+        **_Generator.checked_calls, "+": "r_add_flag", "-": "r_sub_flag"}
+
+    def __init__(self, program: ir.Program, xp: Any) -> None:
+        super().__init__(program, xp)
+        self.batch_draws = True  # a block's draws are made before its lanes' loop
+        self.helpers["r_add_flag"] = FLAGGED_ARITHMETIC
+        self.preloads: list[str] = []  # statements before a block's time loop
+        self.preloaded: dict[str, str] = {}  # code read per lane -> its array's name
+
+    def lane_kernel(self) -> tuple[str, int]:
+        if self.program.until is not None:
+            raise Unsupported("until with lanes: it stops every lane at the same step")
+        return super().lane_kernel()
+
+    def _frame(self, inner: list[str]) -> list[str]:
+        lanes = f"dims[{2 * self._history(self._widest()) + 1}]"
+        frame = super()._frame([])
+        opening = frame.index("    for (int64_t i = 0; i < 1; i++) {")
+        return [
+            *frame[:opening],
+            f"    for (int64_t i0 = 0; i0 < {lanes}; i0 += {LANE_BLOCK}) {{",
+            f"        const int64_t count = {lanes} - i0 < {LANE_BLOCK} ? {lanes} - i0 : "
+            f"{LANE_BLOCK};",
+            *self.preloads,
+            *inner,
+            *frame[opening + 2:],
+        ]
+
+    def _widest(self) -> str:
+        return next(o.name for o in self.program.outputs if o.lanes != 1)
+
+    def _step(self, lines: list[str]) -> list[str]:
+        return [
+            *self._fills(),
+            "            r_i64 bad = 0;",
+            "            for (int64_t ln = 0; ln < count; ln++) {",
+            "                const int64_t i = i0 + ln;",
+            "                int64_t status[1] = {0};",
+            *(f"    {line}" for line in lines),
+            "            }",
+            f"            if (bad) {{ result[0] = {STATUS_FAULT}; result[1] = t; return t; }}",
+        ]
+
+    def _fills(self) -> list[str]:
+        """The draws of the block's lanes at this step, made before their loop."""
+        return [f"            {line}" for line in self.fills]
+
+    def _stop_at_fault(self) -> str:
+        raise AssertionError("a block's lanes mark a fault (`_fault_if`), never leave")
+
+    def _fault_if(self, condition: str) -> str:
+        # A branch would keep the C compiler from vectorising the lane loop.
+        return f"bad |= ({condition});"
+
+    def _register(self, k: int, lag: int) -> str:
+        return f"s{k}_{lag}[ln]"
+
+    def _per_lane(self, lines: list[str]) -> list[str]:
+        """Statements for each lane of the block, outside the time loop."""
+        return ["        for (int64_t ln = 0; ln < count; ln++) {",
+                "            const int64_t i = i0 + ln;",
+                *(f"            {line.strip()}" for line in lines), "        }"]
+
+    def _loads(self, output: ir.Output) -> list[str]:
+        c_type, k = self.types[output.dtype], self.registers[output.name]
+        depth = 0 if self._in_memory(output) else self._depth(output)
+        arrays = ", ".join(f"s{k}_{lag}[{LANE_BLOCK}]" for lag in range(depth + 1))
+        values = [f"{self._register(k, lag)} = "
+                  f"{self._cell(output.name, lag, 't0') if lag <= output.depth else '0'};"
+                  for lag in range(1, depth + 1)]
+        return [f"        {c_type} {arrays};", *(self._per_lane(values) if values else [])]
+
+    def _stores(self, output: ir.Output) -> list[str]:
+        stores = super()._stores(output)
+        return self._per_lane(stores) if stores else []
+
+    def _column(self, shape: tuple[int, ...]) -> str:
+        """Which element a lane reads: where that takes arithmetic, an array of the
+        block's lanes' elements, computed once per block."""
+        column = super()._column(shape)
+        if column in (self.lane, "0") or self.lane != "i":
+            return column
+        return self._preload("int64_t", column)
+
+    def _constant(self, key: Any, value: Any) -> str:
+        code = super()._constant(key, value)
+        if self.lane != "i":
+            return code
+        return self._preload(self.types[str(self.xp.asarray(value).dtype)], code)
+
+    def _preload(self, c_type: str, code: str) -> str:
+        """`code`, the same at every step, read from a value loaded before the time loop:
+        one for the block, or an array of its lanes' (read inside the loop, even a value
+        behind a `restrict` pointer kept GCC from vectorising)."""
+        if code not in self.preloaded:
+            name = f"p{len(self.preloaded)}"
+            self.preloaded[code] = name
+            if code.endswith("[0]"):
+                self.preloads.append(f"        const {c_type} {name} = {code};")
+            else:
+                self.preloads += [f"        {c_type} {name}[{LANE_BLOCK}];",
+                                  *self._per_lane([f"{name}[ln] = {code};"])]
+        name = self.preloaded[code]
+        return name if code.endswith("[0]") else f"{name}[ln]"
+
+
 def generate_host(program: ir.Program, xp: Any) -> Kernel:
-    """The C lane kernel for a program whose states are single values, or `Unsupported`."""
-    if any(o.lanes != 1 for o in program.outputs):
-        raise Unsupported("states with lanes: the lanes-inner loop serves them better")
+    """The C lane kernel for a program whose steps are element-wise per lane (one lane,
+    or blocks of lanes), or `Unsupported`."""
     if len(program.outputs) > OUTPUTS_PER_FUNCTION:  # registers cannot be split
         raise Unsupported("more outputs than one C function compiles quickly")
-    generator = _HostLaneGenerator(program, xp)
+    lanes = any(o.lanes != 1 for o in program.outputs)
+    generator = _HostBlockGenerator(program, xp) if lanes else _HostLaneGenerator(program, xp)
     source, _ = generator.lane_kernel()
     return Kernel(source, tuple(generator.args.values))
