@@ -104,24 +104,35 @@ def c_integer_power_name(suffix: str, k: int) -> str:
     return f"r_powi_{suffix}_{'m' if k < 0 else ''}{abs(k)}"
 
 
-# pow and the IEEE minimum/maximum in C, for `recur.engine.c.generate`'s prelude. `pow` is called
-# through a function the compiler may not inline: GCC's vectoriser turns
-# `pow(x, 0.5)` with a constant 0.5 into `sqrt(x)` for the lanes it vectorises, which
-# gives -0.0 and NaN where pow gives +0.0 and inf.
+# pow in C, for `recur.engine.c.generate`'s prelude. `pow` is called through a function
+# the compiler may not inline: GCC's vectoriser turns `pow(x, 0.5)` with a constant 0.5
+# into `sqrt(x)` for the lanes it vectorises, which gives -0.0 and NaN where pow gives
+# +0.0 and inf.
 C_FUNCTIONS = """\
 R_FN double r_half_d(double x) { return (x == 0 || x == -INFINITY) ? fabs(x) : sqrt(x); }
 R_FN float r_half_f(float x) { return (x == 0 || x == -INFINITY) ? fabsf(x) : sqrtf(x); }
 R_NOINLINE double r_pow_d(double a, double b) { return pow(a, b); }
 R_NOINLINE float r_pow_f(float a, float b) { return powf(a, b); }
-R_FN double r_min_d(double a, double b)
-{ return a != a ? a : b != b ? b : a == b ? (signbit(a) ? a : b) : a < b ? a : b; }
-R_FN double r_max_d(double a, double b)
-{ return a != a ? a : b != b ? b : a == b ? (signbit(a) ? b : a) : a > b ? a : b; }
-R_FN float r_min_f(float a, float b)
-{ return a != a ? a : b != b ? b : a == b ? (signbit(a) ? a : b) : a < b ? a : b; }
-R_FN float r_max_f(float a, float b)
-{ return a != a ? a : b != b ? b : a == b ? (signbit(a) ? b : a) : a > b ? a : b; }
 """
+# The IEEE minimum and maximum (NaN first, then -0 below +0), as selects of values
+# computed without branches, so that GCC vectorises a loop that calls them (a `signbit`
+# in a chain of conditions kept it from vectorising the W9 sweep).
+_MIN_MAX = """\
+R_FN T_ r_min_S_(T_ a, T_ b) {
+    T_ m = a < b ? a : b, zeros = -((-a) + (-b));  /* -0 where either is -0 */
+    m = a == b ? (a == 0 ? zeros : a) : m;
+    m = b != b ? b : m;
+    return a != a ? a : m;
+}
+R_FN T_ r_max_S_(T_ a, T_ b) {
+    T_ m = a > b ? a : b, zeros = a + b;  /* +0 where either is +0 */
+    m = a == b ? (a == 0 ? zeros : a) : m;
+    m = b != b ? b : m;
+    return a != a ? a : m;
+}
+"""
+C_FUNCTIONS += "".join(_MIN_MAX.replace("T_", c_type).replace("S_", short)
+                       for c_type, short in (("double", "d"), ("float", "f")))
 
 
 def is_half(node: n.Node) -> bool:

@@ -173,9 +173,9 @@ R_FN void r_philox(r_u64 t, r_u64 e, r_u64 c, r_u64 seed, r_u64 *w0, r_u64 *w1) 
     *w0 = c0; *w1 = c1;
 }}
 R_FN double r_unit(r_u64 w) {{ return (double)(w >> 11) * {TWO_POW_MINUS_53!r}; }}
-R_FN double r_log(double x) {{
+R_FN double r_log(double x) {{  /* x in [2**-53, 1]: a normal number */
     int e;
-    double m = frexp(x, &e);
+    double m = r_frexp_normal(x, &e);
     int low = m < {_SQRT_HALF!r};
     m = m * (1.0 + low); e -= low;  /* doubled where low: exact, without a branch */
     double k = (double)e, f = m - 1.0, s = f / (2.0 + f), z = s * s, w = z * z;

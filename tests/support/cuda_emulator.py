@@ -44,6 +44,10 @@ static inline long long __mul64hi(long long a, long long b)
 { return (long long)(((__int128)a * b) >> 64); }
 static inline unsigned long long __umul64hi(unsigned long long a, unsigned long long b)
 { return (unsigned long long)(((unsigned __int128)a * b) >> 64); }
+static inline long long __double_as_longlong(double x)
+{ long long b; __builtin_memcpy(&b, &x, sizeof b); return b; }
+static inline double __longlong_as_double(long long b)
+{ double x; __builtin_memcpy(&x, &b, sizeof x); return x; }
 """
 FLAGS = ("-O1", "-fPIC", "-shared", "-std=c++17", "-ffp-contract=off", "-fno-math-errno")
 

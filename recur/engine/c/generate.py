@@ -158,12 +158,22 @@ R_FN r_i64 r_sub(r_i64 a, r_i64 b, r_i64 *st)
 R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_mul_overflow(a, b, &r) ? r_fail(st) : r; }
 """
-# The 128-bit product of two 64-bit words, which the random calls' Philox needs: its low
-# word, and its high word in `*high` (one multiplication on x86-64).
+# What the random calls need of the dialect: the 128-bit product of two 64-bit words
+# (Philox: its low word, and its high word in `*high`; one multiplication on x86-64), and
+# frexp of a positive normal number (the logarithm of `normal()`) by its bits, which
+# unlike libm's frexp lets GCC vectorise a lane loop that draws.
 C_MULHILO = """\
 R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
                                   unsigned long long *high)
 { unsigned __int128 p = (unsigned __int128)a * b; *high = p >> 64; return p; }
+R_FN double r_frexp_normal(double x, int *e) {
+    unsigned long long b;
+    __builtin_memcpy(&b, &x, sizeof b);
+    *e = (int)((b >> 52) & 0x7ff) - 1022;
+    b = (b & 0xfffffffffffffULL) | 0x3fe0000000000000ULL;
+    __builtin_memcpy(&x, &b, sizeof x);
+    return x;
+}
 """
 
 
@@ -252,7 +262,7 @@ class _Generator:
     """The C dialect; `recur.engine.cuda.generate` derives the CUDA one from it."""
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
-    mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
+    mulhilo = C_MULHILO  # how the dialect defines r_mulhilo and r_frexp_normal
     # the helper each checked integer operation calls
     checked_calls: ClassVar[dict[str, str]] = _CHECKED
 

@@ -65,6 +65,11 @@ CUDA_MULHILO = """\
 R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
                                   unsigned long long *high)
 { *high = __umul64hi(a, b); return a * b; }
+R_FN double r_frexp_normal(double x, int *e) {
+    unsigned long long b = (unsigned long long)__double_as_longlong(x);
+    *e = (int)((b >> 52) & 0x7ff) - 1022;
+    return __longlong_as_double((long long)((b & 0xfffffffffffffULL) | 0x3fe0000000000000ULL));
+}
 """
 
 PRELUDE = CUDA_HEADER + COMMON + where_functions(CUDA_TYPES)
