@@ -179,6 +179,8 @@ class _Cut:
 
     def slots(self, values: tuple[Any, ...], read: dict[Any, ir.Type | None],
               axis: int) -> tuple[Any, ...]:
-        """The slots the loop reads, cut; None for the others (nothing reads them)."""
-        return tuple(self.value(value, axis, read[slot]) if slot in read else None
+        """The slots the loop reads, cut; None for the others (nothing reads them) and
+        for a sweep that failed (`recur.compile.sweeps`)."""
+        return tuple(self.value(value, axis, read[slot])
+                     if slot in read and value is not None else None
                      for slot, value in enumerate(values))

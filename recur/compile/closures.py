@@ -177,6 +177,8 @@ class Builder:
     def _build_Swept(self, node: ir.Swept) -> Closure:
         assert self.slots is not None and node.type is not None
         rows = self.slots.swept[node.slot]
+        if rows is None:  # the sweep failed: computed in the loop, to fail at its step
+            return self.build(node.source)
         if node.type.python:  # Python numbers in the loop stay Python numbers
             values = rows.tolist()
             return lambda frame: values[frame.t]

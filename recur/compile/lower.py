@@ -11,7 +11,7 @@ sub-expressions free of the state computed for all steps at once (`Swept`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +31,7 @@ from recur.compile.evaluate import (
 )
 from recur.compile.frame import Frame
 from recur.compile.program import Scope, program_tree
+from recur.compile.sweeps import Sweeps
 from recur.diagnostics import Fault, RunError, SpecError
 from recur.lang import nodes as n
 from recur.lang.functions import FUNCTIONS
@@ -125,7 +126,7 @@ def compile_spec(
     program = ir.Program(outputs, moved.get(UNTIL), spec.until.span if spec.until else None,
                          n_steps, backend.name, backend.xp, MappingProxyType(dict(params)),
                          MappingProxyType(dict(sequences)), tuple(mover.hoisted),
-                         tuple(mover.swept), check_finite, seed)
+                         Sweeps(mover.swept), check_finite, seed)
     summaries = tuple(
         _summary(program.output(o.name.name), initials[o.name.name], n_steps)
         for o in spec.outputs
@@ -198,7 +199,7 @@ def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[st
         for o in outputs)
     return ir.Program(lowered, None, None, steps, backend.name, xp,
                       MappingProxyType(dict(params)), MappingProxyType(sequences),
-                      tuple(mover.hoisted), tuple(mover.swept), False)
+                      tuple(mover.hoisted), Sweeps(mover.swept), False)
 
 
 def _carried(keep: str, depth: int) -> str:
@@ -597,7 +598,7 @@ class _Mover:
         self.steps = steps
         self.sweep = sweep
         self.hoisted: list[Any] = []
-        self.swept: list[Any] = []
+        self.swept: list[Callable[[], Any]] = []  # each slot's rows, when first read
 
     def move(self, node: ir.Node) -> ir.Node:
         if not isinstance(node, _LEAVES):
@@ -638,8 +639,14 @@ class _Mover:
                                if typed is not None)
 
     def _swept(self, node: ir.Node) -> ir.Node:
-        """All steps' values at once, as rows indexed by `t`; left in the loop if that
-        fails or gives another dtype than the loop's."""
+        """All steps' values at once, as rows indexed by `t`, made when first read
+        (`recur.compile.sweeps`)."""
+        self.swept.append(lambda: self._rows(node))
+        return ir.Swept(node.span, node.type, node.varies, len(self.swept) - 1, node)
+
+    def _rows(self, node: ir.Node) -> Any:
+        """`node`'s rows, or None where that fails or gives another dtype than the
+        loop's (the loop computes it then)."""
         seen = node.type
         assert seen is not None
         rank = 1 + max(len(part.type.shape) for part in _parts(node) if part.type is not None)
@@ -651,11 +658,8 @@ class _Mover:
                 rows = self.backend.xp.broadcast_to(
                     value, (self.steps, *value.shape[1:])).reshape((self.steps, *seen.shape))
         except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
-            return node
-        if str(rows.dtype) != seen.dtype:
-            return node
-        self.swept.append(rows)
-        return ir.Swept(node.span, seen, node.varies, len(self.swept) - 1, node)
+            return None
+        return rows if str(rows.dtype) == seen.dtype else None
 
 
 def _parts(node: ir.Node) -> list[ir.Node]:

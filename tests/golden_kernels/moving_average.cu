@@ -9,7 +9,7 @@ extern "C" __global__ void recur_kernel(
         double s0_0;
         long long t = t0;
         for (; t < t1; t++) {
-            s0_0 = a0[(t) * dims[1] + 0];
+            s0_0 = (((a0[(t + 0) * dims[1] + 0] + a0[(t + 1) * dims[1] + 0]) + a0[(t + 2) * dims[1] + 0]) / ((double)(INT64_C(3))));
             if (i == 0) a1[(t + 0) * dims[3] + 0] = s0_0;
         }
     }

@@ -6,6 +6,7 @@ int64_t kernel(int64_t t0, int64_t t1, int64_t *status, int64_t steps,
     double *restrict a2 = (double *)args[2];
     double *restrict a3 = (double *)args[3];
     double *restrict a4 = (double *)args[4];
+    double *restrict a5 = (double *)args[5];
     for (int64_t t = t0; t < t1; t++) {
         for (int64_t i = 0; i < dims[3]; i++) a1[i] = 0;
         for (int64_t j = 0; j < dims[0]; j++) {
@@ -14,7 +15,7 @@ int64_t kernel(int64_t t0, int64_t t1, int64_t *status, int64_t steps,
             for (int64_t i = 0; i < dims[3]; i++) a1[i] += row[i] * vj;
         }
         for (int64_t i = 0; i < dims[5]; i++) {
-            a2[(t + 1) * dims[5] + i] = tanh(((a1[i] + a3[(t) * dims[7] + i]) + a4[i]));
+            a2[(t + 1) * dims[5] + i] = tanh(((a1[i] + (a3[i] * a4[(t + 0) * dims[9] + 0])) + a5[i]));
         }
     }
     return t1;

@@ -4,14 +4,15 @@ extern "C" __global__ void recur_kernel(
     double *__restrict__ a0,
     double *__restrict__ a1,
     double *__restrict__ a2,
-    double *__restrict__ a3) {
+    double *__restrict__ a3,
+    double *__restrict__ a4) {
     __shared__ double previous[3];
     const long long groups = (lanes + 0) / 1;
     for (long long g = blockIdx.x; g < groups; g += gridDim.x) {
         for (long long t = t0; t < t1; t++) {
             for (long long e = threadIdx.x; e < 3; e += blockDim.x) {
                 long long row = g * 1 + e / 3;
-                previous[e] = row < lanes ? (double)a3[(t + 0) * dims[7] + row * 3 + e % 3] : 0;
+                previous[e] = row < lanes ? (double)a4[(t + 0) * dims[9] + row * 3 + e % 3] : 0;
             }
             __syncthreads();
             for (long long j = threadIdx.x; j < 3; j += blockDim.x) {
@@ -27,8 +28,8 @@ extern "C" __global__ void recur_kernel(
                     if (row >= lanes) break;
                     long long i = row * 3 + j;
                     long long status[1] = {0};
-                    double value = tanh(((acc[r] + a1[(t) * dims[3] + i]) + a2[i]));
-                    a3[(t + 1) * dims[7] + i] = value;
+                    double value = tanh(((acc[r] + (a1[i] * a2[(t + 0) * dims[5] + 0])) + a3[i]));
+                    a4[(t + 1) * dims[9] + i] = value;
                 }
             }
             __syncthreads();

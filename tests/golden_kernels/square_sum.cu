@@ -10,7 +10,7 @@ extern "C" __global__ void recur_kernel(
         long long s0_1 = a1[((t0 - 1) & (dims[2] - 1)) * dims[3] + 0];
         long long t = t0;
         for (; t < t1; t++) {
-            s0_0 = r_add(s0_1, a0[(t) * dims[1] + 0], status);
+            s0_0 = r_add(s0_1, r_pow(a0[(t + 0) * dims[1] + 0], INT64_C(2), status), status);
             if (status[0] != 0) { atomicMin(&result[0], t); break; }
             s0_1 = s0_0;
         }

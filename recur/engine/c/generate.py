@@ -464,7 +464,16 @@ class _Generator:
         return self._constant(("hoisted", node.slot), self.program.hoisted[node.slot])
 
     def _expr_Swept(self, node: ir.Swept) -> str:
-        return self._rows(("swept", node.slot), self.program.swept[node.slot], "t")
+        """Computed in the loop, as fast as read from rows made before it (which are then
+        never made: `recur.compile.sweeps`); read where the kernel cannot compute it (a
+        function without a C name)."""
+        try:
+            return self._expr(node.source)
+        except Unsupported:
+            rows = self.program.swept[node.slot]
+            if rows is None:
+                raise
+            return self._rows(("swept", node.slot), rows, "t")
 
     def _typed(self, node: ir.Node, dtype: str) -> str:
         """`node`'s value in `dtype`, as NumPy converts an operand before an operation."""

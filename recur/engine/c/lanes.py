@@ -304,8 +304,9 @@ class _HostBlockGenerator(_HostLaneGenerator):
         ]
 
     def _fills(self) -> list[str]:
-        """The draws of the block's lanes at this step, made before their loop."""
-        return [f"            {line}" for line in self.fills]
+        """The draws of the block's lanes at this step, made before their loop: once for
+        a call read by several outputs (a gradient's replayed draws)."""
+        return [f"            {line}" for line in dict.fromkeys(self.fills)]
 
     def _stop_at_fault(self) -> str:
         raise AssertionError("a block's lanes mark a fault (`_fault_if`), never leave")

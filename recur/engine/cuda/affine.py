@@ -108,7 +108,10 @@ class _Affine:
         if isinstance(node, ir.Hoisted):
             return self._by_lane(xp.asarray(program.hoisted[node.slot]).reshape(1, -1))
         if isinstance(node, ir.Swept):
-            rows = xp.asarray(program.swept[node.slot])
+            rows = program.swept[node.slot]
+            if rows is None:
+                raise Unsupported("a sub-expression free of the state that fails to compute")
+            rows = xp.asarray(rows)
             return self._by_lane(rows.reshape(rows.shape[0], -1))
         if isinstance(node, ir.Literal):
             return xp.asarray(node.value).reshape(1, 1)
