@@ -12,6 +12,7 @@ indexing, `until` over the states) mixes them, and is refused with its place.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -177,7 +178,7 @@ class _Cut:
             return output.initial
         return output.initial[:, self.start:self.stop]
 
-    def slots(self, values: tuple[Any, ...], read: dict[Any, ir.Type | None],
+    def slots(self, values: Sequence[Any], read: dict[Any, ir.Type | None],
               axis: int) -> tuple[Any, ...]:
         """The slots the loop reads, cut; None for the others (nothing reads them) and
         for a sweep that failed (`recur.compile.sweeps`)."""

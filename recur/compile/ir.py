@@ -13,7 +13,7 @@ up by its identity.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -316,7 +316,7 @@ class Program:
     params: Mapping[str, Any]
     sequences: Mapping[str, Any]  # arrays as walked (reversed under `reverse`), time first
     hoisted: tuple[Any, ...]  # the values of `Hoisted` slots
-    swept: tuple[Any, ...]  # the rows by step of `Swept` slots
+    swept: Sequence[Any]  # the rows by step of `Swept` slots (`recur.compile.sweeps`)
     check_finite: bool
     seed: int = 0  # the key of every draw (`Draw`)
     # Where this run's lanes start in a sweep split into chunks of lanes: a draw over
