@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy
+
 from recur.compile import ir
 from recur.lang.functions import FUNCTIONS
+from recur.lang.keep import of as of_keep
 
 # The kinds of work per lane and step that the cost models price.
-KINDS = ("arithmetic", "tap", "function", "multiply-add")
+KINDS = ("arithmetic", "tap", "function", "draw", "multiply-add")
 # The array operations of one random call in the interpreter (`recur.lang.philox`: ten
 # rounds of two 64x64-bit products from 32-bit halves); compiled, it costs about a
 # libm call.
@@ -29,16 +32,18 @@ class Work:
         return sum(count * costs[kind] for kind, count in self.per_lane.items())
 
 
-def work(program: ir.Program) -> Work:
+def work(program: ir.Program, swept_in_loop: bool = False) -> Work:
     """Count the loop's work. Sub-expressions moved out of the loop run once, before it,
-    so they are not counted. A matrix product counts a multiply-add per element of the
-    widest state (`W @ h`: h's length). A function is a libm call (`function`) where it
-    is not exact; the exact ones (sqrt, abs, floor, min, where ...) count as arithmetic.
-    A random call counts as a function, and as `DRAW_CALLS` array operations."""
+    so they are not counted; with `swept_in_loop`, those swept for every step are (a
+    compiled kernel computes them in its loop: `recur.compile.sweeps`). A matrix product
+    counts a multiply-add per element of the widest state (`W @ h`: h's length). A
+    function is a libm call (`function`) where it is not exact; the exact ones (sqrt,
+    abs, floor, min, where ...) count as arithmetic. A random call counts as a `draw`,
+    and as `DRAW_CALLS` array operations."""
     counts = dict.fromkeys(KINDS, 0)
     calls, lanes = 0, program.lanes
     for root in program.roots():
-        for node in _counted(root):
+        for node in _counted(root, swept_in_loop):
             if isinstance(node, ir.Tap | ir.SequenceRead):
                 counts["tap"] += 1
                 continue
@@ -49,17 +54,32 @@ def work(program: ir.Program) -> Work:
                 counts["function"] += 1
             elif isinstance(node, ir.Draw):
                 calls += DRAW_CALLS - 1
-                counts["function"] += 1
+                counts["draw"] += 1
             else:
                 counts["arithmetic"] += 1
     return Work(calls, counts)
 
 
-def _counted(node: ir.Node) -> list[ir.Node]:
+def _counted(node: ir.Node, swept_in_loop: bool) -> list[ir.Node]:
     """The nodes that cost something in the loop: operations and reads."""
+    if isinstance(node, ir.Swept) and swept_in_loop:
+        return _counted(node.source, swept_in_loop)
     if isinstance(node, ir.Hoisted | ir.Swept | ir.Literal | ir.Param | ir.Time | ir.Steps
                   | ir.TimeIndex):
         return []
     if isinstance(node, ir.Tap | ir.SequenceRead):
         return [node]
-    return [node, *(part for child in ir.children(node) for part in _counted(child))]
+    return [node, *(part for child in ir.children(node)
+                    for part in _counted(child, swept_in_loop))]
+
+
+def written_bytes(program: ir.Program) -> float:
+    """Bytes the loop stores per lane and step: the rows it keeps (all, the last N, one
+    step in K); a state kept `last` stays in registers or a small ring."""
+    total = 0.0
+    for output in program.outputs:
+        keep = of_keep(output.keep)
+        if keep.mode in ("all", "tail", "every"):
+            share = 1 / keep.n if keep.mode == "every" else 1.0
+            total += share * numpy.dtype(output.dtype).itemsize * output.lanes / program.lanes
+    return total

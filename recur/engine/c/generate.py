@@ -212,6 +212,7 @@ class Kernel:
 
     source: str
     arguments: tuple[Any, ...]
+    lane_block: int = 0  # lanes per block of the lane kernel's (`recur.engine.c.lanes`)
 
 
 def bind(arguments: Iterable[Any], buffers: Buffers) -> tuple[Any, ...]:

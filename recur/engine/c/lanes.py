@@ -375,4 +375,4 @@ def generate_host(program: ir.Program, xp: Any) -> Kernel:
     lanes = any(o.lanes != 1 for o in program.outputs)
     generator = _HostBlockGenerator(program, xp) if lanes else _HostLaneGenerator(program, xp)
     source, _ = generator.lane_kernel()
-    return Kernel(source, tuple(generator.args.values))
+    return Kernel(source, tuple(generator.args.values), LANE_BLOCK if lanes else 0)

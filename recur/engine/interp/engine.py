@@ -25,6 +25,7 @@ ELEMENT_COST = {
     "arithmetic": 0.3e-9,
     "tap": 0.0,
     "function": 3e-9,
+    "draw": 3e-9,
     "multiply-add": 0.25e-9,
 }
 CUDA_LAUNCH = 10e-6  # seconds a CuPy operation takes at least: its kernel's launch
