@@ -11,7 +11,7 @@ faults of a fresh 160 MB output (W5) would take four times the loop itself.
 
 The lane sweeps (W8-W11) walk one lane at a time, time inside, as a person writes them;
 a `keep: last N` output is a row per step of the last N, in step order, as recur gives it.
-W9's `normal()` is recur's draw, bit for bit (`_philox_normal`).
+W9's `normal()` is recur's draw, bit for bit (`_philox_words`, `_normal_words`).
 
     python benchmarks/handwritten_numba.py W3            # one whole run, output discarded
     python benchmarks/handwritten_numba.py W6 --inputs DIR
@@ -232,10 +232,9 @@ def _cos_turns(u: float) -> float:
     return -base if (q + 1) & 2 else base
 
 
-@njit(cache=True)
-def _philox_normal(t: int, element: int, call: int, seed: int) -> float:
-    """recur's normal() at step t, element, call site: Philox counter (t, element, call,
-    0), key (seed, 0), then sqrt(-2 log(1 - U1)) cos(2 pi U2)."""
+@njit(cache=True, inline="always")
+def _philox_words(t: int, element: int, call: int, seed: int) -> tuple[np.uint64, np.uint64]:
+    """W0 and W1 of Philox4x64-10 with counter (t, element, call, 0) and key (seed, 0)."""
     c0, c1, c2, c3 = np.uint64(t), np.uint64(element), np.uint64(call), np.uint64(0)
     k0, k1 = np.uint64(seed), np.uint64(0)
     for _ in range(10):
@@ -243,8 +242,14 @@ def _philox_normal(t: int, element: int, call: int, seed: int) -> float:
         high1, low1 = _mulhi(_MULTIPLIER1, c2), _MULTIPLIER1 * c2
         c0, c1, c2, c3 = high1 ^ c1 ^ k0, low1, high0 ^ c3 ^ k1, low0
         k0, k1 = k0 + _INCREMENT0, k1 + _INCREMENT1
-    u1 = float(c0 >> np.uint64(11)) * 2.0 ** -53
-    u2 = float(c1 >> np.uint64(11)) * 2.0 ** -53
+    return c0, c1
+
+
+@njit(cache=True, inline="always")
+def _normal_words(w0: np.uint64, w1: np.uint64) -> float:
+    """sqrt(-2 log(1 - U1)) cos(2 pi U2), U1 and U2 (W >> 11) 2**-53 of W0 and W1."""
+    u1 = float(w0 >> np.uint64(11)) * 2.0 ** -53
+    u2 = float(w1 >> np.uint64(11)) * 2.0 ** -53
     return math.sqrt(-2.0 * _log(1.0 - u1)) * _cos_turns(u2)
 
 
@@ -255,7 +260,8 @@ def _stochastic(r: np.ndarray, initial: float, sigma: float, seed: int, steps: i
     for lane in range(r.shape[0]):
         x = initial
         for t in range(steps):
-            x = r[lane] * x * (1 - x) + sigma * _philox_normal(t, lane, 0, seed)
+            w0, w1 = _philox_words(t, lane, 0, seed)
+            x = r[lane] * x * (1 - x) + sigma * _normal_words(w0, w1)
             x = min(max(x, 0.0), 1.0)  # clip(..., 0, 1)
             if t >= first_kept:
                 out[t - first_kept, lane] = x
