@@ -285,7 +285,7 @@ def measure_in_process(
         return None
     for kind, module in handwritten.items():
         if module is None or workload.name not in module.WORKLOADS:
-            continue  # not installed, or not written by hand (jax: W8-W11)
+            continue  # not installed, or not written by hand (jax: W8, W9, W11)
         def call_handwritten(module: ModuleType = module) -> Any:
             return module.run(workload.name, workload.inputs)
 
