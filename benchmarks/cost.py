@@ -1,6 +1,6 @@
 """Engine times against the estimates of `--engine auto`'s cost model, on the CPU.
 
-For each case of `CASES` (the workloads W1-W8, and wider and narrower variants of the
+For each case of `CASES` (the workloads W1-W11, and wider and narrower variants of the
 logistic sweep) and each engine (`interp`, `compiled`), it times
 an engine's `run`, the time loop alone (what the model estimates), in CPU seconds
 (user and system: on a machine shared with other work, the wall clock counts that work
@@ -54,6 +54,9 @@ CASES: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("W6", "benchmarks/workloads/w6_rnn.yaml", "", "", "W:64x64 u:20000x64", ""),
     ("W7", "benchmarks/workloads/w7_sin_long.yaml", "", "", "", ""),
     ("W8", "benchmarks/workloads/w8_julia_counter.yaml", "", "", "", ""),
+    ("W9", "benchmarks/workloads/w9_stochastic_sweep.yaml", "", "", "", ""),
+    ("W10", "benchmarks/workloads/w10_sir.yaml", "", "", "", ""),
+    ("W11", "benchmarks/workloads/w11_henon_sweep.yaml", "", "", "", ""),
 )
 
 

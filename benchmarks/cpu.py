@@ -1,8 +1,9 @@
-"""CPU benchmark: recur on the workloads W1-W7 against handwritten numba and jax.lax.scan.
+"""CPU benchmark: recur on the workloads W1-W11 against handwritten numba and jax.lax.scan.
 
 For each spec in workloads/ it measures, as medians over --repeats runs:
 
-- `recur.run` in process, for each engine of --engines, after one warm-up call;
+- `recur.run` in process, for each engine of --engines, after one warm-up call, beside
+  the cost model's estimate of that engine's loop (what `--engine auto` weighs);
 - the same workload written by hand with numba and with jax.lax.scan, in process
   after compilation, each first checked against recur's result;
 - whole processes, as a person would run them: `recur run SPEC -o /dev/null` and the
@@ -64,6 +65,7 @@ class Row:
 
     title: str
     recur: dict[str, list[float]] = field(default_factory=dict)  # engine label -> samples
+    estimate: dict[str, float] = field(default_factory=dict)  # engine label -> model's s
     numba: list[float] = field(default_factory=list)
     jax: list[float] = field(default_factory=list)
     recur_cold: list[float] = field(default_factory=list)
@@ -179,7 +181,7 @@ def make_inputs(folder: Path) -> None:
 def find_workloads(recur: ModuleType, only: set[str] | None, input_dir: Path) -> list[Workload]:
     """The specs of workloads/ (w1_accumulate.yaml is W1), with their inputs loaded."""
     workloads = []
-    for path in sorted(WORKLOADS_DIR.glob("w*.yaml")):
+    for path in sorted(WORKLOADS_DIR.glob("w*.yaml"), key=workload_number):
         prefix, _, rest = path.stem.partition("_")
         name = prefix.upper()
         if only is not None and name not in only:
@@ -189,6 +191,28 @@ def find_workloads(recur: ModuleType, only: set[str] | None, input_dir: Path) ->
         inputs = {key: np.load(file) for key, file in files.items()}
         workloads.append(Workload(name, f"{name} {rest.replace('_', ' ')}", path, inputs, files))
     return workloads
+
+
+def workload_number(path: Path) -> int:
+    """10 for w10_sir.yaml: W10 comes after W9, not after W1."""
+    return int(path.stem.partition("_")[0][1:])
+
+
+def estimates(spec: Any, inputs: Mapping[str, np.ndarray],
+              engines: Sequence[str | None]) -> dict[str, float]:
+    """The cost model's seconds for each engine's loop (auto: the engine it picks), as
+    `recur explain` and `--engine auto` see them; empty on a recur without the model."""
+    try:
+        from recur.api import prepare
+        from recur.engine import registry
+    except ImportError:
+        return {}
+    program = prepare(spec, inputs=inputs).program
+    model = registry.estimates(program)
+    picked = registry.choose(program).engine.name
+    return {engine: model[picked if engine == "auto" else engine].seconds
+            for engine in engines if engine is not None and
+            (picked if engine == "auto" else engine) in model}
 
 
 def recur_command() -> list[str]:
@@ -233,6 +257,7 @@ def measure_in_process(
     version must give the same arrays, or it is reported instead of timed.
     """
     spec = recur.load(str(workload.spec_path))
+    row.estimate = estimates(spec, workload.inputs, engines)
     reference: Mapping[str, np.ndarray] | None = None
     for engine in engines:
         def call(engine: str | None = engine) -> Any:
@@ -260,7 +285,7 @@ def measure_in_process(
         return None
     for kind, module in handwritten.items():
         if module is None or workload.name not in module.WORKLOADS:
-            continue  # not installed, or not written by hand (W8)
+            continue  # not installed, or not written by hand (jax: W8, W9, W11)
         def call_handwritten(module: ModuleType = module) -> Any:
             return module.run(workload.name, workload.inputs)
 
@@ -337,8 +362,11 @@ def ratio(numerator: float | None, denominator: float | None) -> str:
 
 
 def table(rows: Sequence[Row], labels: Sequence[str]) -> str:
-    """The Markdown table: medians, engine times in ms, whole processes in s."""
-    header = ["workload", *[f"recur {label} ms" for label in labels], "numba ms", "jax ms",
+    """The Markdown table: medians, engine times in ms (each beside the cost model's
+    estimate of its loop), whole processes in s."""
+    header = ["workload",
+              *[f"{kind} {label} ms" for label in labels for kind in ("recur", "est")],
+              "numba ms", "jax ms",
               "recur/numba", "recur/jax", "recur run cold s", "recur run warm s",
               "numba script cold s", "numba script warm s", "jax script s"]
     lines = []
@@ -347,7 +375,9 @@ def table(rows: Sequence[Row], labels: Sequence[str]) -> str:
         best = min((value for value in engines if value is not None), default=None)
         numba, jax = median(row.numba), median(row.jax)
         lines.append([
-            row.title, *[figure(value, 1e3) for value in engines],
+            row.title,
+            *[figure(value, 1e3) for label, measured in zip(labels, engines, strict=True)
+              for value in (measured, row.estimate.get(label))],
             figure(numba, 1e3), figure(jax, 1e3), ratio(best, numba), ratio(best, jax),
             *[figure(median(samples)) for samples in (
                 row.recur_cold, row.recur_warm, row.numba_cold, row.numba_warm,
