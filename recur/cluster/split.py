@@ -12,7 +12,7 @@ indexing, `until` over the states) mixes them, and is refused with its place.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,7 +149,16 @@ def _reads(program: ir.Program, kind: type[ir.Node], key: str) -> dict[Any, ir.T
     """What the loop reads by nodes of `kind` (their `key`: a name, a slot), and the type
     each is read as."""
     return {getattr(node, key): node.type for root in program.roots()
-            for node in ir.walk(root) if isinstance(node, kind)}
+            for node in _evaluated(root) if isinstance(node, kind)}
+
+
+def _evaluated(node: ir.Node) -> Iterator[ir.Node]:
+    """The nodes of a tree and of its swept sub-trees' sources, which a compiled kernel
+    computes in its loop (`recur.compile.sweeps`)."""
+    for part in ir.walk(node):
+        yield part
+        if isinstance(part, ir.Swept):
+            yield from _evaluated(part.source)
 
 
 class _Cut:
@@ -165,6 +174,8 @@ class _Cut:
         seen = node.type
         if seen is not None and self.lanes.carries(seen):
             seen = replace(seen, shape=self.shape(seen.shape))
+        if isinstance(node, ir.Swept):  # its source too: a kernel computes it
+            return replace(node, type=seen, source=self.node(node.source))
         return ir.map_children(node, self.node, type=seen)
 
     def value(self, value: Any, axis: int, seen: ir.Type | None) -> Any:

@@ -92,9 +92,11 @@ def test_a_chunk_ships_only_what_its_loop_reads() -> None:
     assert numpy.shares_memory(piece.params["r"], program.params["r"])  # a view: no copy
     numpy.testing.assert_array_equal(piece.params["r"], program.params["r"][10:20])
     # The sequence is read through a sweep of the steps (free of the state): its rows of
-    # lanes are cut there, and the sequence itself, which the loop does not read, stays.
-    assert not piece.sequences
+    # lanes are cut there (the interpreter reads them), and in the sequence (a compiled
+    # kernel computes the sweep's source in its loop).
     assert (59, 10) in {numpy.shape(rows) for rows in piece.swept if rows is not None}
+    assert list(piece.sequences) == ["s"]
+    numpy.testing.assert_array_equal(piece.sequences["s"], program.sequences["s"][:, 10:20])
 
 
 @pytest.mark.parametrize(("text", "words", "where"), [
