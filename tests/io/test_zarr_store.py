@@ -335,17 +335,19 @@ def test_a_store_is_plotted_from_every_kth_row_when_long(tmp_path: Path,
 
 @pytest.mark.slow
 def test_a_store_takes_a_run_four_times_the_memory_allowed(tmp_path: Path) -> None:
-    """Under a data-size limit of 128 MiB beyond what recur maps once imported, 512 MiB of
-    kept states: refused in memory (.npy), written whole to a store."""
+    """Under a data-size limit of 192 MiB beyond what recur maps once imported, 768 MiB of
+    kept states: refused in memory (.npy), written whole to a store. The room holds zarr's
+    import, its threads (their stacks count as data) and the blocks in flight: 128 MiB
+    failed one run in three on a loaded machine."""
     from test_memory import COUNTER, limited
 
     spec = tmp_path / "counter.yaml"
     spec.write_text(COUNTER)
-    steps = str(4 * 128 * 2**20 // 8)
+    steps = str(4 * 192 * 2**20 // 8)
     args = ["run", str(spec), "--steps", steps, "--engine", "compiled", "-q", "-o"]
-    refused = limited(128, *args, str(tmp_path / "x.npy"), kind="DATA")
-    assert refused.returncode == 1 and "the outputs need 536.9 MB" in refused.stderr
-    done = limited(128, *args, str(tmp_path / "x.zarr"), kind="DATA")
+    refused = limited(192, *args, str(tmp_path / "x.npy"), kind="DATA")
+    assert refused.returncode == 1 and "the outputs need 805.3 MB" in refused.stderr
+    done = limited(192, *args, str(tmp_path / "x.zarr"), kind="DATA")
     assert done.returncode == 0, done.stderr
     x = zarr.open_group(str(tmp_path / "x.zarr"), mode="r")["x"]
     assert x.shape == (int(steps),)
