@@ -39,12 +39,20 @@ def _on_ctrl_c(signum: int, frame: FrameType | None) -> None:
 
 
 def _interrupted() -> int:
+    """Say so, and say nothing more: an object that Ctrl-C cut short in the middle of its
+    making (a Dask future, say) fails in its finaliser at exit, which Python would print
+    as an "Exception ignored" traceback after this line."""
     try:
         sys.stderr.write("recur: interrupted\n")
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):  # no standard error to say it on
         pass
+    sys.unraisablehook = _quiet
     return EXIT_INTERRUPTED
+
+
+def _quiet(unraisable: object) -> None:
+    """An interrupted run's leftovers failing as they are collected: nothing to tell."""
 
 
 if __name__ == "__main__":

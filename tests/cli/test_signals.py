@@ -358,3 +358,34 @@ def test_head_ends_recur_quietly_with_status_1(start: Start, tmp_path: Path, fmt
     _, stderr = recur.communicate(timeout=TIMEOUT)
     assert shown == (b"x\n" if fmt == "csv" else b"\x93NUMPY\x01\x00v\x00")
     assert (recur.returncode, stderr) == (1, b"")
+
+
+# An object that Ctrl-C cut short in its making (a Dask future in `client.submit`), whose
+# finaliser then fails when Python collects it at exit.
+HALF_MADE = """\
+import recur.__main__ as entry
+import recur.cli.main
+
+
+class HalfMade:
+    def __del__(self):
+        raise AttributeError("made halfway, then interrupted")
+
+
+def run_command():
+    global kept
+    kept = [HalfMade()]
+    kept.append(kept)  # a cycle: collected at exit
+    raise KeyboardInterrupt
+
+
+recur.cli.main.main = run_command
+entry.main()
+"""
+
+
+def test_ctrl_c_says_nothing_of_what_it_left_half_made() -> None:
+    done = subprocess.run([sys.executable, "-c", HALF_MADE], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130
+    assert done.stderr == "recur: interrupted\n"
