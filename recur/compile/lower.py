@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 import numpy
 
-from recur.compile import ir
+from recur.compile import cache, ir, rows
 from recur.compile.analyze import Analysis
 from recur.compile.closures import Builder, Closure
 from recur.compile.evaluate import (
@@ -42,6 +42,7 @@ MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
 # many bytes, and only with operations that work lane by lane.
 SWEEP_BUDGET = 64 * 2**20
 _WIDE_DTYPES = frozenset({"float64", "int64", "complex128", "bool"})
+FAILED = object()  # a sub-tree the mover could not compute out of the loop
 _LEAVES = (ir.Literal, ir.Param, ir.Time, ir.Steps, ir.TimeIndex, ir.Tap, ir.SequenceRead)
 
 
@@ -83,10 +84,14 @@ def compile_spec(
     every: int | None = None,
     check_finite: bool = False,
     seed: int | None = None,
+    reuse: bool = False,
 ) -> Compiled:
     """Everything short of running: see the module docstring for the order.
 
-    `seed` (None: the spec's) keys the random calls.
+    `seed` (None: the spec's) keys the random calls. With `reuse` (a run, which needs
+    no more of a sequence than it reads), sequences are made only as far as the run
+    reads them (`recur.compile.rows`), and a program kept from an earlier run of the
+    same kind (`recur.compile.cache`) takes this run's values instead of a new probe.
 
     Params, sequences, the step count and initial states are evaluated with NumPy on the
     `host` backend whatever the device, then copied to it: constructors such as
@@ -94,26 +99,52 @@ def compile_spec(
     """
     inputs = inputs or {}
     params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)}, host)
-    sequences = evaluate_sequences(spec, params, inputs, host)
+    sequences = evaluate_sequences(spec, params, inputs, host, cut=reuse)
     n_steps, steps_reason = count_steps(spec, params, sequences, analysis.sequence_offsets,
                                         steps, host)
+    sequences = rows.made(sequences, analysis.sequence_offsets, n_steps, spec.reverse, host)
     readable = initial_names(spec, params, sequences)
     initials = {
         o.name.name: _initial(spec, o, analysis.depth(o.name.name), readable, host)
         for o in spec.outputs
     }
+    seed = spec.seed if seed is None else seed
+    keeps = {o.name.name: _keep(o.keep, last, every) for o in spec.outputs}
+    trees = structure(spec, analysis)
+    key = cache.key(
+        (spec.path, spec.source, backend.name, n_steps, seed, tuple(keeps.values()),
+         check_finite), _deciding(spec, trees), params, sequences, initials,
+    ) if reuse else None
     if host is not backend:
         params, sequences, initials = (
             {name: _to_device(value, backend.xp) for name, value in values.items()}
             for values in (params, sequences, initials))
-    trees = structure(spec, analysis)
-    seed = spec.seed if seed is None else seed
+    kept = None if key is None else cache.PROGRAMS.get(key)
+    program = None if kept is None else _rebound(kept, backend, params, sequences, n_steps,
+                                                  initials, seed)
+    if program is None:
+        program, mover = _lowered(spec, analysis, trees, backend, params, sequences, n_steps,
+                                  initials, seed, keeps, check_finite)
+        if key is not None:
+            cache.PROGRAMS.put(key, _kept(program, mover))
+    summaries = tuple(
+        _summary(program.output(o.name.name), initials[o.name.name], n_steps)
+        for o in spec.outputs
+    )
+    return Compiled(program, summaries, steps_reason, analysis, backend)
+
+
+def _lowered(spec: Spec, analysis: Analysis, trees: Mapping[str, ir.Node], backend: Any,
+             params: Mapping[str, Any], sequences: Mapping[str, Any], n_steps: int,
+             initials: Mapping[str, Any], seed: int, keeps: Mapping[str, str],
+             check_finite: bool) -> tuple[ir.Program, _Mover]:
+    """The program of a run: a probe step types every node, then the mover takes out of
+    the loop what need not be in it (the mover returned says what it moved)."""
     probe = _Probe(spec, analysis, trees, backend, params, sequences, n_steps, initials, seed)
     shapes, bounds, types = probe.settle()
     typed = {name: with_types(tree, types) for name, tree in trees.items()}
     for tree in typed.values():
         _check_int_literals(tree)
-    keeps = {o.name.name: _keep(o.keep, last, every) for o in spec.outputs}
     mover = _Mover(backend, params, sequences, n_steps)
     moved = {name: mover.move(tree) for name, tree in typed.items()}
     outputs = tuple(
@@ -126,11 +157,53 @@ def compile_spec(
                          n_steps, backend.name, backend.xp, MappingProxyType(dict(params)),
                          MappingProxyType(dict(sequences)), tuple(mover.hoisted),
                          tuple(mover.swept), check_finite, seed)
-    summaries = tuple(
-        _summary(program.output(o.name.name), initials[o.name.name], n_steps)
-        for o in spec.outputs
-    )
-    return Compiled(program, summaries, steps_reason, analysis, backend)
+    return program, mover
+
+
+def _kept(program: ir.Program, mover: _Mover) -> cache.Kept:
+    """What the cache keeps of a program: its trees and types, not its values."""
+    slots: dict[type, dict[int, ir.Node]] = {ir.Hoisted: {}, ir.Swept: {}}
+    for root in program.roots():
+        for node in ir.walk(root):
+            if isinstance(node, ir.Hoisted | ir.Swept):
+                slots[type(node)][node.slot] = node.source
+    bare = replace(program, outputs=tuple(replace(o, initial=None) for o in program.outputs),
+                   params=_NONE, sequences=_NONE, hoisted=(), swept=())
+    return cache.Kept(bare, tuple(slots[ir.Hoisted][k] for k in range(len(program.hoisted))),
+                      tuple(slots[ir.Swept][k] for k in range(len(program.swept))),
+                      tuple(mover.unmoved))
+
+
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+def _rebound(kept: cache.Kept, backend: Any, params: Mapping[str, Any],
+             sequences: Mapping[str, Any], n_steps: int, initials: Mapping[str, Any],
+             seed: int) -> ir.Program | None:
+    """The kept program with this run's values, its moved parts computed from them:
+    the program `_lowered` would make. None where a move fails now, or one that failed
+    would not (the mover would make another program)."""
+    mover = _Mover(backend, params, sequences, n_steps)
+    hoisted = tuple(mover.constant(node) for node in kept.hoisted)
+    swept = tuple(mover.rows(node) for node in kept.swept)
+    if any(value is FAILED for value in (*hoisted, *swept)) or any(
+            (mover.constant(node) if how == "hoisted" else mover.rows(node)) is not FAILED
+            for how, node in kept.unmoved):
+        return None
+    template, xp = kept.program, backend.xp
+    outputs = tuple(replace(o, initial=_broadcast_initial(initials[o.name], o.shape, xp))
+                    for o in template.outputs)
+    return replace(template, outputs=outputs, params=MappingProxyType(dict(params)),
+                   sequences=MappingProxyType(dict(sequences)), hoisted=hoisted,
+                   swept=swept, seed=seed)
+
+
+def _deciding(spec: Spec, trees: Mapping[str, ir.Node]) -> frozenset[str]:
+    """`cache.deciding_params` of the spec's trees, kept with the spec."""
+    found = spec.derived.get("deciding params")
+    if found is None:
+        found = spec.derived["deciding params"] = cache.deciding_params(trees)
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,6 +671,7 @@ class _Mover:
         self.sweep = sweep
         self.hoisted: list[Any] = []
         self.swept: list[Any] = []
+        self.unmoved: list[tuple[str, ir.Node]] = []  # what failed to move: ("hoisted", node)
 
     def move(self, node: ir.Node) -> ir.Node:
         if not isinstance(node, _LEAVES):
@@ -608,14 +682,21 @@ class _Mover:
         return ir.map_children(node, self.move)
 
     def _hoisted(self, node: ir.Node) -> ir.Node:
-        closure = Builder(self.backend, _ConstantBindings(self.params, self.steps)).build(node)
-        try:
-            with self.backend.errstate():
-                value = closure(Frame())
-        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+        value = self.constant(node)
+        if value is FAILED:
+            self.unmoved.append(("hoisted", node))
             return node
         self.hoisted.append(value)
         return ir.Hoisted(node.span, node.type, node.varies, len(self.hoisted) - 1, node)
+
+    def constant(self, node: ir.Node) -> Any:
+        """The value of a constant sub-tree, or `FAILED`."""
+        closure = Builder(self.backend, _ConstantBindings(self.params, self.steps)).build(node)
+        try:
+            with self.backend.errstate():
+                return closure(Frame())
+        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+            return FAILED
 
     def _sweepable(self, node: ir.Node) -> bool:
         """State-free, lane-by-lane, worth it, and giving the loop's exact values."""
@@ -640,6 +721,15 @@ class _Mover:
     def _swept(self, node: ir.Node) -> ir.Node:
         """All steps' values at once, as rows indexed by `t`; left in the loop if that
         fails or gives another dtype than the loop's."""
+        rows = self.rows(node)
+        if rows is FAILED:
+            self.unmoved.append(("swept", node))
+            return node
+        self.swept.append(rows)
+        return ir.Swept(node.span, node.type, node.varies, len(self.swept) - 1, node)
+
+    def rows(self, node: ir.Node) -> Any:
+        """A sweepable sub-tree's rows, one per step, or `FAILED`."""
         seen = node.type
         assert seen is not None
         rank = 1 + max(len(part.type.shape) for part in _parts(node) if part.type is not None)
@@ -651,11 +741,8 @@ class _Mover:
                 rows = self.backend.xp.broadcast_to(
                     value, (self.steps, *value.shape[1:])).reshape((self.steps, *seen.shape))
         except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
-            return node
-        if str(rows.dtype) != seen.dtype:
-            return node
-        self.swept.append(rows)
-        return ir.Swept(node.span, seen, node.varies, len(self.swept) - 1, node)
+            return FAILED
+        return rows if str(rows.dtype) == seen.dtype else FAILED
 
 
 def _parts(node: ir.Node) -> list[ir.Node]:

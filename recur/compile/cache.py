@@ -1,0 +1,131 @@
+"""Programs kept between runs, by everything that decides them but the values.
+
+Lowering a spec (`recur.compile.lower`) probes a step to type every node and moves
+parts out of the loop; a second run of the same spec with values of the same kinds
+would come out the same but for the values, so it takes the kept program and binds its
+own values (`lower.compile_spec`): no probe, and the parts moved out computed again.
+
+The key holds what the probe sees besides values: the spec (text and path), the
+device, the step count, the seed, the keeps and `check_finite`, and the kind of every
+param, sequence and initial state: an array's type, dtype and shape; a Python number's
+type, and an int's sign and bits (an operation on a narrower dtype checks that it
+fits). A param read where its value decides a shape or an error (an argument of a
+constructor or of reshape, an index, a slice, an exponent, a random call's bounds) is
+keyed by its value as well. Kept programs hold no values, so the cache is small:
+`ENTRIES` programs, the least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from recur.compile import ir
+from recur.lang.functions import FUNCTIONS
+
+ENTRIES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A program without its values, and what binding new ones recomputes: the
+    sources of its `Hoisted` and `Swept` slots, by slot, and the sub-trees whose move
+    out of the loop failed (a value that lets one move makes another program)."""
+
+    program: ir.Program
+    hoisted: tuple[ir.Node, ...]
+    swept: tuple[ir.Node, ...]
+    unmoved: tuple[tuple[str, ir.Node], ...]  # ("hoisted" or "swept", the sub-tree)
+
+
+class Programs:
+    """The kept programs by key, most recently used last; safe across threads."""
+
+    def __init__(self, entries: int = ENTRIES) -> None:
+        self.entries = entries
+        self._kept: OrderedDict[Hashable, Kept] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Kept | None:
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+            return kept
+
+    def put(self, key: Hashable, kept: Kept) -> None:
+        with self._lock:
+            self._kept[key] = kept
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.entries:
+                self._kept.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+
+PROGRAMS = Programs()
+
+
+def key(identity: Hashable, deciding: frozenset[str], params: Mapping[str, Any],
+        sequences: Mapping[str, Any], initials: Mapping[str, Any]) -> Hashable:
+    """The key of a run: `identity` (the spec, device, steps, seed, keeps...), and
+    the values' kinds; the values of the `deciding` params."""
+    return (identity,
+            tuple((name, kind(value), _value(value) if name in deciding else None)
+                  for name, value in params.items()),
+            tuple((name, kind(value)) for name, value in sequences.items()),
+            tuple((name, None if value is None else kind(value))
+                  for name, value in initials.items()))
+
+
+def kind(value: Any) -> Hashable:
+    """What the probe step sees of a value, short of the value."""
+    if isinstance(value, bool | float | complex):
+        return type(value).__name__
+    if isinstance(value, int):  # whether it fits a dtype: its sign and bits
+        return "int", value < 0, (~value if value < 0 else value).bit_length()
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return type(value), value.dtype, tuple(value.shape)
+    return type(value), repr(value)
+
+
+def _value(value: Any) -> Hashable:
+    if hasattr(value, "tobytes"):
+        return value.tobytes()
+    return repr(value)
+
+
+def deciding_params(trees: Mapping[str, ir.Node]) -> frozenset[str]:
+    """The params whose values decide more than the values a step computes: read
+    (at any depth) by a constructor's or a shape function's argument, an index or a
+    slice, an exponent or a random call's bounds."""
+    found: set[str] = set()
+    for tree in trees.values():
+        _visit(tree, False, found)
+    return frozenset(found)
+
+
+def _visit(node: ir.Node, deciding: bool, found: set[str]) -> None:
+    if isinstance(node, ir.Param) and deciding:
+        found.add(node.name)
+    if isinstance(node, ir.Subscript):
+        _visit(node.value, deciding, found)
+        for index in node.index:
+            _visit(index, True, found)
+        return
+    decides = deciding or isinstance(node, ir.Slice | ir.Draw) or (
+        isinstance(node, ir.Call) and FUNCTIONS[node.func].kind in ("constructor", "shape"))
+    if isinstance(node, ir.Binary) and node.op == "**":
+        _visit(node.left, deciding, found)
+        _visit(node.right, True, found)
+        return
+    for child in ir.children(node):
+        _visit(child, decides, found)
