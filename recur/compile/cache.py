@@ -9,9 +9,10 @@ The key holds what the probe sees besides values: the spec (text and path), the
 device, the step count, the seed, the keeps and `check_finite`, and the kind of every
 param, sequence and initial state: an array's type, dtype and shape; a Python number's
 type, and an int's sign and bits (an operation on a narrower dtype checks that it
-fits). A param read where its value decides a shape or an error (an argument of a
-constructor or of reshape, an index, a slice, an exponent, a random call's bounds) is
-keyed by its value as well. Kept programs hold no values, so the cache is small:
+fits). A param or sequence read where its value decides a shape or an error (an
+argument of a constructor or of reshape, an index, a slice, an exponent, a random
+call's bounds) is keyed by its value as well; a spec that reads a state there is not
+kept at all. Kept programs hold no values, so the cache is small:
 `ENTRIES` programs, the least recently used dropped first.
 """
 
@@ -77,13 +78,12 @@ PROGRAMS = Programs()
 def key(identity: Hashable, deciding: frozenset[str], params: Mapping[str, Any],
         sequences: Mapping[str, Any], initials: Mapping[str, Any]) -> Hashable:
     """The key of a run: `identity` (the spec, device, steps, seed, keeps...), and
-    the values' kinds; the values of the `deciding` params."""
+    the values' kinds; the values too of the `deciding` params and sequences."""
     return (identity,
-            tuple((name, kind(value), _value(value) if name in deciding else None)
-                  for name, value in params.items()),
-            tuple((name, kind(value)) for name, value in sequences.items()),
-            tuple((name, None if value is None else kind(value))
-                  for name, value in initials.items()))
+            *((name, kind(value), _value(value) if name in deciding else None)
+              for values in (params, sequences) for name, value in values.items()),
+            *((name, None if value is None else kind(value))
+              for name, value in initials.items()))
 
 
 def kind(value: Any) -> Hashable:
@@ -103,29 +103,39 @@ def _value(value: Any) -> Hashable:
     return repr(value)
 
 
-def deciding_params(trees: Mapping[str, ir.Node]) -> frozenset[str]:
-    """The params whose values decide more than the values a step computes: read
-    (at any depth) by a constructor's or a shape function's argument, an index or a
-    slice, an exponent or a random call's bounds."""
+def deciding(trees: Mapping[str, ir.Node]) -> frozenset[str] | None:
+    """The params and sequences whose values decide more than the values a step
+    computes: read (at any depth) by an argument of a constructor or a shape function,
+    an index or a slice, an exponent or a random call's bounds. None where a state or
+    a random value is read there: then every value may decide, and nothing is kept."""
     found: set[str] = set()
-    for tree in trees.values():
-        _visit(tree, False, found)
+    try:
+        for tree in trees.values():
+            _visit(tree, False, found)
+    except _Undecided:
+        return None
     return frozenset(found)
 
 
+class _Undecided(Exception):
+    """A state or a random value read where values decide shapes or errors."""
+
+
 def _visit(node: ir.Node, deciding: bool, found: set[str]) -> None:
-    if isinstance(node, ir.Param) and deciding:
-        found.add(node.name)
+    if deciding and isinstance(node, ir.Param | ir.SequenceRead):
+        found.add(node.name if isinstance(node, ir.Param) else node.sequence)
+    if deciding and isinstance(node, ir.Tap | ir.Draw):
+        raise _Undecided
     if isinstance(node, ir.Subscript):
         _visit(node.value, deciding, found)
         for index in node.index:
             _visit(index, True, found)
         return
-    decides = deciding or isinstance(node, ir.Slice | ir.Draw) or (
-        isinstance(node, ir.Call) and FUNCTIONS[node.func].kind in ("constructor", "shape"))
     if isinstance(node, ir.Binary) and node.op == "**":
         _visit(node.left, deciding, found)
         _visit(node.right, True, found)
         return
+    decides = deciding or isinstance(node, ir.Slice | ir.Draw) or (
+        isinstance(node, ir.Call) and FUNCTIONS[node.func].kind in ("constructor", "shape"))
     for child in ir.children(node):
         _visit(child, decides, found)

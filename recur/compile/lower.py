@@ -111,10 +111,10 @@ def compile_spec(
     seed = spec.seed if seed is None else seed
     keeps = {o.name.name: _keep(o.keep, last, every) for o in spec.outputs}
     trees = structure(spec, analysis)
-    key = cache.key(
+    deciding = _deciding(spec, trees) if reuse else None
+    key = None if deciding is None else cache.key(
         (spec.path, spec.source, backend.name, n_steps, seed, tuple(keeps.values()),
-         check_finite), _deciding(spec, trees), params, sequences, initials,
-    ) if reuse else None
+         check_finite), deciding, params, sequences, initials)
     if host is not backend:
         params, sequences, initials = (
             {name: _to_device(value, backend.xp) for name, value in values.items()}
@@ -198,12 +198,12 @@ def _rebound(kept: cache.Kept, backend: Any, params: Mapping[str, Any],
                    swept=swept, seed=seed)
 
 
-def _deciding(spec: Spec, trees: Mapping[str, ir.Node]) -> frozenset[str]:
-    """`cache.deciding_params` of the spec's trees, kept with the spec."""
-    found = spec.derived.get("deciding params")
-    if found is None:
-        found = spec.derived["deciding params"] = cache.deciding_params(trees)
-    return frozenset(found)
+def _deciding(spec: Spec, trees: Mapping[str, ir.Node]) -> frozenset[str] | None:
+    """`cache.deciding` of the spec's trees, kept with the spec."""
+    if "deciding" not in spec.derived:
+        spec.derived["deciding"] = cache.deciding(trees)
+    found: frozenset[str] | None = spec.derived["deciding"]
+    return found
 
 
 @dataclass(frozen=True, slots=True)

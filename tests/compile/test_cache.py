@@ -121,6 +121,24 @@ def test_a_param_that_decides_a_shape_is_keyed_by_its_value(probes: list[int]) -
     assert len(probes) == 2  # k = 3 again took the kept program
 
 
+def test_a_sequence_that_decides_a_shape_is_keyed_by_its_value(probes: list[int]) -> None:
+    spec = recur.load("sequences:\n  u: input\noutputs:\n  x:\n    initial: 0.0\n"
+                      "    step: x[t-1] + zeros(u) + 1\n")
+    for k in (3, 4, 3):
+        got = recur.run(spec, inputs={"u": numpy.full(2, k)}, engine="interp")["x"]
+        assert got.tolist() == [[1.0] * k, [2.0] * k]
+    assert len(probes) == 2
+
+
+def test_a_state_read_where_it_decides_a_shape_keeps_no_program(probes: list[int]) -> None:
+    spec = recur.load("outputs:\n  x:\n    initial: 0\n    dtype: int64\n"
+                      "    step: x[t-1] + 1\n  y:\n    step: sum(ones(x[t-1] * 0 + 2))\n"
+                      "steps: 2\n")
+    for _ in range(2):
+        assert recur.run(spec, engine="interp")["y"].tolist() == [2.0, 2.0]
+    assert len(probes) == 2 and len(cache.PROGRAMS) == 0
+
+
 def test_a_move_that_failed_and_now_would_not_makes_a_new_program(
         probes: list[int]) -> None:
     # d = 3: 10 // (d - 3) faults, so it stays in the loop (to fault at its step); d = 2:
