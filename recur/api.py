@@ -238,7 +238,8 @@ def run(
         {o.name: o.keep for o in compiled.outputs if o.name in arrays},
         outcome.steps_run,
         outcome.stopped_by,
-        dict(program.params),
+        {name: value.copy() if hasattr(value, "copy") else value  # not the kept program's
+         for name, value in program.params.items()},
         program.steps,
         program.device,
         engine_name,

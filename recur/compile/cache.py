@@ -18,28 +18,48 @@ kept at all. Kept programs hold no values, so the cache is small:
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recur.compile import ir
 from recur.lang.functions import FUNCTIONS
 
 ENTRIES = 32
+LAST_BYTES = 2**20  # the values a kept program may hold (`Kept.last`)
 
 
 @dataclass(frozen=True, slots=True)
 class Kept:
     """A program without its values, and what binding new ones recomputes: the
     sources of its `Hoisted` and `Swept` slots, by slot, and the sub-trees whose move
-    out of the loop failed (a value that lets one move makes another program)."""
+    out of the loop failed (a value that lets one move makes another program).
+
+    `last` is the last program made of it, whole, where its values are the run's own
+    (made by the spec, not arrays a caller holds) and few: a run whose values have the
+    same bits (`values`, a snapshot) runs it again, and engines reuse what they made of
+    it (a kernel)."""
 
     program: ir.Program
     hoisted: tuple[ir.Node, ...]
     swept: tuple[ir.Node, ...]
     unmoved: tuple[tuple[str, ir.Node], ...]  # ("hoisted" or "swept", the sub-tree)
+    last: ir.Program | None = None
+    values: Hashable = None
+
+
+def remembered(kept: Kept, last: ir.Program, values: tuple[Hashable, ...] | None) -> Kept:
+    """`kept` with `last`, made of `values` (None: a caller's arrays), where they and
+    what was computed of them hold at most `LAST_BYTES`."""
+    held = sum(getattr(array, "nbytes", 0) for array in (
+        *last.params.values(), *last.sequences.values(), *last.hoisted, *last.swept,
+        *(output.initial for output in last.outputs)))
+    if values is None or held > LAST_BYTES:
+        return replace(kept, last=None, values=None)
+    return replace(kept, last=last, values=values)
 
 
 class Programs:
@@ -80,7 +100,7 @@ def key(identity: Hashable, deciding: frozenset[str], params: Mapping[str, Any],
     """The key of a run: `identity` (the spec, device, steps, seed, keeps...), and
     the values' kinds; the values too of the `deciding` params and sequences."""
     return (identity,
-            *((name, kind(value), _value(value) if name in deciding else None)
+            *((name, kind(value), bits(value) if name in deciding else None)
               for values in (params, sequences) for name, value in values.items()),
             *((name, None if value is None else kind(value))
               for name, value in initials.items()))
@@ -97,10 +117,20 @@ def kind(value: Any) -> Hashable:
     return type(value), repr(value)
 
 
-def _value(value: Any) -> Hashable:
+def bits(value: Any) -> Hashable:
+    """A value to compare bit for bit (0.0 is not -0.0, nan is nan)."""
+    if isinstance(value, float):
+        return struct.pack("<d", value)
+    if isinstance(value, complex):
+        return struct.pack("<dd", value.real, value.imag)
     if hasattr(value, "tobytes"):
-        return value.tobytes()
-    return repr(value)
+        return type(value), value.dtype, tuple(value.shape), value.tobytes()
+    return type(value), value
+
+
+def snapshot(*values: Mapping[str, Any]) -> tuple[Hashable, ...]:
+    """The bits of every value of these mappings, in order."""
+    return tuple(bits(value) for named in values for value in named.values())
 
 
 def deciding(trees: Mapping[str, ir.Node]) -> frozenset[str] | None:

@@ -14,6 +14,7 @@ import recur
 from recur import api
 from recur.compile import cache, ir, lower
 from recur.engine.c import native
+from recur.engine.c.engine import CEngine
 
 ENGINES = ["interp", *(["compiled"] if native.available() else [])]
 
@@ -79,6 +80,60 @@ def test_a_reused_program_holds_this_runs_values_in_its_slots(probes: list[int])
     assert second.hoisted[hoisted.slot] == math.sin(2.0)
     assert first.hoisted[hoisted.slot] == math.sin(0.25)
     assert len(probes) == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_run_with_the_same_values_runs_the_same_program_and_kernel_again(
+        engine: str, probes: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = recur.load(AFFINE)
+    first = api.prepare(spec, reuse=True).program
+    assert api.prepare(spec, reuse=True).program is first
+    assert api.prepare(spec, params={"a": "0.5"}, reuse=True).program is first  # a = 0.5
+    assert api.prepare(spec, params={"a": 0.25}, reuse=True).program is not first
+    made: list[int] = []
+    make = CEngine.make
+    monkeypatch.setattr(CEngine, "make", lambda self, program: made.append(1) or make(
+        self, program))
+    for _ in range(3):
+        assert recur.run(spec, engine=engine)["x"].tolist() == _affine(0.5, 20)
+    assert len(made) <= 1 and len(probes) == 1
+
+
+def test_zero_and_minus_zero_are_other_values(probes: list[int]) -> None:
+    spec = recur.load("params:\n  z: 0.0\noutputs:\n  x:\n    step: t * 0.0 + 1 / z\n"
+                      "steps: 2\n")
+    assert recur.run(spec, params={"z": 0.0})["x"].tolist() == [math.inf] * 2
+    assert recur.run(spec, params={"z": -0.0})["x"].tolist() == [-math.inf] * 2
+    assert recur.run(spec, params={"z": "0.0"})["x"].tolist() == [math.inf] * 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_array_changed_in_place_between_runs_gives_its_new_result(
+        engine: str, probes: list[int]) -> None:
+    spec = recur.load("params:\n  a: [0.5, 1.5]\noutputs:\n  x:\n    initial: 1.0\n"
+                      "    step: x[t-1] * a + sin(a)\nsteps: 3\n")
+
+    def by_hand(a: list[float]) -> list[list[float]]:
+        x, kept = [1.0] * len(a), []
+        for _ in range(3):
+            x = [xi * ai + math.sin(ai) for xi, ai in zip(x, a, strict=True)]
+            kept.append(x)
+        return kept
+
+    given = numpy.array([0.5, 1.5])
+    assert recur.run(spec, params={"a": given}, engine=engine)["x"].tolist() == by_hand(
+        [0.5, 1.5])
+    given[:] = [2.0, 3.0]  # the caller's array, changed after the run
+    assert recur.run(spec, params={"a": given}, engine=engine)["x"].tolist() == by_hand(
+        [2.0, 3.0])
+    given[:] = [4.0, 5.0]
+    assert recur.run(spec, params={"a": numpy.array([2.0, 3.0])},
+                     engine=engine)["x"].tolist() == by_hand([2.0, 3.0])
+    result = recur.run(spec, engine=engine)  # the spec's own a
+    result.params["a"][:] = 7.0  # a result's params are its own
+    assert recur.run(spec, engine=engine)["x"].tolist() == by_hand([0.5, 1.5])
+    assert recur.run(spec, params={"a": "[7.0, 7.0]"}, engine=engine)["x"].tolist() == (
+        by_hand([7.0, 7.0]))
 
 
 @pytest.mark.parametrize(("first", "second"), [
