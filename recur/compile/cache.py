@@ -12,12 +12,17 @@ type, and an int's sign and bits (an operation on a narrower dtype checks that i
 fits). A param or sequence read where its value decides a shape or an error (an
 argument of a constructor or of reshape, an index, a slice, an exponent, a random
 call's bounds) is keyed by its value as well; a spec that reads a state there is not
-kept at all. Kept programs hold no values, so the cache is small:
-`ENTRIES` programs, the least recently used dropped first.
+kept at all.
+
+A kept program holds no values; beside it the last program made of it is kept whole
+(`Kept.last`: run again where the values have the same bits), only where its values
+are the run's own and take at most `LAST_BYTES`. So the cache stays small: `ENTRIES`
+programs, the least recently used dropped first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import threading
 from collections import OrderedDict
@@ -30,6 +35,7 @@ from recur.lang.functions import FUNCTIONS
 
 ENTRIES = 32
 LAST_BYTES = 2**20  # the values a kept program may hold (`Kept.last`)
+_DIGESTED = 4096  # bytes of an array beyond which `bits` gives its digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +130,10 @@ def bits(value: Any) -> Hashable:
     if isinstance(value, complex):
         return struct.pack("<dd", value.real, value.imag)
     if hasattr(value, "tobytes"):
-        return type(value), value.dtype, tuple(value.shape), value.tobytes()
+        raw = value.tobytes()  # a large array by its digest: keys stay small
+        digest = raw if len(raw) <= _DIGESTED else hashlib.sha256(raw).digest()
+        return type(value), value.dtype, tuple(value.shape), digest
     return type(value), value
-
 
 def snapshot(*values: Mapping[str, Any]) -> tuple[Hashable, ...]:
     """The bits of every value of these mappings, in order."""

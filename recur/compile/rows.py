@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from recur.diagnostics import RecurError
 from recur.lang import nodes as n
 from recur.lang.functions import FUNCTIONS, MAX_ARRAY_ELEMENTS, arange_count
 from recur.spec import Spec
@@ -51,7 +52,7 @@ def deferred(spec: Spec, name: str, node: n.Node,
         return None
     try:
         args = [evaluate(arg) for arg in node.args]
-    except Exception:
+    except RecurError:  # the whole evaluation reports it
         return None
     if not args or len(args) > 3 or not all(type(a) is int and abs(a) < _EXACT for a in args):
         return None

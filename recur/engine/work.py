@@ -29,15 +29,16 @@ class Work:
         return sum(count * costs[kind] for kind, count in self.per_lane.items())
 
 
-_LAST: list[tuple[ir.Program, Work]] = []  # `auto` asks for each engine's estimate
+# The program counted last, and its work: `auto` asks for each engine's estimate.
+_LAST: list[tuple[ir.Program | None, Work]] = [(None, Work(0, {}))]
 
 
 def work(program: ir.Program) -> Work:
     """Count the loop's work (once for the program counted last)."""
-    if _LAST and _LAST[0][0] is program:
-        return _LAST[0][1]
-    done = _count(program)
-    _LAST[:] = [(program, done)]
+    counted, done = _LAST[0]
+    if counted is not program:
+        done = _count(program)
+        _LAST[0] = (program, done)
     return done
 
 
