@@ -5,7 +5,9 @@ steps, evaluate initials; lower each step to a tree with its names resolved (onc
 spec: `--set` and later runs reuse it); probe one step to settle every state's shape
 and dtype and record what each node gives; attach those types; then move out of the
 loop what need not be in it: constant sub-expressions computed once (`Hoisted`), and
-sub-expressions free of the state computed for all steps at once (`Swept`).
+sub-expressions free of the state computed for all steps at once (`Swept`). A run
+of a spec run before with values of the same kinds skips the probe and the typing: the
+program kept then (`recur.compile.cache`) takes the new values.
 """
 
 from __future__ import annotations
