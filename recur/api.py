@@ -184,7 +184,8 @@ def run(
 
     def compiled_for(steps: int | None, streaming: bool) -> Compiled:
         return prepare(spec, steps=steps, params=params, inputs=inputs, device=device,
-                       last=last, every=every, check=check, seed=seed, streaming=streaming)
+                       last=last, every=every, check=check, seed=seed, streaming=streaming,
+                       reuse=True)
 
     if resume is not None:
         if store is not None:
@@ -237,7 +238,8 @@ def run(
         {o.name: o.keep for o in compiled.outputs if o.name in arrays},
         outcome.steps_run,
         outcome.stopped_by,
-        dict(program.params),
+        {name: value.copy() if hasattr(value, "copy") else value  # not the kept program's
+         for name, value in program.params.items()},
         program.steps,
         program.device,
         engine_name,
@@ -324,12 +326,15 @@ def prepare(
     check: bool = False,
     seed: int | None = None,
     streaming: bool = False,
+    reuse: bool = False,
 ) -> Compiled:
     """Everything `run` does short of the loop: the program, shapes, dtypes, step count.
 
     Takes the arguments of `run`; `recur explain` prints what it returns. With
     `streaming` (a run written to a store) the outputs written block by block are left
-    out of the memory needed.
+    out of the memory needed. With `reuse` (what a run takes) the program holds only
+    the rows of sequences the run reads, and one kept from an earlier run of the same
+    kind is bound to these values without a probe step (`recur.compile.cache`).
     """
     check_steps(steps)
     check_seed(seed)
@@ -342,7 +347,7 @@ def prepare(
         compiled = compile_spec(
             spec, analyze_spec(spec), backend, host, steps=steps, overrides=overrides,
             inputs=inputs, last=last, every=every, check_finite=check,
-            seed=None if seed is None else int(seed),
+            seed=None if seed is None else int(seed), reuse=reuse,
         )
         if compiled.program.steps == 0:
             _check_last_states(spec, compiled, last)

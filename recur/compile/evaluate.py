@@ -7,12 +7,13 @@ expression's place in the spec.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, cast
 
 import numpy
 
-from recur.compile import ir
+from recur.compile import ir, rows
 from recur.compile.closures import Builder, Closure
 from recur.compile.frame import Frame
 from recur.compile.program import Scope, program_tree
@@ -130,20 +131,29 @@ def evaluate_params(
 
 
 def evaluate_sequences(
-    spec: Spec, params: Mapping[str, Any], inputs: Mapping[str, Any], backend: Any
+    spec: Spec, params: Mapping[str, Any], inputs: Mapping[str, Any], backend: Any,
+    cut: bool = False,
 ) -> dict[str, Any]:
-    """Sequences as arrays with time first, reversed under `reverse: true`."""
+    """Sequences as arrays with time first, reversed under `reverse: true`; with `cut`,
+    those `recur.compile.rows` can make in part as a `rows.Arange` (`rows.made` makes
+    the rows a run reads)."""
     sequences: dict[str, Any] = {}
     xp = backend.xp
     for sequence in spec.sequences:
         name = sequence.name.name
+        where = f"sequence '{name}'"
         if name in inputs:
             value = xp.asarray(inputs[name])
         elif sequence.value is None:
             raise _missing_input(name, "sequence", sequence.span)
         else:
-            value = xp.asarray(evaluate(sequence.value, params, backend, f"sequence '{name}'",
-                                          spec))
+            later = rows.deferred(spec, name, sequence.value,
+                                  functools.partial(_argument, params, backend, where, spec)
+                                  ) if cut else None
+            if later is not None:
+                sequences[name] = later
+                continue
+            value = xp.asarray(evaluate(sequence.value, params, backend, where, spec))
         if value.ndim == 0:
             raise SpecError(
                 f"sequence '{name}' is a single number; a sequence needs a time axis",
@@ -151,6 +161,11 @@ def evaluate_sequences(
             )
         sequences[name] = value[::-1] if spec.reverse else value
     return sequences
+
+
+def _argument(params: Mapping[str, Any], backend: Any, where: str, spec: Spec,
+              node: n.Node) -> Any:
+    return evaluate(node, params, backend, where, spec)
 
 
 def initial_names(

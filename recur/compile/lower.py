@@ -5,20 +5,22 @@ steps, evaluate initials; lower each step to a tree with its names resolved (onc
 spec: `--set` and later runs reuse it); probe one step to settle every state's shape
 and dtype and record what each node gives; attach those types; then move out of the
 loop what need not be in it: constant sub-expressions computed once (`Hoisted`), and
-sub-expressions free of the state computed for all steps at once (`Swept`).
+sub-expressions free of the state computed for all steps at once (`Swept`). A run
+of a spec run before with values of the same kinds skips the probe and the typing: the
+program kept then (`recur.compile.cache`) takes the new values.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 import numpy
 
-from recur.compile import ir
+from recur.compile import cache, ir, rows
 from recur.compile.analyze import Analysis
 from recur.compile.closures import Builder, Closure
 from recur.compile.evaluate import (
@@ -43,6 +45,7 @@ MAX_STATE_DIMENSIONS = 32  # what NumPy broadcasts (numpy.broadcast_shapes)
 # many bytes, and only with operations that work lane by lane.
 SWEEP_BUDGET = 64 * 2**20
 _WIDE_DTYPES = frozenset({"float64", "int64", "complex128", "bool"})
+FAILED = object()  # a sub-tree the mover could not compute out of the loop
 _LEAVES = (ir.Literal, ir.Param, ir.Time, ir.Steps, ir.TimeIndex, ir.Tap, ir.SequenceRead)
 
 
@@ -84,10 +87,14 @@ def compile_spec(
     every: int | None = None,
     check_finite: bool = False,
     seed: int | None = None,
+    reuse: bool = False,
 ) -> Compiled:
     """Everything short of running: see the module docstring for the order.
 
-    `seed` (None: the spec's) keys the random calls.
+    `seed` (None: the spec's) keys the random calls. With `reuse` (a run, which needs
+    no more of a sequence than it reads), sequences are made only as far as the run
+    reads them (`recur.compile.rows`), and a program kept from an earlier run of the
+    same kind (`recur.compile.cache`) takes this run's values instead of a new probe.
 
     Params, sequences, the step count and initial states are evaluated with NumPy on the
     `host` backend whatever the device, then copied to it: constructors such as
@@ -95,26 +102,59 @@ def compile_spec(
     """
     inputs = inputs or {}
     params = evaluate_params(spec, {**(overrides or {}), **_param_inputs(spec, inputs)}, host)
-    sequences = evaluate_sequences(spec, params, inputs, host)
+    sequences = evaluate_sequences(spec, params, inputs, host, cut=reuse)
     n_steps, steps_reason = count_steps(spec, params, sequences, analysis.sequence_offsets,
                                         steps, host)
+    sequences = rows.made(sequences, analysis.sequence_offsets, n_steps, spec.reverse, host)
     readable = initial_names(spec, params, sequences)
     initials = {
         o.name.name: _initial(spec, o, analysis.depth(o.name.name), readable, host)
         for o in spec.outputs
     }
+    seed = spec.seed if seed is None else seed
+    keeps = {o.name.name: _keep(o.keep, last, every) for o in spec.outputs}
+    trees = structure(spec, analysis)
+    deciding = _deciding(spec, trees) if reuse else None
+    key = None if deciding is None else cache.key(
+        (spec.path, spec.source, backend.name, n_steps, seed, tuple(keeps.values()),
+         check_finite), deciding, params, sequences, initials)
     if host is not backend:
         params, sequences, initials = (
             {name: _to_device(value, backend.xp) for name, value in values.items()}
             for values in (params, sequences, initials))
-    trees = structure(spec, analysis)
-    seed = spec.seed if seed is None else seed
+    kept = None if key is None else cache.PROGRAMS.get(key)
+    values = cache.snapshot(params, sequences, initials) if key is not None and _own(
+        host, backend, inputs, overrides) else None
+    if kept is not None and values is not None and kept.values == values:
+        program = kept.last  # the same values: the same program
+    else:
+        program = None if kept is None else _rebound(kept, backend, params, sequences,
+                                                      n_steps, initials, seed)
+        if program is None:
+            program, mover = _lowered(spec, analysis, trees, backend, params, sequences,
+                                      n_steps, initials, seed, keeps, check_finite)
+            kept = _kept(program, mover)
+        if key is not None and kept is not None:
+            cache.PROGRAMS.put(key, cache.remembered(kept, program, values))
+    assert program is not None
+    summaries = tuple(
+        _summary(program.output(o.name.name), initials[o.name.name], n_steps)
+        for o in spec.outputs
+    )
+    return Compiled(program, summaries, steps_reason, analysis, backend)
+
+
+def _lowered(spec: Spec, analysis: Analysis, trees: Mapping[str, ir.Node], backend: Any,
+             params: Mapping[str, Any], sequences: Mapping[str, Any], n_steps: int,
+             initials: Mapping[str, Any], seed: int, keeps: Mapping[str, str],
+             check_finite: bool) -> tuple[ir.Program, _Mover]:
+    """The program of a run: a probe step types every node, then the mover takes out of
+    the loop what need not be in it (the mover returned says what it moved)."""
     probe = _Probe(spec, analysis, trees, backend, params, sequences, n_steps, initials, seed)
     shapes, bounds, types = probe.settle()
     typed = {name: with_types(tree, types) for name, tree in trees.items()}
     for tree in typed.values():
         _check_int_literals(tree)
-    keeps = {o.name.name: _keep(o.keep, last, every) for o in spec.outputs}
     mover = _Mover(backend, params, sequences, n_steps)
     moved = {name: mover.move(tree) for name, tree in typed.items()}
     outputs = tuple(
@@ -127,11 +167,61 @@ def compile_spec(
                          n_steps, backend.name, backend.xp, MappingProxyType(dict(params)),
                          MappingProxyType(dict(sequences)), tuple(mover.hoisted),
                          Sweeps(mover.swept), check_finite, seed)
-    summaries = tuple(
-        _summary(program.output(o.name.name), initials[o.name.name], n_steps)
-        for o in spec.outputs
-    )
-    return Compiled(program, summaries, steps_reason, analysis, backend)
+    return program, mover
+
+
+def _kept(program: ir.Program, mover: _Mover) -> cache.Kept:
+    """What the cache keeps of a program: its trees and types, not its values."""
+    slots: dict[type, dict[int, ir.Node]] = {ir.Hoisted: {}, ir.Swept: {}}
+    for root in program.roots():
+        for node in ir.walk(root):
+            if isinstance(node, ir.Hoisted | ir.Swept):
+                slots[type(node)][node.slot] = node.source
+    bare = replace(program, outputs=tuple(replace(o, initial=None) for o in program.outputs),
+                   params=_NONE, sequences=_NONE, hoisted=(), swept=())
+    return cache.Kept(bare, tuple(slots[ir.Hoisted][k] for k in range(len(program.hoisted))),
+                      tuple(slots[ir.Swept][k] for k in range(len(program.swept))),
+                      tuple(mover.unmoved))
+
+
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+def _rebound(kept: cache.Kept, backend: Any, params: Mapping[str, Any],
+             sequences: Mapping[str, Any], n_steps: int, initials: Mapping[str, Any],
+             seed: int) -> ir.Program | None:
+    """The kept program with this run's values, its moved parts computed from them:
+    the program `_lowered` would make. None where a move fails now, or one that failed
+    would not (the mover would make another program)."""
+    mover = _Mover(backend, params, sequences, n_steps)
+    hoisted = tuple(mover.constant(node) for node in kept.hoisted)
+    swept = Sweeps([mover.sweep_of(node) for node in kept.swept])
+    if any(value is FAILED for value in hoisted) or any(
+            mover.constant(node) is not FAILED for node in kept.unmoved):
+        return None
+    template, xp = kept.program, backend.xp
+    outputs = tuple(replace(o, initial=_broadcast_initial(initials[o.name], o.shape, xp))
+                    for o in template.outputs)
+    return replace(template, outputs=outputs, params=MappingProxyType(dict(params)),
+                   sequences=MappingProxyType(dict(sequences)), hoisted=hoisted,
+                   swept=swept, seed=seed)
+
+
+def _own(host: Any, backend: Any, inputs: Mapping[str, Any],
+         overrides: Mapping[str, Any] | None) -> bool:
+    """Whether every value of the run is its own: made by the spec or from numbers (a
+    caller's array may change after the run), on the host (where they are compared)."""
+    return host is backend and not inputs and all(
+        isinstance(value, n.Node | bool | int | float | complex)
+        for value in (overrides or {}).values())
+
+
+def _deciding(spec: Spec, trees: Mapping[str, ir.Node]) -> frozenset[str] | None:
+    """`cache.deciding` of the spec's trees, kept with the spec."""
+    if "deciding" not in spec.derived:
+        spec.derived["deciding"] = cache.deciding(trees)
+    found: frozenset[str] | None = spec.derived["deciding"]
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,6 +689,7 @@ class _Mover:
         self.sweep = sweep
         self.hoisted: list[Any] = []
         self.swept: list[Callable[[], Any]] = []  # each slot's rows, when first read
+        self.unmoved: list[ir.Node] = []  # the constant sub-trees that failed to compute
 
     def move(self, node: ir.Node) -> ir.Node:
         if not isinstance(node, _LEAVES):
@@ -609,14 +700,21 @@ class _Mover:
         return ir.map_children(node, self.move)
 
     def _hoisted(self, node: ir.Node) -> ir.Node:
-        closure = Builder(self.backend, _ConstantBindings(self.params, self.steps)).build(node)
-        try:
-            with self.backend.errstate():
-                value = closure(Frame())
-        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+        value = self.constant(node)
+        if value is FAILED:
+            self.unmoved.append(node)
             return node
         self.hoisted.append(value)
         return ir.Hoisted(node.span, node.type, node.varies, len(self.hoisted) - 1, node)
+
+    def constant(self, node: ir.Node) -> Any:
+        """The value of a constant sub-tree, or `FAILED`."""
+        closure = Builder(self.backend, _ConstantBindings(self.params, self.steps)).build(node)
+        try:
+            with self.backend.errstate():
+                return closure(Frame())
+        except (Fault, ArithmeticError, ValueError, TypeError, IndexError, MemoryError):
+            return FAILED
 
     def _sweepable(self, node: ir.Node) -> bool:
         """State-free, lane-by-lane, worth it, and giving the loop's exact values."""
@@ -641,12 +739,16 @@ class _Mover:
     def _swept(self, node: ir.Node) -> ir.Node:
         """All steps' values at once, as rows indexed by `t`, made when first read
         (`recur.compile.sweeps`)."""
-        self.swept.append(lambda: self._rows(node))
+        self.swept.append(self.sweep_of(node))
         return ir.Swept(node.span, node.type, node.varies, len(self.swept) - 1, node)
 
+    def sweep_of(self, node: ir.Node) -> Callable[[], Any]:
+        """What makes a sweepable sub-tree's rows when first read: None where that fails
+        or gives another dtype than the loop's (the loop computes it then)."""
+        return lambda: self._rows(node)
+
     def _rows(self, node: ir.Node) -> Any:
-        """`node`'s rows, or None where that fails or gives another dtype than the
-        loop's (the loop computes it then)."""
+        """A sweepable sub-tree's rows, one per step, or None."""
         seen = node.type
         assert seen is not None
         rank = 1 + max(len(part.type.shape) for part in _parts(node) if part.type is not None)

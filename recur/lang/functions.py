@@ -126,7 +126,8 @@ def _shape_count(shape: Any, *_: Any) -> int:
     return total
 
 
-def _arange_count(*args: Any) -> int:
+def arange_count(*args: Any) -> int:
+    """The elements `arange(*args)` makes, or one more: what the size limit counts."""
     start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
     if step == 0:
         return 0
@@ -236,7 +237,7 @@ FUNCTIONS: dict[str, Function] = {
     "max": Function(1, 64, "reduction", _xp("amax"), axis=True, gradient="chooser"),
     "norm": Function(1, 1, "reduction", _norm, axis=True, gradient="reduction"),
     "dot": Function(2, 2, "linalg", _xp("dot"), gradient="product"),
-    "arange": _constructor("arange", 1, 3, _arange_count),
+    "arange": _constructor("arange", 1, 3, arange_count),
     "linspace": _constructor("linspace", 3, 3, _linspace_count,
                              ("1 - linspace(0, 1, c)", "linspace(0, 1, c)", "0")),
     "zeros": _constructor("zeros", 1, 1, _shape_count),

@@ -108,11 +108,18 @@ def available() -> bool:
 
 def cache_dir() -> Path:
     """Where kernels live: $RECUR_CACHE_DIR, else the user's cache folder."""
-    configured = os.environ.get("RECUR_CACHE_DIR")
+    environ = os.environ
+    return _cache_dir(environ.get("RECUR_CACHE_DIR"), environ.get("XDG_CACHE_HOME"),
+                      environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _cache_dir(configured: str | None, base: str | None, home: str | None) -> Path:
+    """`cache_dir` for these variables (`home`: Path.home's), found once: a run asks
+    for it each time."""
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "recur" / "kernels"
+    return Path(base or Path.home() / ".cache") / "recur" / "kernels"
 
 
 # The lines of /proc/cpuinfo that name what a CPU can run (x86, then ARM); not its
@@ -147,10 +154,16 @@ def machine() -> str:
 
 
 def library_path(source: str) -> Path:
-    command = compiler() or []
-    key = "\0".join([machine(), *command, *FLAGS, source])
+    return _library_path(cache_dir(), machine(), tuple(compiler() or ()), FLAGS, source)
+
+
+@functools.lru_cache(maxsize=64)
+def _library_path(folder: Path, machine: str, command: tuple[str, ...],
+                  flags: tuple[str, ...], source: str) -> Path:
+    """Kept for the kernels run lately: a run would hash the source each time."""
+    key = "\0".join([machine, *command, *flags, source])
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return cache_dir() / f"kernel_{digest[:32]}.so"
+    return folder / f"kernel_{digest[:32]}.so"
 
 
 def is_cached(source: str) -> bool:
