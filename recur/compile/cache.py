@@ -60,8 +60,8 @@ class Kept:
 def remembered(kept: Kept, last: ir.Program, values: tuple[Hashable, ...] | None) -> Kept:
     """`kept` with `last`, made of `values` (None: a caller's arrays), where they and
     what was computed of them hold at most `LAST_BYTES`."""
-    held = sum(getattr(array, "nbytes", 0) for array in (
-        *last.params.values(), *last.sequences.values(), *last.hoisted, *last.swept,
+    held = sum(getattr(array, "nbytes", 0) for array in (  # swept rows: made when read
+        *last.params.values(), *last.sequences.values(), *last.hoisted,
         *(output.initial for output in last.outputs)))
     if values is None or held > LAST_BYTES:
         return replace(kept, last=None, values=None)
@@ -135,8 +135,12 @@ def bits(value: Any) -> Hashable:
         return type(value), value.dtype, tuple(value.shape), digest
     return type(value), value
 
-def snapshot(*values: Mapping[str, Any]) -> tuple[Hashable, ...]:
-    """The bits of every value of these mappings, in order."""
+def snapshot(*values: Mapping[str, Any]) -> tuple[Hashable, ...] | None:
+    """The bits of every value of these mappings, in order; None where they hold more
+    than `LAST_BYTES` (no program is kept for them: hashing 8 MB took 5 ms a run)."""
+    if sum(getattr(value, "nbytes", 0) for named in values
+           for value in named.values()) > LAST_BYTES:
+        return None
     return tuple(bits(value) for named in values for value in named.values())
 
 
