@@ -103,6 +103,7 @@ class _CudaLaneGenerator(LaneGenerator):
 
     types = CUDA_TYPES
     mulhilo = CUDA_MULHILO
+    own_functions: dict[tuple[str, str], tuple[str, str]] = {}  # CUDA's own tanh
 
     def cuda_kernel(self) -> CudaKernel:
         source, lanes = self.lane_kernel()
@@ -156,6 +157,7 @@ class _MatrixStepGenerator(_Generator):
 
     types = CUDA_TYPES
     mulhilo = CUDA_MULHILO
+    own_functions: dict[tuple[str, str], tuple[str, str]] = {}  # CUDA's own tanh
 
     def cuda_kernel(self) -> CudaKernel:
         outputs = self.program.outputs
