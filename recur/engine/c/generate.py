@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy
 
@@ -256,7 +256,7 @@ class _Generator:
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
     mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
-    own_functions = mathfn.FUNCTIONS  # math the dialect computes itself, not by libm
+    own_functions: ClassVar[mathfn.Owned] = mathfn.FUNCTIONS  # math it computes itself
 
     def __init__(self, program: ir.Program, xp: Any, batch_draws: bool = False) -> None:
         self.program = program

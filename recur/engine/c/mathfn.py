@@ -22,6 +22,8 @@ This module must not import the code generators: they import it.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 TANH = """\
 typedef union { double d; uint64_t u; } r_word;
 R_FN uint64_t r_bits_d(double x) { r_word w; w.d = x; return w.u; }
@@ -60,4 +62,5 @@ R_FN double r_tanh_d(double x) {
 """
 
 # (function, dtype) -> the C function the kernel calls for it, and its source.
-FUNCTIONS: dict[tuple[str, str], tuple[str, str]] = {("tanh", "float64"): ("r_tanh_d", TANH)}
+Owned: TypeAlias = dict[tuple[str, str], tuple[str, str]]
+FUNCTIONS: Owned = {("tanh", "float64"): ("r_tanh_d", TANH)}
