@@ -3,11 +3,11 @@
 libm's `tanh` is a call per lane that the compiler cannot vectorise, and it was most
 of W6's time (h = tanh(W @ h + u)). `r_tanh_d` is a tanh the compiler vectorises: no
 branch and no call, only + - * / and integer operations on the bits, so the lanes of a
-vector and a scalar remainder compute the same operations and get the same bits
-(IEEE arithmetic, no contraction: `recur.engine.c.native.FLAGS`). Its selections are
-masks made by integer arithmetic: GCC turns a conditional into a branch it will not
-vectorise (it must not speculate floating-point operations that may trap), and SSE2
-has no 64-bit comparison to make a mask from.
+vector of any width and a scalar remainder compute the same operations and get the
+same bits (IEEE arithmetic, no contraction: `recur.engine.c.native.FLAGS`). Its
+selections are masks made by integer arithmetic: GCC turns a conditional into a branch
+it will not vectorise (it must not speculate floating-point operations that may trap),
+and SSE2, x86-64's baseline, has no 64-bit comparison to make a mask from.
 
 For |x| < 0.625, x + x s P(s) / Q(s) with s = x * x (Cephes' rational approximation);
 above, 1 - 2 / (exp(2|x|) + 1) with fdlibm's exp (Cody-Waite reduction by ln 2, its
