@@ -79,11 +79,11 @@ def test_tanh_is_within_an_ulp_and_a_half_of_mpmath(computed: tuple) -> None:
     mpmath = pytest.importorskip("mpmath")
     x, got = computed
     picked = numpy.random.default_rng(3).choice(x.size, 3_000, replace=False)
-    mpmath.mp.prec = 80
-    for value, result in zip(x[picked], got[picked], strict=True):
-        truth = mpmath.tanh(mpmath.mpf(float(value)))
-        spacing = numpy.spacing(abs(float(truth)))
-        assert abs(mpmath.mpf(float(result)) - truth) <= TRUTH_ULP * spacing, value
+    with mpmath.workprec(80):
+        for value, result in zip(x[picked], got[picked], strict=True):
+            truth = mpmath.tanh(mpmath.mpf(float(value)))
+            spacing = numpy.spacing(abs(float(truth)))
+            assert abs(mpmath.mpf(float(result)) - truth) <= TRUTH_ULP * spacing, value
 
 
 def test_tanh_special_values_are_numpys_and_keep_the_sign() -> None:

@@ -61,6 +61,6 @@ R_FN double r_tanh_d(double x) {
 }
 """
 
-# (function, dtype) -> the C function the kernel calls for it, and its source.
+# (function, dtype) -> the C function of one argument the kernel calls, and its source.
 Owned: TypeAlias = dict[tuple[str, str], tuple[str, str]]
 FUNCTIONS: Owned = {("tanh", "float64"): ("r_tanh_d", TANH)}
