@@ -47,8 +47,8 @@ CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of wo
 # (W6 34 ms against 45-67 at -O2, W5 22 against 25, on the 2-core benchmark machine).
 # On x86-64 the vectors are as wide as the CPU's (-march=native: AVX2, AVX-512), the
 # same operations on more lanes at once, so the same bits; the cache key names the CPU,
-# so a kernel never runs on a machine it was not built for (W6's loop 5.8 ms against
-# 16 with SSE2 vectors, on the same machine).
+# so a kernel never runs on a machine it was not built for (W6's loop 5.4 ms against
+# 15.3 with SSE2 vectors, on the same machine).
 _WIDE = ("-march=native",) if platform.machine().lower() in ("x86_64", "amd64") else ()
 FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno",
          *_WIDE)
