@@ -45,12 +45,15 @@ CHUNK_ELEMENTS = 1 << 22  # lane-steps per kernel call: a few milliseconds of wo
 # IEEE arithmetic as NumPy does it: no -ffast-math, and no fused multiply-adds. -O3
 # vectorises loops across lanes, which leaves each lane's order of operations alone
 # (W6 34 ms against 45-67 at -O2, W5 22 against 25, on the 2-core benchmark machine).
-# On x86-64, the CPU's own vector instructions (the cache key names the CPU: `machine`):
-# IEEE operations round alike in any width, and without contraction no FMA appears.
-# The lane kernel's blocks (recur.engine.c.lanes) need them: W8 took 155 ms with SSE2
-# alone, 29 ms with AVX-512, where int64 comparisons and conversions are vector ones.
+# On x86-64 the vectors are as wide as the CPU's (-march=native: AVX2, AVX-512), the
+# same operations on more lanes at once, so the same bits; the cache key names the CPU,
+# so a kernel never runs on a machine it was not built for (W6's loop 5.4 ms against
+# 15.3 with SSE2 vectors, on the same machine). The lane kernel's blocks need them
+# (recur.engine.c.lanes): W8 took 155 ms with SSE2 alone, 29 ms with AVX-512, where
+# int64 comparisons and conversions have vector forms.
+_WIDE = ("-march=native",) if platform.machine().lower() in ("x86_64", "amd64") else ()
 FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu11", "-ffp-contract=off", "-fno-math-errno",
-         *(("-march=native",) if platform.machine() in ("x86_64", "AMD64") else ()))
+         *_WIDE)
 
 # The compiler's time limit: this floor, or the cost model's estimate of the compile
 # times this margin (`recur.engine.c.engine.compile_limit`). The largest kernel we made (60

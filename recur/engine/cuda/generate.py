@@ -19,10 +19,11 @@ lanes, sets `result[1]`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from recur.compile import ir
 from recur.diagnostics import Unsupported
+from recur.engine.c import mathfn
 from recur.engine.c.generate import COMMON, CUDA_TYPES, _Generator, where_functions
 from recur.engine.c.lanes import LaneGenerator
 from recur.engine.cuda import launch
@@ -108,6 +109,7 @@ class _CudaLaneGenerator(LaneGenerator):
 
     types = CUDA_TYPES
     mulhilo = CUDA_MULHILO
+    own_functions: ClassVar[mathfn.Owned] = {}  # CUDA's own tanh, not recur's
 
     def cuda_kernel(self) -> CudaKernel:
         source, lanes = self.lane_kernel()
@@ -161,6 +163,7 @@ class _MatrixStepGenerator(_Generator):
 
     types = CUDA_TYPES
     mulhilo = CUDA_MULHILO
+    own_functions: ClassVar[mathfn.Owned] = {}  # CUDA's own tanh, not recur's
 
     def cuda_kernel(self) -> CudaKernel:
         outputs = self.program.outputs
