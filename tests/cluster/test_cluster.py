@@ -261,8 +261,8 @@ def test_local_cluster_from_the_command_line(tmp_path: Path) -> None:
     (["--lane-chunk", "10"], "--lane-chunk sizes the tasks of a cluster: it needs "
                              "--scheduler"),
     (["--scheduler", "local:2", "--device", "cuda"], "--scheduler runs on the workers' CPUs"),
-    (["--scheduler", "local:2", "--engine", "scan"], "--scheduler does not split "
-                                                     "--engine scan"),
+    (["--scheduler", "local:2", "--engine", "scan"], "--engine scan with --scheduler "
+                                                     "cannot run this spec: the step is not"),
 ])
 def test_what_a_cluster_does_not_take_is_refused_first(args: list[str], words: str) -> None:
     result = CliRunner().invoke(cli, ["run", LOGISTIC, *args])
