@@ -6,7 +6,7 @@
 passes over chunks `[start, stop)` of the steps:
 
 1. each task composes its chunk's maps `y -> a*y + b` into one `(A, B)`, pairwise
-   (`summary`): it needs only its rows of `a` and `b`;
+   (`summary`);
 2. the client runs the short recurrence of those maps, an exclusive prefix scan of one
    value per lane and chunk: the state before each chunk (`starts`);
 3. each task runs its chunk from that state on the CPU engine that a run in one
@@ -35,16 +35,16 @@ from recur.compile import ir
 from recur.diagnostics import KernelFault, Unsupported, UsageError, option
 from recur.engine import stream
 from recur.engine.backend import get_backend
-from recur.engine.cuda.affine import Affine, affine
+from recur.engine.cuda.affine import affine
 from recur.engine.plan import Outcome, allocate, run_on
 from recur.engine.registry import choose, find
 
 KEEPS = ("all", "last", "none")
+BLOCK = 1 << 16  # steps composed pairwise at once: 512 KiB of each of a and b per lane
 
 
-def check(program: ir.Program) -> Affine:
-    """The step's `a` and `b` (NumPy arrays by step and lane), or why this program is not
-    split into chunks of steps.
+def check(program: ir.Program) -> None:
+    """Refuse a program that is not split into chunks of steps.
 
     Raises:
         UsageError: a step not affine in its one output's state, or a keep other than
@@ -52,14 +52,13 @@ def check(program: ir.Program) -> Affine:
     """
     scan = f"{option('engine', 'scan')} with {option('scheduler')}"
     try:
-        maps = affine(program, numpy)
+        affine(program, numpy)
     except Unsupported as why:
         raise UsageError(f"{scan} cannot run this spec: {why.message}",
                          notes=(f"use {option('engine', 'auto')} to split its lanes",)) from None
     keep = program.outputs[0].keep
     if keep not in KEEPS:
         raise UsageError(f"{scan} keeps every step or the last, not 'keep: {keep}'")
-    return maps
 
 
 def run_on_cluster(program: ir.Program, where: address.Address,
@@ -75,7 +74,7 @@ def run_on_cluster(program: ir.Program, where: address.Address,
     """
     if program.steps == 0:  # nothing to split or scan: the initial state, as in one process
         return run_on(find("interp", "cpu"), program, get_backend("cpu"))
-    maps = check(program)
+    check(program)
     output = program.outputs[0]
     engine = choose(program).engine.name  # the CPU's, as a run in one process takes
     with address.connected(where) as client:
@@ -84,11 +83,11 @@ def run_on_cluster(program: ir.Program, where: address.Address,
         bounds = split.bounds(program.steps, math.ceil(program.steps / count))
         run = uuid.uuid4().hex[:8]
         client.wait_for_workers(1)  # a scheduler without workers: wait for one, as tasks do
-        futures = [client.submit(summary, _rows(maps.coefficient, start, stop),
-                                 _rows(maps.offset, start, stop), stop - start, pure=False,
+        # sent once to a worker (the others fetch it from there), not in every task
+        [shared] = client.scatter([replace(program, xp=None)], hash=False)
+        futures = [client.submit(summary, shared, start, stop, pure=False,
                                  key=f"recur-{run}-compose-{start}-{stop}")
                    for start, stop in bounds]
-        [shared] = client.scatter([replace(program, xp=None)], hash=False)
         try:
             composed = [result_of(future) for future in futures]
             states = starts(output.initial[-1].reshape(-1), composed)
@@ -108,20 +107,57 @@ def run_on_cluster(program: ir.Program, where: address.Address,
     return Outcome(_assembled(program, pieces), program.steps, "steps")
 
 
-def _rows(values: Any, start: int, stop: int) -> Any:
-    """Rows [start, stop) of `a` or `b` (one row: the same at every step)."""
-    return values if len(values) == 1 else values[start:stop]
+def summary(program: ir.Program, start: int, stop: int) -> tuple[Any, Any]:
+    """The map of steps [start, stop) of `program` (affine), by lane: its rows of `a` and
+    `b` read on this worker, composed."""
+    maps = affine(program, numpy)
+    a, b = (values if len(values) == 1 else values[start:stop]
+            for values in (maps.coefficient, maps.offset))
+    return compose(a, b, stop - start)
 
 
-def summary(a: Any, b: Any, steps: int) -> tuple[Any, Any]:
-    """The maps `y -> a[t]*y + b[t]` of a chunk's `steps` steps composed into one,
-    `y -> A*y + B`: pairwise, so that rounding grows with the log of the steps. `a` and
-    `b` are rows by step (one row: the same at every step) and lane."""
-    a, b = (numpy.broadcast_to(v, (steps, max(a.shape[1], b.shape[1]))) for v in (a, b))
+def compose(a: Any, b: Any, steps: int) -> tuple[Any, Any]:
+    """The maps `y -> a[t]*y + b[t]` of `steps` steps (at least one) composed into one,
+    `y -> A*y + B`, by lane. `a` and `b` are rows by step and lane, or one row: the same
+    at every step, where the map's powers take a few squarings. Otherwise blocks of
+    `BLOCK` steps are composed pairwise (rounding grows with the log of a block's steps,
+    and memory with a block) and the blocks one after another."""
+    lanes = max(a.shape[1], b.shape[1])
+    if len(a) == len(b) == 1:
+        return _power(a[0], b[0], steps)
+    total = None
+    for first in range(0, steps, BLOCK):
+        count = min(BLOCK, steps - first)
+        block = _pairwise(*(numpy.broadcast_to(v if len(v) == 1 else v[first:first + count],
+                                               (count, lanes)) for v in (a, b)))
+        total = block if total is None else _after(block, total)
+    assert total is not None
+    return total
+
+
+def _after(then: tuple[Any, Any], first: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The map `then` after `first`."""
+    return then[0] * first[0], then[0] * first[1] + then[1]
+
+
+def _power(a: Any, b: Any, steps: int) -> tuple[Any, Any]:
+    """`y -> a*y + b` composed `steps` times, by squaring."""
+    total, square = None, (a, b)
+    while True:
+        if steps & 1:
+            total = square if total is None else _after(square, total)
+        steps >>= 1
+        if not steps:
+            assert total is not None
+            return total
+        square = _after(square, square)
+
+
+def _pairwise(a: Any, b: Any) -> tuple[Any, Any]:
+    """Maps by step composed in pairs of neighbours, then pairs of those, and so on."""
     while len(a) > 1:
         odd = len(a) % 2
-        first_a, first_b, then_a, then_b = a[0:-1:2], b[0:-1:2], a[1::2], b[1::2]
-        a2, b2 = then_a * first_a, then_a * first_b + then_b
+        a2, b2 = _after((a[1::2], b[1::2]), (a[0:-1:2], b[0:-1:2]))
         if odd:
             a2, b2 = numpy.concatenate([a2, a[-1:]]), numpy.concatenate([b2, b[-1:]])
         a, b = a2, b2

@@ -116,16 +116,22 @@ def test_check_names_the_first_non_finite_step(cluster: str, keep: str) -> None:
     assert "t=1500 (lane 2)" in errors[1].message
 
 
-def test_composition_is_the_maps_one_after_another() -> None:
-    rng = numpy.random.default_rng(0)
-    for steps in (1, 2, 7, 64):
-        a, b = rng.uniform(0.5, 1.5, (steps, 2)), rng.standard_normal((steps, 2))
-        big_a, big_b = scan.summary(a, b, steps)
-        y = numpy.array([0.25, -3.0])
-        for t in range(steps):
-            y = a[t] * y + b[t]
-        assert_allclose(big_a * numpy.array([0.25, -3.0]) + big_b, y, rtol=1e-13)
-    big_a, big_b = scan.summary(numpy.array([[0.5]]), numpy.array([[1.0]]), 3)  # one row
+@pytest.mark.parametrize("steps", [1, 2, 7, 64, 2 * scan.BLOCK + 3])
+@pytest.mark.parametrize("rows", ["both", "a", "b", "neither"])
+def test_composition_is_the_maps_one_after_another(steps: int, rows: str) -> None:
+    """By step or the same at every step, `a` and `b`, against the maps by hand."""
+    rng = numpy.random.default_rng(steps)
+    a = rng.uniform(0.999, 1.001, (steps if rows in ("both", "a") else 1, 2))
+    b = rng.standard_normal((steps if rows in ("both", "b") else 1, 2))
+    big_a, big_b = scan.compose(a, b, steps)
+    y = numpy.array([0.25, -3.0])
+    for t in range(steps):
+        y = a[t if len(a) > 1 else 0] * y + b[t if len(b) > 1 else 0]
+    assert_allclose(big_a * numpy.array([0.25, -3.0]) + big_b, y, rtol=1e-9)  # 10^5 sums
+
+
+def test_the_same_map_composes_by_squaring() -> None:
+    big_a, big_b = scan.compose(numpy.array([[0.5]]), numpy.array([[1.0]]), 3)
     assert (float(big_a[0]), float(big_b[0])) == (0.125, 1.75)  # y -> y/8 + 1/4 + 1/2 + 1
 
 
