@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,7 @@ def connected(address: Address) -> Iterator[Any]:
     dask = distributed()
     with contextlib.ExitStack() as stack:
         if address.workers is not None:
+            stack.enter_context(_forked())
             # Silent workers: closing, they log tracebacks of their own (a heartbeat to a
             # scheduler that closed first); a task's failure comes back as its exception.
             cluster = stack.enter_context(dask.LocalCluster(
@@ -87,6 +89,17 @@ def connected(address: Address) -> Iterator[Any]:
             note(f"the scheduler at {address.text} has no workers yet: the tasks wait for "
                  "some to connect ('dask worker ADDRESS')")
         yield client
+
+
+def _forked() -> contextlib.AbstractContextManager[Any]:
+    """Local workers forked from a server process that imported Dask once, where the
+    system has one (not Windows): spawned afresh, each would import it again (starting
+    and closing two took 4.4 s under load, 1.0 s so; docs/cluster.md)."""
+    import dask.config
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return contextlib.nullcontext()
+    return dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
 
 
 def worker_threads(client: Any) -> int:
