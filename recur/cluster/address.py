@@ -20,6 +20,7 @@ LOCAL = "local:"
 SCHEMES = ("tcp", "tls")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a running scheduler before giving up
 WORKER_SETUP = "recur.cluster.worker"  # what a local worker process runs as it starts
+TASKS = "recur.cluster.task"  # what a worker imports to run a task
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +92,23 @@ def connected(address: Address) -> Iterator[Any]:
         yield client
 
 
-def _forked() -> contextlib.AbstractContextManager[Any]:
-    """Local workers forked from a server process that imported Dask once, where the
-    system has one (not Windows): spawned afresh, each would import it again (starting
-    and closing two took 4.4 s under load, 1.0 s so; docs/cluster.md)."""
+@contextlib.contextmanager
+def _forked() -> Iterator[None]:
+    """Local workers forked from a server process that imported Dask and recur's tasks
+    once, where the system has one (not Windows): spawned afresh (Dask's default), each
+    would import them again (starting two, importing recur in them and closing them took
+    4.4 s spawned, 1.0 s forked, at a load average of 5; docs/cluster.md)."""
     import dask.config
+    from distributed.utils import get_mp_context
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return contextlib.nullcontext()
-    return dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+        yield
+        return
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        # Dask names what the server imports on its first call; recur's tasks added
+        # (a server already running keeps what it imported)
+        get_mp_context().set_forkserver_preload(["distributed", TASKS])
+        yield
 
 
 def worker_threads(client: Any) -> int:
