@@ -68,7 +68,7 @@ def connected(address: Address) -> Iterator[Any]:
     dask = distributed()
     with contextlib.ExitStack() as stack:
         if address.workers is not None:
-            stack.enter_context(_forked())
+            stack.enter_context(_local())
             # Silent workers: closing, they log tracebacks of their own (a heartbeat to a
             # scheduler that closed first); a task's failure comes back as its exception.
             cluster = stack.enter_context(dask.LocalCluster(
@@ -92,22 +92,38 @@ def connected(address: Address) -> Iterator[Any]:
         yield client
 
 
+# Dask's background loops, slowed down in the processes of a local cluster: idle, its
+# client (with the scheduler) and two workers used 0.14 s of CPU a second, 0.017 s so
+# (docs/cluster.md). Each costs a diagnostic: a blocked event loop is noticed within 1 s,
+# the dashboard's system plots update every 2 s, its profile of the tasks stays empty, a
+# worker past its memory limit is noticed within 1 s.
+QUIET = {
+    "distributed.admin.tick.interval": "1s",  # 20 ms
+    "distributed.admin.system-monitor.interval": "2s",  # 500 ms
+    "distributed.worker.profile.enabled": False,  # a sample of the task's stack per 10 ms
+    "distributed.worker.memory.monitor-interval": "1s",  # 100 ms
+}
+
+
 @contextlib.contextmanager
-def _forked() -> Iterator[None]:
-    """Local workers forked from a server process that imported Dask and recur's tasks
-    once, where the system has one (not Windows): spawned afresh (Dask's default), each
-    would import them again (starting two, importing recur in them and closing them took
-    4.4 s spawned, 1.0 s forked, at a load average of 5; docs/cluster.md)."""
+def _local() -> Iterator[None]:
+    """The settings of a local cluster's processes: `QUIET`, and workers forked from a
+    server process that imported Dask and recur's tasks once, where the system has one
+    (not Windows): spawned afresh (Dask's default), each would import them again
+    (starting two, importing recur in them and closing them took 4.4 s spawned, 1.0 s
+    forked, at a load average of 5; docs/cluster.md)."""
     import dask.config
     from distributed.utils import get_mp_context
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        yield
-        return
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        # Dask names what the server imports on its first call; recur's tasks added
-        # (a server already running keeps what it imported)
-        get_mp_context().set_forkserver_preload(["distributed", TASKS])
+    settings: dict[str, Any] = dict(QUIET)
+    forked = "forkserver" in multiprocessing.get_all_start_methods()
+    if forked:
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(settings):
+        if forked:
+            # Dask names what the server imports on its first call; recur's tasks added
+            # (a server already running keeps what it imported)
+            get_mp_context().set_forkserver_preload(["distributed", TASKS])
         yield
 
 
