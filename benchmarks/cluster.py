@@ -2,19 +2,22 @@
 
 The workload is a stochastic logistic sweep: `r` over LANES lanes, a normal draw per
 lane and step, the final states kept (`keep: last`, so that the result is small and
-the figures are the loop's). Timed, each the median of `--repeats`:
+the figures are the loop's). The kernel is built first, by a run of a few lanes (its
+source does not depend on the lanes or the steps). Timed, each the median of
+`--repeats`, every result checked bit for bit against the one process's:
 
-1. one process: `recur.run` with the compiled engine, its kernel already built;
+1. one process: `recur.run` with the compiled engine;
 2. `local:N` whole: the cluster started, the run, the cluster closed (what
    `recur run --scheduler local:N` costs);
-3. the cluster alone: starting and closing a `LocalCluster` of N processes and a client;
-4. the run on an already running cluster (its address, as `tcp://...`);
-5. the CPU time of one run on that cluster (the client's and every worker's) against
-   the one process's: the work the cluster adds, a figure that other programs running
-   on the machine at the time leave alone, unlike the wall-clock ones.
+3. the cluster alone: starting and closing a `LocalCluster` of N processes and a client,
+   as recur starts them;
+4. the run on an already running cluster (its address, as `tcp://...`), whose workers
+   imported recur and loaded the kernel before.
 
-Every cluster result is checked bit for bit against the one-process result first.
-Prints a Markdown table; the test suite never runs it.
+The CPU time of the runs of 1 and 4 (on 4, the client's, with its scheduler, and every
+worker's) says what work the cluster adds: a figure that other programs running on the
+machine leave alone, unlike the wall-clock ones; the load average before and after says
+how busy the machine was. Prints a Markdown table; the test suite never runs it.
 
     python benchmarks/cluster.py [--lanes 100000] [--steps 2000] [--workers 2] [--repeats 3]
 """
@@ -22,12 +25,12 @@ Prints a Markdown table; the test suite never runs it.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy
 
@@ -43,34 +46,21 @@ steps: {steps}
 """
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def start_and_close(workers: int) -> None:
-    import distributed
-
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as local, \
-            distributed.Client(local):
-        pass
-
-
-def cpu_seconds(run: Callable[[], object], client: object | None = None) -> tuple[float, float]:
-    """The CPU time of `run`: this process's, and the workers' of `client`'s cluster."""
+def timed(run: Callable[[], Any], repeats: int,
+          client: Any = None) -> tuple[float, float, Any]:
+    """The median wall-clock seconds of `repeats` runs, the CPU seconds of one (this
+    process's, and the workers' of `client`'s cluster), and its result."""
     def workers() -> float:
-        if client is None:
-            return 0.0
-        return sum(client.run(time.process_time).values())  # type: ignore[attr-defined]
+        return 0.0 if client is None else sum(client.run(time.process_time).values())
 
-    before, workers_before = time.process_time(), workers()
-    run()
-    return time.process_time() - before, workers() - workers_before
+    times, cpu, result = [], 0.0, None
+    for _ in range(repeats):
+        cpu_before = time.process_time() + workers()
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+        cpu = time.process_time() + workers() - cpu_before
+    return statistics.median(times), cpu, result
 
 
 def main() -> None:
@@ -81,46 +71,53 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("RECUR_CACHE_DIR", tempfile.mkdtemp(prefix="recur-cache-"))
-    import distributed
-
     import recur
+    from recur.cluster import address
 
+    load_before = os.getloadavg()
     spec = recur.load(SPEC.format(lanes=args.lanes, steps=args.steps))
+    tiny = SPEC.format(lanes=10, steps=2)
+    recur.run(recur.load(tiny), engine="compiled")  # the kernel, built
     local = f"local:{args.workers}"
-    alone = recur.run(spec, engine="compiled")  # the kernel, built and cached
-    numpy.testing.assert_array_equal(recur.run(spec, engine="compiled", scheduler=local)["x"],
-                                     alone["x"], strict=True)
-    one = median_seconds(lambda: recur.run(spec, engine="compiled"), args.repeats)
-    whole = median_seconds(lambda: recur.run(spec, engine="compiled", scheduler=local),
-                           args.repeats)
-    startup = median_seconds(lambda: start_and_close(args.workers), args.repeats)
-    with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                  processes=True, dashboard_address=":0",
-                                  silence_logs=logging.ERROR) as cluster:
-        address = cluster.scheduler_address
-        numpy.testing.assert_array_equal(
-            recur.run(spec, engine="compiled", scheduler=address)["x"], alone["x"], strict=True)
-        running = median_seconds(lambda: recur.run(spec, engine="compiled", scheduler=address),
-                                 args.repeats)
-        with distributed.Client(address) as client:
-            cluster_cpu = cpu_seconds(
-                lambda: recur.run(spec, engine="compiled", scheduler=address), client)
-    one_cpu = sum(cpu_seconds(lambda: recur.run(spec, engine="compiled")))
 
-    cores = os.cpu_count()
+    def run(scheduler: str | None = None) -> Any:
+        result = recur.run(spec, engine="compiled", scheduler=scheduler)["x"]
+        if scheduler is not None:
+            numpy.testing.assert_array_equal(result, alone, strict=True)
+        return result
+
+    def start_and_close() -> None:
+        with address.connected(address.parse(local)):
+            pass
+
+    one, one_cpu, alone = timed(run, args.repeats)
+    whole = timed(lambda: run(local), args.repeats)[0]
+    startup = timed(start_and_close, args.repeats)[0]
+    with address.connected(address.parse(local)) as client:
+        # each worker imports recur and loads the kernel: what a run on a cluster that
+        # ran recur before does not pay
+        client.run(lambda: recur.run(recur.load(tiny), engine="compiled"))
+        running, cluster_cpu, _ = timed(lambda: run(client.scheduler.address), args.repeats,
+                                        client)
+    load_after = os.getloadavg()
+
     print(f"{args.lanes:,} lanes x {args.steps:,} steps, stochastic logistic sweep, "
-          f"keep last; {cores} CPUs; median of {args.repeats}\n")
+          f"keep last; {os.cpu_count()} CPUs; median of {args.repeats}; load average "
+          f"(1, 5, 15 min) before {_load(load_before)}, after {_load(load_after)}\n")
     print("| run | seconds | speed-up over one process |")
     print("| --- | ---: | ---: |")
     print(f"| one process (compiled) | {one:.2f} | 1.00 |")
     print(f"| `{local}`, start-up included | {whole:.2f} | {one / whole:.2f} |")
     print(f"| `{local}`, cluster already running | {running:.2f} | {one / running:.2f} |")
     print(f"| starting and closing the cluster alone | {startup:.2f} | |")
-    client_cpu, workers_cpu = cluster_cpu
     print(f"\nCPU seconds of one run: one process {one_cpu:.2f}; on the running cluster "
-          f"{client_cpu:.2f} in the client (its scheduler too) and {workers_cpu:.2f} in the "
-          f"workers, {sum(cluster_cpu) / one_cpu:.3f}x the work")
+          f"{cluster_cpu:.2f} (the client, its scheduler and the workers), "
+          f"{cluster_cpu / one_cpu:.3f}x the work")
 
 
-if __name__ == "__main__":  # the workers are processes started afresh (spawn)
+def _load(averages: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.1f}" for value in averages)
+
+
+if __name__ == "__main__":  # local workers are processes of their own
     main()

@@ -178,6 +178,9 @@ def run(
                              "continued in one process",
                              notes=(f"leave out {option('scheduler')} to continue it",))
         cluster = runner.check(scheduler, lane_chunk, device, engine)
+        if engine == "scan" and store is not None:
+            raise UsageError(f"{option('engine', 'scan')} with {option('scheduler')} does "
+                             f"not write a Zarr store ({option('store')})")
     elif lane_chunk is not None:
         raise UsageError(f"{option('lane_chunk')} sizes the tasks of a cluster: it needs "
                          f"{option('scheduler')}")
@@ -218,7 +221,12 @@ def run(
         compiled = compiled_for(steps, store is not None)
         program, backend = compiled.program, compiled.backend
         with sourced(spec):
-            if scheduler is not None:
+            if scheduler is not None and engine == "scan":
+                from recur.cluster import scan  # the steps of an affine run, in chunks
+
+                outcome = scan.run_on_cluster(program, cluster, progress)
+                engine_name = "scan"
+            elif scheduler is not None:
                 target = None if store is None else workers_store.Target(
                     Path(store), spec.source,
                     tuple(o.name for o in compiled.outputs if o.keep != "none"), force)

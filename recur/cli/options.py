@@ -230,7 +230,8 @@ def call_with_progress(flags: RunFlags, call: Callable[[ProgressBar | None], Cal
                        ) -> tuple[Called, float]:
     """`call(bar)` with a progress bar where one shows (unless `--quiet`) and the engines'
     notes on stderr; its value and the seconds it took."""
-    unit = "steps" if flags.scheduler is None else "lanes"  # a cluster counts lanes done
+    # a cluster counts lanes done; its scan, steps
+    unit = "lanes" if flags.scheduler is not None and flags.engine != "scan" else "steps"
     bar = None if flags.quiet or not sys.stderr.isatty() else ProgressBar(sys.stderr, unit=unit)
     started = time.monotonic()
     try:

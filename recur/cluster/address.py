@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ LOCAL = "local:"
 SCHEMES = ("tcp", "tls")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a running scheduler before giving up
 WORKER_SETUP = "recur.cluster.worker"  # what a local worker process runs as it starts
+TASKS = "recur.cluster.task"  # what a worker imports to run a task
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ def connected(address: Address) -> Iterator[Any]:
     dask = distributed()
     with contextlib.ExitStack() as stack:
         if address.workers is not None:
+            stack.enter_context(_local())
             # Silent workers: closing, they log tracebacks of their own (a heartbeat to a
             # scheduler that closed first); a task's failure comes back as its exception.
             cluster = stack.enter_context(dask.LocalCluster(
@@ -87,6 +90,41 @@ def connected(address: Address) -> Iterator[Any]:
             note(f"the scheduler at {address.text} has no workers yet: the tasks wait for "
                  "some to connect ('dask worker ADDRESS')")
         yield client
+
+
+# Dask's background loops, slowed down in the processes of a local cluster: idle, its
+# client (with the scheduler) and two workers used 0.14 s of CPU a second, 0.017 s so
+# (docs/cluster.md). Each costs a diagnostic: a blocked event loop is noticed within 1 s,
+# the dashboard's system plots update every 2 s, its profile of the tasks stays empty, a
+# worker past its memory limit is noticed within 1 s.
+QUIET = {
+    "distributed.admin.tick.interval": "1s",  # 20 ms
+    "distributed.admin.system-monitor.interval": "2s",  # 500 ms
+    "distributed.worker.profile.enabled": False,  # a sample of the task's stack per 10 ms
+    "distributed.worker.memory.monitor-interval": "1s",  # 100 ms
+}
+
+
+@contextlib.contextmanager
+def _local() -> Iterator[None]:
+    """The settings of a local cluster's processes: `QUIET`, and workers forked from a
+    server process that imported Dask and recur's tasks once, where the system has one
+    (not Windows): spawned afresh (Dask's default), each would import them again
+    (starting two, importing recur in them and closing them took 4.4 s spawned, 1.0 s
+    forked, at a load average of 5; docs/cluster.md)."""
+    import dask.config
+    from distributed.utils import get_mp_context
+
+    settings: dict[str, Any] = dict(QUIET)
+    forked = "forkserver" in multiprocessing.get_all_start_methods()
+    if forked:
+        settings["distributed.worker.multiprocessing-method"] = "forkserver"
+    with dask.config.set(settings):
+        if forked:
+            # Dask names what the server imports on its first call; recur's tasks added
+            # (a server already running keeps what it imported)
+            get_mp_context().set_forkserver_preload(["distributed", TASKS])
+        yield
 
 
 def worker_threads(client: Any) -> int:

@@ -21,19 +21,18 @@ from typing import Any
 from recur import storing
 from recur.cluster import address, split, stored
 from recur.cluster.assemble import Assembly
-from recur.cluster.task import Piece, packed, run_chunk
+from recur.cluster.task import packed, run_chunk
 from recur.compile import ir
 from recur.diagnostics import RecurError, RunError, UsageError, option
 from recur.engine.plan import Outcome
 from recur.engine.protocol import Engine
 from recur.io import zarr_store
 
-CLUSTER_ENGINES = ("auto", "interp", "compiled")
-
 
 def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> address.Address:
     """Refuse what no cluster run takes, before anything is computed: the address, the
-    chunk size, a device or an engine other than the CPU's lane by lane ones."""
+    chunk size (of lanes: not for a scan, which splits the steps), a device other than
+    the CPU."""
     where = address.parse(scheduler)
     if lane_chunk is not None and (isinstance(lane_chunk, bool)
                                    or not isinstance(lane_chunk, Integral) or lane_chunk < 1):
@@ -42,10 +41,9 @@ def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> a
     if device != "cpu":
         raise UsageError(f"{option('scheduler')} runs on the workers' CPUs: it takes "
                          f"{option('device', 'cpu')} only")
-    if engine not in CLUSTER_ENGINES:
-        raise UsageError(f"{option('scheduler')} does not split {option('engine', engine)}: "
-                         "a scan over the steps of one lane is not split across a cluster",
-                         notes=(f"use {option('engine', *CLUSTER_ENGINES)}",))
+    if engine == "scan" and lane_chunk is not None:
+        raise UsageError(f"{option('lane_chunk')} sizes chunks of lanes: with "
+                         f"{option('engine', 'scan')} a cluster splits the steps")
     return where
 
 
@@ -112,7 +110,7 @@ def _run_chunks(client: Any, program: ir.Program, engine: Engine, lanes: split.L
     assembly = Assembly(program, lanes)
     try:
         for future in address.distributed().as_completed(futures):
-            assembly.add(_piece(future))
+            assembly.add(result_of(future))
             future.release()  # the piece is copied: the worker may let it go
             if progress is not None:
                 progress(assembly.done, lanes.count)
@@ -137,14 +135,13 @@ def _first_fault(error: RecurError, futures: list[Any]) -> RecurError:
     return first
 
 
-def _piece(future: Any) -> Piece:
-    """A finished task's piece; its error as recur's own (a lost worker, retried too
+def result_of(future: Any) -> Any:
+    """A finished task's result; its error as recur's own (a lost worker, retried too
     often, or a failure outside recur: recur missing on a worker)."""
     try:
-        piece: Piece = future.result()
+        return future.result()
     except RecurError:
         raise
     except Exception as error:
         raise RunError(f"a task of the cluster failed ({future.key}): "
                        f"{type(error).__name__}: {error}") from None
-    return piece
