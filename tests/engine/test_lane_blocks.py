@@ -89,6 +89,7 @@ def test_a_broadcast_grid_with_an_int_counter_runs_in_blocks(keep: str) -> None:
 def test_blocks_carry_their_taps_across_calls_of_a_few_steps(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "CHUNK_ELEMENTS", 3 * ROWS * COLUMNS)  # three steps a call
+    monkeypatch.setattr(native, "BLOCK_CALL_STEPS", 3)
     interpreted, compiled = both(JULIA.replace("KEEP", "last 2"))
     assert_same(interpreted, compiled)
     assert_array_equal(compiled["count"], julia_by_hand(40)["count"][-2:], strict=True)
