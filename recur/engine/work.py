@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy
@@ -12,7 +12,7 @@ from recur.lang.functions import FUNCTIONS
 from recur.lang.keep import of as of_keep
 
 # The kinds of work per lane and step that the cost models price.
-KINDS = ("arithmetic", "tap", "function", "draw", "multiply-add")
+KINDS = ("arithmetic", "tap", "function", "own function", "draw", "multiply-add")
 # The array operations of one random call in the interpreter (`recur.lang.philox`: ten
 # rounds of two 64x64-bit products from 32-bit halves); compiled, it costs about a
 # libm call.
@@ -32,14 +32,16 @@ class Work:
         return sum(count * costs[kind] for kind, count in self.per_lane.items())
 
 
-def work(program: ir.Program, swept_in_loop: bool = False) -> Work:
+def work(program: ir.Program, swept_in_loop: bool = False,
+         own: Collection[tuple[str, str]] = ()) -> Work:
     """Count the loop's work. Sub-expressions moved out of the loop run once, before it,
     so they are not counted; with `swept_in_loop`, those swept for every step are (a
     compiled kernel computes them in its loop: `recur.compile.sweeps`). A matrix product
     counts a multiply-add per element of the widest state (`W @ h`: h's length). A
     function is a libm call (`function`) where it is not exact; the exact ones (sqrt,
-    abs, floor, min, where ...) count as arithmetic. A random call counts as a `draw`,
-    and as `DRAW_CALLS` array operations."""
+    abs, floor, min, where ...) count as arithmetic, and those in `own` (name, dtype),
+    which an engine computes itself (vectorised), as an `own function`. A random call
+    counts as a `draw`, and as `DRAW_CALLS` array operations."""
     counts = dict.fromkeys(KINDS, 0)
     calls, lanes = 0, program.lanes
     for root in program.roots():
@@ -51,7 +53,8 @@ def work(program: ir.Program, swept_in_loop: bool = False) -> Work:
             if isinstance(node, ir.Binary) and node.op == "@":
                 counts["multiply-add"] += lanes
             elif isinstance(node, ir.Call) and not FUNCTIONS[node.func].exact:
-                counts["function"] += 1
+                seen = node.type.dtype if node.type is not None else None
+                counts["own function" if (node.func, seen) in own else "function"] += 1
             elif isinstance(node, ir.Draw):
                 calls += DRAW_CALLS - 1
                 counts["draw"] += 1

@@ -16,7 +16,7 @@ import numpy
 from recur.compile import ir
 from recur.diagnostics import Unsupported
 from recur.engine import work
-from recur.engine.c import generate, lanes, native
+from recur.engine.c import generate, lanes, mathfn, native
 from recur.engine.plan import Buffers
 from recur.engine.protocol import Estimate, Making, Progress
 
@@ -32,8 +32,9 @@ ELEMENT_COST = {
     "arithmetic": 0.2e-9,
     "tap": 0.05e-9,
     "function": 12e-9,
+    "own function": 1.5e-9,  # recur's own, vectorised (`recur.engine.c.mathfn`)
     "draw": 12e-9,
-    "multiply-add": 0.1e-9,
+    "multiply-add": 0.04e-9,  # 32 lanes' sums in vector registers (W6)
 }
 # The same in the lane kernel's blocks (`recur.engine.c.lanes`), whose loop over lanes the
 # C compiler vectorises: W8's 22 operations and 21 reads take 0.35 ns a lane and step, a
@@ -42,8 +43,9 @@ BLOCK_ELEMENT_COST = {
     "arithmetic": 0.012e-9,
     "tap": 0.004e-9,
     "function": 12e-9,
+    "own function": 1.5e-9,
     "draw": 5e-9,
-    "multiply-add": 0.1e-9,
+    "multiply-add": 0.04e-9,
 }
 WRITTEN_BYTE = 0.1e-9  # a byte of a kept row, stored: W5 writes 8 a lane and step
 
@@ -63,7 +65,8 @@ def kernel_seconds(program: ir.Program, blocks: bool = False) -> float:
     """The time loop of a cached kernel, loading it included; `blocks`: the lane
     kernel's blocks of lanes (vectorised)."""
     costs = BLOCK_ELEMENT_COST if blocks else ELEMENT_COST
-    per_element = work.work(program, swept_in_loop=True).per_element(costs)
+    done = work.work(program, swept_in_loop=True, own=mathfn.FUNCTIONS)
+    per_element = done.per_element(costs)
     per_element += work.written_bytes(program) * WRITTEN_BYTE
     return KERNEL_LOAD + program.steps * (KERNEL_STEP + program.lanes * per_element)
 

@@ -14,18 +14,24 @@ from recur.engine.work import work
 # value), per element of each operation, and for fresh memory from the OS where a
 # temporary is too large for the allocator to reuse (wide states).
 INTERP_STEP = 150e-9  # the loop
+# Before the loop: the closures built, and the rows of swept sub-expressions made
+# (`recur.compile.sweeps`): W4's 199 steps took 0.9 ms.
+INTERP_SETUP = 0.5e-3
 INTERP_STORE = 150e-9  # storing an output's state
 INTERP_TAP = 30e-9
 INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
 INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
-FRESH_BYTE = 0.04e-9  # a byte of memory taken from the OS: page faults
+FRESH_BYTE = 0.08e-9  # a byte of memory taken from the OS: page faults
 REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
 # Per element of each kind of work (`recur.engine.work.KINDS`) of a step.
 ELEMENT_COST = {
     "arithmetic": 0.3e-9,
     "tap": 0.0,
     "function": 3e-9,
-    "draw": 3e-9,
+    "own function": 3e-9,
+    # A draw is Philox's rounds in 32-bit halves, some 400 NumPy operations (W9: 3.6 s
+    # for 2 * 10**7 normals).
+    "draw": 150e-9,
     "multiply-add": 0.25e-9,
 }
 CUDA_LAUNCH = 10e-6  # seconds a CuPy operation takes at least: its kernel's launch
@@ -70,5 +76,6 @@ def interp_seconds(program: Program) -> float:
     fresh = done.calls * temporary * FRESH_BYTE if temporary > REUSED_BYTES else 0.0
     stores = len(program.outputs) * INTERP_STORE
     per_element = done.per_element(ELEMENT_COST)
-    return program.steps * (INTERP_STEP + stores + done.per_lane["tap"] * INTERP_TAP
-                            + done.calls * per_call + fresh + lanes * per_element)
+    return INTERP_SETUP + program.steps * (
+        INTERP_STEP + stores + done.per_lane["tap"] * INTERP_TAP + done.calls * per_call
+        + fresh + lanes * per_element)
