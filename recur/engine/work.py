@@ -76,13 +76,14 @@ def _counted(node: ir.Node, swept_in_loop: bool) -> list[ir.Node]:
                     for part in _counted(child, swept_in_loop))]
 
 
-def written_bytes(program: ir.Program) -> float:
-    """Bytes the loop stores per lane and step: the rows it keeps (all, the last N, one
-    step in K); a state kept `last` stays in registers or a small ring."""
+def written_bytes(program: ir.Program, rings: bool = True) -> float:
+    """Bytes the loop stores per lane and step: the rows it keeps (all, one step in K,
+    and with `rings` the last N, written into a ring again and again); a state kept
+    `last` stays in registers or a small ring."""
     total = 0.0
     for output in program.outputs:
         keep = of_keep(output.keep)
-        if keep.mode in ("all", "tail", "every"):
+        if keep.mode in ("all", "every") or (rings and keep.mode == "tail"):
             share = 1 / keep.n if keep.mode == "every" else 1.0
             total += share * numpy.dtype(output.dtype).itemsize * output.lanes / program.lanes
     return total

@@ -29,7 +29,7 @@ COMPILE_BYTE = 35e-6
 # Per element of each kind of work of a step: a math function is a libm call, a matrix
 # product is priced per multiply-add.
 ELEMENT_COST = {
-    "arithmetic": 0.2e-9,
+    "arithmetic": 0.1e-9,  # a single value's, mostly beside its chain of dependences
     "tap": 0.05e-9,
     "function": 12e-9,
     "own function": 1.5e-9,  # recur's own, vectorised (`recur.engine.c.mathfn`)

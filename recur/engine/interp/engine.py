@@ -6,7 +6,7 @@ from recur.compile.ir import Program
 from recur.engine.interp.loop import run_steps
 from recur.engine.plan import Buffers
 from recur.engine.protocol import Estimate, Progress
-from recur.engine.work import work
+from recur.engine.work import work, written_bytes
 
 # The cost model of the interpreter, in seconds, fitted to the figures of
 # benchmarks/results/cost-model.csv (tests/engine/test_cost.py holds it within 2x of each): it
@@ -21,8 +21,9 @@ INTERP_STORE = 150e-9  # storing an output's state
 INTERP_TAP = 30e-9
 INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
 INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
-FRESH_BYTE = 0.08e-9  # a byte of memory taken from the OS: page faults
+FRESH_BYTE = 0.12e-9  # a byte of memory taken from the OS: page faults
 REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
+WRITTEN_BYTE = 0.1e-9  # a byte of a kept row, in fresh memory: W5 writes 8 a lane and step
 # Per element of each kind of work (`recur.engine.work.KINDS`) of a step.
 ELEMENT_COST = {
     "arithmetic": 0.3e-9,
@@ -75,7 +76,8 @@ def interp_seconds(program: Program) -> float:
     temporary = lanes * 8  # bytes: a float64 state's worth
     fresh = done.calls * temporary * FRESH_BYTE if temporary > REUSED_BYTES else 0.0
     stores = len(program.outputs) * INTERP_STORE
-    per_element = done.per_element(ELEMENT_COST)
+    per_element = (done.per_element(ELEMENT_COST)
+                   + written_bytes(program, rings=False) * WRITTEN_BYTE)
     return INTERP_SETUP + program.steps * (
         INTERP_STEP + stores + done.per_lane["tap"] * INTERP_TAP + done.calls * per_call
         + fresh + lanes * per_element)
