@@ -146,14 +146,19 @@ outputs:
     assert_same(*both(text))
 
 
-def test_check_reports_the_same_first_non_finite_value() -> None:
-    text = "steps: 30\noutputs:\n  x:\n    initial: [1.0, 2.0]\n    step: x[t-1] * 1e40\n"
-    spec = recur.load(text)
-    errors = []
+def failures(spec: recur.Spec, **kwargs: object) -> list[str]:
+    """The message of the error each engine stops the run with (the interpreter's first)."""
+    messages = []
     for engine in ("interp", "compiled"):
         with pytest.raises(recur.RecurError) as error:
-            recur.run(spec, engine=engine, check=True)
-        errors.append(error.value.message)
+            recur.run(spec, engine=engine, **kwargs)
+        messages.append(error.value.message)
+    return messages
+
+
+def test_check_reports_the_same_first_non_finite_value() -> None:
+    text = "steps: 30\noutputs:\n  x:\n    initial: [1.0, 2.0]\n    step: x[t-1] * 1e40\n"
+    errors = failures(recur.load(text), check=True)
     assert errors[0] == errors[1]
     assert "t=7" in errors[0] and "not finite" in errors[0]
 
