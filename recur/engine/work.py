@@ -85,5 +85,6 @@ def written_bytes(program: ir.Program, rings: bool = True) -> float:
         keep = of_keep(output.keep)
         if keep.mode in ("all", "every") or (rings and keep.mode == "tail"):
             share = 1 / keep.n if keep.mode == "every" else 1.0
-            total += share * numpy.dtype(output.dtype).itemsize * output.lanes / program.lanes
+            total += (share * numpy.dtype(output.dtype).itemsize * output.lanes
+                      / max(program.lanes, 1))
     return total

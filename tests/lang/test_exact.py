@@ -328,7 +328,9 @@ def cut_over(spec: recur.Spec, bound: int) -> int | None:
     is in the cache by then, as it is after a spec's first compiled run."""
     if _engine_at(spec, bound) == "interp":
         return None
-    low, high = 1, bound  # auto interprets `low` steps (or low is 1), compiles `high`
+    if _engine_at(spec, 1) == "compiled":  # a cached kernel is the cheaper from one step
+        return 1
+    low, high = 1, bound  # auto interprets `low` steps, compiles `high`
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if _engine_at(spec, middle) == "interp" else (
