@@ -14,6 +14,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def _run_chunks(client: Any, program: ir.Program, engine: Engine, lanes: split.L
                 progress: Callable[[int, int], None] | None) -> Assembly:
     """Every chunk's task submitted, their pieces assembled as they finish."""
     run = uuid.uuid4().hex[:8]  # a run's task names are its own on a shared cluster
+    program = replace(program, swept=tuple(program.swept))  # made once, cut per chunk
     chunks = [packed(start, stop, split.chunk(program, lanes, start, stop), engine.name,
                      place)
               for start, stop in split.bounds(lanes.count, size)]

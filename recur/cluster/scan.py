@@ -83,8 +83,10 @@ def run_on_cluster(program: ir.Program, where: address.Address,
         bounds = split.bounds(program.steps, math.ceil(program.steps / count))
         run = uuid.uuid4().hex[:8]
         client.wait_for_workers(1)  # a scheduler without workers: wait for one, as tasks do
-        # sent once to a worker (the others fetch it from there), not in every task
-        [shared] = client.scatter([replace(program, xp=None)], hash=False)
+        # sent once to a worker (the others fetch it from there), not in every task, its
+        # swept rows made once, here
+        [shared] = client.scatter([replace(program, xp=None, swept=tuple(program.swept))],
+                                  hash=False)
         futures = [client.submit(summary, shared, start, stop, pure=False,
                                  key=f"recur-{run}-compose-{start}-{stop}")
                    for start, stop in bounds]
