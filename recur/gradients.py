@@ -25,7 +25,6 @@ from recur.compile.lower import Compiled, lower_loop
 from recur.compile.upstream import Upstream, fit
 from recur.diagnostics import UsageError, did_you_mean, option
 from recur.engine.memory import check_outputs_fit
-from recur.engine.registry import choose
 from recur.spec import Spec
 
 
@@ -188,18 +187,12 @@ class _Pass:
         return {name: self._gradient(name, transform, finals, sequences) for name in self.wrt}
 
     def _lowered(self, window: backward.Window, carried: Mapping[str, Any]) -> ir.Program:
-        """A window of the backward loop as a `Program`, its state-free sub-expressions
-        swept only for the interpreter (`lower_loop`)."""
+        """A window of the backward loop as a `Program`: its state-free sub-expressions
+        swept for the interpreter, which makes their rows when it reads them; a compiled
+        kernel computes them in its loop (`recur.compile.sweeps`)."""
         params = {**self.program.params, backward.FIRST_STEP: window.first}
-
-        def lowered(sweep: bool) -> ir.Program:
-            return lower_loop(window.outputs, self.backend, params, window.sequences,
-                              window.steps, carried, sweep=sweep)
-
-        looped = lowered(self.engine == "interp")
-        if self.engine == "auto" and choose(looped, "auto").engine.name == "interp":
-            looped = lowered(True)
-        return looped
+        return lower_loop(window.outputs, self.backend, params, window.sequences,
+                          window.steps, carried)
 
     def reporter(self, offset: int) -> Callable[[int, int], None] | None:
         """A run's progress as part of one bar: the forward steps, then the backward

@@ -243,23 +243,13 @@ class LoopOutput:
 CARRIED = "carried"
 
 
-# A transformed loop sweeps its state-free sub-expressions for at most this many steps:
-# beyond it the compiled engines, which compute them in the loop, run it, and a sweep
-# would only hold a copy of every step's value (measured: the backward windows of a
-# gradient over 10**8 steps held 5 times their forward states, and took 40% longer).
-LOOP_SWEEP_STEPS = 100_000
-
-
 def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[str, Any],
                sequences: Mapping[str, Any], steps: int,
-               initials: Mapping[str, Any] | None = None, sweep: bool = True
-               ) -> ir.Program:
+               initials: Mapping[str, Any] | None = None) -> ir.Program:
     """A `Program` from outputs given as trees (in evaluation order): typed by a probe
     step at t = 0, with sub-trees moved out of the loop, as `compile_spec` does for a
     spec. Its states before step 0 are zeros, or where `initials` has an output's, those
-    (its `depth` rows, on the host). `sweep=False` leaves in the loop what is free of
-    the state: what the interpreter needs swept, a compiled kernel computes as fast in
-    its loop."""
+    (its `depth` rows, on the host)."""
     initials = initials or {}
     xp = backend.xp
     lags: dict[str, set[int]] = {o.name: set() for o in outputs}
@@ -277,8 +267,7 @@ def lower_loop(outputs: tuple[LoopOutput, ...], backend: Any, params: Mapping[st
         if new_shapes == shapes:
             break
         shapes = new_shapes
-    mover = _Mover(backend, params, sequences, steps,
-                   sweep=sweep and steps <= LOOP_SWEEP_STEPS)
+    mover = _Mover(backend, params, sequences, steps)
     lowered = tuple(
         ir.Output(o.name, mover.move(with_types(o.step, observed)), o.dtype,
                   shapes[o.name], tuple(sorted(-lag for lag in lags[o.name])),
@@ -681,12 +670,11 @@ class _Mover:
     inside it."""
 
     def __init__(self, backend: Any, params: Mapping[str, Any], sequences: Mapping[str, Any],
-                 steps: int, sweep: bool = True) -> None:
+                 steps: int) -> None:
         self.backend = backend
         self.params = params
         self.sequences = sequences
         self.steps = steps
-        self.sweep = sweep
         self.hoisted: list[Any] = []
         self.swept: list[Callable[[], Any]] = []  # each slot's rows, when first read
         self.unmoved: list[ir.Node] = []  # the constant sub-trees that failed to compute
@@ -695,7 +683,7 @@ class _Mover:
         if not isinstance(node, _LEAVES):
             if node.varies == ir.CONSTANT:
                 return self._hoisted(node)
-            if node.varies == ir.PER_STEP and self.sweep and self._sweepable(node):
+            if node.varies == ir.PER_STEP and self._sweepable(node):
                 return self._swept(node)
         return ir.map_children(node, self.move)
 
