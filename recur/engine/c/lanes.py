@@ -219,6 +219,7 @@ class _HostLaneGenerator(LaneGenerator):
     t_outside = True
 
     def _frame(self, inner: list[str]) -> list[str]:
+        lanes = self._lanes(inner)  # first: it may name arguments the declarations list
         declarations = self._declarations(range(len(self.args.values)))
         return [
             PRELUDE + "".join(self.helpers.values()),
@@ -227,14 +228,16 @@ class _HostLaneGenerator(LaneGenerator):
             "    (void)steps; (void)dims;",
             *declarations,
             "    int64_t t = t0;",
-            "    for (int64_t i = 0; i < 1; i++) {",
-            "        int64_t status[1] = {0};",
-            *inner,
-            "    }",
+            *lanes,
             "    return t;",
             "}",
             "",
         ]
+
+    def _lanes(self, inner: list[str]) -> list[str]:
+        """The loop over the lanes around `inner`: the one lane, here."""
+        return ["    for (int64_t i = 0; i < 1; i++) {", "        int64_t status[1] = {0};",
+                *inner, "    }"]
 
     def _stop_at_fault(self) -> str:
         return f"result[0] = {STATUS_FAULT}; result[1] = t; return t;"
@@ -263,29 +266,25 @@ class _HostBlockGenerator(_HostLaneGenerator):
         **_Generator.checked_calls, "+": "r_add_flag", "-": "r_sub_flag"}
 
     def __init__(self, program: ir.Program, xp: Any) -> None:
-        super().__init__(program, xp)
-        self.batch_draws = True  # a block's draws are made before its lanes' loop
+        super().__init__(program, xp, batch_draws=True)  # before the lanes' loop, a step's
         self.helpers["r_add_flag"] = FLAGGED_ARITHMETIC
         self.preloads: list[str] = []  # statements before a block's time loop
-        self.preloaded: dict[str, str] = {}  # code read per lane -> its array's name
+        self.preloaded: dict[str, str] = {}  # code read per lane -> what reads it loaded
 
     def lane_kernel(self) -> tuple[str, int]:
         if self.program.until is not None:
             raise Unsupported("until with lanes: it stops every lane at the same step")
         return super().lane_kernel()
 
-    def _frame(self, inner: list[str]) -> list[str]:
+    def _lanes(self, inner: list[str]) -> list[str]:
         lanes = f"dims[{2 * self._history(self._widest()) + 1}]"
-        frame = super()._frame([])
-        opening = frame.index("    for (int64_t i = 0; i < 1; i++) {")
         return [
-            *frame[:opening],
             f"    for (int64_t i0 = 0; i0 < {lanes}; i0 += {LANE_BLOCK}) {{",
             f"        const int64_t count = {lanes} - i0 < {LANE_BLOCK} ? {lanes} - i0 : "
             f"{LANE_BLOCK};",
             *self.preloads,
             *inner,
-            *frame[opening + 2:],
+            "    }",
         ]
 
     def _widest(self) -> str:
@@ -343,28 +342,28 @@ class _HostBlockGenerator(_HostLaneGenerator):
         column = super()._column(shape)
         if column in (self.lane, "0") or self.lane != "i":
             return column
-        return self._preload("int64_t", column)
+        return self._preload("int64_t", column, single=False)
 
     def _constant(self, key: Any, value: Any) -> str:
         code = super()._constant(key, value)
         if self.lane != "i":
             return code
-        return self._preload(self.types[str(self.xp.asarray(value).dtype)], code)
+        array = self.xp.asarray(value)
+        return self._preload(self.types[str(array.dtype)], code, single=array.size == 1)
 
-    def _preload(self, c_type: str, code: str) -> str:
+    def _preload(self, c_type: str, code: str, single: bool) -> str:
         """`code`, the same at every step, read from a value loaded before the time loop:
-        one for the block, or an array of its lanes' (read inside the loop, even a value
-        behind a `restrict` pointer kept GCC from vectorising)."""
+        one for the block where it is `single`, else an array of its lanes' (read inside
+        the loop, even a value behind a `restrict` pointer kept GCC from vectorising)."""
         if code not in self.preloaded:
             name = f"p{len(self.preloaded)}"
-            self.preloaded[code] = name
-            if code.endswith("[0]"):
+            self.preloaded[code] = name if single else f"{name}[ln]"
+            if single:
                 self.preloads.append(f"        const {c_type} {name} = {code};")
             else:
                 self.preloads += [f"        {c_type} {name}[{LANE_BLOCK}];",
                                   *self._per_lane([f"{name}[ln] = {code};"])]
-        name = self.preloaded[code]
-        return name if code.endswith("[0]") else f"{name}[ln]"
+        return self.preloaded[code]
 
 
 def generate_host(program: ir.Program, xp: Any) -> Kernel:
