@@ -160,23 +160,17 @@ R_FN r_i64 r_sub(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_sub_overflow(a, b, &r) ? r_fail(st) : r; }
 R_FN r_i64 r_mul(r_i64 a, r_i64 b, r_i64 *st)
 { r_i64 r; return __builtin_mul_overflow(a, b, &r) ? r_fail(st) : r; }
+R_FN unsigned long long r_bits_d(double x)
+{ unsigned long long b; __builtin_memcpy(&b, &x, sizeof b); return b; }
+R_FN double r_from_bits_d(unsigned long long b)
+{ double x; __builtin_memcpy(&x, &b, sizeof x); return x; }
 """
-# What the random calls need of the dialect: the 128-bit product of two 64-bit words
-# (Philox: its low word, and its high word in `*high`; one multiplication on x86-64), and
-# frexp of a positive normal number (the logarithm of `normal()`) by its bits, which
-# unlike libm's frexp lets GCC vectorise a lane loop that draws.
+# The 128-bit product of two 64-bit words, which the random calls' Philox needs: its low
+# word, and its high word in `*high` (one multiplication on x86-64).
 C_MULHILO = """\
 R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
                                   unsigned long long *high)
 { unsigned __int128 p = (unsigned __int128)a * b; *high = p >> 64; return p; }
-R_FN double r_frexp_normal(double x, int *e) {
-    unsigned long long b;
-    __builtin_memcpy(&b, &x, sizeof b);
-    *e = (int)((b >> 52) & 0x7ff) - 1022;
-    b = (b & 0xfffffffffffffULL) | 0x3fe0000000000000ULL;
-    __builtin_memcpy(&x, &b, sizeof x);
-    return x;
-}
 """
 
 
@@ -266,7 +260,7 @@ class _Generator:
     """The C dialect; `recur.engine.cuda.generate` derives the CUDA one from it."""
 
     types = C_TYPES  # dtype -> the C type the dialect names it by
-    mulhilo = C_MULHILO  # how the dialect defines r_mulhilo and r_frexp_normal
+    mulhilo = C_MULHILO  # how the dialect defines r_mulhilo
     # the helper each checked integer operation calls
     checked_calls: ClassVar[dict[str, str]] = _CHECKED
     own_functions: ClassVar[mathfn.Owned] = mathfn.FUNCTIONS  # math it computes itself

@@ -25,9 +25,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 TANH = """\
-typedef union { double d; uint64_t u; } r_word;
-R_FN uint64_t r_bits_d(double x) { r_word w; w.d = x; return w.u; }
-R_FN double r_from_bits_d(uint64_t u) { r_word w; w.u = u; return w.d; }
+/* r_bits_d and r_from_bits_d: the dialect's (recur.engine.c.generate's C_HEADER). */
 /* All ones where a < b, else 0, for the bits of doubles >= +0.0 (NaN above all). */
 R_FN uint64_t r_below_u(uint64_t a, uint64_t b) { return -((a - b) >> 63); }
 R_FN uint64_t r_pick_u(uint64_t mask, uint64_t yes, uint64_t no)

@@ -49,6 +49,9 @@ typedef long long r_i64;
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 R_FN r_i64 r_fail(r_i64 *st) { st[0] = 1; return 0; }
+R_FN unsigned long long r_bits_d(double x)
+{ return (unsigned long long)__double_as_longlong(x); }
+R_FN double r_from_bits_d(unsigned long long b) { return __longlong_as_double((long long)b); }
 R_FN r_i64 r_add(r_i64 a, r_i64 b, r_i64 *st) {
     r_i64 r = (r_i64)((unsigned long long)a + (unsigned long long)b);
     return ((a ^ r) & (b ^ r)) < 0 ? r_fail(st) : r;
@@ -66,11 +69,6 @@ CUDA_MULHILO = """\
 R_FN unsigned long long r_mulhilo(unsigned long long a, unsigned long long b,
                                   unsigned long long *high)
 { *high = __umul64hi(a, b); return a * b; }
-R_FN double r_frexp_normal(double x, int *e) {
-    unsigned long long b = (unsigned long long)__double_as_longlong(x);
-    *e = (int)((b >> 52) & 0x7ff) - 1022;
-    return __longlong_as_double((long long)((b & 0xfffffffffffffULL) | 0x3fe0000000000000ULL));
-}
 """
 
 PRELUDE = CUDA_HEADER + COMMON + where_functions(CUDA_TYPES)
