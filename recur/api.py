@@ -20,6 +20,7 @@ import numpy
 
 from recur import storing
 from recur.compile.analyze import Context, analyze_spec, check_expression
+from recur.compile.cache import own_params
 from recur.compile.evaluate import MAX_STEPS
 from recur.compile.ir import Program
 from recur.compile.lower import Compiled, OutputSummary, compile_spec
@@ -246,8 +247,7 @@ def run(
         {o.name: o.keep for o in compiled.outputs if o.name in arrays},
         outcome.steps_run,
         outcome.stopped_by,
-        {name: value.copy() if hasattr(value, "copy") else value  # not the kept program's
-         for name, value in program.params.items()},
+        own_params(program),
         program.steps,
         program.device,
         engine_name,

@@ -57,6 +57,17 @@ class Kept:
     values: Hashable = None
 
 
+def own_params(program: ir.Program) -> dict[str, Any]:
+    """A program's params for a result to hand out: copies where a kept program may hold
+    them (`remembered`: at most `LAST_BYTES`), so that a caller changing them cannot change
+    a later run; larger ones are never kept, and handed out as they are."""
+    params = program.params
+    if sum(getattr(value, "nbytes", 0) for value in params.values()) > LAST_BYTES:
+        return dict(params)
+    return {name: value.copy() if hasattr(value, "copy") else value
+            for name, value in params.items()}
+
+
 def remembered(kept: Kept, last: ir.Program, values: tuple[Hashable, ...] | None) -> Kept:
     """`kept` with `last`, made of `values` (None: a caller's arrays), where they and
     what was computed of them hold at most `LAST_BYTES`."""

@@ -18,10 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy
-
 from recur.compile.ir import Output, Program
 from recur.engine.plan import allocate
+from recur.engine.work import row_bytes
 from recur.lang.keep import of
 
 if TYPE_CHECKING:
@@ -60,9 +59,7 @@ def carried_rows(output: Output) -> int:
 def block_steps(program: Program, target: int | None = None) -> int:
     """Steps per block: about `target` bytes of streamed rows, and a multiple of every
     K, so that each block gives each streamed output the same number of rows."""
-    per_step = sum(o.lanes * numpy.dtype(o.dtype).itemsize / of(o.keep).n
-                   if of(o.keep).mode == "every" else o.lanes * numpy.dtype(o.dtype).itemsize
-                   for o in program.outputs if streams(o))
+    per_step = sum(row_bytes(o) for o in program.outputs if streams(o))
     every = math.lcm(*(of(o.keep).n for o in program.outputs if of(o.keep).mode == "every"))
     steps = max(1, int((target or BLOCK_BYTES) // max(per_step, 1)))
     return max(every, steps - steps % every)

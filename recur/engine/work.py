@@ -76,15 +76,23 @@ def _counted(node: ir.Node, swept_in_loop: bool) -> list[ir.Node]:
                     for part in _counted(child, swept_in_loop))]
 
 
+# A byte of a kept row, stored: fresh memory touched, or a ring past the caches (W5
+# writes 8 a lane and step); both engines' cost models price it alike.
+WRITTEN_BYTE = 0.1e-9
+
+
+def row_bytes(output: ir.Output) -> float:
+    """Bytes a step adds to an output's kept rows: its state's, one step in K of them
+    for `every K`."""
+    keep = of_keep(output.keep)
+    whole = output.lanes * numpy.dtype(output.dtype).itemsize
+    return whole / keep.n if keep.mode == "every" else whole
+
+
 def written_bytes(program: ir.Program, rings: bool = True) -> float:
     """Bytes the loop stores per lane and step: the rows it keeps (all, one step in K,
     and with `rings` the last N, written into a ring again and again); a state kept
     `last` stays in registers or a small ring."""
-    total = 0.0
-    for output in program.outputs:
-        keep = of_keep(output.keep)
-        if keep.mode in ("all", "every") or (rings and keep.mode == "tail"):
-            share = 1 / keep.n if keep.mode == "every" else 1.0
-            total += (share * numpy.dtype(output.dtype).itemsize * output.lanes
-                      / max(program.lanes, 1))
-    return total
+    kept = [o for o in program.outputs if of_keep(o.keep).mode in ("all", "every")
+            or (rings and of_keep(o.keep).mode == "tail")]
+    return sum(row_bytes(output) for output in kept) / max(program.lanes, 1)

@@ -47,7 +47,6 @@ BLOCK_ELEMENT_COST = {
     "draw": 5e-9,
     "multiply-add": 0.04e-9,
 }
-WRITTEN_BYTE = 0.1e-9  # a byte of a kept row, stored: W5 writes 8 a lane and step
 
 
 def compile_estimate(source: str) -> float:
@@ -67,7 +66,7 @@ def kernel_seconds(program: ir.Program, blocks: bool = False) -> float:
     costs = BLOCK_ELEMENT_COST if blocks else ELEMENT_COST
     done = work.work(program, swept_in_loop=True, own=mathfn.FUNCTIONS)
     per_element = done.per_element(costs)
-    per_element += work.written_bytes(program) * WRITTEN_BYTE
+    per_element += work.written_bytes(program) * work.WRITTEN_BYTE
     return KERNEL_LOAD + program.steps * (KERNEL_STEP + program.lanes * per_element)
 
 

@@ -6,7 +6,7 @@ from recur.compile.ir import Program
 from recur.engine.interp.loop import run_steps
 from recur.engine.plan import Buffers
 from recur.engine.protocol import Estimate, Progress
-from recur.engine.work import work, written_bytes
+from recur.engine.work import WRITTEN_BYTE, work, written_bytes
 
 # The cost model of the interpreter, in seconds, fitted to the figures of
 # benchmarks/results/cost-model.csv (tests/engine/test_cost.py holds it within 2x of each): it
@@ -23,7 +23,6 @@ INTERP_SCALAR_CALL = 50e-9  # NumPy arithmetic on single values
 INTERP_ARRAY_CALL = 600e-9  # a NumPy call on arrays, its result's allocation included
 FRESH_BYTE = 0.12e-9  # a byte of memory taken from the OS: page faults
 REUSED_BYTES = 128 * 1024  # larger temporaries come fresh from the OS (glibc's malloc)
-WRITTEN_BYTE = 0.1e-9  # a byte of a kept row, in fresh memory: W5 writes 8 a lane and step
 # Per element of each kind of work (`recur.engine.work.KINDS`) of a step.
 ELEMENT_COST = {
     "arithmetic": 0.3e-9,
