@@ -104,10 +104,6 @@ class Programs:
     def __len__(self) -> int:
         return len(self._kept)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
-
 
 PROGRAMS = Programs()
 
@@ -146,6 +142,7 @@ def bits(value: Any) -> Hashable:
         return type(value), value.dtype, tuple(value.shape), digest
     return type(value), value
 
+
 def snapshot(*values: Mapping[str, Any]) -> tuple[Hashable, ...] | None:
     """The bits of every value of these mappings, in order; None where they hold more
     than `LAST_BYTES` (no program is kept for them: hashing 8 MB took 5 ms a run)."""
@@ -157,9 +154,10 @@ def snapshot(*values: Mapping[str, Any]) -> tuple[Hashable, ...] | None:
 
 def deciding(trees: Mapping[str, ir.Node]) -> frozenset[str] | None:
     """The params and sequences whose values decide more than the values a step
-    computes: read (at any depth) by an argument of a constructor or a shape function,
-    an index or a slice, an exponent or a random call's bounds. None where a state or
-    a random value is read there: then every value may decide, and nothing is kept."""
+    computes: read (at any depth) by an argument of a constructor, the shape or axes
+    of a shape function, an index or a slice, an exponent or a random call's bounds.
+    None where a state or a random value is read there: then every value may decide,
+    and nothing is kept."""
     found: set[str] = set()
     try:
         for tree in trees.values():
@@ -186,6 +184,11 @@ def _visit(node: ir.Node, deciding: bool, found: set[str]) -> None:
     if isinstance(node, ir.Binary) and node.op == "**":
         _visit(node.left, deciding, found)
         _visit(node.right, True, found)
+        return
+    if isinstance(node, ir.Call) and FUNCTIONS[node.func].kind == "shape" and node.args:
+        _visit(node.args[0], deciding, found)  # the value reshaped, stacked: its kind
+        for arg in node.args[1:]:  # (shape) is keyed already; the shape and axes decide
+            _visit(arg, True, found)
         return
     decides = deciding or isinstance(node, ir.Slice | ir.Draw) or (
         isinstance(node, ir.Call) and FUNCTIONS[node.func].kind in ("constructor", "shape"))

@@ -172,15 +172,9 @@ def _lowered(spec: Spec, analysis: Analysis, trees: Mapping[str, ir.Node], backe
 
 def _kept(program: ir.Program, mover: _Mover) -> cache.Kept:
     """What the cache keeps of a program: its trees and types, not its values."""
-    slots: dict[type, dict[int, ir.Node]] = {ir.Hoisted: {}, ir.Swept: {}}
-    for root in program.roots():
-        for node in ir.walk(root):
-            if isinstance(node, ir.Hoisted | ir.Swept):
-                slots[type(node)][node.slot] = node.source
     bare = replace(program, outputs=tuple(replace(o, initial=None) for o in program.outputs),
                    params=_NONE, sequences=_NONE, hoisted=(), swept=())
-    return cache.Kept(bare, tuple(slots[ir.Hoisted][k] for k in range(len(program.hoisted))),
-                      tuple(slots[ir.Swept][k] for k in range(len(program.swept))),
+    return cache.Kept(bare, tuple(mover.hoisted_sources), tuple(mover.swept_sources),
                       tuple(mover.unmoved))
 
 
@@ -676,7 +670,9 @@ class _Mover:
         self.sequences = sequences
         self.steps = steps
         self.hoisted: list[Any] = []
-        self.swept: list[Callable[[], Any]] = []  # each slot's rows, when first read
+        self.swept: list[Callable[[], Any]] = []  # each slot's rows, when read
+        self.hoisted_sources: list[ir.Node] = []  # each slot's sub-tree
+        self.swept_sources: list[ir.Node] = []
         self.unmoved: list[ir.Node] = []  # the constant sub-trees that failed to compute
 
     def move(self, node: ir.Node) -> ir.Node:
@@ -693,6 +689,7 @@ class _Mover:
             self.unmoved.append(node)
             return node
         self.hoisted.append(value)
+        self.hoisted_sources.append(node)
         return ir.Hoisted(node.span, node.type, node.varies, len(self.hoisted) - 1, node)
 
     def constant(self, node: ir.Node) -> Any:
@@ -728,11 +725,11 @@ class _Mover:
         """All steps' values at once, as rows indexed by `t`, made when first read
         (`recur.compile.sweeps`)."""
         self.swept.append(self.sweep_of(node))
+        self.swept_sources.append(node)
         return ir.Swept(node.span, node.type, node.varies, len(self.swept) - 1, node)
 
     def sweep_of(self, node: ir.Node) -> Callable[[], Any]:
-        """What makes a sweepable sub-tree's rows when first read: None where that fails
-        or gives another dtype than the loop's (the loop computes it then)."""
+        """What makes a sweepable sub-tree's rows each time they are read (`_rows`)."""
         return lambda: self._rows(node)
 
     def _rows(self, node: ir.Node) -> Any:

@@ -14,8 +14,8 @@ by the program: a program kept between runs (`recur.compile.cache`) holds no row
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, overload
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 class Sweeps(Sequence[Any]):
@@ -24,19 +24,8 @@ class Sweeps(Sequence[Any]):
     def __init__(self, makers: Sequence[Callable[[], Any]]) -> None:
         self._makers = tuple(makers)
 
-    @overload
-    def __getitem__(self, slot: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, slot: slice) -> Sequence[Any]: ...
-
-    def __getitem__(self, slot: int | slice) -> Any:
-        if isinstance(slot, slice):
-            return [self[k] for k in range(len(self))[slot]]
+    def __getitem__(self, slot: int) -> Any:  # type: ignore[override]  # no slices
         return self._makers[slot]()
 
     def __len__(self) -> int:
         return len(self._makers)
-
-    def __iter__(self) -> Iterator[Any]:
-        return (self[k] for k in range(len(self)))
