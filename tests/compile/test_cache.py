@@ -185,6 +185,21 @@ def test_a_sequence_that_decides_a_shape_is_keyed_by_its_value(probes: list[int]
     assert len(probes) == 2
 
 
+def test_the_array_a_shape_function_reshapes_is_keyed_by_its_kind(probes: list[int]) -> None:
+    """`reshape(w, (n, 2))`: n decides the shape, w's values do not (its shape is keyed)."""
+    spec = recur.load("params:\n  w: arange(4.0)\n  n: 2\noutputs:\n  x:\n"
+                      "    initial: 0.0\n    step: x[t-1] + reshape(w, (n, 2))\nsteps: 2\n")
+    for scale in (1.0, 3.0):
+        w = numpy.arange(4.0) * scale
+        got = recur.run(spec, params={"w": w}, engine="interp")["x"]
+        numpy.testing.assert_array_equal(got, [w.reshape(2, 2), 2 * w.reshape(2, 2)])
+    assert len(probes) == 1  # other values of w: the kept program
+    recur.run(spec, params={"w": numpy.arange(4.0), "n": 1 + 1}, engine="interp")
+    assert len(probes) == 1
+    with pytest.raises(recur.RecurError):
+        recur.run(spec, params={"n": 4}, engine="interp")  # a shape that w cannot take
+
+
 def test_a_state_read_where_it_decides_a_shape_keeps_no_program(probes: list[int]) -> None:
     spec = recur.load("outputs:\n  x:\n    initial: 0\n    dtype: int64\n"
                       "    step: x[t-1] + 1\n  y:\n    step: sum(ones(x[t-1] * 0 + 2))\n"
