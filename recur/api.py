@@ -181,7 +181,9 @@ def run(
         cluster = runner.check(scheduler, lane_chunk, device, engine)
         if engine == "scan" and store is not None:
             raise UsageError(f"{option('engine', 'scan')} with {option('scheduler')} does "
-                             f"not write a Zarr store ({option('store')})")
+                             f"not write a Zarr store ({option('store')})",
+                             notes=(f"leave out {option('scheduler')} to write the store "
+                                    "in one process, or write the result as .npy",))
     elif lane_chunk is not None:
         raise UsageError(f"{option('lane_chunk')} sizes the tasks of a cluster: it needs "
                          f"{option('scheduler')}")

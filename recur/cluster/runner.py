@@ -44,7 +44,8 @@ def check(scheduler: str, lane_chunk: int | None, device: str, engine: str) -> a
                          f"{option('device', 'cpu')} only")
     if engine == "scan" and lane_chunk is not None:
         raise UsageError(f"{option('lane_chunk')} sizes chunks of lanes: with "
-                         f"{option('engine', 'scan')} a cluster splits the steps")
+                         f"{option('engine', 'scan')} a cluster splits the steps",
+                         notes=(f"leave out {option('lane_chunk')}",))
     return where
 
 

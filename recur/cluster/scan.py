@@ -58,7 +58,9 @@ def check(program: ir.Program) -> None:
                          notes=(f"use {option('engine', 'auto')} to split its lanes",)) from None
     keep = program.outputs[0].keep
     if keep not in KEEPS:
-        raise UsageError(f"{scan} keeps every step or the last, not 'keep: {keep}'")
+        raise UsageError(f"{scan} keeps every step or the last, not 'keep: {keep}'",
+                         notes=("keep: all, last or none; or run it in one process, "
+                                f"without {option('scheduler')}",))
 
 
 def run_on_cluster(program: ir.Program, where: address.Address,
@@ -89,7 +91,7 @@ def run_on_cluster(program: ir.Program, where: address.Address,
                                   hash=False)
         futures = [client.submit(summary, shared, start, stop, pure=False,
                                  key=f"recur-{run}-compose-{start}-{stop}")
-                   for start, stop in bounds]
+                   for start, stop in bounds[:-1]]  # no chunk starts after the last
         try:
             composed = [result_of(future) for future in futures]
             states = starts(output.initial[-1].reshape(-1), composed)
@@ -167,10 +169,10 @@ def _pairwise(a: Any, b: Any) -> tuple[Any, Any]:
 
 
 def starts(initial: Any, composed: list[tuple[Any, Any]]) -> list[Any]:
-    """The state before each chunk: the initial one, then each chunk's map applied to the
-    state before it (`a * y` then `+ b`, as the loop rounds)."""
+    """The state before each chunk: the initial one, then each map of the chunks before
+    the last applied to the state before it (`a * y` then `+ b`, as the loop rounds)."""
     states = [initial]
-    for a, b in composed[:-1]:
+    for a, b in composed:
         states.append(a * states[-1] + b)
     return states
 
