@@ -155,7 +155,9 @@ def run(
         seed: the stream of the random calls (an integer >= 0), instead of the spec's.
         scheduler: run the lanes on a Dask cluster (`recur[dask]`): "local:N" (N worker
             processes started and closed here) or a scheduler's "tcp://host:port".
-            Bit for bit the result of a run here; `progress` then counts lanes.
+            Bit for bit the result of a run here; `progress` then counts lanes. With
+            `engine="scan"`, the steps of an affine recurrence in chunks instead, within
+            the scan's tolerance (docs/cluster.md); `progress` counts steps.
         lane_chunk: lanes per task on the cluster (default: tasks of a second or more).
         store: write the kept outputs to this Zarr store (a new folder; `force` replaces
             one) while the run goes, in bounded memory; the result's arrays are the
