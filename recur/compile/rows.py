@@ -16,7 +16,7 @@ from typing import Any
 
 from recur.diagnostics import RecurError
 from recur.lang import nodes as n
-from recur.lang.functions import FUNCTIONS, MAX_ARRAY_ELEMENTS, arange_count
+from recur.lang.functions import FUNCTIONS, MAX_ARRAY_ELEMENTS, arange_args, arange_count
 from recur.spec import Spec
 
 # Integers within this bound keep every row of their `arange` within int64.
@@ -56,7 +56,7 @@ def deferred(spec: Spec, name: str, node: n.Node,
         return None
     if not args or len(args) > 3 or not all(type(a) is int and abs(a) < _EXACT for a in args):
         return None
-    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    start, stop, step = arange_args(*args)
     if step == 0 or arange_count(start, stop, step) > MAX_ARRAY_ELEMENTS:
         return None  # an error, which the whole evaluation raises
     length = len(range(start, stop, step))
@@ -90,4 +90,5 @@ def _read_by_initials(spec: Spec) -> frozenset[str]:
         names = spec.derived["read by initials"] = frozenset(
             node.id for output in spec.outputs if output.initial is not None
             for node in n.walk(output.initial) if isinstance(node, n.Name))
-    return frozenset(names)
+    found: frozenset[str] = names
+    return found

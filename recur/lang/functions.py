@@ -126,9 +126,15 @@ def _shape_count(shape: Any, *_: Any) -> int:
     return total
 
 
+def arange_args(*args: Any) -> tuple[Any, Any, Any]:
+    """`arange`'s start, stop and step from its one to three arguments."""
+    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    return start, stop, step
+
+
 def arange_count(*args: Any) -> int:
     """The elements `arange(*args)` makes, or one more: what the size limit counts."""
-    start, stop, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    start, stop, step = arange_args(*args)
     if step == 0:
         return 0
     return max(int((float(stop) - float(start)) / float(step)) + 1, 0)
